@@ -1,0 +1,361 @@
+//! The write overlay of one block: reads see the block's own writes, nested checkpoints can be
+//! reverted, and the store commits the whole overlay as one batch.
+//!
+//! Engines execute against an [`Overlay`]; nothing reaches the backend until
+//! [`Store::commit`](crate::Store::commit). A WASM call that traps or an EVM transaction that fails
+//! is wrapped in a checkpoint and reverted, so it leaves no trace in the block.
+
+use crate::backend::{Backend, BackendError, BackendExt, Table, prefix_end};
+use crate::key::{KeyError, KeyLayout, Namespace, PREFIX_LEN, SLOT_KEY_LEN, check_user_value};
+use crate::record::{ACCOUNT_RECORD_LEN, ModuleRecord, RecordError};
+use alloy_primitives::keccak256;
+use std::collections::{BTreeMap, BTreeSet};
+use std::ops::{Bound, ControlFlow};
+use std::sync::Arc;
+
+type Value = Box<[u8]>;
+type Prefix = [u8; PREFIX_LEN];
+
+/// What a checkpoint must undo.
+enum Undo {
+    /// A key's overlay entry before a write: `None` when the overlay had no entry.
+    Write {
+        key: Vec<u8>,
+        previous: Option<Option<Value>>,
+    },
+    /// A namespace wipe: whether it was already wiped, and the overlay entries it removed.
+    Wipe {
+        prefix: Prefix,
+        was_wiped: bool,
+        removed: Vec<(Vec<u8>, Option<Value>)>,
+    },
+}
+
+/// An open checkpoint. Consumed by [`Overlay::revert`] or [`Overlay::release`].
+#[derive(Debug)]
+#[must_use = "a checkpoint must be reverted or released"]
+pub struct Checkpoint {
+    depth: usize,
+}
+
+/// Why an overlay operation was refused. A refused write changes nothing.
+#[derive(Debug, thiserror::Error)]
+pub enum StateError {
+    /// The key is not one of the spec's layouts.
+    #[error(transparent)]
+    Key(#[from] KeyError),
+    /// A value does not fit the layout of its key.
+    #[error("invalid value for this key: {0}")]
+    Value(String),
+    /// A stored record could not be decoded.
+    #[error(transparent)]
+    Record(#[from] RecordError),
+    /// A u64 slot holds a value that is not 8 bytes (it was written as a byte key).
+    #[error("slot holds a {0}-byte value, not an 8-byte u64")]
+    SlotValueLength(usize),
+    /// A checkpoint was used out of order.
+    #[error("checkpoint used out of order: it is not the innermost open checkpoint")]
+    CheckpointOrder,
+    /// Reading the committed state failed.
+    #[error(transparent)]
+    Backend(#[from] BackendError),
+}
+
+/// The pending writes of one block over the committed state of a store.
+pub struct Overlay {
+    committed: Arc<dyn Backend>,
+    base_height: u64,
+    writes: BTreeMap<Vec<u8>, Option<Value>>,
+    wiped: BTreeSet<Prefix>,
+    journal: Vec<Undo>,
+    checkpoints: Vec<usize>,
+}
+
+enum Lookup<'a> {
+    Present(&'a [u8]),
+    Absent,
+    Committed,
+}
+
+impl Overlay {
+    pub(crate) fn new(committed: Arc<dyn Backend>, base_height: u64) -> Self {
+        Self {
+            committed,
+            base_height,
+            writes: BTreeMap::new(),
+            wiped: BTreeSet::new(),
+            journal: Vec::new(),
+            checkpoints: Vec::new(),
+        }
+    }
+
+    /// The height of the committed state this overlay was opened on.
+    pub fn base_height(&self) -> u64 {
+        self.base_height
+    }
+
+    pub(crate) fn committed(&self) -> &Arc<dyn Backend> {
+        &self.committed
+    }
+
+    #[inline]
+    fn lookup(&self, key: &[u8]) -> Lookup<'_> {
+        if let Some(entry) = self.writes.get(key) {
+            return match entry {
+                Some(value) => Lookup::Present(value),
+                None => Lookup::Absent,
+            };
+        }
+        if !self.wiped.is_empty()
+            && let Some(prefix) = key.get(..PREFIX_LEN)
+            && self.wiped.contains(prefix)
+        {
+            return Lookup::Absent;
+        }
+        Lookup::Committed
+    }
+
+    /// Calls `visit` with the current value of `key`, if any; returns whether there was one.
+    /// Allocates nothing.
+    #[inline]
+    pub fn read(&self, key: &[u8], visit: &mut dyn FnMut(&[u8])) -> Result<bool, StateError> {
+        match self.lookup(key) {
+            Lookup::Present(value) => {
+                visit(value);
+                Ok(true)
+            }
+            Lookup::Absent => Ok(false),
+            Lookup::Committed => Ok(self.committed.read(Table::State, key, visit)?),
+        }
+    }
+
+    /// The current value of `key`, copied out.
+    pub fn get(&self, key: &[u8]) -> Result<Option<Vec<u8>>, StateError> {
+        let mut value = None;
+        self.read(key, &mut |bytes| value = Some(bytes.to_vec()))?;
+        Ok(value)
+    }
+
+    /// Reads u64 slot `key` (built by [`Namespace::slot_key`]): 0 when absent. Allocates nothing.
+    #[inline]
+    pub fn get_u64(&self, key: &[u8; SLOT_KEY_LEN]) -> Result<u64, StateError> {
+        let mut word = Ok(0u64);
+        self.read(key, &mut |bytes| {
+            word = <[u8; 8]>::try_from(bytes)
+                .map(u64::from_be_bytes)
+                .map_err(|_| StateError::SlotValueLength(bytes.len()));
+        })?;
+        word
+    }
+
+    /// Writes u64 slot `key`; writing 0 removes the entry, since an absent slot reads 0.
+    pub fn set_u64(&mut self, key: &[u8; SLOT_KEY_LEN], value: u64) -> Result<(), StateError> {
+        if value == 0 {
+            self.remove(key)
+        } else {
+            self.set(key, &value.to_be_bytes())
+        }
+    }
+
+    /// Writes `value` under `key`, after checking both against the spec's layouts: the key must
+    /// be valid, the value non-empty and of the right shape for its layout (an EVM storage word is
+    /// 32 non-zero bytes, an account record 72 bytes, a code blob hashes to its key, a WASM user
+    /// value is at most 16 KiB).
+    pub fn set(&mut self, key: &[u8], value: &[u8]) -> Result<(), StateError> {
+        check_value(KeyLayout::of(key)?, key, value)?;
+        self.record(key.to_vec(), Some(value.into()));
+        Ok(())
+    }
+
+    /// Removes `key`.
+    pub fn remove(&mut self, key: &[u8]) -> Result<(), StateError> {
+        KeyLayout::of(key)?;
+        self.record(key.to_vec(), None);
+        Ok(())
+    }
+
+    fn record(&mut self, key: Vec<u8>, value: Option<Value>) {
+        if self.checkpoints.is_empty() {
+            self.writes.insert(key, value);
+        } else {
+            let previous = self.writes.insert(key.clone(), value);
+            self.journal.push(Undo::Write { key, previous });
+        }
+    }
+
+    /// Removes every entry of `namespace`, committed or pending, in one step: the store then
+    /// rebuilds the namespace's sub-trie from what is written afterwards.
+    pub fn wipe(&mut self, namespace: &Namespace) {
+        let prefix = *namespace.prefix();
+        let end = prefix_end(&prefix);
+        let upper = end.as_deref().map_or(Bound::Unbounded, Bound::Excluded);
+        let keys: Vec<Vec<u8>> = self
+            .writes
+            .range::<[u8], _>((Bound::Included(&prefix[..]), upper))
+            .map(|(key, _)| key.clone())
+            .collect();
+        let removed: Vec<(Vec<u8>, Option<Value>)> = keys
+            .into_iter()
+            .filter_map(|key| self.writes.remove(&key).map(|value| (key, value)))
+            .collect();
+        let was_wiped = !self.wiped.insert(prefix);
+        if !self.checkpoints.is_empty() {
+            self.journal.push(Undo::Wipe {
+                prefix,
+                was_wiped,
+                removed,
+            });
+        }
+    }
+
+    /// Opens a checkpoint nested in any open ones.
+    pub fn checkpoint(&mut self) -> Checkpoint {
+        self.checkpoints.push(self.journal.len());
+        Checkpoint {
+            depth: self.checkpoints.len() - 1,
+        }
+    }
+
+    /// Undoes every write since `checkpoint` and closes it. It must be the innermost open one.
+    pub fn revert(&mut self, checkpoint: Checkpoint) -> Result<(), StateError> {
+        let start = self.close(&checkpoint)?;
+        while self.journal.len() > start {
+            match self.journal.pop() {
+                Some(Undo::Write { key, previous }) => match previous {
+                    Some(value) => {
+                        self.writes.insert(key, value);
+                    }
+                    None => {
+                        self.writes.remove(&key);
+                    }
+                },
+                Some(Undo::Wipe {
+                    prefix,
+                    was_wiped,
+                    removed,
+                }) => {
+                    if !was_wiped {
+                        self.wiped.remove(&prefix);
+                    }
+                    self.writes.extend(removed);
+                }
+                None => break,
+            }
+        }
+        Ok(())
+    }
+
+    /// Closes `checkpoint`, keeping its writes; they now belong to the enclosing checkpoint, or
+    /// to the block when none is open.
+    pub fn release(&mut self, checkpoint: Checkpoint) -> Result<(), StateError> {
+        self.close(&checkpoint)?;
+        if self.checkpoints.is_empty() {
+            self.journal.clear();
+        }
+        Ok(())
+    }
+
+    fn close(&mut self, checkpoint: &Checkpoint) -> Result<usize, StateError> {
+        if checkpoint.depth + 1 != self.checkpoints.len() {
+            return Err(StateError::CheckpointOrder);
+        }
+        Ok(self.checkpoints.pop().unwrap_or(0))
+    }
+
+    /// Whether a checkpoint is open.
+    pub fn has_open_checkpoint(&self) -> bool {
+        !self.checkpoints.is_empty()
+    }
+
+    /// Whether the overlay holds no writes and no wipes.
+    pub fn is_empty(&self) -> bool {
+        self.writes.is_empty() && self.wiped.is_empty()
+    }
+
+    /// Every current entry whose key starts with `prefix`, in key order: the committed entries
+    /// with the overlay applied on top.
+    pub fn scan_prefix(&self, prefix: &[u8]) -> Result<Vec<(Vec<u8>, Vec<u8>)>, StateError> {
+        let mut merged: BTreeMap<Vec<u8>, Vec<u8>> = BTreeMap::new();
+        let end = prefix_end(prefix);
+        self.committed
+            .scan(Table::State, prefix, end.as_deref(), &mut |key, value| {
+                let wiped = key
+                    .get(..PREFIX_LEN)
+                    .is_some_and(|p| self.wiped.contains(p));
+                if !wiped {
+                    merged.insert(key.to_vec(), value.to_vec());
+                }
+                ControlFlow::Continue(())
+            })?;
+        let upper = end.as_deref().map_or(Bound::Unbounded, Bound::Excluded);
+        for (key, value) in self
+            .writes
+            .range::<[u8], _>((Bound::Included(prefix), upper))
+        {
+            match value {
+                Some(value) => merged.insert(key.clone(), value.to_vec()),
+                None => merged.remove(key),
+            };
+        }
+        Ok(merged.into_iter().collect())
+    }
+
+    /// The pending writes in key order (`None` is a delete).
+    pub(crate) fn writes(&self) -> &BTreeMap<Vec<u8>, Option<Value>> {
+        &self.writes
+    }
+
+    /// The wiped namespace prefixes.
+    pub(crate) fn wiped(&self) -> &BTreeSet<Prefix> {
+        &self.wiped
+    }
+
+    /// Reads a committed value, bypassing the overlay.
+    pub fn committed_get(&self, key: &[u8]) -> Result<Option<Vec<u8>>, StateError> {
+        Ok(self.committed.get(Table::State, key)?)
+    }
+}
+
+fn check_value(layout: KeyLayout, key: &[u8], value: &[u8]) -> Result<(), StateError> {
+    if value.is_empty() {
+        return Err(StateError::Value(
+            "values are never empty; remove the key instead".into(),
+        ));
+    }
+    match layout {
+        KeyLayout::WasmStorage => check_user_value(value)?,
+        KeyLayout::WasmModule => {
+            ModuleRecord::decode(value)?;
+        }
+        KeyLayout::EvmAccount => {
+            if value.len() != ACCOUNT_RECORD_LEN {
+                return Err(RecordError::Length {
+                    record: "account",
+                    len: value.len(),
+                }
+                .into());
+            }
+        }
+        KeyLayout::EvmStorage => {
+            if value.len() != 32 {
+                return Err(StateError::Value(format!(
+                    "storage words are 32 bytes, not {}",
+                    value.len()
+                )));
+            }
+            if value.iter().all(|&byte| byte == 0) {
+                return Err(StateError::Value(
+                    "a zero storage word is stored as absence".into(),
+                ));
+            }
+        }
+        KeyLayout::Code => {
+            if keccak256(value).as_slice() != &key[PREFIX_LEN + 1..] {
+                return Err(StateError::Value(
+                    "code blob does not hash to its key".into(),
+                ));
+            }
+        }
+    }
+    Ok(())
+}

@@ -1,0 +1,436 @@
+//! The store: committed state on a backend, its root history, block commits and proofs.
+//!
+//! A commit turns one [`Overlay`] into one [`WriteBatch`]: the value changes, the new trie nodes,
+//! the stale-node records, the pruning of nodes no retained root needs, and the new head and root
+//! record. The backend applies it atomically, so after a crash the store reopens at the previous
+//! or the new root and never in between.
+
+use crate::backend::{
+    Backend, BackendError, BackendExt, MemoryBackend, RedbBackend, Table, WriteBatch,
+};
+use crate::key::{KeyError, Namespace, PREFIX_LEN, StateKey};
+use crate::overlay::{Overlay, StateError};
+use crate::proof::{KeyProof, NamespaceProof, SubtreeProof};
+use crate::trie::node::{ChildRef, GLOBAL_TREE, LeafValue, TreeId};
+use crate::trie::update::{Change, TreeWriter};
+use crate::trie::{entry_key, global_key, prune, root_hash, stale_tree_key, subtree_root, walk};
+use alloy_primitives::{B256, keccak256};
+use parking_lot::Mutex;
+use std::collections::BTreeMap;
+use std::ops::ControlFlow;
+use std::path::Path;
+use std::sync::Arc;
+
+const FORMAT_KEY: &[u8] = b"format";
+const FORMAT_VALUE: &[u8] = b"xstate-kv/1";
+const HEAD_KEY: &[u8] = b"head";
+const ROOT_PREFIX: &[u8] = b"root/";
+
+/// How a store is run.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct StoreConfig {
+    /// How many of the latest roots stay provable (at least 1).
+    pub retained_roots: u64,
+}
+
+impl Default for StoreConfig {
+    fn default() -> Self {
+        Self {
+            retained_roots: 128,
+        }
+    }
+}
+
+/// The result of a commit.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct CommitInfo {
+    /// The height of the new state.
+    pub height: u64,
+    /// The new state root.
+    pub root: B256,
+}
+
+/// Why a store operation failed. A failed commit has changed nothing.
+#[derive(Debug, thiserror::Error)]
+pub enum StoreError {
+    /// The backend failed.
+    #[error(transparent)]
+    Backend(#[from] BackendError),
+    /// A key is invalid.
+    #[error(transparent)]
+    Key(#[from] KeyError),
+    /// The overlay refused an operation.
+    #[error(transparent)]
+    State(#[from] StateError),
+    /// The stored data contradicts itself.
+    #[error("corrupt store: {0}")]
+    Corrupt(String),
+    /// The overlay was opened on another height or another store.
+    #[error("the overlay was opened at height {overlay}, but the store is at height {store}")]
+    StaleOverlay {
+        /// Height the overlay was opened at.
+        overlay: u64,
+        /// Height of the store.
+        store: u64,
+    },
+    /// The overlay still has an open checkpoint.
+    #[error("cannot commit an overlay with an open checkpoint")]
+    OpenCheckpoint,
+    /// No root is retained for that height.
+    #[error("height {height} is not provable: retained heights are {oldest}..={latest}")]
+    HeightNotRetained {
+        /// Height asked for.
+        height: u64,
+        /// Oldest retained height.
+        oldest: u64,
+        /// Latest height.
+        latest: u64,
+    },
+}
+
+#[derive(Clone, Copy, Debug)]
+struct Head {
+    height: u64,
+    global: Option<ChildRef>,
+}
+
+/// Committed state with one root over every engine.
+pub struct Store {
+    backend: Arc<dyn Backend>,
+    config: StoreConfig,
+    head: Mutex<Head>,
+}
+
+impl Store {
+    /// Opens the store kept in `backend`; an empty backend is an empty store at height 0.
+    pub fn open(backend: Arc<dyn Backend>, config: StoreConfig) -> Result<Self, StoreError> {
+        let config = StoreConfig {
+            retained_roots: config.retained_roots.max(1),
+        };
+        let head = match backend.get(Table::Meta, FORMAT_KEY)? {
+            Some(format) if format == FORMAT_VALUE => {
+                let head = backend
+                    .get(Table::Meta, HEAD_KEY)?
+                    .ok_or_else(|| StoreError::Corrupt("store has no head record".into()))?;
+                decode_head(&head)?
+            }
+            Some(_) => {
+                return Err(StoreError::Corrupt(
+                    "not a store of format xstate-kv/1".into(),
+                ));
+            }
+            None => {
+                let mut any = false;
+                backend.scan(Table::Meta, &[], None, &mut |_, _| {
+                    any = true;
+                    ControlFlow::Break(())
+                })?;
+                if any {
+                    return Err(StoreError::Corrupt(
+                        "store metadata without a format record".into(),
+                    ));
+                }
+                let head = Head {
+                    height: 0,
+                    global: None,
+                };
+                let mut batch = WriteBatch::new();
+                batch.put(Table::Meta, FORMAT_KEY, FORMAT_VALUE);
+                batch.put(Table::Meta, HEAD_KEY, encode_head(&head));
+                batch.put(Table::Meta, root_record_key(0), encode_root(None));
+                backend.write(&batch)?;
+                head
+            }
+        };
+        Ok(Self {
+            backend,
+            config,
+            head: Mutex::new(head),
+        })
+    }
+
+    /// A fresh in-memory store.
+    pub fn in_memory() -> Self {
+        Self::in_memory_with(StoreConfig::default())
+    }
+
+    /// A fresh in-memory store with `config`.
+    pub fn in_memory_with(config: StoreConfig) -> Self {
+        let backend: Arc<dyn Backend> = Arc::new(MemoryBackend::new());
+        Self::open(backend, config).expect("an empty in-memory backend always opens")
+    }
+
+    /// Opens (or creates) a store in the redb file at `path`.
+    pub fn open_redb(path: impl AsRef<Path>, config: StoreConfig) -> Result<Self, StoreError> {
+        Self::open(Arc::new(RedbBackend::open(path)?), config)
+    }
+
+    /// The backend.
+    pub fn backend(&self) -> &Arc<dyn Backend> {
+        &self.backend
+    }
+
+    /// The configuration.
+    pub fn config(&self) -> StoreConfig {
+        self.config
+    }
+
+    /// The height of the latest commit (0 for a new store).
+    pub fn height(&self) -> u64 {
+        self.head.lock().height
+    }
+
+    /// The latest state root.
+    pub fn root(&self) -> B256 {
+        root_hash(self.head.lock().global)
+    }
+
+    /// The state root at `height`, if it is retained.
+    pub fn root_at(&self, height: u64) -> Result<B256, StoreError> {
+        Ok(root_hash(self.global_root_at(&self.head.lock(), height)?))
+    }
+
+    /// The committed value of `key`.
+    pub fn get(&self, key: &[u8]) -> Result<Option<Vec<u8>>, StoreError> {
+        Ok(self.backend.get(Table::State, key)?)
+    }
+
+    /// Opens an overlay on the latest committed state.
+    pub fn begin(&self) -> Overlay {
+        Overlay::new(Arc::clone(&self.backend), self.head.lock().height)
+    }
+
+    /// Commits `overlay` as the next height and returns the new root. On error nothing changed.
+    pub fn commit(&self, overlay: &Overlay) -> Result<CommitInfo, StoreError> {
+        let mut head = self.head.lock();
+        if overlay.base_height() != head.height || !Arc::ptr_eq(overlay.committed(), &self.backend)
+        {
+            return Err(StoreError::StaleOverlay {
+                overlay: overlay.base_height(),
+                store: head.height,
+            });
+        }
+        if overlay.has_open_checkpoint() {
+            return Err(StoreError::OpenCheckpoint);
+        }
+        let height = head.height + 1;
+        let backend = self.backend.as_ref();
+        let mut batch = WriteBatch::new();
+
+        // Group the overlay by namespace; a wiped namespace may have no writes at all.
+        let mut namespaces: BTreeMap<TreeId, (bool, Vec<(&[u8], Option<&[u8]>)>)> = BTreeMap::new();
+        for prefix in overlay.wiped() {
+            namespaces.entry(*prefix).or_default().0 = true;
+        }
+        for (key, value) in overlay.writes() {
+            let mut prefix = [0u8; PREFIX_LEN];
+            prefix.copy_from_slice(&key[..PREFIX_LEN]);
+            namespaces
+                .entry(prefix)
+                .or_default()
+                .1
+                .push((key.as_slice(), value.as_deref()));
+        }
+
+        let mut global_changes = Vec::with_capacity(namespaces.len());
+        for (prefix, (wiped, writes)) in &namespaces {
+            let old_root = if *wiped {
+                let mut gone = Vec::new();
+                let end = crate::backend::prefix_end(prefix);
+                backend.scan(Table::State, prefix, end.as_deref(), &mut |key, _| {
+                    if !overlay.writes().contains_key(key) {
+                        gone.push(key.to_vec());
+                    }
+                    ControlFlow::Continue(())
+                })?;
+                for key in gone {
+                    batch.delete(Table::State, key);
+                }
+                batch.put(Table::Stale, stale_tree_key(height, prefix), Vec::new());
+                None
+            } else {
+                subtree_root(backend, head.global, prefix)?
+            };
+            let mut changes = Vec::with_capacity(writes.len());
+            for &(key, value) in writes {
+                match value {
+                    Some(value) => batch.put(Table::State, key, value),
+                    None => batch.delete(Table::State, key),
+                }
+                changes.push(Change {
+                    key: entry_key(&key[PREFIX_LEN..]),
+                    value: value.map(|value| LeafValue {
+                        commitment: keccak256(value),
+                        link: None,
+                    }),
+                });
+            }
+            changes.sort_unstable_by(|a, b| a.key.cmp(&b.key));
+            let new_root =
+                TreeWriter::new(backend, *prefix, height, &mut batch).apply(old_root, &changes)?;
+            if new_root != old_root || *wiped {
+                global_changes.push(Change {
+                    key: global_key(prefix),
+                    value: new_root.map(|root| LeafValue {
+                        commitment: root.hash,
+                        link: Some(root.version),
+                    }),
+                });
+            }
+        }
+        global_changes.sort_unstable_by(|a, b| a.key.cmp(&b.key));
+        let global = TreeWriter::new(backend, GLOBAL_TREE, height, &mut batch)
+            .apply(head.global, &global_changes)?;
+
+        let new_head = Head { height, global };
+        batch.put(Table::Meta, HEAD_KEY, encode_head(&new_head));
+        batch.put(Table::Meta, root_record_key(height), encode_root(global));
+
+        let oldest = self.oldest_retained(height);
+        prune(backend, oldest, &mut batch)?;
+        let mut old_roots = Vec::new();
+        backend.scan(
+            Table::Meta,
+            &root_record_key(0),
+            Some(&root_record_key(oldest)),
+            &mut |key, _| {
+                old_roots.push(key.to_vec());
+                ControlFlow::Continue(())
+            },
+        )?;
+        for key in old_roots {
+            batch.delete(Table::Meta, key);
+        }
+
+        backend.write(&batch)?;
+        *head = new_head;
+        Ok(CommitInfo {
+            height,
+            root: root_hash(global),
+        })
+    }
+
+    fn oldest_retained(&self, latest: u64) -> u64 {
+        (latest + 1).saturating_sub(self.config.retained_roots)
+    }
+
+    fn global_root_at(&self, head: &Head, height: u64) -> Result<Option<ChildRef>, StoreError> {
+        let oldest = self.oldest_retained(head.height);
+        if height > head.height || height < oldest {
+            return Err(StoreError::HeightNotRetained {
+                height,
+                oldest,
+                latest: head.height,
+            });
+        }
+        if height == head.height {
+            return Ok(head.global);
+        }
+        let record = self
+            .backend
+            .get(Table::Meta, &root_record_key(height))?
+            .ok_or_else(|| StoreError::Corrupt(format!("no root record for height {height}")))?;
+        decode_root(&record)
+    }
+
+    /// A proof of `key`'s value (or absence) at `height` (the latest when `None`).
+    pub fn prove(&self, key: &[u8], height: Option<u64>) -> Result<KeyProof, StoreError> {
+        StateKey::decode(key)?;
+        let head = self.head.lock();
+        let global_root = self.global_root_at(&head, height.unwrap_or(head.height))?;
+        let backend = self.backend.as_ref();
+        let (prefix, suffix) = key.split_at(PREFIX_LEN);
+        let (global, leaf) = walk(backend, &GLOBAL_TREE, global_root, &global_key(prefix))?;
+        let subtree = match leaf {
+            None => None,
+            Some(leaf) => {
+                let tree: TreeId = prefix.try_into().map_err(|_| KeyError::Truncated {
+                    len: key.len(),
+                    expected: PREFIX_LEN,
+                })?;
+                let version = leaf.link.ok_or_else(|| {
+                    StoreError::Corrupt("global trie leaf without a sub-trie link".into())
+                })?;
+                let root = ChildRef {
+                    hash: leaf.commitment,
+                    version,
+                };
+                let (nodes, _) = walk(backend, &tree, Some(root), &entry_key(suffix))?;
+                Some(SubtreeProof {
+                    root: leaf.commitment,
+                    nodes,
+                })
+            }
+        };
+        Ok(KeyProof { global, subtree })
+    }
+
+    /// A namespace's sub-root at `height` (the latest when `None`) with its proof; the sub-root
+    /// is `None` when the namespace has no entries.
+    pub fn prove_namespace(
+        &self,
+        namespace: &Namespace,
+        height: Option<u64>,
+    ) -> Result<(Option<B256>, NamespaceProof), StoreError> {
+        let head = self.head.lock();
+        let global_root = self.global_root_at(&head, height.unwrap_or(head.height))?;
+        let (global, leaf) = walk(
+            self.backend.as_ref(),
+            &GLOBAL_TREE,
+            global_root,
+            &global_key(namespace.prefix()),
+        )?;
+        Ok((leaf.map(|leaf| leaf.commitment), NamespaceProof { global }))
+    }
+}
+
+fn root_record_key(height: u64) -> Vec<u8> {
+    let mut key = ROOT_PREFIX.to_vec();
+    key.extend_from_slice(&height.to_be_bytes());
+    key
+}
+
+fn encode_root(root: Option<ChildRef>) -> Vec<u8> {
+    match root {
+        None => vec![0],
+        Some(root) => {
+            let mut out = vec![1];
+            out.extend_from_slice(root.hash.as_slice());
+            out.extend_from_slice(&root.version.to_be_bytes());
+            out
+        }
+    }
+}
+
+fn decode_root(bytes: &[u8]) -> Result<Option<ChildRef>, StoreError> {
+    match bytes {
+        [0] => Ok(None),
+        [1, rest @ ..] if rest.len() == 40 => {
+            let mut version = [0u8; 8];
+            version.copy_from_slice(&rest[32..]);
+            Ok(Some(ChildRef {
+                hash: B256::from_slice(&rest[..32]),
+                version: u64::from_be_bytes(version),
+            }))
+        }
+        _ => Err(StoreError::Corrupt("malformed root record".into())),
+    }
+}
+
+fn encode_head(head: &Head) -> Vec<u8> {
+    let mut out = head.height.to_be_bytes().to_vec();
+    out.extend_from_slice(&encode_root(head.global));
+    out
+}
+
+fn decode_head(bytes: &[u8]) -> Result<Head, StoreError> {
+    let (height, root) = bytes
+        .split_at_checked(8)
+        .ok_or_else(|| StoreError::Corrupt("malformed head record".into()))?;
+    let mut height_bytes = [0u8; 8];
+    height_bytes.copy_from_slice(height);
+    Ok(Head {
+        height: u64::from_be_bytes(height_bytes),
+        global: decode_root(root)?,
+    })
+}

@@ -1,0 +1,198 @@
+//! The state root: a two-level Merkle-Patricia trie with versioned nodes.
+//!
+//! Each namespace (engine, identity) has its own sub-trie mapping `keccak256(engine key)` to
+//! `keccak256(value)`. The global trie maps `keccak256(engine | identity)` to the namespace's
+//! sub-root. Both are Ethereum hexary tries: nodes are RLP-encoded with alloy-trie's node types and
+//! hashed with keccak256, so alloy-trie's `HashBuilder` recomputes any root from scratch and its
+//! `verify_proof` checks our proofs.
+//!
+//! Nodes are stored per version (block height) and never overwritten; a node replaced at height
+//! `h` is listed in the `stale` table under `h` and deleted once no retained root needs it.
+
+pub(crate) mod node;
+pub(crate) mod update;
+
+use crate::backend::{Backend, Table, WriteBatch};
+use crate::store::StoreError;
+use alloy_primitives::{B256, Bytes, keccak256};
+use alloy_trie::Nibbles;
+use node::{ChildRef, GLOBAL_TREE, LeafValue, Node, TreeId, load};
+use std::ops::ControlFlow;
+
+const STALE_NODE: u8 = 0x00;
+const STALE_TREE: u8 = 0x01;
+
+/// The `stale` key recording that `node` (a `nodes` key) is unreachable from height `since` on.
+pub(crate) fn stale_node_key(since: u64, node: &[u8]) -> Vec<u8> {
+    let mut key = Vec::with_capacity(9 + node.len());
+    key.extend_from_slice(&since.to_be_bytes());
+    key.push(STALE_NODE);
+    key.extend_from_slice(node);
+    key
+}
+
+/// The `stale` key recording that every node of `tree` written before `since` is unreachable from
+/// `since` on: the namespace was wiped and its sub-trie rebuilt from nothing.
+pub(crate) fn stale_tree_key(since: u64, tree: &TreeId) -> Vec<u8> {
+    let mut key = Vec::with_capacity(9 + tree.len());
+    key.extend_from_slice(&since.to_be_bytes());
+    key.push(STALE_TREE);
+    key.extend_from_slice(tree);
+    key
+}
+
+/// The hashed trie key of a namespace in the global trie.
+pub(crate) fn global_key(prefix: &[u8]) -> Nibbles {
+    Nibbles::unpack(keccak256(prefix))
+}
+
+/// The hashed trie key of an engine key (the bytes after the prefix) in its sub-trie.
+pub(crate) fn entry_key(suffix: &[u8]) -> Nibbles {
+    Nibbles::unpack(keccak256(suffix))
+}
+
+/// The nodes on the path to `key`, as RLP, and the leaf found there if any.
+pub(crate) fn walk(
+    backend: &dyn Backend,
+    tree: &TreeId,
+    root: Option<ChildRef>,
+    key: &Nibbles,
+) -> Result<(Vec<Bytes>, Option<LeafValue>), StoreError> {
+    let mut nodes = Vec::new();
+    let mut scratch = Vec::new();
+    let mut position = Nibbles::new();
+    let mut current = root;
+    while let Some(reference) = current {
+        let node = load(backend, tree, reference, &position, &mut scratch)?;
+        let mut rlp = Vec::new();
+        node.rlp(&mut rlp);
+        nodes.push(Bytes::from(rlp));
+        current = match node {
+            Node::Leaf { path, value } => {
+                let found = (position.join(&path) == *key).then_some(value);
+                return Ok((nodes, found));
+            }
+            Node::Extension { path, child } => {
+                let next = position.join(&path);
+                if !key.starts_with(&next) {
+                    return Ok((nodes, None));
+                }
+                position = next;
+                Some(child)
+            }
+            Node::Branch { children } => match key.get(position.len()) {
+                Some(nibble) => {
+                    position.push_unchecked(nibble);
+                    children[usize::from(nibble)]
+                }
+                None => None,
+            },
+        };
+    }
+    Ok((nodes, None))
+}
+
+/// The current root of a namespace's sub-trie, read from the global trie.
+pub(crate) fn subtree_root(
+    backend: &dyn Backend,
+    global_root: Option<ChildRef>,
+    prefix: &TreeId,
+) -> Result<Option<ChildRef>, StoreError> {
+    let (_, leaf) = walk(backend, &GLOBAL_TREE, global_root, &global_key(prefix))?;
+    leaf.map(|leaf| {
+        leaf.link
+            .map(|version| ChildRef {
+                hash: leaf.commitment,
+                version,
+            })
+            .ok_or_else(|| {
+                StoreError::Corrupt("global trie leaf without a sub-trie link".to_owned())
+            })
+    })
+    .transpose()
+}
+
+/// Adds to `batch` the deletion of every node that no root at or after `oldest_retained` needs,
+/// together with the stale records that listed them.
+pub(crate) fn prune(
+    backend: &dyn Backend,
+    oldest_retained: u64,
+    batch: &mut WriteBatch,
+) -> Result<(), StoreError> {
+    let end = oldest_retained.saturating_add(1).to_be_bytes();
+    let mut stale = Vec::new();
+    backend.scan(Table::Stale, &[], Some(&end), &mut |key, _| {
+        stale.push(key.to_vec());
+        ControlFlow::Continue(())
+    })?;
+    for key in stale {
+        match key.get(8) {
+            Some(&STALE_NODE) => batch.delete(Table::Nodes, key[9..].to_vec()),
+            Some(&STALE_TREE) => {
+                let since = &key[..8];
+                let tree = &key[9..];
+                let mut start = tree.to_vec();
+                start.extend_from_slice(&[0; 8]);
+                let mut end = tree.to_vec();
+                end.extend_from_slice(since);
+                let mut dead = Vec::new();
+                backend.scan(Table::Nodes, &start, Some(&end), &mut |node, _| {
+                    dead.push(node.to_vec());
+                    ControlFlow::Continue(())
+                })?;
+                for node in dead {
+                    batch.delete(Table::Nodes, node);
+                }
+            }
+            _ => return Err(StoreError::Corrupt("malformed stale record".to_owned())),
+        }
+        batch.delete(Table::Stale, key);
+    }
+    Ok(())
+}
+
+/// The root hash of an optional root reference.
+pub(crate) fn root_hash(root: Option<ChildRef>) -> B256 {
+    root.map_or(alloy_trie::EMPTY_ROOT_HASH, |root| root.hash)
+}
+
+/// Every stored node of `tree` (for integrity checks in tests).
+#[cfg(test)]
+pub(crate) fn count_nodes(backend: &dyn Backend, tree: &TreeId) -> Result<usize, StoreError> {
+    let mut count = 0;
+    let end = crate::backend::prefix_end(tree);
+    backend.scan(Table::Nodes, tree, end.as_deref(), &mut |_, _| {
+        count += 1;
+        ControlFlow::Continue(())
+    })?;
+    Ok(count)
+}
+
+/// The state root of `entries` (encoded key, value) computed from scratch with alloy-trie's
+/// `HashBuilder`, independently of any stored node: the reference the incremental root is tested
+/// against. Keys must be valid state keys of at least 21 bytes; duplicates keep the last value.
+pub fn root_from_scratch<'a>(entries: impl IntoIterator<Item = (&'a [u8], &'a [u8])>) -> B256 {
+    use alloy_trie::HashBuilder;
+    use std::collections::BTreeMap;
+    let mut namespaces: BTreeMap<&[u8], BTreeMap<Nibbles, B256>> = BTreeMap::new();
+    for (key, value) in entries {
+        let (prefix, suffix) = key.split_at(crate::key::PREFIX_LEN.min(key.len()));
+        namespaces
+            .entry(prefix)
+            .or_default()
+            .insert(entry_key(suffix), keccak256(value));
+    }
+    let mut subroots: BTreeMap<Nibbles, B256> = BTreeMap::new();
+    for (prefix, leaves) in namespaces {
+        let mut builder = HashBuilder::default();
+        for (key, commitment) in leaves {
+            builder.add_leaf(key, commitment.as_slice());
+        }
+        subroots.insert(global_key(prefix), builder.root());
+    }
+    let mut builder = HashBuilder::default();
+    for (key, subroot) in subroots {
+        builder.add_leaf(key, subroot.as_slice());
+    }
+    builder.root()
+}

@@ -1,0 +1,64 @@
+//! Helpers shared by kv-core's integration tests: key strategies and store factories.
+#![allow(dead_code, unreachable_pub)]
+
+use alloy_primitives::{Address, B256};
+use kv_core::{Identity, Namespace, Store, StoreConfig};
+use proptest::prelude::*;
+use std::sync::Arc;
+
+/// A small pool of namespaces, so that generated keys collide often enough to exercise updates,
+/// deletes and shared sub-tries.
+pub fn namespace_strategy() -> impl Strategy<Value = Namespace> {
+    (0u8..6, 0u8..3).prop_map(|(id, engine)| {
+        let identity = Identity([id; 20]);
+        match engine {
+            0 => Namespace::wasm(identity),
+            _ => Namespace::evm(Address::from(identity.0)),
+        }
+    })
+}
+
+/// A valid encoded key with a valid value for its layout.
+pub fn entry_strategy() -> impl Strategy<Value = (Vec<u8>, Vec<u8>)> {
+    (namespace_strategy(), 0u8..40, 1u64..u64::MAX).prop_map(|(namespace, slot, value)| {
+        match namespace.engine() {
+            kv_core::Engine::Wasm => (
+                namespace.slot_key(u64::from(slot)).to_vec(),
+                value.to_be_bytes().to_vec(),
+            ),
+            _ => {
+                let word = B256::left_padding_from(&[slot]);
+                (
+                    namespace.word_key(&word.0).to_vec(),
+                    B256::left_padding_from(&value.to_be_bytes()).to_vec(),
+                )
+            }
+        }
+    })
+}
+
+/// Opens a store for each backend kind the tests cover.
+pub enum Kind {
+    Memory,
+    Redb(tempfile::TempDir),
+}
+
+pub fn memory_store(retained: u64) -> Store {
+    Store::in_memory_with(StoreConfig {
+        retained_roots: retained,
+    })
+}
+
+pub fn redb_store(dir: &tempfile::TempDir, retained: u64) -> Store {
+    Store::open_redb(
+        dir.path().join("state.redb"),
+        StoreConfig {
+            retained_roots: retained,
+        },
+    )
+    .unwrap()
+}
+
+pub fn shared<T>(value: T) -> Arc<T> {
+    Arc::new(value)
+}
