@@ -1,0 +1,193 @@
+//! The overlay against a plain model: a `BTreeMap` of the current contents and a stack of copies
+//! for the open checkpoints. Reads, scans, nested reverts and commits must all agree.
+
+mod common;
+
+use common::{entry_strategy, namespace_strategy};
+use kv_core::{Namespace, StateError, StateKey, Store};
+use proptest::prelude::*;
+use std::collections::BTreeMap;
+
+#[derive(Clone, Debug)]
+enum Op {
+    Set(Vec<u8>, Vec<u8>),
+    Remove(Vec<u8>),
+    Wipe(Namespace),
+    Checkpoint,
+    Revert,
+    Release,
+    Commit,
+}
+
+fn op_strategy() -> impl Strategy<Value = Op> {
+    prop_oneof![
+        8 => entry_strategy().prop_map(|(k, v)| Op::Set(k, v)),
+        3 => entry_strategy().prop_map(|(k, _)| Op::Remove(k)),
+        1 => namespace_strategy().prop_map(Op::Wipe),
+        3 => Just(Op::Checkpoint),
+        2 => Just(Op::Revert),
+        2 => Just(Op::Release),
+        1 => Just(Op::Commit),
+    ]
+}
+
+type Model = BTreeMap<Vec<u8>, Vec<u8>>;
+
+fn assert_matches(overlay: &kv_core::Overlay, model: &Model, probes: &[Vec<u8>]) {
+    for key in model.keys().chain(probes) {
+        assert_eq!(
+            overlay.get(key).unwrap(),
+            model.get(key).cloned(),
+            "key {key:02x?}"
+        );
+    }
+    let all: Vec<(Vec<u8>, Vec<u8>)> = model.iter().map(|(k, v)| (k.clone(), v.clone())).collect();
+    assert_eq!(overlay.scan_prefix(&[]).unwrap(), all);
+    for namespace in probes
+        .iter()
+        .filter_map(|key| Namespace::from_prefix(key).ok())
+    {
+        let expected: Vec<_> = all
+            .iter()
+            .filter(|(k, _)| k.starts_with(namespace.prefix()))
+            .cloned()
+            .collect();
+        assert_eq!(overlay.scan_prefix(namespace.prefix()).unwrap(), expected);
+    }
+}
+
+proptest! {
+    #![proptest_config(ProptestConfig { cases: 128, ..ProptestConfig::default() })]
+
+    #[test]
+    fn overlay_matches_model(ops in prop::collection::vec(op_strategy(), 1..150)) {
+        let store = Store::in_memory();
+        let mut overlay = store.begin();
+        let mut model = Model::new();
+        let mut saved: Vec<Model> = Vec::new();
+        let mut checkpoints = Vec::new();
+        let mut probes = Vec::new();
+        for op in ops {
+            match op {
+                Op::Set(key, value) => {
+                    overlay.set(&key, &value).unwrap();
+                    model.insert(key.clone(), value);
+                    probes.push(key);
+                }
+                Op::Remove(key) => {
+                    overlay.remove(&key).unwrap();
+                    model.remove(&key);
+                    probes.push(key);
+                }
+                Op::Wipe(namespace) => {
+                    overlay.wipe(&namespace);
+                    model.retain(|key, _| !key.starts_with(namespace.prefix()));
+                }
+                Op::Checkpoint => {
+                    checkpoints.push(overlay.checkpoint());
+                    saved.push(model.clone());
+                }
+                Op::Revert => {
+                    if let Some(checkpoint) = checkpoints.pop() {
+                        overlay.revert(checkpoint).unwrap();
+                        model = saved.pop().unwrap();
+                    }
+                }
+                Op::Release => {
+                    if let Some(checkpoint) = checkpoints.pop() {
+                        overlay.release(checkpoint).unwrap();
+                        saved.pop();
+                    }
+                }
+                Op::Commit => {
+                    if !checkpoints.is_empty() {
+                        prop_assert!(matches!(store.commit(&overlay), Err(kv_core::StoreError::OpenCheckpoint)));
+                        while let Some(checkpoint) = checkpoints.pop() {
+                            overlay.release(checkpoint).unwrap();
+                            saved.pop();
+                        }
+                    }
+                    let info = store.commit(&overlay).unwrap();
+                    prop_assert_eq!(info.root, kv_core::root_from_scratch(model.iter().map(|(k, v)| (k.as_slice(), v.as_slice()))));
+                    // A committed overlay is stale: committing it again is refused.
+                    let stale = store.commit(&overlay).unwrap_err();
+                    let is_stale = matches!(stale, kv_core::StoreError::StaleOverlay { .. });
+                    prop_assert!(is_stale);
+                    overlay = store.begin();
+                }
+            }
+            assert_matches(&overlay, &model, &probes);
+        }
+    }
+}
+
+/// Checkpoints must be closed innermost first; misuse is an error, not corruption.
+#[test]
+fn checkpoints_close_innermost_first() {
+    let store = Store::in_memory();
+    let mut overlay = store.begin();
+    let key = Namespace::wasm(kv_core::Identity([1; 20])).slot_key(1);
+    let outer = overlay.checkpoint();
+    overlay.set_u64(&key, 5).unwrap();
+    let inner = overlay.checkpoint();
+    overlay.set_u64(&key, 6).unwrap();
+    assert!(matches!(
+        overlay.revert(outer),
+        Err(StateError::CheckpointOrder)
+    ));
+    assert_eq!(overlay.get_u64(&key).unwrap(), 6);
+    overlay.revert(inner).unwrap();
+    assert_eq!(overlay.get_u64(&key).unwrap(), 5);
+}
+
+/// Invalid writes are refused with a typed error and leave the overlay untouched.
+#[test]
+fn invalid_writes_are_refused_without_partial_state() {
+    let store = Store::in_memory();
+    let mut overlay = store.begin();
+    let wasm = Namespace::wasm(kv_core::Identity([1; 20]));
+    let evm = Namespace::evm(alloy_primitives::Address::repeat_byte(2));
+    let mut buffer = [0u8; kv_core::key::MAX_KEY_LEN];
+    let user_key = wasm.user_key(b"k", &mut buffer).unwrap().to_vec();
+    let word = evm.word_key(&[0; 32]);
+    let account = StateKey::EvmAccount(alloy_primitives::Address::repeat_byte(2))
+        .encode()
+        .unwrap();
+    let code = StateKey::Code(alloy_primitives::B256::ZERO)
+        .encode()
+        .unwrap();
+    let cases: Vec<(Vec<u8>, Vec<u8>, &str)> = vec![
+        (vec![0x07; 30], vec![1], "unknown engine"),
+        (user_key.clone(), vec![], "never empty"),
+        (
+            user_key.clone(),
+            vec![1; kv_core::key::MAX_USER_VALUE_LEN + 1],
+            "16384",
+        ),
+        (word.to_vec(), vec![0; 32], "zero storage word"),
+        (word.to_vec(), vec![1; 31], "32 bytes"),
+        (account, vec![1; 71], "account"),
+        (code, vec![0x60], "hash"),
+        (wasm.record_key().to_vec(), vec![9, 9], "module"),
+    ];
+    for (key, value, message) in cases {
+        let error = overlay.set(&key, &value).unwrap_err();
+        assert!(
+            error.to_string().contains(message),
+            "{error} should mention {message}"
+        );
+    }
+    assert!(overlay.is_empty());
+    let mut long_key = [0u8; kv_core::key::MAX_KEY_LEN];
+    assert!(
+        wasm.user_key(&[1; kv_core::key::MAX_USER_KEY_LEN + 1], &mut long_key)
+            .is_err()
+    );
+    // A u64 slot read of a value that is not 8 bytes is an error, not a truncation.
+    let slot = wasm.slot_key(3);
+    overlay.set(&slot, &[1, 2, 3]).unwrap();
+    assert!(matches!(
+        overlay.get_u64(&slot),
+        Err(StateError::SlotValueLength(3))
+    ));
+}
