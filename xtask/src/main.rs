@@ -1,1 +1,55 @@
-fn main() {}
+//! `cargo xtask`: the workspace's one entry point.
+//!
+//! `ci` runs formatting, lints, every test, the Ethereum conformance suite and the checks that
+//! generated artifacts are reproducible; `bench` runs the criterion benchmarks and writes
+//! `target/xtask/bench-summary.json`; `conformance` runs the state-test suite on any fixtures;
+//! `contracts` and `wasm` regenerate committed artifacts and fail when they differ;
+//! `fetch-fixtures` downloads the public state tests. It depends on no workspace crate, so it
+//! builds in seconds; everything heavy runs through `cargo`.
+
+mod artifacts;
+mod bench;
+mod ci;
+mod command;
+mod phase;
+
+use std::process::ExitCode;
+
+const USAGE: &str = "usage: cargo xtask <command>
+
+commands:
+  ci [--phase a|b|c|d|e]           fmt check, clippy -D warnings, tests, conformance, artifact checks
+  bench [--phase a|b|c|d|e] [--quick]
+                                   criterion benchmarks; writes target/xtask/bench-summary.json
+  conformance [PATH...]            Ethereum state tests (default: $XSTATE_STATE_TESTS, then ../shared/conformance)
+  contracts [--check]              recompile the Solidity contracts; --check fails when they differ
+  wasm [--check]                   rebuild the guest .wasm files; --check fails when they differ
+  fetch-fixtures [DIR]             download the public state-test corpora";
+
+fn main() -> ExitCode {
+    let args: Vec<String> = std::env::args().skip(1).collect();
+    let Some((command, rest)) = args.split_first() else {
+        eprintln!("{USAGE}");
+        return ExitCode::from(2);
+    };
+    let result = match command.as_str() {
+        "ci" => phase::parse(rest).and_then(ci::run_ci),
+        "bench" => bench::Options::parse(rest).and_then(bench::run_benches),
+        "conformance" => artifacts::conformance(rest),
+        "contracts" => artifacts::contracts(rest.iter().any(|arg| arg == "--check")),
+        "wasm" => artifacts::wasm(rest.iter().any(|arg| arg == "--check")),
+        "fetch-fixtures" => artifacts::fetch_fixtures(rest.first().map(String::as_str)),
+        "help" | "--help" | "-h" => {
+            println!("{USAGE}");
+            Ok(())
+        }
+        other => Err(format!("unknown command `{other}`\n\n{USAGE}")),
+    };
+    match result {
+        Ok(()) => ExitCode::SUCCESS,
+        Err(message) => {
+            eprintln!("xtask: {message}");
+            ExitCode::FAILURE
+        }
+    }
+}

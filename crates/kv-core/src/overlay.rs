@@ -5,7 +5,7 @@
 //! [`Store::commit`](crate::Store::commit). A WASM call that traps or an EVM transaction that fails
 //! is wrapped in a checkpoint and reverted, so it leaves no trace in the block.
 
-use crate::backend::{Backend, BackendError, BackendExt, Table, prefix_end};
+use crate::backend::{Backend, BackendError, BackendExt, Entry, Table, prefix_end};
 use crate::key::{KeyError, KeyLayout, Namespace, PREFIX_LEN, SLOT_KEY_LEN, check_user_value};
 use crate::record::{ACCOUNT_RECORD_LEN, ModuleRecord, RecordError};
 use alloy_primitives::keccak256;
@@ -274,7 +274,7 @@ impl Overlay {
 
     /// Every current entry whose key starts with `prefix`, in key order: the committed entries
     /// with the overlay applied on top.
-    pub fn scan_prefix(&self, prefix: &[u8]) -> Result<Vec<(Vec<u8>, Vec<u8>)>, StateError> {
+    pub fn scan_prefix(&self, prefix: &[u8]) -> Result<Vec<Entry>, StateError> {
         let mut merged: BTreeMap<Vec<u8>, Vec<u8>> = BTreeMap::new();
         let end = prefix_end(prefix);
         self.committed

@@ -88,6 +88,9 @@ pub enum StoreError {
     },
 }
 
+/// One namespace's part of an overlay: whether it was wiped, and its writes in key order.
+type NamespaceChanges<'a> = (bool, Vec<(&'a [u8], Option<&'a [u8]>)>);
+
 #[derive(Clone, Copy, Debug)]
 struct Head {
     height: u64,
@@ -218,7 +221,7 @@ impl Store {
         let mut batch = WriteBatch::new();
 
         // Group the overlay by namespace; a wiped namespace may have no writes at all.
-        let mut namespaces: BTreeMap<TreeId, (bool, Vec<(&[u8], Option<&[u8]>)>)> = BTreeMap::new();
+        let mut namespaces: BTreeMap<TreeId, NamespaceChanges<'_>> = BTreeMap::new();
         for prefix in overlay.wiped() {
             namespaces.entry(*prefix).or_default().0 = true;
         }
@@ -265,7 +268,7 @@ impl Store {
                     }),
                 });
             }
-            changes.sort_unstable_by(|a, b| a.key.cmp(&b.key));
+            changes.sort_unstable_by_key(|change| change.key);
             let new_root =
                 TreeWriter::new(backend, *prefix, height, &mut batch).apply(old_root, &changes)?;
             if new_root != old_root || *wiped {
@@ -278,7 +281,7 @@ impl Store {
                 });
             }
         }
-        global_changes.sort_unstable_by(|a, b| a.key.cmp(&b.key));
+        global_changes.sort_unstable_by_key(|change| change.key);
         let global = TreeWriter::new(backend, GLOBAL_TREE, height, &mut batch)
             .apply(head.global, &global_changes)?;
 

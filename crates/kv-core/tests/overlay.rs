@@ -1,6 +1,8 @@
 //! The overlay against a plain model: a `BTreeMap` of the current contents and a stack of copies
 //! for the open checkpoints. Reads, scans, nested reverts and commits must all agree.
 
+#![allow(clippy::unwrap_used, clippy::expect_used)] // Test code: a failed unwrap is a failed test.
+
 mod common;
 
 use common::{entry_strategy, namespace_strategy};

@@ -1,13 +1,15 @@
 //! Proof encoding and verification never panic on untrusted input: garbage, truncations and
 //! mutations of valid proofs all give a typed error.
 
+#![allow(clippy::unwrap_used, clippy::expect_used)] // Test code: a failed unwrap is a failed test.
+
 mod common;
 
 use kv_core::{KeyProof, NamespaceProof, ProofError, Store, verify};
 use proptest::prelude::*;
 use proptest::strategy::ValueTree;
 
-fn populated() -> (Store, Vec<(Vec<u8>, Vec<u8>)>) {
+fn populated() -> (Store, Vec<kv_core::backend::Entry>) {
     let store = Store::in_memory();
     let mut runner = proptest::test_runner::TestRunner::deterministic();
     let entries = prop::collection::vec(common::entry_strategy(), 150)

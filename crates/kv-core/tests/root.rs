@@ -1,6 +1,8 @@
 //! The incremental root against a from-scratch `HashBuilder` root over a `BTreeMap` model, with
 //! every key's proof checked after every commit.
 
+#![allow(clippy::unwrap_used, clippy::expect_used)] // Test code: a failed unwrap is a failed test.
+
 mod common;
 
 use alloy_primitives::B256;
@@ -27,6 +29,8 @@ fn op_strategy() -> impl Strategy<Value = Op> {
         2 => Just(Op::Commit),
     ]
 }
+
+type Model = BTreeMap<Vec<u8>, Vec<u8>>;
 
 fn model_root(model: &BTreeMap<Vec<u8>, Vec<u8>>) -> B256 {
     root_from_scratch(model.iter().map(|(k, v)| (k.as_slice(), v.as_slice())))
@@ -59,7 +63,7 @@ fn run(ops: Vec<Op>, retained: u64) {
     let mut committed = model.clone();
     let mut overlay = store.begin();
     let mut probes = Vec::new();
-    let mut history: Vec<(u64, B256, BTreeMap<Vec<u8>, Vec<u8>>)> = Vec::new();
+    let mut history: Vec<(u64, B256, Model)> = Vec::new();
     for op in ops.into_iter().chain([Op::Commit]) {
         match op {
             Op::Set(key, value) => {

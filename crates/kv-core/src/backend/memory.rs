@@ -1,9 +1,9 @@
 //! An in-memory backend: one ordered map per table behind a read-write lock.
 
-use super::{Backend, BackendError, Table, WriteBatch};
+use super::{Backend, BackendError, ScanVisitor, Table, WriteBatch};
 use parking_lot::RwLock;
 use std::collections::BTreeMap;
-use std::ops::{Bound, ControlFlow};
+use std::ops::Bound;
 
 type Map = BTreeMap<Box<[u8]>, Box<[u8]>>;
 
@@ -54,7 +54,7 @@ impl Backend for MemoryBackend {
         table: Table,
         start: &[u8],
         end: Option<&[u8]>,
-        visit: &mut dyn FnMut(&[u8], &[u8]) -> ControlFlow<()>,
+        visit: &mut ScanVisitor<'_>,
     ) -> Result<(), BackendError> {
         let tables = self.tables.read();
         let upper = end.map_or(Bound::Unbounded, Bound::Excluded);

@@ -13,6 +13,12 @@ pub use redb_backend::{FaultPlan, RedbBackend};
 
 use std::ops::ControlFlow;
 
+/// A key and its value, copied out of a backend.
+pub type Entry = (Vec<u8>, Vec<u8>);
+
+/// The visitor of [`Backend::scan`]: called per entry in key order, stops on `Break`.
+pub type ScanVisitor<'a> = dyn FnMut(&[u8], &[u8]) -> ControlFlow<()> + 'a;
+
 /// The tables of a store. Values and trie nodes share one backend so that one batch, and on redb
 /// one write transaction, covers a whole block commit.
 #[derive(Clone, Copy, Debug, PartialEq, Eq, PartialOrd, Ord, Hash)]
@@ -141,7 +147,7 @@ pub trait Backend: Send + Sync {
         table: Table,
         start: &[u8],
         end: Option<&[u8]>,
-        visit: &mut dyn FnMut(&[u8], &[u8]) -> ControlFlow<()>,
+        visit: &mut ScanVisitor<'_>,
     ) -> Result<(), BackendError>;
 
     /// Applies `batch` atomically: afterwards either every op is visible, or (on error) none is.
@@ -159,11 +165,7 @@ pub trait BackendExt: Backend {
     }
 
     /// Every entry of `table` whose key starts with `prefix`, in order.
-    fn scan_prefix(
-        &self,
-        table: Table,
-        prefix: &[u8],
-    ) -> Result<Vec<(Vec<u8>, Vec<u8>)>, BackendError> {
+    fn scan_prefix(&self, table: Table, prefix: &[u8]) -> Result<Vec<Entry>, BackendError> {
         let mut entries = Vec::new();
         let end = prefix_end(prefix);
         self.scan(table, prefix, end.as_deref(), &mut |key, value| {

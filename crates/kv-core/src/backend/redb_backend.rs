@@ -5,10 +5,10 @@
 //! the middle of [`Backend::write`]. Reads go through a read transaction that is refreshed after
 //! every successful write, so a read costs one B-tree lookup and no transaction setup.
 
-use super::{Backend, BackendError, Table, WriteBatch};
+use super::{Backend, BackendError, ScanVisitor, Table, WriteBatch};
 use parking_lot::{Mutex, RwLock};
 use redb::{Database, ReadOnlyTable, ReadableDatabase, TableDefinition};
-use std::ops::{Bound, ControlFlow};
+use std::ops::Bound;
 use std::path::Path;
 use std::sync::Arc;
 
@@ -135,7 +135,7 @@ impl Backend for RedbBackend {
         table: Table,
         start: &[u8],
         end: Option<&[u8]>,
-        visit: &mut dyn FnMut(&[u8], &[u8]) -> ControlFlow<()>,
+        visit: &mut ScanVisitor<'_>,
     ) -> Result<(), BackendError> {
         let reader = self.reader();
         let upper = end.map_or(Bound::Unbounded, Bound::Excluded);

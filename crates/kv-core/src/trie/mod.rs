@@ -156,18 +156,6 @@ pub(crate) fn root_hash(root: Option<ChildRef>) -> B256 {
     root.map_or(alloy_trie::EMPTY_ROOT_HASH, |root| root.hash)
 }
 
-/// Every stored node of `tree` (for integrity checks in tests).
-#[cfg(test)]
-pub(crate) fn count_nodes(backend: &dyn Backend, tree: &TreeId) -> Result<usize, StoreError> {
-    let mut count = 0;
-    let end = crate::backend::prefix_end(tree);
-    backend.scan(Table::Nodes, tree, end.as_deref(), &mut |_, _| {
-        count += 1;
-        ControlFlow::Continue(())
-    })?;
-    Ok(count)
-}
-
 /// The state root of `entries` (encoded key, value) computed from scratch with alloy-trie's
 /// `HashBuilder`, independently of any stored node: the reference the incremental root is tested
 /// against. Keys must be valid state keys of at least 21 bytes; duplicates keep the last value.

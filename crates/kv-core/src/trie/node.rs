@@ -39,8 +39,10 @@ pub(crate) struct LeafValue {
     pub(crate) link: Option<u64>,
 }
 
-/// A decoded stored node.
+/// A decoded stored node. Nodes only live for the duration of one update step, so the branch's
+/// inline array costs less than the allocation a boxed one would need.
 #[derive(Clone, Debug, PartialEq, Eq)]
+#[allow(clippy::large_enum_variant)]
 pub(crate) enum Node {
     Leaf { path: Nibbles, value: LeafValue },
     Extension { path: Nibbles, child: ChildRef },

@@ -1,14 +1,15 @@
 //! Helpers shared by kv-core's integration tests: key strategies and store factories.
-#![allow(dead_code, unreachable_pub)]
+//! Each test binary uses a different subset of them.
+#![allow(dead_code)]
+#![allow(clippy::unwrap_used, clippy::expect_used)] // Test code: a failed unwrap is a failed test.
 
 use alloy_primitives::{Address, B256};
 use kv_core::{Identity, Namespace, Store, StoreConfig};
 use proptest::prelude::*;
-use std::sync::Arc;
 
 /// A small pool of namespaces, so that generated keys collide often enough to exercise updates,
 /// deletes and shared sub-tries.
-pub fn namespace_strategy() -> impl Strategy<Value = Namespace> {
+pub(crate) fn namespace_strategy() -> impl Strategy<Value = Namespace> {
     (0u8..6, 0u8..3).prop_map(|(id, engine)| {
         let identity = Identity([id; 20]);
         match engine {
@@ -19,7 +20,7 @@ pub fn namespace_strategy() -> impl Strategy<Value = Namespace> {
 }
 
 /// A valid encoded key with a valid value for its layout.
-pub fn entry_strategy() -> impl Strategy<Value = (Vec<u8>, Vec<u8>)> {
+pub(crate) fn entry_strategy() -> impl Strategy<Value = (Vec<u8>, Vec<u8>)> {
     (namespace_strategy(), 0u8..40, 1u64..u64::MAX).prop_map(|(namespace, slot, value)| {
         match namespace.engine() {
             kv_core::Engine::Wasm => (
@@ -37,19 +38,13 @@ pub fn entry_strategy() -> impl Strategy<Value = (Vec<u8>, Vec<u8>)> {
     })
 }
 
-/// Opens a store for each backend kind the tests cover.
-pub enum Kind {
-    Memory,
-    Redb(tempfile::TempDir),
-}
-
-pub fn memory_store(retained: u64) -> Store {
+pub(crate) fn memory_store(retained: u64) -> Store {
     Store::in_memory_with(StoreConfig {
         retained_roots: retained,
     })
 }
 
-pub fn redb_store(dir: &tempfile::TempDir, retained: u64) -> Store {
+pub(crate) fn redb_store(dir: &tempfile::TempDir, retained: u64) -> Store {
     Store::open_redb(
         dir.path().join("state.redb"),
         StoreConfig {
@@ -57,8 +52,4 @@ pub fn redb_store(dir: &tempfile::TempDir, retained: u64) -> Store {
         },
     )
     .unwrap()
-}
-
-pub fn shared<T>(value: T) -> Arc<T> {
-    Arc::new(value)
 }

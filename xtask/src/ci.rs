@@ -1,0 +1,44 @@
+//! `cargo xtask ci`: everything a change must pass, in the order that fails fastest.
+
+use crate::artifacts;
+use crate::command::{cargo, run};
+use crate::phase::Phase;
+
+/// Runs the checks of `phase`.
+pub(crate) fn run_ci(phase: Phase) -> Result<(), String> {
+    run("format", cargo().args(["fmt", "--all", "--", "--check"]))?;
+    let packages = phase.packages();
+    let mut selection: Vec<String> = Vec::new();
+    if phase == Phase::All {
+        selection.push("--workspace".into());
+    } else {
+        for package in &packages {
+            selection.extend(["-p".into(), (*package).into()]);
+        }
+    }
+    let mut clippy = cargo();
+    clippy
+        .arg("clippy")
+        .args(&selection)
+        .args(["--all-targets", "--", "-D", "warnings"]);
+    run("clippy", &mut clippy)?;
+    let mut test = cargo();
+    test.arg("test").args(&selection);
+    run("tests", &mut test)?;
+    if phase.includes('b') {
+        artifacts::check_wasm_if_possible()?;
+    }
+    if phase.includes('c') {
+        artifacts::check_contracts_if_possible()?;
+        artifacts::run_conformance(&[], true)?;
+    }
+    println!(
+        "\nci passed ({})",
+        if phase == Phase::All {
+            "all phases".to_owned()
+        } else {
+            format!("{phase:?}")
+        }
+    );
+    Ok(())
+}

@@ -1,0 +1,67 @@
+//! The implementation phases and the crates each one owns.
+
+/// A phase of the workspace, or all of them.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub(crate) enum Phase {
+    /// Every phase.
+    All,
+    /// One phase, by its letter.
+    One(char),
+}
+
+impl Phase {
+    /// The crates whose tests and lints belong to this phase.
+    pub(crate) fn packages(self) -> Vec<&'static str> {
+        let all = [
+            ('a', "kv-core"),
+            ('b', "wasm-binding"),
+            ('c', "evm-binding"),
+            ('d', "cross-read"),
+            ('e', "xstate"),
+        ];
+        all.iter()
+            .filter(|(phase, package)| {
+                self.includes(*phase)
+                    && crate::command::root()
+                        .join("crates")
+                        .join(package)
+                        .join("Cargo.toml")
+                        .exists()
+            })
+            .map(|(_, package)| *package)
+            .collect()
+    }
+
+    /// Whether this selection includes phase `letter`.
+    pub(crate) fn includes(self, letter: char) -> bool {
+        match self {
+            Self::All => true,
+            Self::One(phase) => phase == letter,
+        }
+    }
+}
+
+/// Parses `[--phase X]`.
+pub(crate) fn parse(args: &[String]) -> Result<Phase, String> {
+    let mut phase = Phase::All;
+    let mut iter = args.iter();
+    while let Some(arg) = iter.next() {
+        match arg.as_str() {
+            "--phase" => {
+                let value = iter
+                    .next()
+                    .ok_or("--phase needs a value: a, b, c, d or e")?;
+                phase = letter(value)?;
+            }
+            other => return Err(format!("unexpected argument `{other}`")),
+        }
+    }
+    Ok(phase)
+}
+
+pub(crate) fn letter(value: &str) -> Result<Phase, String> {
+    match value {
+        "a" | "b" | "c" | "d" | "e" => Ok(Phase::One(value.chars().next().unwrap_or('a'))),
+        other => Err(format!("unknown phase `{other}`: expected a, b, c, d or e")),
+    }
+}
