@@ -11,7 +11,9 @@ use kv_core::{Identity, Namespace, Overlay, Store, StoreConfig, verify};
 use std::hint::black_box;
 
 const CHANGES: usize = 1_000;
-const ENTRIES_PER_IDENTITY: u64 = 1_000;
+/// Every state is spread over the same 1,000 identities (10 entries each at 10k, 1,000 each at
+/// 1M), so a batch of random changes touches many namespaces at every size.
+const IDENTITIES: u64 = 1_000;
 
 fn splitmix(state: &mut u64) -> u64 {
     *state = state.wrapping_add(0x9e37_79b9_7f4a_7c15);
@@ -32,10 +34,10 @@ fn namespace(index: u64) -> Namespace {
     }
 }
 
-/// The key of entry `index` of a state with `identities` namespaces: WASM slots and EVM words.
-fn key(identities: u64, index: u64) -> Vec<u8> {
-    let owner = namespace(index % identities);
-    let slot = index / identities;
+/// The key of entry `index`: WASM slots and EVM words, spread over the identities.
+fn key(index: u64) -> Vec<u8> {
+    let owner = namespace(index % IDENTITIES);
+    let slot = index / IDENTITIES;
     match owner.engine() {
         kv_core::Engine::Wasm => owner.slot_key(slot).to_vec(),
         _ => owner
@@ -49,14 +51,11 @@ fn value(seed: &mut u64) -> Vec<u8> {
 }
 
 fn fill(store: &Store, entries: u64) {
-    let identities = (entries / ENTRIES_PER_IDENTITY).max(1);
     let mut seed = entries;
     for chunk in (0..entries).collect::<Vec<_>>().chunks(250_000) {
         let mut overlay = store.begin();
         for &index in chunk {
-            overlay
-                .set(&key(identities, index), &value(&mut seed))
-                .unwrap();
+            overlay.set(&key(index), &value(&mut seed)).unwrap();
         }
         store.commit(&overlay).unwrap();
     }
@@ -64,7 +63,6 @@ fn fill(store: &Store, entries: u64) {
 
 /// 1,000 random changes: nine in ten rewrite an existing entry, one in ten adds a new one.
 fn changes(store: &Store, entries: u64, seed: &mut u64) -> Overlay {
-    let identities = (entries / ENTRIES_PER_IDENTITY).max(1);
     let mut overlay = store.begin();
     for change in 0..CHANGES {
         let index = if change % 10 == 9 {
@@ -72,7 +70,7 @@ fn changes(store: &Store, entries: u64, seed: &mut u64) -> Overlay {
         } else {
             splitmix(seed) % entries
         };
-        overlay.set(&key(identities, index), &value(seed)).unwrap();
+        overlay.set(&key(index), &value(seed)).unwrap();
     }
     overlay
 }
@@ -132,7 +130,7 @@ fn bench(c: &mut Criterion) {
         });
         if entries == 1_000_000 {
             // Proof size and verification time for a key in the 1,000,000-entry state.
-            let probe = key(entries / ENTRIES_PER_IDENTITY, 123_457);
+            let probe = key(123_457);
             let proof = store.prove(&probe, None).unwrap();
             let stored = store.get(&probe).unwrap();
             let root = store.root();
@@ -174,7 +172,7 @@ fn bench(c: &mut Criterion) {
                 let mut seed = 3;
                 let mut overlay = store.begin();
                 for index in 0..100_000 {
-                    overlay.set(&key(100, index), &value(&mut seed)).unwrap();
+                    overlay.set(&key(index), &value(&mut seed)).unwrap();
                 }
                 (store, overlay)
             },
@@ -209,10 +207,7 @@ fn bench(c: &mut Criterion) {
                 let mut overlay = store.begin();
                 for _ in 0..10_000 {
                     overlay
-                        .set(
-                            &key(1_000, splitmix(&mut seed) % 4_000_000),
-                            &value(&mut seed),
-                        )
+                        .set(&key(splitmix(&mut seed) % 4_000_000), &value(&mut seed))
                         .unwrap();
                 }
                 overlay
@@ -236,13 +231,13 @@ fn bench(c: &mut Criterion) {
                 for _ in 0..10_000 {
                     batch.put(
                         kv_core::Table::State,
-                        key(1_000, splitmix(&mut seed) % 4_000_000),
+                        key(splitmix(&mut seed) % 4_000_000),
                         value(&mut seed),
                     );
                 }
                 batch
             },
-            |batch| kv_core::Backend::write(&backend, &batch).unwrap(),
+            |batch| kv_core::Backend::write(&backend, batch).unwrap(),
             BatchSize::PerIteration,
         );
     });

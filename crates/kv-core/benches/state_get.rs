@@ -60,8 +60,8 @@ fn bench(c: &mut Criterion) {
             value,
         );
     }
-    native.write(&native_batch).unwrap();
-    shared.write(&shared_batch).unwrap();
+    native.write(native_batch).unwrap();
+    shared.write(shared_batch).unwrap();
     let store = Store::open(Arc::clone(&shared), kv_core::StoreConfig::default()).unwrap();
     let overlay = store.begin();
 

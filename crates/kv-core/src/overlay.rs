@@ -89,6 +89,14 @@ impl Overlay {
         }
     }
 
+    /// Moves the overlay's contents out, leaving an empty overlay on the same committed state.
+    /// An engine hands the overlay to an instance this way for one call and puts it back after,
+    /// without copying anything.
+    pub fn take(&mut self) -> Self {
+        let empty = Self::new(Arc::clone(&self.committed), self.base_height);
+        std::mem::replace(self, empty)
+    }
+
     /// The height of the committed state this overlay was opened on.
     pub fn base_height(&self) -> u64 {
         self.base_height

@@ -11,10 +11,13 @@ use crate::backend::{
 use crate::key::{KeyError, Namespace, PREFIX_LEN, StateKey};
 use crate::overlay::{Overlay, StateError};
 use crate::proof::{KeyProof, NamespaceProof, SubtreeProof};
-use crate::trie::node::{ChildRef, GLOBAL_TREE, LeafValue, TreeId};
+use crate::trie::node::{ChildRef, GLOBAL_TREE, LeafValue, NodeSource, TreeId};
 use crate::trie::update::{Change, TreeWriter};
-use crate::trie::{entry_key, global_key, prune, root_hash, stale_tree_key, subtree_root, walk};
+use crate::trie::{
+    entry_key, find_leaves, global_key, prune, root_hash, stale_tree_key, subtree_link, walk,
+};
 use alloy_primitives::{B256, keccak256};
+use alloy_trie::Nibbles;
 use parking_lot::Mutex;
 use std::collections::BTreeMap;
 use std::ops::ControlFlow;
@@ -141,7 +144,7 @@ impl Store {
                 batch.put(Table::Meta, FORMAT_KEY, FORMAT_VALUE);
                 batch.put(Table::Meta, HEAD_KEY, encode_head(&head));
                 batch.put(Table::Meta, root_record_key(0), encode_root(None));
-                backend.write(&batch)?;
+                backend.write(batch)?;
                 head
             }
         };
@@ -235,24 +238,25 @@ impl Store {
                 .push((key.as_slice(), value.as_deref()));
         }
 
+        // Find every touched namespace's current sub-root in one descent of the global trie,
+        // whose nodes stay cached for the global update below.
+        let mut global = NodeSource::new(backend, GLOBAL_TREE, true);
+        let mut by_hash: Vec<(Nibbles, TreeId)> = namespaces
+            .keys()
+            .map(|prefix| (global_key(prefix), *prefix))
+            .collect();
+        by_hash.sort_unstable();
+        let hashed: Vec<Nibbles> = by_hash.iter().map(|(key, _)| *key).collect();
+        let leaves = find_leaves(&mut global, head.global, &hashed)?;
+
         let mut global_changes = Vec::with_capacity(namespaces.len());
-        for (prefix, (wiped, writes)) in &namespaces {
+        for ((global_key, prefix), leaf) in by_hash.iter().zip(leaves) {
+            let (wiped, writes) = &namespaces[prefix];
             let old_root = if *wiped {
-                let mut gone = Vec::new();
-                let end = crate::backend::prefix_end(prefix);
-                backend.scan(Table::State, prefix, end.as_deref(), &mut |key, _| {
-                    if !overlay.writes().contains_key(key) {
-                        gone.push(key.to_vec());
-                    }
-                    ControlFlow::Continue(())
-                })?;
-                for key in gone {
-                    batch.delete(Table::State, key);
-                }
-                batch.put(Table::Stale, stale_tree_key(height, prefix), Vec::new());
+                self.delete_namespace(overlay, prefix, height, &mut batch)?;
                 None
             } else {
-                subtree_root(backend, head.global, prefix)?
+                leaf.map(subtree_link).transpose()?
             };
             let mut changes = Vec::with_capacity(writes.len());
             for &(key, value) in writes {
@@ -269,11 +273,12 @@ impl Store {
                 });
             }
             changes.sort_unstable_by_key(|change| change.key);
+            let mut source = NodeSource::new(backend, *prefix, false);
             let new_root =
-                TreeWriter::new(backend, *prefix, height, &mut batch).apply(old_root, &changes)?;
+                TreeWriter::new(&mut source, height, &mut batch).apply(old_root, &changes)?;
             if new_root != old_root || *wiped {
                 global_changes.push(Change {
-                    key: global_key(prefix),
+                    key: *global_key,
                     value: new_root.map(|root| LeafValue {
                         commitment: root.hash,
                         link: Some(root.version),
@@ -281,13 +286,19 @@ impl Store {
                 });
             }
         }
-        global_changes.sort_unstable_by_key(|change| change.key);
-        let global = TreeWriter::new(backend, GLOBAL_TREE, height, &mut batch)
-            .apply(head.global, &global_changes)?;
+        let global_root =
+            TreeWriter::new(&mut global, height, &mut batch).apply(head.global, &global_changes)?;
 
-        let new_head = Head { height, global };
+        let new_head = Head {
+            height,
+            global: global_root,
+        };
         batch.put(Table::Meta, HEAD_KEY, encode_head(&new_head));
-        batch.put(Table::Meta, root_record_key(height), encode_root(global));
+        batch.put(
+            Table::Meta,
+            root_record_key(height),
+            encode_root(global_root),
+        );
 
         let oldest = self.oldest_retained(height);
         prune(backend, oldest, &mut batch)?;
@@ -305,12 +316,37 @@ impl Store {
             batch.delete(Table::Meta, key);
         }
 
-        backend.write(&batch)?;
+        backend.write(batch)?;
         *head = new_head;
         Ok(CommitInfo {
             height,
-            root: root_hash(global),
+            root: root_hash(global_root),
         })
+    }
+
+    /// Adds to `batch` the deletion of every committed entry of a wiped namespace that the
+    /// overlay does not write again, and marks the namespace's old trie nodes stale.
+    fn delete_namespace(
+        &self,
+        overlay: &Overlay,
+        prefix: &TreeId,
+        height: u64,
+        batch: &mut WriteBatch,
+    ) -> Result<(), StoreError> {
+        let mut gone = Vec::new();
+        let end = crate::backend::prefix_end(prefix);
+        self.backend
+            .scan(Table::State, prefix, end.as_deref(), &mut |key, _| {
+                if !overlay.writes().contains_key(key) {
+                    gone.push(key.to_vec());
+                }
+                ControlFlow::Continue(())
+            })?;
+        for key in gone {
+            batch.delete(Table::State, key);
+        }
+        batch.put(Table::Stale, stale_tree_key(height, prefix), Vec::new());
+        Ok(())
     }
 
     fn oldest_retained(&self, latest: u64) -> u64 {

@@ -46,7 +46,7 @@ fn behavioural_suite(backend: &dyn Backend) {
     batch.put(Table::State, b"d".to_vec(), b"4".to_vec());
     batch.put(Table::State, b"d".to_vec(), b"5".to_vec());
     batch.put(Table::State, vec![0xff, 0xff], b"top".to_vec());
-    backend.write(&batch).unwrap();
+    backend.write(batch).unwrap();
     assert_eq!(
         backend.get(Table::State, b"a").unwrap(),
         Some(b"1".to_vec())
@@ -107,10 +107,10 @@ fn behavioural_suite(backend: &dyn Backend) {
     let mut batch = WriteBatch::new();
     batch.delete(Table::State, b"never".to_vec());
     batch.delete(Table::State, b"a".to_vec());
-    backend.write(&batch).unwrap();
+    backend.write(batch).unwrap();
     assert_eq!(backend.get(Table::State, b"a").unwrap(), None);
     // An empty batch is fine.
-    backend.write(&WriteBatch::new()).unwrap();
+    backend.write(WriteBatch::new()).unwrap();
 }
 
 #[test]
@@ -151,7 +151,7 @@ fn redb_failed_batch_changes_nothing_even_after_reopen() {
     let path = dir.path().join("db");
     let before = {
         let backend = RedbBackend::open(&path).unwrap();
-        backend.write(&sample_batch(20, 1)).unwrap();
+        backend.write(sample_batch(20, 1)).unwrap();
         scan_all(&backend, Table::State, b"", None)
     };
     for fail_after in [0, 1, 7, 19, 20, 40] {
@@ -159,7 +159,7 @@ fn redb_failed_batch_changes_nothing_even_after_reopen() {
         backend.set_fault_plan(FaultPlan::FailAfterOps(fail_after));
         let mut batch = sample_batch(40, 2);
         batch.delete(Table::State, b"key0003".to_vec());
-        let error = backend.write(&batch).unwrap_err();
+        let error = backend.write(batch).unwrap_err();
         assert!(matches!(error, BackendError::Injected(_)), "{error}");
         assert_eq!(
             scan_all(&backend, Table::State, b"", None),
@@ -176,9 +176,9 @@ fn redb_failed_batch_changes_nothing_even_after_reopen() {
     }
     let backend = RedbBackend::open(&path).unwrap();
     backend.set_fault_plan(FaultPlan::FailBeforeCommit);
-    assert!(backend.write(&sample_batch(5, 3)).is_err());
+    assert!(backend.write(sample_batch(5, 3)).is_err());
     backend.set_fault_plan(FaultPlan::Never);
-    backend.write(&sample_batch(5, 3)).unwrap();
+    backend.write(sample_batch(5, 3)).unwrap();
     assert_eq!(
         backend.get(Table::State, b"key0000").unwrap(),
         Some(vec![3; 8])

@@ -1,1 +1,25 @@
-//! placeholder
+//! wasm-binding runs WASM modules on wasmer with their state in the shared key-value substrate.
+//!
+//! It sits on `kv-core`: a module's identity is kv-core's synthetic address, its code and record
+//! live in the state (so the root commits to them), and its storage is the WASM layout of the
+//! spec, reached through the instance's cached 21-byte namespace prefix. It provides deploy-time
+//! validation, a compiled-module cache keyed by code hash, metered calls on a fresh store per call
+//! with checkpointed writes, and the host ABI (`docs/spec/abi/wasm-host.md`).
+//!
+//! It deliberately knows nothing about the EVM: cross-engine reads are added by `cross-read`
+//! through [`HostExtension`], and no host function here can write outside the called module's
+//! own namespace.
+
+mod engine;
+pub mod gas;
+pub mod host;
+pub mod validate;
+
+pub use engine::{
+    CallError, CallRequest, CallStatus, DeployError, DuplicateHostFunction, Receipt, WasmEngine,
+};
+pub use host::{
+    HostEnv, HostError, HostExtension, charge, read_guest, read_guest_array, state_failure,
+    write_guest,
+};
+pub use validate::ValidationError;

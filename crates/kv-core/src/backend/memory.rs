@@ -67,16 +67,13 @@ impl Backend for MemoryBackend {
         Ok(())
     }
 
-    fn write(&self, batch: &WriteBatch) -> Result<(), BackendError> {
+    fn write(&self, batch: WriteBatch) -> Result<(), BackendError> {
         let mut tables = self.tables.write();
-        for op in batch.ops() {
+        for op in batch.into_ops() {
             let map = &mut tables[op.table.index()];
-            match &op.value {
+            match op.value {
                 Some(value) => {
-                    map.insert(
-                        op.key.clone().into_boxed_slice(),
-                        value.clone().into_boxed_slice(),
-                    );
+                    map.insert(op.key.into_boxed_slice(), value.into_boxed_slice());
                 }
                 None => {
                     map.remove(op.key.as_slice());

@@ -99,6 +99,11 @@ impl WriteBatch {
         &self.ops
     }
 
+    /// The ops in order, by value.
+    pub fn into_ops(self) -> Vec<BatchOp> {
+        self.ops
+    }
+
     /// Number of ops.
     pub fn len(&self) -> usize {
         self.ops.len()
@@ -151,7 +156,7 @@ pub trait Backend: Send + Sync {
     ) -> Result<(), BackendError>;
 
     /// Applies `batch` atomically: afterwards either every op is visible, or (on error) none is.
-    fn write(&self, batch: &WriteBatch) -> Result<(), BackendError>;
+    fn write(&self, batch: WriteBatch) -> Result<(), BackendError>;
 }
 
 /// Conveniences over [`Backend`] that allocate; kept out of the trait so implementations stay

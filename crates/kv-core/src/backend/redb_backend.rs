@@ -151,7 +151,7 @@ impl Backend for RedbBackend {
         Ok(())
     }
 
-    fn write(&self, batch: &WriteBatch) -> Result<(), BackendError> {
+    fn write(&self, batch: WriteBatch) -> Result<(), BackendError> {
         let fault = *self.fault.lock();
         let transaction = self.database.begin_write().map_err(storage)?;
         {

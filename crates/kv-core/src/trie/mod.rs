@@ -16,7 +16,7 @@ use crate::backend::{Backend, Table, WriteBatch};
 use crate::store::StoreError;
 use alloy_primitives::{B256, Bytes, keccak256};
 use alloy_trie::Nibbles;
-use node::{ChildRef, GLOBAL_TREE, LeafValue, Node, TreeId, load};
+use node::{ChildRef, LeafValue, Node, NodeSource, TreeId, load_verified};
 use std::ops::ControlFlow;
 
 const STALE_NODE: u8 = 0x00;
@@ -63,7 +63,7 @@ pub(crate) fn walk(
     let mut position = Nibbles::new();
     let mut current = root;
     while let Some(reference) = current {
-        let node = load(backend, tree, reference, &position, &mut scratch)?;
+        let node = load_verified(backend, tree, reference, &position, &mut scratch)?;
         let mut rlp = Vec::new();
         node.rlp(&mut rlp);
         nodes.push(Bytes::from(rlp));
@@ -92,24 +92,88 @@ pub(crate) fn walk(
     Ok((nodes, None))
 }
 
-/// The current root of a namespace's sub-trie, read from the global trie.
-pub(crate) fn subtree_root(
-    backend: &dyn Backend,
-    global_root: Option<ChildRef>,
-    prefix: &TreeId,
-) -> Result<Option<ChildRef>, StoreError> {
-    let (_, leaf) = walk(backend, &GLOBAL_TREE, global_root, &global_key(prefix))?;
-    leaf.map(|leaf| {
-        leaf.link
-            .map(|version| ChildRef {
-                hash: leaf.commitment,
-                version,
-            })
-            .ok_or_else(|| {
-                StoreError::Corrupt("global trie leaf without a sub-trie link".to_owned())
-            })
-    })
-    .transpose()
+/// The leaves at `keys` (sorted, unique) in the tree rooted at `root`, in one descent that
+/// visits each node on the way at most once.
+pub(crate) fn find_leaves(
+    source: &mut NodeSource<'_>,
+    root: Option<ChildRef>,
+    keys: &[Nibbles],
+) -> Result<Vec<Option<LeafValue>>, StoreError> {
+    let mut found = vec![None; keys.len()];
+    if let Some(root) = root {
+        descend(source, root, &Nibbles::new(), keys, &mut found)?;
+    }
+    Ok(found)
+}
+
+fn descend(
+    source: &mut NodeSource<'_>,
+    reference: ChildRef,
+    position: &Nibbles,
+    keys: &[Nibbles],
+    found: &mut [Option<LeafValue>],
+) -> Result<(), StoreError> {
+    match source.load(reference, position)? {
+        Node::Leaf { path, value } => {
+            let key = position.join(&path);
+            if let Ok(index) = keys.binary_search(&key) {
+                found[index] = Some(value);
+            }
+        }
+        Node::Extension { path, child } => {
+            let next = position.join(&path);
+            let start = keys.partition_point(|key| *key < next);
+            let end = start
+                + keys[start..]
+                    .iter()
+                    .take_while(|key| key.starts_with(&next))
+                    .count();
+            if start < end {
+                descend(
+                    source,
+                    child,
+                    &next,
+                    &keys[start..end],
+                    &mut found[start..end],
+                )?;
+            }
+        }
+        Node::Branch { children } => {
+            let depth = position.len();
+            let mut start = 0;
+            while start < keys.len() {
+                let nibble = keys[start].get_unchecked(depth);
+                let end = start
+                    + keys[start..]
+                        .iter()
+                        .take_while(|key| key.get_unchecked(depth) == nibble)
+                        .count();
+                if let Some(child) = children[usize::from(nibble)] {
+                    let mut next = *position;
+                    next.push_unchecked(nibble);
+                    descend(
+                        source,
+                        child,
+                        &next,
+                        &keys[start..end],
+                        &mut found[start..end],
+                    )?;
+                }
+                start = end;
+            }
+        }
+    }
+    Ok(())
+}
+
+/// The sub-trie root a global-trie leaf links to.
+pub(crate) fn subtree_link(leaf: LeafValue) -> Result<ChildRef, StoreError> {
+    leaf.link
+        .map(|version| ChildRef {
+            hash: leaf.commitment,
+            version,
+        })
+        .ok_or_else(|| StoreError::Corrupt("global trie leaf without a sub-trie link".to_owned()))
 }
 
 /// Adds to `batch` the deletion of every node that no root at or after `oldest_retained` needs,

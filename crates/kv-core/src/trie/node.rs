@@ -11,6 +11,7 @@ use crate::store::StoreError;
 use alloy_primitives::{B256, keccak256};
 use alloy_trie::nodes::{BranchNodeRef, ExtensionNodeRef, LeafNodeRef, RlpNode};
 use alloy_trie::{Nibbles, TrieMask};
+use std::collections::HashMap;
 
 /// Which tree a node belongs to: the 21-byte namespace prefix for a sub-trie, or
 /// [`GLOBAL_TREE`] for the tree of sub-roots.
@@ -222,8 +223,70 @@ fn mask(children: &[Option<ChildRef>; 16]) -> TrieMask {
     mask
 }
 
-/// Reads the node `reference` at `position` of `tree`, checking its hash.
-pub(crate) fn load(
+/// Where a tree update reads stored nodes from. For the global trie, which a commit reads twice
+/// (to find the old sub-roots, then to update it), decoded nodes are kept for the commit's
+/// duration.
+pub(crate) struct NodeSource<'a> {
+    backend: &'a dyn Backend,
+    tree: TreeId,
+    cache: Option<HashMap<(u64, Nibbles), Node>>,
+}
+
+impl<'a> NodeSource<'a> {
+    pub(crate) fn new(backend: &'a dyn Backend, tree: TreeId, cached: bool) -> Self {
+        Self {
+            backend,
+            tree,
+            cache: cached.then(HashMap::new),
+        }
+    }
+
+    pub(crate) fn tree(&self) -> &TreeId {
+        &self.tree
+    }
+
+    /// Reads the node `reference` at `position`.
+    pub(crate) fn load(
+        &mut self,
+        reference: ChildRef,
+        position: &Nibbles,
+    ) -> Result<Node, StoreError> {
+        if let Some(node) = self
+            .cache
+            .as_ref()
+            .and_then(|cache| cache.get(&(reference.version, *position)))
+        {
+            return Ok(node.clone());
+        }
+        let node = read(self.backend, &self.tree, reference, position)?;
+        if let Some(cache) = self.cache.as_mut() {
+            cache.insert((reference.version, *position), node.clone());
+        }
+        Ok(node)
+    }
+}
+
+fn read(
+    backend: &dyn Backend,
+    tree: &TreeId,
+    reference: ChildRef,
+    position: &Nibbles,
+) -> Result<Node, StoreError> {
+    let key = node_key(tree, reference.version, position);
+    let mut node = None;
+    let found = backend.read(Table::Nodes, &key, &mut |bytes| node = Node::decode(bytes))?;
+    if !found {
+        return Err(StoreError::Corrupt(format!(
+            "missing trie node at version {} (pruned or never written)",
+            reference.version
+        )));
+    }
+    node.ok_or_else(|| StoreError::Corrupt("undecodable trie node".to_owned()))
+}
+
+/// Reads the node `reference` at `position` of `tree` and checks it against its hash; proofs are
+/// built from verified nodes.
+pub(crate) fn load_verified(
     backend: &dyn Backend,
     tree: &TreeId,
     reference: ChildRef,

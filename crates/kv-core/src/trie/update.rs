@@ -11,8 +11,8 @@
 //! only changes if those keys change. Leaves and extensions can move up when a sibling disappears,
 //! so they are only written once their final position is known (see [`Sub`]).
 
-use super::node::{ChildRef, LeafValue, Node, TreeId, load, node_key};
-use crate::backend::{Backend, Table, WriteBatch};
+use super::node::{ChildRef, LeafValue, Node, NodeSource, node_key};
+use crate::backend::{Table, WriteBatch};
 use crate::store::StoreError;
 use alloy_primitives::B256;
 use alloy_trie::Nibbles;
@@ -46,24 +46,21 @@ enum Sub {
 }
 
 /// Writes the new version of one tree into a batch.
-pub(crate) struct TreeWriter<'a> {
-    backend: &'a dyn Backend,
-    tree: TreeId,
+pub(crate) struct TreeWriter<'a, 'b> {
+    source: &'a mut NodeSource<'b>,
     version: u64,
     batch: &'a mut WriteBatch,
     scratch: Vec<u8>,
 }
 
-impl<'a> TreeWriter<'a> {
+impl<'a, 'b> TreeWriter<'a, 'b> {
     pub(crate) fn new(
-        backend: &'a dyn Backend,
-        tree: TreeId,
+        source: &'a mut NodeSource<'b>,
         version: u64,
         batch: &'a mut WriteBatch,
     ) -> Self {
         Self {
-            backend,
-            tree,
+            source,
             version,
             batch,
             scratch: Vec::with_capacity(600),
@@ -102,16 +99,9 @@ impl<'a> TreeWriter<'a> {
                     .collect();
                 return self.build(position, &entries);
             }
-            Some(Existing::Stored(reference)) => (
-                load(
-                    self.backend,
-                    &self.tree,
-                    reference,
-                    position,
-                    &mut self.scratch,
-                )?,
-                Some(reference),
-            ),
+            Some(Existing::Stored(reference)) => {
+                (self.source.load(reference, position)?, Some(reference))
+            }
             Some(Existing::VirtualExtension { path, child }) => {
                 (Node::Extension { path, child }, None)
             }
@@ -313,13 +303,7 @@ impl<'a> TreeWriter<'a> {
             Sub::Keep(reference) => {
                 let mut child_position = *position;
                 child_position.push_unchecked(nibble);
-                match load(
-                    self.backend,
-                    &self.tree,
-                    reference,
-                    &child_position,
-                    &mut self.scratch,
-                )? {
+                match self.source.load(reference, &child_position)? {
                     Node::Branch { .. } => Sub::Extension {
                         path: prefix,
                         child: reference,
@@ -411,7 +395,7 @@ impl<'a> TreeWriter<'a> {
         let hash: B256 = node.hash(&mut self.scratch);
         self.batch.put(
             Table::Nodes,
-            node_key(&self.tree, self.version, position),
+            node_key(self.source.tree(), self.version, position),
             node.encode(),
         );
         ChildRef {
@@ -422,7 +406,7 @@ impl<'a> TreeWriter<'a> {
 
     fn mark_stale(&mut self, stored: Option<ChildRef>, position: &Nibbles) {
         if let Some(reference) = stored {
-            let node = node_key(&self.tree, reference.version, position);
+            let node = node_key(self.source.tree(), reference.version, position);
             self.batch.put(
                 Table::Stale,
                 super::stale_node_key(self.version, &node),

@@ -1,0 +1,462 @@
+//! The engine: deploys modules into the shared state and calls them with metered gas.
+
+use crate::gas;
+use crate::host::{CoreHost, GasMeter, HostEnv, HostError, HostExtension};
+use crate::validate::{self, ENTRY_POINT, HOST_NAMESPACE, MEMORY_EXPORT, ValidationError};
+use alloy_primitives::{B256, keccak256};
+use kv_core::key::code_key;
+use kv_core::{
+    Identity, ModuleName, ModuleRecord, Namespace, Overlay, RecordError, StateError,
+    module_identity,
+};
+use parking_lot::RwLock;
+use std::collections::HashMap;
+use std::sync::Arc;
+use wasmer::sys::{CompilerConfig, EngineBuilder, Singlepass};
+use wasmer::{
+    Engine, FunctionEnv, FunctionType, Imports, Instance, Module, RuntimeError, Store,
+    TypedFunction,
+};
+use wasmer_middlewares::Metering;
+use wasmer_middlewares::metering::{MeteringPoints, get_remaining_points, set_remaining_points};
+
+/// How a call ended.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub enum CallStatus {
+    /// The entry point returned; the call's writes are kept.
+    Success,
+    /// The module called `revert` with this data; its writes are discarded.
+    Revert(Vec<u8>),
+    /// The module trapped (or a host function refused its input); its writes are discarded.
+    Trap(String),
+    /// The gas limit was reached; the call's writes are discarded.
+    OutOfGas,
+}
+
+/// The result of a call.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct Receipt {
+    /// How the call ended.
+    pub status: CallStatus,
+    /// WASM gas used, instructions and host calls together; the limit when out of gas.
+    pub gas_used: u64,
+    /// What the module wrote with `output_write` (empty unless the call succeeded).
+    pub output: Vec<u8>,
+}
+
+impl Receipt {
+    /// Whether the call succeeded.
+    pub fn is_success(&self) -> bool {
+        self.status == CallStatus::Success
+    }
+}
+
+/// A call to make.
+#[derive(Clone, Copy, Debug)]
+pub struct CallRequest<'a> {
+    /// The module's identity.
+    pub module: Identity,
+    /// Who calls: a transaction's sender.
+    pub caller: Identity,
+    /// The input the module reads with `input_read`.
+    pub input: &'a [u8],
+    /// The most WASM gas the call may use.
+    pub gas_limit: u64,
+}
+
+/// Why a deploy was refused. Nothing was written.
+#[derive(Debug, thiserror::Error)]
+pub enum DeployError {
+    /// The module failed validation.
+    #[error(transparent)]
+    Invalid(#[from] ValidationError),
+    /// wasmer could not compile the module.
+    #[error("module does not compile: {0}")]
+    Compile(String),
+    /// This (name, version) already has a module.
+    #[error("module {name} version {version} is already deployed at {identity}")]
+    AlreadyDeployed {
+        /// The name.
+        name: ModuleName,
+        /// The version.
+        version: u32,
+        /// Its identity.
+        identity: Identity,
+    },
+    /// The state failed underneath.
+    #[error(transparent)]
+    State(#[from] StateError),
+}
+
+/// Why a call could not be made at all (as opposed to a call that failed, which is a receipt).
+#[derive(Debug, thiserror::Error)]
+pub enum CallError {
+    /// No module has this identity.
+    #[error("no module is deployed at {0}")]
+    UnknownModule(Identity),
+    /// The module's record or code in the state is damaged.
+    #[error("corrupt module {identity}: {reason}")]
+    Corrupt {
+        /// The module.
+        identity: Identity,
+        /// What is wrong.
+        reason: String,
+    },
+    /// The state failed underneath; the call's writes were discarded.
+    #[error(transparent)]
+    State(#[from] StateError),
+}
+
+/// A host function name defined twice.
+#[derive(Debug, thiserror::Error)]
+#[error("host function `{0}` is defined by two extensions")]
+pub struct DuplicateHostFunction(pub String);
+
+#[derive(Clone)]
+struct Compiled {
+    engine: Engine,
+    module: Module,
+}
+
+/// WASM modules on wasmer (singlepass, metered), with their state in the shared substrate.
+pub struct WasmEngine {
+    chain_id: u64,
+    extensions: Vec<Arc<dyn HostExtension>>,
+    signatures: HashMap<String, FunctionType>,
+    compiled: RwLock<HashMap<B256, Compiled>>,
+}
+
+/// A fresh singlepass engine with its own metering middleware. wasmer's metering middleware can
+/// instrument only one module, so every module gets its own engine.
+fn compiler_engine() -> Engine {
+    let mut compiler = Singlepass::new();
+    compiler.push_middleware(Arc::new(Metering::new(0, gas::operator_cost)));
+    EngineBuilder::new(compiler).engine().into()
+}
+
+impl WasmEngine {
+    /// An engine for chain `chain_id` with the core host ABI.
+    pub fn new(chain_id: u64) -> Self {
+        let mut engine = Self {
+            chain_id,
+            extensions: Vec::new(),
+            signatures: HashMap::new(),
+            compiled: RwLock::new(HashMap::new()),
+        };
+        // The core ABI's names are distinct, so adding it cannot fail.
+        let _ = engine.add_extension(Arc::new(CoreHost));
+        engine
+    }
+
+    /// Adds host functions; their names must not collide with existing ones.
+    pub fn with_extension(
+        mut self,
+        extension: Arc<dyn HostExtension>,
+    ) -> Result<Self, DuplicateHostFunction> {
+        self.add_extension(extension)?;
+        Ok(self)
+    }
+
+    fn add_extension(
+        &mut self,
+        extension: Arc<dyn HostExtension>,
+    ) -> Result<(), DuplicateHostFunction> {
+        let mut store = Store::default();
+        let scratch = kv_core::Store::in_memory();
+        let env = FunctionEnv::new(
+            &mut store,
+            HostEnv::new(
+                scratch.begin(),
+                Namespace::runtime(),
+                Identity::default(),
+                Vec::new(),
+            ),
+        );
+        for (name, function) in extension.functions(&mut store, &env) {
+            if self
+                .signatures
+                .insert(name.to_owned(), function.ty(&store))
+                .is_some()
+            {
+                return Err(DuplicateHostFunction(name.to_owned()));
+            }
+        }
+        self.extensions.push(extension);
+        Ok(())
+    }
+
+    /// The chain id identities are derived with.
+    pub fn chain_id(&self) -> u64 {
+        self.chain_id
+    }
+
+    /// The identity `(name, version)` has on this chain.
+    pub fn identity(&self, name: &ModuleName, version: u32) -> Identity {
+        module_identity(self.chain_id, name, version)
+    }
+
+    /// The host functions a module may import, by name.
+    pub fn host_functions(&self) -> &HashMap<String, FunctionType> {
+        &self.signatures
+    }
+
+    /// Validates and compiles `code`, caching the result by code hash.
+    fn compile(&self, code_hash: B256, code: &[u8]) -> Result<Compiled, DeployError> {
+        if let Some(compiled) = self.compiled.read().get(&code_hash) {
+            return Ok(compiled.clone());
+        }
+        validate::check_bytes(code)?;
+        let engine = compiler_engine();
+        let module =
+            Module::new(&engine, code).map_err(|error| DeployError::Compile(error.to_string()))?;
+        validate::check_interface(&module, &self.signatures)?;
+        let compiled = Compiled { engine, module };
+        self.compiled.write().insert(code_hash, compiled.clone());
+        Ok(compiled)
+    }
+
+    /// Number of compiled modules in the cache.
+    pub fn cached_modules(&self) -> usize {
+        self.compiled.read().len()
+    }
+
+    /// Validates `code` and stores it as module `(name, version)`; returns its identity.
+    /// The code blob and the module record are written together or not at all.
+    pub fn deploy(
+        &self,
+        state: &mut Overlay,
+        name: &ModuleName,
+        version: u32,
+        code: &[u8],
+    ) -> Result<Identity, DeployError> {
+        let identity = self.identity(name, version);
+        let record_key = Namespace::wasm(identity).record_key();
+        if state.get(&record_key)?.is_some() {
+            return Err(DeployError::AlreadyDeployed {
+                name: name.clone(),
+                version,
+                identity,
+            });
+        }
+        let code_hash = keccak256(code);
+        self.compile(code_hash, code)?;
+        let record = ModuleRecord {
+            code_hash,
+            name: name.clone(),
+            version,
+        };
+        let checkpoint = state.checkpoint();
+        let written = (|| -> Result<(), StateError> {
+            let blob_key = code_key(&code_hash);
+            if state.get(&blob_key)?.is_none() {
+                state.set(&blob_key, code)?;
+            }
+            state.set(&record_key, &record.encode())
+        })();
+        match written {
+            Ok(()) => state.release(checkpoint)?,
+            Err(error) => {
+                state.revert(checkpoint)?;
+                return Err(error.into());
+            }
+        }
+        Ok(identity)
+    }
+
+    /// The record of the module at `identity`, if any.
+    pub fn module_record(
+        &self,
+        state: &Overlay,
+        identity: Identity,
+    ) -> Result<Option<ModuleRecord>, CallError> {
+        let Some(bytes) = state.get(&Namespace::wasm(identity).record_key())? else {
+            return Ok(None);
+        };
+        ModuleRecord::decode(&bytes)
+            .map(Some)
+            .map_err(|error: RecordError| CallError::Corrupt {
+                identity,
+                reason: error.to_string(),
+            })
+    }
+
+    fn load(&self, state: &Overlay, identity: Identity) -> Result<Compiled, CallError> {
+        let record = self
+            .module_record(state, identity)?
+            .ok_or(CallError::UnknownModule(identity))?;
+        if let Some(compiled) = self.compiled.read().get(&record.code_hash) {
+            return Ok(compiled.clone());
+        }
+        let corrupt = |reason: String| CallError::Corrupt { identity, reason };
+        let code = state
+            .get(&code_key(&record.code_hash))?
+            .ok_or_else(|| corrupt("its code blob is missing".into()))?;
+        self.compile(record.code_hash, &code)
+            .map_err(|error| corrupt(error.to_string()))
+    }
+
+    /// Calls the module's entry point. Only a successful call's writes stay in `state`; a revert,
+    /// trap or out-of-gas call leaves no trace. `Err` means the call could not run at all (unknown
+    /// module) or the state failed underneath, in which case its writes were discarded too.
+    pub fn call(
+        &self,
+        state: &mut Overlay,
+        request: &CallRequest<'_>,
+    ) -> Result<Receipt, CallError> {
+        let compiled = self.load(state, request.module)?;
+        let checkpoint = state.checkpoint();
+        let (outcome, returned) = self.execute(&compiled, state.take(), request);
+        *state = returned;
+        match outcome {
+            Ok(receipt) if receipt.is_success() => {
+                state.release(checkpoint)?;
+                Ok(receipt)
+            }
+            Ok(receipt) => {
+                state.revert(checkpoint)?;
+                Ok(receipt)
+            }
+            Err(error) => {
+                state.revert(checkpoint)?;
+                Err(error.into())
+            }
+        }
+    }
+
+    /// Runs one call on a fresh store and instance; always hands the state back.
+    fn execute(
+        &self,
+        compiled: &Compiled,
+        state: Overlay,
+        request: &CallRequest<'_>,
+    ) -> (Result<Receipt, StateError>, Overlay) {
+        let mut store = Store::new(compiled.engine.clone());
+        let env = FunctionEnv::new(
+            &mut store,
+            HostEnv::new(
+                state,
+                Namespace::wasm(request.module),
+                request.caller,
+                request.input.to_vec(),
+            ),
+        );
+        let mut imports = Imports::new();
+        for extension in &self.extensions {
+            for (name, function) in extension.functions(&mut store, &env) {
+                imports.define(HOST_NAMESPACE, name, function);
+            }
+        }
+        let outcome = run(
+            &mut store,
+            &env,
+            &compiled.module,
+            &imports,
+            request.gas_limit,
+        );
+        let data = env.as_mut(&mut store);
+        let state = data.take_state();
+        let output = std::mem::take(&mut data.output);
+        let receipt = outcome.map(|(status, gas_used)| Receipt {
+            output: if status == CallStatus::Success {
+                output
+            } else {
+                Vec::new()
+            },
+            status,
+            gas_used,
+        });
+        (receipt, state)
+    }
+}
+
+/// Instantiates and calls the entry point; returns the status and the gas used.
+fn run(
+    store: &mut Store,
+    env: &FunctionEnv<HostEnv>,
+    module: &Module,
+    imports: &Imports,
+    gas_limit: u64,
+) -> Result<(CallStatus, u64), StateError> {
+    let instance = match Instance::new(store, module, imports) {
+        Ok(instance) => instance,
+        Err(error) => {
+            return Ok((
+                CallStatus::Trap(format!("instantiation failed: {error}")),
+                0,
+            ));
+        }
+    };
+    let prepared = (|| -> Result<TypedFunction<(), ()>, String> {
+        let memory = instance
+            .exports
+            .get_memory(MEMORY_EXPORT)
+            .map_err(|error| error.to_string())?
+            .clone();
+        let meter = GasMeter {
+            remaining: instance
+                .exports
+                .get_global("wasmer_metering_remaining_points")
+                .map_err(|error| error.to_string())?
+                .clone(),
+            exhausted: instance
+                .exports
+                .get_global("wasmer_metering_points_exhausted")
+                .map_err(|error| error.to_string())?
+                .clone(),
+        };
+        let data = env.as_mut(store);
+        data.memory = Some(memory);
+        data.meter = Some(meter);
+        instance
+            .exports
+            .get_typed_function::<(), ()>(store, ENTRY_POINT)
+            .map_err(|error| error.to_string())
+    })();
+    let entry = match prepared {
+        Ok(entry) => entry,
+        Err(reason) => {
+            return Ok((
+                CallStatus::Trap(format!("instance is missing part of the ABI: {reason}")),
+                0,
+            ));
+        }
+    };
+    set_remaining_points(store, &instance, gas_limit);
+    let result = entry.call(store);
+    let remaining = get_remaining_points(store, &instance);
+    let gas_used = match remaining {
+        MeteringPoints::Remaining(left) => gas_limit.saturating_sub(left),
+        MeteringPoints::Exhausted => gas_limit,
+    };
+    let status = match result {
+        Ok(()) => CallStatus::Success,
+        Err(error) => match classify(error, remaining) {
+            Ok(status) => status,
+            Err(state_error) => return Err(state_error),
+        },
+    };
+    Ok((status, gas_used))
+}
+
+/// Maps a runtime error to a status, or to the state error that aborts the call.
+fn classify(error: RuntimeError, remaining: MeteringPoints) -> Result<CallStatus, StateError> {
+    match error.downcast::<HostError>() {
+        Ok(HostError::Revert(data)) => Ok(CallStatus::Revert(data)),
+        Ok(HostError::OutOfGas) => Ok(CallStatus::OutOfGas),
+        Ok(HostError::Trap(reason)) => Ok(CallStatus::Trap(reason)),
+        Ok(HostError::State(error)) => Err(error),
+        Err(error) => {
+            if remaining == MeteringPoints::Exhausted {
+                return Ok(CallStatus::OutOfGas);
+            }
+            let reason = match error.clone().to_trap() {
+                Some(wasmer_types::TrapCode::StackOverflow) => {
+                    "call stack exhausted (recursion too deep)".to_owned()
+                }
+                Some(code) => format!("wasm trap: {code}"),
+                None => error.message(),
+            };
+            Ok(CallStatus::Trap(reason))
+        }
+    }
+}

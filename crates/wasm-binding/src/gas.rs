@@ -1,0 +1,50 @@
+//! The WASM gas schedule: what an instruction and each host call cost.
+//!
+//! WASM gas is counted by wasmer's metering middleware (one point per instruction unless listed
+//! below) and charged by each host function before it does any work, from the same counter.
+//! One EVM gas unit is worth [`WASM_GAS_PER_EVM_GAS`] WASM gas: a WASM instruction compiled by
+//! singlepass runs in about a nanosecond, while one EVM gas of interpreted work costs roughly ten.
+//! The table is normative; `docs/spec/abi/wasm-host.md` prints it.
+
+use wasmer::wasmparser::Operator;
+
+/// WASM gas per EVM gas unit, for costs defined in EVM terms.
+pub const WASM_GAS_PER_EVM_GAS: u64 = 10;
+
+/// Most instructions.
+pub const INSTRUCTION: u64 = 1;
+/// `call` and `call_indirect`: calls also consume native stack, so recursion is priced.
+pub const CALL: u64 = 10;
+/// `memory.grow`, on top of the page limit.
+pub const MEMORY_GROW: u64 = 10_000;
+
+/// `state_get`.
+pub const STATE_GET: u64 = 1_000;
+/// `state_set`.
+pub const STATE_SET: u64 = 5_000;
+/// `storage_read`, plus [`PER_BYTE_READ`] per key and value byte.
+pub const STORAGE_READ: u64 = 1_000;
+/// `storage_write`, plus [`PER_BYTE_WRITTEN`] per key and value byte.
+pub const STORAGE_WRITE: u64 = 5_000;
+/// `storage_remove`, plus [`PER_BYTE_READ`] per key byte.
+pub const STORAGE_REMOVE: u64 = 5_000;
+/// Per byte a host call reads from or copies into guest memory.
+pub const PER_BYTE_READ: u64 = 1;
+/// Per byte written to the state.
+pub const PER_BYTE_WRITTEN: u64 = 10;
+/// `input_len`, `caller`, `self_identity`, and the base of `input_read`, `output_write`, `revert`.
+pub const CONTEXT: u64 = 10;
+
+/// The cost of one operator, as the metering middleware charges it.
+pub fn operator_cost(operator: &Operator<'_>) -> u64 {
+    match operator {
+        Operator::Call { .. } | Operator::CallIndirect { .. } => CALL,
+        Operator::MemoryGrow { .. } => MEMORY_GROW,
+        _ => INSTRUCTION,
+    }
+}
+
+/// The cost of copying `bytes` bytes between guest memory and the host.
+pub fn per_byte(bytes: u32, rate: u64) -> u64 {
+    u64::from(bytes).saturating_mul(rate)
+}
