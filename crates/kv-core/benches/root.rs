@@ -15,6 +15,11 @@ const CHANGES: usize = 1_000;
 /// 1M), so a batch of random changes touches many namespaces at every size.
 const IDENTITIES: u64 = 1_000;
 
+// The same allocator as the xstate binary: the store's many small allocations are a large part of
+// a commit's cost under glibc's allocator.
+#[global_allocator]
+static ALLOCATOR: mimalloc::MiMalloc = mimalloc::MiMalloc;
+
 fn splitmix(state: &mut u64) -> u64 {
     *state = state.wrapping_add(0x9e37_79b9_7f4a_7c15);
     let mut z = *state;

@@ -14,7 +14,7 @@ use crate::proof::{KeyProof, NamespaceProof, SubtreeProof};
 use crate::trie::node::{ChildRef, GLOBAL_TREE, LeafValue, NodeSource, TreeId};
 use crate::trie::update::{Change, TreeWriter};
 use crate::trie::{
-    entry_key, find_leaves, global_key, prune, root_hash, stale_tree_key, subtree_link, walk,
+    entry_key, find_leaves, global_key, mark_tree_stale, prune, root_hash, subtree_link, walk,
 };
 use alloy_primitives::{B256, keccak256};
 use alloy_trie::Nibbles;
@@ -252,12 +252,10 @@ impl Store {
         let mut global_changes = Vec::with_capacity(namespaces.len());
         for ((global_key, prefix), leaf) in by_hash.iter().zip(leaves) {
             let (wiped, writes) = &namespaces[prefix];
-            let old_root = if *wiped {
-                self.delete_namespace(overlay, prefix, height, &mut batch)?;
-                None
-            } else {
-                leaf.map(subtree_link).transpose()?
-            };
+            let mut old_root = leaf.map(subtree_link).transpose()?;
+            if *wiped {
+                self.delete_namespace(overlay, prefix, old_root.take(), height, &mut batch)?;
+            }
             let mut changes = Vec::with_capacity(writes.len());
             for &(key, value) in writes {
                 match value {
@@ -325,11 +323,12 @@ impl Store {
     }
 
     /// Adds to `batch` the deletion of every committed entry of a wiped namespace that the
-    /// overlay does not write again, and marks the namespace's old trie nodes stale.
+    /// overlay does not write again, and marks every node of its old sub-trie stale.
     fn delete_namespace(
         &self,
         overlay: &Overlay,
         prefix: &TreeId,
+        old_root: Option<ChildRef>,
         height: u64,
         batch: &mut WriteBatch,
     ) -> Result<(), StoreError> {
@@ -345,7 +344,14 @@ impl Store {
         for key in gone {
             batch.delete(Table::State, key);
         }
-        batch.put(Table::Stale, stale_tree_key(height, prefix), Vec::new());
+        if let Some(root) = old_root {
+            mark_tree_stale(
+                &mut NodeSource::new(self.backend.as_ref(), *prefix, false),
+                root,
+                height,
+                batch,
+            )?;
+        }
         Ok(())
     }
 

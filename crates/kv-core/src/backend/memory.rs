@@ -1,17 +1,100 @@
-//! An in-memory backend: one ordered map per table behind a read-write lock.
+//! An in-memory backend: one map per table behind a read-write lock.
+//!
+//! Tables the store scans (state, stale, meta) are ordered maps. The node table is only ever read
+//! by exact key (a node's tree, version and position), so it is a hash map: a lookup costs one
+//! probe instead of a walk down a tree of millions of keys. Scanning it still works, by sorting
+//! the matching keys, so the backend honours the whole [`Backend`] contract.
 
 use super::{Backend, BackendError, ScanVisitor, Table, WriteBatch};
+use alloy_primitives::map::HashMap;
 use parking_lot::RwLock;
+use smallvec::SmallVec;
 use std::collections::BTreeMap;
 use std::ops::Bound;
 
-type Map = BTreeMap<Box<[u8]>, Box<[u8]>>;
+/// Keys up to 64 bytes (every trie-node and stale key, and most state keys) are stored inline,
+/// so comparing or hashing a key does not chase a pointer.
+type Key = SmallVec<[u8; 64]>;
+type Value = Box<[u8]>;
 
-/// A backend that keeps everything in memory. Batches are atomic because they are applied under
-/// one write lock after being checked.
-#[derive(Default)]
+enum Map {
+    Ordered(BTreeMap<Key, Value>),
+    Hashed(HashMap<Key, Value>),
+}
+
+impl Map {
+    fn for_table(table: Table) -> Self {
+        match table {
+            Table::Nodes => Self::Hashed(HashMap::default()),
+            Table::State | Table::Stale | Table::Meta => Self::Ordered(BTreeMap::new()),
+        }
+    }
+
+    fn get(&self, key: &[u8]) -> Option<&Value> {
+        match self {
+            Self::Ordered(map) => map.get(key),
+            Self::Hashed(map) => map.get(key),
+        }
+    }
+
+    fn insert(&mut self, key: Key, value: Value) {
+        match self {
+            Self::Ordered(map) => map.insert(key, value),
+            Self::Hashed(map) => map.insert(key, value),
+        };
+    }
+
+    fn remove(&mut self, key: &[u8]) {
+        match self {
+            Self::Ordered(map) => map.remove(key),
+            Self::Hashed(map) => map.remove(key),
+        };
+    }
+
+    fn len(&self) -> usize {
+        match self {
+            Self::Ordered(map) => map.len(),
+            Self::Hashed(map) => map.len(),
+        }
+    }
+
+    fn scan(&self, start: &[u8], end: Option<&[u8]>, visit: &mut ScanVisitor<'_>) {
+        let upper = end.map_or(Bound::Unbounded, Bound::Excluded);
+        match self {
+            Self::Ordered(map) => {
+                for (key, value) in map.range::<[u8], _>((Bound::Included(start), upper)) {
+                    if visit(key, value).is_break() {
+                        break;
+                    }
+                }
+            }
+            Self::Hashed(map) => {
+                let in_range = |key: &[u8]| key >= start && end.is_none_or(|end| key < end);
+                let mut entries: Vec<(&Key, &Value)> =
+                    map.iter().filter(|(key, _)| in_range(key)).collect();
+                entries.sort_unstable_by(|a, b| a.0.cmp(b.0));
+                for (key, value) in entries {
+                    if visit(key, value).is_break() {
+                        break;
+                    }
+                }
+            }
+        }
+    }
+}
+
+/// A backend that keeps everything in memory. A batch is applied under one write lock, so readers
+/// see all of it or none of it.
 pub struct MemoryBackend {
     tables: RwLock<[Map; Table::ALL.len()]>,
+}
+
+impl Default for MemoryBackend {
+    fn default() -> Self {
+        Self {
+            tables: RwLock::new(Table::ALL.map(Map::for_table)),
+        }
+    }
 }
 
 impl MemoryBackend {
@@ -56,14 +139,7 @@ impl Backend for MemoryBackend {
         end: Option<&[u8]>,
         visit: &mut ScanVisitor<'_>,
     ) -> Result<(), BackendError> {
-        let tables = self.tables.read();
-        let upper = end.map_or(Bound::Unbounded, Bound::Excluded);
-        for (key, value) in tables[table.index()].range::<[u8], _>((Bound::Included(start), upper))
-        {
-            if visit(key, value).is_break() {
-                break;
-            }
-        }
+        self.tables.read()[table.index()].scan(start, end, visit);
         Ok(())
     }
 
@@ -72,12 +148,8 @@ impl Backend for MemoryBackend {
         for op in batch.into_ops() {
             let map = &mut tables[op.table.index()];
             match op.value {
-                Some(value) => {
-                    map.insert(op.key.into_boxed_slice(), value.into_boxed_slice());
-                }
-                None => {
-                    map.remove(op.key.as_slice());
-                }
+                Some(value) => map.insert(Key::from_vec(op.key), value.into_boxed_slice()),
+                None => map.remove(&op.key),
             }
         }
         Ok(())

@@ -19,26 +19,44 @@ use alloy_trie::Nibbles;
 use node::{ChildRef, LeafValue, Node, NodeSource, TreeId, load_verified};
 use std::ops::ControlFlow;
 
-const STALE_NODE: u8 = 0x00;
-const STALE_TREE: u8 = 0x01;
-
-/// The `stale` key recording that `node` (a `nodes` key) is unreachable from height `since` on.
+/// The `stale` key recording that `node` (a `nodes` key) is unreachable from height `since` on:
+/// `since (u64) | node key`.
 pub(crate) fn stale_node_key(since: u64, node: &[u8]) -> Vec<u8> {
-    let mut key = Vec::with_capacity(9 + node.len());
+    let mut key = Vec::with_capacity(8 + node.len());
     key.extend_from_slice(&since.to_be_bytes());
-    key.push(STALE_NODE);
     key.extend_from_slice(node);
     key
 }
 
-/// The `stale` key recording that every node of `tree` written before `since` is unreachable from
-/// `since` on: the namespace was wiped and its sub-trie rebuilt from nothing.
-pub(crate) fn stale_tree_key(since: u64, tree: &TreeId) -> Vec<u8> {
-    let mut key = Vec::with_capacity(9 + tree.len());
-    key.extend_from_slice(&since.to_be_bytes());
-    key.push(STALE_TREE);
-    key.extend_from_slice(tree);
-    key
+/// Marks every node of the tree under `root` stale from `since` on: the namespace was wiped and
+/// its sub-trie is rebuilt from nothing. Costs one read per node, like deleting the namespace's
+/// values does.
+pub(crate) fn mark_tree_stale(
+    source: &mut NodeSource<'_>,
+    root: ChildRef,
+    since: u64,
+    batch: &mut WriteBatch,
+) -> Result<(), StoreError> {
+    let mut pending = vec![(root, Nibbles::new())];
+    while let Some((reference, position)) = pending.pop() {
+        let node = source.load(reference, &position)?;
+        let key = node::node_key(source.tree(), reference.version, &position);
+        batch.put(Table::Stale, stale_node_key(since, &key), Vec::new());
+        match node {
+            Node::Leaf { .. } => {}
+            Node::Extension { path, child } => pending.push((child, position.join(&path))),
+            Node::Branch { children } => {
+                for (nibble, child) in (0u8..16).zip(children) {
+                    if let Some(child) = child {
+                        let mut next = position;
+                        next.push_unchecked(nibble);
+                        pending.push((child, next));
+                    }
+                }
+            }
+        }
+    }
+    Ok(())
 }
 
 /// The hashed trie key of a namespace in the global trie.
@@ -184,33 +202,19 @@ pub(crate) fn prune(
     batch: &mut WriteBatch,
 ) -> Result<(), StoreError> {
     let end = oldest_retained.saturating_add(1).to_be_bytes();
-    let mut stale = Vec::new();
+    let mut malformed = false;
     backend.scan(Table::Stale, &[], Some(&end), &mut |key, _| {
-        stale.push(key.to_vec());
+        match key.get(8..) {
+            Some(node) if !node.is_empty() => {
+                batch.delete(Table::Nodes, node.to_vec());
+                batch.delete(Table::Stale, key.to_vec());
+            }
+            _ => malformed = true,
+        }
         ControlFlow::Continue(())
     })?;
-    for key in stale {
-        match key.get(8) {
-            Some(&STALE_NODE) => batch.delete(Table::Nodes, key[9..].to_vec()),
-            Some(&STALE_TREE) => {
-                let since = &key[..8];
-                let tree = &key[9..];
-                let mut start = tree.to_vec();
-                start.extend_from_slice(&[0; 8]);
-                let mut end = tree.to_vec();
-                end.extend_from_slice(since);
-                let mut dead = Vec::new();
-                backend.scan(Table::Nodes, &start, Some(&end), &mut |node, _| {
-                    dead.push(node.to_vec());
-                    ControlFlow::Continue(())
-                })?;
-                for node in dead {
-                    batch.delete(Table::Nodes, node);
-                }
-            }
-            _ => return Err(StoreError::Corrupt("malformed stale record".to_owned())),
-        }
-        batch.delete(Table::Stale, key);
+    if malformed {
+        return Err(StoreError::Corrupt("malformed stale record".to_owned()));
     }
     Ok(())
 }

@@ -8,10 +8,10 @@
 
 use crate::backend::{Backend, BackendExt, Table};
 use crate::store::StoreError;
+use alloy_primitives::map::HashMap;
 use alloy_primitives::{B256, keccak256};
 use alloy_trie::nodes::{BranchNodeRef, ExtensionNodeRef, LeafNodeRef, RlpNode};
 use alloy_trie::{Nibbles, TrieMask};
-use std::collections::HashMap;
 
 /// Which tree a node belongs to: the 21-byte namespace prefix for a sub-trie, or
 /// [`GLOBAL_TREE`] for the tree of sub-roots.
@@ -237,7 +237,7 @@ impl<'a> NodeSource<'a> {
         Self {
             backend,
             tree,
-            cache: cached.then(HashMap::new),
+            cache: cached.then(HashMap::default),
         }
     }
 
