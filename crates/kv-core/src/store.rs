@@ -91,6 +91,87 @@ pub enum StoreError {
     },
 }
 
+/// The work of updating one namespace's sub-trie in a commit.
+struct SubtreeJob<'a> {
+    global_key: Nibbles,
+    prefix: &'a TreeId,
+    wiped: bool,
+    old_root: Option<ChildRef>,
+    writes: &'a [(&'a [u8], Option<&'a [u8]>)],
+}
+
+/// Below this many writes a commit updates its sub-tries on the calling thread: spawning workers
+/// would cost more than it saves.
+const PARALLEL_WRITES: usize = 256;
+
+/// Runs `work` over `jobs`, on every available core when the jobs are large enough, and returns
+/// the results in job order.
+fn run_jobs<J: Sync, R: Send>(
+    jobs: &[J],
+    work: impl Fn(&J) -> Result<R, StoreError> + Sync,
+) -> Result<Vec<R>, StoreError>
+where
+    J: JobSize,
+{
+    let total: usize = jobs.iter().map(JobSize::size).sum();
+    let workers = std::thread::available_parallelism()
+        .map_or(1, usize::from)
+        .min(jobs.len());
+    if workers <= 1 || total < PARALLEL_WRITES {
+        return jobs.iter().map(&work).collect();
+    }
+    // Contiguous chunks of roughly equal write counts keep the results in order.
+    let mut chunks = Vec::with_capacity(workers);
+    let mut start = 0;
+    let mut taken = 0;
+    for (index, job) in jobs.iter().enumerate() {
+        taken += job.size();
+        if taken * workers >= total * (chunks.len() + 1) && chunks.len() + 1 < workers {
+            chunks.push(&jobs[start..=index]);
+            start = index + 1;
+        }
+    }
+    chunks.push(&jobs[start..]);
+    let work = &work;
+    let parts: Vec<Result<Vec<R>, StoreError>> = std::thread::scope(|scope| {
+        let handles: Vec<_> = chunks
+            .iter()
+            .map(|chunk| {
+                scope.spawn(move || {
+                    chunk
+                        .iter()
+                        .map(work)
+                        .collect::<Result<Vec<R>, StoreError>>()
+                })
+            })
+            .collect();
+        handles
+            .into_iter()
+            .map(|handle| {
+                handle
+                    .join()
+                    .unwrap_or_else(|_| Err(StoreError::Corrupt("a commit worker panicked".into())))
+            })
+            .collect()
+    });
+    let mut results = Vec::with_capacity(jobs.len());
+    for part in parts {
+        results.extend(part?);
+    }
+    Ok(results)
+}
+
+/// How much work a job is, for splitting jobs evenly between workers.
+trait JobSize {
+    fn size(&self) -> usize;
+}
+
+impl JobSize for SubtreeJob<'_> {
+    fn size(&self) -> usize {
+        self.writes.len() + 1
+    }
+}
+
 /// One namespace's part of an overlay: whether it was wiped, and its writes in key order.
 type NamespaceChanges<'a> = (bool, Vec<(&'a [u8], Option<&'a [u8]>)>);
 
@@ -249,40 +330,25 @@ impl Store {
         let hashed: Vec<Nibbles> = by_hash.iter().map(|(key, _)| *key).collect();
         let leaves = find_leaves(&mut global, head.global, &hashed)?;
 
-        let mut global_changes = Vec::with_capacity(namespaces.len());
+        // Sub-tries are independent of each other (that is what scoped commitments buy), so
+        // large commits update them on every core; each worker writes its own batch.
+        let mut jobs = Vec::with_capacity(by_hash.len());
         for ((global_key, prefix), leaf) in by_hash.iter().zip(leaves) {
             let (wiped, writes) = &namespaces[prefix];
-            let mut old_root = leaf.map(subtree_link).transpose()?;
-            if *wiped {
-                self.delete_namespace(overlay, prefix, old_root.take(), height, &mut batch)?;
-            }
-            let mut changes = Vec::with_capacity(writes.len());
-            for &(key, value) in writes {
-                match value {
-                    Some(value) => batch.put(Table::State, key, value),
-                    None => batch.delete(Table::State, key),
-                }
-                changes.push(Change {
-                    key: entry_key(&key[PREFIX_LEN..]),
-                    value: value.map(|value| LeafValue {
-                        commitment: keccak256(value),
-                        link: None,
-                    }),
-                });
-            }
-            changes.sort_unstable_by_key(|change| change.key);
-            let mut source = NodeSource::new(backend, *prefix, false);
-            let new_root =
-                TreeWriter::new(&mut source, height, &mut batch).apply(old_root, &changes)?;
-            if new_root != old_root || *wiped {
-                global_changes.push(Change {
-                    key: *global_key,
-                    value: new_root.map(|root| LeafValue {
-                        commitment: root.hash,
-                        link: Some(root.version),
-                    }),
-                });
-            }
+            let old_root = leaf.map(subtree_link).transpose()?;
+            jobs.push(SubtreeJob {
+                global_key: *global_key,
+                prefix,
+                wiped: *wiped,
+                old_root,
+                writes,
+            });
+        }
+        let results = run_jobs(&jobs, |job| self.update_subtree(overlay, job, height))?;
+        let mut global_changes = Vec::with_capacity(results.len());
+        for (change, part) in results {
+            batch.append(part);
+            global_changes.extend(change);
         }
         let global_root =
             TreeWriter::new(&mut global, height, &mut batch).apply(head.global, &global_changes)?;
@@ -320,6 +386,47 @@ impl Store {
             height,
             root: root_hash(global_root),
         })
+    }
+
+    /// Writes one namespace's new values and sub-trie into a batch of its own and returns the
+    /// global-trie change for its new sub-root, if the sub-root changed.
+    fn update_subtree(
+        &self,
+        overlay: &Overlay,
+        job: &SubtreeJob<'_>,
+        height: u64,
+    ) -> Result<(Option<Change>, WriteBatch), StoreError> {
+        let mut batch = WriteBatch::new();
+        let mut old_root = job.old_root;
+        if job.wiped {
+            self.delete_namespace(overlay, job.prefix, old_root.take(), height, &mut batch)?;
+        }
+        let mut changes = Vec::with_capacity(job.writes.len());
+        for &(key, value) in job.writes {
+            match value {
+                Some(value) => batch.put(Table::State, key, value),
+                None => batch.delete(Table::State, key),
+            }
+            changes.push(Change {
+                key: entry_key(&key[PREFIX_LEN..]),
+                value: value.map(|value| LeafValue {
+                    commitment: keccak256(value),
+                    link: None,
+                }),
+            });
+        }
+        changes.sort_unstable_by_key(|change| change.key);
+        let mut source = NodeSource::new(self.backend.as_ref(), *job.prefix, false);
+        let new_root =
+            TreeWriter::new(&mut source, height, &mut batch).apply(old_root, &changes)?;
+        let change = (new_root != old_root || job.wiped).then(|| Change {
+            key: job.global_key,
+            value: new_root.map(|root| LeafValue {
+                commitment: root.hash,
+                link: Some(root.version),
+            }),
+        });
+        Ok((change, batch))
     }
 
     /// Adds to `batch` the deletion of every committed entry of a wiped namespace that the

@@ -99,6 +99,11 @@ impl WriteBatch {
         &self.ops
     }
 
+    /// Appends every op of `other`, after this batch's own.
+    pub fn append(&mut self, mut other: WriteBatch) {
+        self.ops.append(&mut other.ops);
+    }
+
     /// The ops in order, by value.
     pub fn into_ops(self) -> Vec<BatchOp> {
         self.ops
