@@ -78,23 +78,24 @@ fn guest_dir() -> PathBuf {
     root().join("guest")
 }
 
-/// Builds the guest workspace into `target_dir` with paths remapped, so that the bytes do not
-/// depend on where the checkout or the cargo home is.
+/// Builds the guest workspace into `target_dir`. The flags in `guest/.cargo/config.toml` apply;
+/// on top, source paths are remapped so that the bytes do not depend on where the checkout or the
+/// cargo home is (cargo joins both flag lists).
 fn build_guests(target_dir: &Path) -> Result<(), String> {
     let cargo_home = std::env::var("CARGO_HOME")
         .map(PathBuf::from)
         .unwrap_or_else(|_| {
             PathBuf::from(std::env::var("HOME").unwrap_or_default()).join(".cargo")
         });
-    let flags = format!(
-        "--remap-path-prefix={}=/xstate --remap-path-prefix={}=/cargo -C target-cpu=mvp",
+    let remap = format!(
+        "target.wasm32-unknown-unknown.rustflags=[\"--remap-path-prefix={}=/xstate\", \"--remap-path-prefix={}=/cargo\"]",
         root().display(),
         cargo_home.display()
     );
     let mut command = Command::new(std::env::var_os("CARGO").unwrap_or_else(|| "cargo".into()));
     command
         .current_dir(guest_dir())
-        .env("RUSTFLAGS", flags)
+        .env_remove("RUSTFLAGS")
         .env_remove("CARGO_ENCODED_RUSTFLAGS")
         .args([
             "build",
@@ -102,8 +103,10 @@ fn build_guests(target_dir: &Path) -> Result<(), String> {
             "--locked",
             "--target",
             "wasm32-unknown-unknown",
-            "--target-dir",
+            "--config",
         ])
+        .arg(remap)
+        .arg("--target-dir")
         .arg(target_dir);
     run("build guest modules", &mut command)
 }

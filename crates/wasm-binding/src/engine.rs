@@ -1,5 +1,6 @@
 //! The engine: deploys modules into the shared state and calls them with metered gas.
 
+use crate::depth::{CallDepth, DEPTH_GLOBAL, MAX_CALL_DEPTH};
 use crate::gas;
 use crate::host::{CoreHost, GasMeter, HostEnv, HostError, HostExtension};
 use crate::validate::{self, ENTRY_POINT, HOST_NAMESPACE, MEMORY_EXPORT, ValidationError};
@@ -126,11 +127,13 @@ pub struct WasmEngine {
     compiled: RwLock<HashMap<B256, Compiled>>,
 }
 
-/// A fresh singlepass engine with its own metering middleware. wasmer's metering middleware can
-/// instrument only one module, so every module gets its own engine.
+/// A fresh singlepass engine with its own metering and call-depth middlewares. Both can
+/// instrument only one module, so every module gets its own engine. Metering comes first, so it
+/// prices the module's own instructions and not the depth bookkeeping around calls.
 fn compiler_engine() -> Engine {
     let mut compiler = Singlepass::new();
     compiler.push_middleware(Arc::new(Metering::new(0, gas::operator_cost)));
+    compiler.push_middleware(Arc::new(CallDepth::default()));
     EngineBuilder::new(compiler).engine().into()
 }
 
@@ -424,12 +427,19 @@ fn run(
     set_remaining_points(store, &instance, gas_limit);
     let result = entry.call(store);
     let remaining = get_remaining_points(store, &instance);
+    let depth_exceeded = instance
+        .exports
+        .get_global(DEPTH_GLOBAL)
+        .is_ok_and(|global| global.get(store) == wasmer::Value::I32(MAX_CALL_DEPTH + 1));
     let gas_used = match remaining {
         MeteringPoints::Remaining(left) => gas_limit.saturating_sub(left),
         MeteringPoints::Exhausted => gas_limit,
     };
     let status = match result {
         Ok(()) => CallStatus::Success,
+        Err(_) if depth_exceeded => CallStatus::Trap(format!(
+            "call depth limit of {MAX_CALL_DEPTH} nested calls exceeded"
+        )),
         Err(error) => match classify(error, remaining) {
             Ok(status) => status,
             Err(state_error) => return Err(state_error),
@@ -450,13 +460,28 @@ fn classify(error: RuntimeError, remaining: MeteringPoints) -> Result<CallStatus
                 return Ok(CallStatus::OutOfGas);
             }
             let reason = match error.clone().to_trap() {
-                Some(wasmer_types::TrapCode::StackOverflow) => {
-                    "call stack exhausted (recursion too deep)".to_owned()
-                }
-                Some(code) => format!("wasm trap: {code}"),
+                Some(code) => trap_reason(code).to_owned(),
                 None => error.message(),
             };
             Ok(CallStatus::Trap(reason))
         }
+    }
+}
+
+/// A readable reason for each trap wasm code can raise.
+fn trap_reason(code: wasmer_types::TrapCode) -> &'static str {
+    use wasmer_types::TrapCode;
+    match code {
+        TrapCode::StackOverflow => "native call stack exhausted",
+        TrapCode::HeapAccessOutOfBounds => "memory access out of bounds",
+        TrapCode::HeapMisaligned => "misaligned memory access",
+        TrapCode::TableAccessOutOfBounds => "table access out of bounds",
+        TrapCode::IndirectCallToNull => "indirect call to an empty table slot",
+        TrapCode::BadSignature => "indirect call with the wrong signature",
+        TrapCode::IntegerOverflow => "integer overflow",
+        TrapCode::IntegerDivisionByZero => "integer division by zero",
+        TrapCode::BadConversionToInteger => "invalid conversion to integer",
+        TrapCode::UnreachableCodeReached => "unreachable instruction executed",
+        _ => "wasm trap",
     }
 }

@@ -318,13 +318,11 @@ fn storage_read(
     out_pointer: u32,
     out_capacity: u32,
 ) -> Result<i32, RuntimeError> {
-    charge(
-        &mut ctx,
-        gas::STORAGE_READ + gas::per_byte(key_len, gas::PER_BYTE_READ),
-    )?;
+    charge(&mut ctx, gas::STORAGE_READ)?;
     let mut buffer = [0u8; MAX_KEY_LEN];
-    let key = user_key(&ctx, "storage_read", key_pointer, key_len, &mut buffer)?;
-    let value = ctx.data().state().get(key).map_err(state_failure)?;
+    let key = user_key(&ctx, "storage_read", key_pointer, key_len, &mut buffer)?.to_vec();
+    charge(&mut ctx, gas::per_byte(key_len, gas::PER_BYTE_READ))?;
+    let value = ctx.data().state().get(&key).map_err(state_failure)?;
     let Some(value) = value else { return Ok(-1) };
     let len = u32::try_from(value.len()).unwrap_or(u32::MAX);
     let copied = len.min(out_capacity);
@@ -339,7 +337,8 @@ fn storage_read(
     Ok(i32::try_from(len).unwrap_or(i32::MAX))
 }
 
-/// `storage_write(key_ptr, key_len, value_ptr, value_len)`: stores a non-empty value.
+/// `storage_write(key_ptr, key_len, value_ptr, value_len)`: stores a non-empty value. Lengths are
+/// checked before any per-byte price is charged, so an absurd length is a clear trap.
 fn storage_write(
     mut ctx: FunctionEnvMut<'_, HostEnv>,
     key_pointer: u32,
@@ -347,11 +346,7 @@ fn storage_write(
     value_pointer: u32,
     value_len: u32,
 ) -> Result<(), RuntimeError> {
-    let bytes = u64::from(key_len).saturating_add(u64::from(value_len));
-    charge(
-        &mut ctx,
-        gas::STORAGE_WRITE.saturating_add(bytes.saturating_mul(gas::PER_BYTE_WRITTEN)),
-    )?;
+    charge(&mut ctx, gas::STORAGE_WRITE)?;
     if value_len == 0 {
         return Err(HostError::trap(
             "storage_write: empty value; use storage_remove to delete a key",
@@ -367,6 +362,8 @@ fn storage_write(
         value_len,
         MAX_USER_VALUE_LEN,
     )?;
+    let bytes = u64::from(key_len) + u64::from(value_len);
+    charge(&mut ctx, bytes * gas::PER_BYTE_WRITTEN)?;
     ctx.data_mut()
         .state_mut()
         .set(&key, &value)
@@ -379,12 +376,10 @@ fn storage_remove(
     key_pointer: u32,
     key_len: u32,
 ) -> Result<(), RuntimeError> {
-    charge(
-        &mut ctx,
-        gas::STORAGE_REMOVE + gas::per_byte(key_len, gas::PER_BYTE_READ),
-    )?;
+    charge(&mut ctx, gas::STORAGE_REMOVE)?;
     let mut buffer = [0u8; MAX_KEY_LEN];
     let key = user_key(&ctx, "storage_remove", key_pointer, key_len, &mut buffer)?.to_vec();
+    charge(&mut ctx, gas::per_byte(key_len, gas::PER_BYTE_READ))?;
     ctx.data_mut()
         .state_mut()
         .remove(&key)
@@ -416,10 +411,7 @@ fn output_write(
     pointer: u32,
     len: u32,
 ) -> Result<(), RuntimeError> {
-    charge(
-        &mut ctx,
-        gas::CONTEXT + gas::per_byte(len, gas::PER_BYTE_READ),
-    )?;
+    charge(&mut ctx, gas::CONTEXT)?;
     let output = read_guest_bytes(
         &ctx,
         "output_write",
@@ -428,6 +420,7 @@ fn output_write(
         len,
         MAX_OUTPUT_BYTES,
     )?;
+    charge(&mut ctx, gas::per_byte(len, gas::PER_BYTE_READ))?;
     ctx.data_mut().output = output;
     Ok(())
 }
@@ -441,10 +434,7 @@ fn revert(
     pointer: u32,
     len: u32,
 ) -> Result<(), RuntimeError> {
-    charge(
-        &mut ctx,
-        gas::CONTEXT + gas::per_byte(len, gas::PER_BYTE_READ),
-    )?;
+    charge(&mut ctx, gas::CONTEXT)?;
     let data = read_guest_bytes(
         &ctx,
         "revert",
@@ -453,6 +443,7 @@ fn revert(
         len,
         MAX_OUTPUT_BYTES,
     )?;
+    charge(&mut ctx, gas::per_byte(len, gas::PER_BYTE_READ))?;
     Err(fail(HostError::Revert(data)))
 }
 

@@ -10,11 +10,13 @@
 //! through [`HostExtension`], and no host function here can write outside the called module's
 //! own namespace.
 
+mod depth;
 mod engine;
 pub mod gas;
 pub mod host;
 pub mod validate;
 
+pub use depth::MAX_CALL_DEPTH;
 pub use engine::{
     CallError, CallRequest, CallStatus, DeployError, DuplicateHostFunction, Receipt, WasmEngine,
 };
