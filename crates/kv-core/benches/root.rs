@@ -2,7 +2,7 @@
 //! size of the state, full builds against alloy-trie's `HashBuilder`, the same commit on redb, and
 //! proof size and verification time in a 1,000,000-entry state.
 
-#![allow(clippy::unwrap_used, clippy::expect_used)] // Test code: a failed unwrap is a failed test.
+#![allow(clippy::unwrap_used, clippy::expect_used, clippy::panic)] // Test code: a failed unwrap is a failed test.
 
 use alloy_primitives::{B256, keccak256};
 use alloy_trie::{HashBuilder, Nibbles};

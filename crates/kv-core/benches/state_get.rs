@@ -6,7 +6,7 @@
 //! block overlay (the path a WASM `state_get` takes). `cargo xtask bench` turns the times into
 //! `state_get/prefixed_vs_native` and the other ratios.
 
-#![allow(clippy::unwrap_used, clippy::expect_used)] // Test code: a failed unwrap is a failed test.
+#![allow(clippy::unwrap_used, clippy::expect_used, clippy::panic)] // Test code: a failed unwrap is a failed test.
 
 use criterion::{Criterion, Throughput, criterion_group, criterion_main};
 use kv_core::{Backend, Identity, MemoryBackend, Namespace, StateKey, Store, Table, WriteBatch};

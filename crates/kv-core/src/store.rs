@@ -106,13 +106,10 @@ const PARALLEL_WRITES: usize = 256;
 
 /// Runs `work` over `jobs`, on every available core when the jobs are large enough, and returns
 /// the results in job order.
-fn run_jobs<J: Sync, R: Send>(
+fn run_jobs<J: JobSize + Sync, R: Send>(
     jobs: &[J],
     work: impl Fn(&J) -> Result<R, StoreError> + Sync,
-) -> Result<Vec<R>, StoreError>
-where
-    J: JobSize,
-{
+) -> Result<Vec<R>, StoreError> {
     let total: usize = jobs.iter().map(JobSize::size).sum();
     let workers = std::thread::available_parallelism()
         .map_or(1, usize::from)

@@ -1,7 +1,7 @@
 //! One behavioural suite, run against both backends, plus redb-only durability and failure
 //! tests (a failed batch leaves the file unchanged, including after reopening).
 
-#![allow(clippy::unwrap_used, clippy::expect_used)] // Test code: a failed unwrap is a failed test.
+#![allow(clippy::unwrap_used, clippy::expect_used, clippy::panic)] // Test code: a failed unwrap is a failed test.
 
 use kv_core::backend::{BackendExt, FaultPlan, prefix_end};
 use kv_core::{Backend, BackendError, MemoryBackend, RedbBackend, Table, WriteBatch};

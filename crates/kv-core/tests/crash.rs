@@ -6,7 +6,7 @@
 //! chosen number of them (as redb's own crash-consistency test does): the file is then rebuilt from
 //! only the durable writes and reopened.
 
-#![allow(clippy::unwrap_used, clippy::expect_used)] // Test code: a failed unwrap is a failed test.
+#![allow(clippy::unwrap_used, clippy::expect_used, clippy::panic)] // Test code: a failed unwrap is a failed test.
 
 use alloy_primitives::B256;
 use kv_core::backend::FaultPlan;

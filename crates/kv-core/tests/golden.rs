@@ -2,7 +2,7 @@
 //! `docs/spec/abi/state.md`; a change here is a change of the spec and of every stored state.
 //! The identities were cross-checked with an independent keccak256 (js-sha3).
 
-#![allow(clippy::unwrap_used, clippy::expect_used)] // Test code: a failed unwrap is a failed test.
+#![allow(clippy::unwrap_used, clippy::expect_used, clippy::panic)] // Test code: a failed unwrap is a failed test.
 
 use alloy_primitives::{Address, B256, U256, hex, keccak256};
 use kv_core::{

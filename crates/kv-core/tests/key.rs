@@ -1,7 +1,7 @@
 //! Key and name validation: data-driven tables for bad input, property tests for round trips and
 //! prefix-freedom.
 
-#![allow(clippy::unwrap_used, clippy::expect_used)] // Test code: a failed unwrap is a failed test.
+#![allow(clippy::unwrap_used, clippy::expect_used, clippy::panic)] // Test code: a failed unwrap is a failed test.
 
 use alloy_primitives::{Address, B256, hex};
 use kv_core::key::{KeyError, MAX_USER_KEY_LEN};

@@ -1,7 +1,7 @@
 //! The overlay against a plain model: a `BTreeMap` of the current contents and a stack of copies
 //! for the open checkpoints. Reads, scans, nested reverts and commits must all agree.
 
-#![allow(clippy::unwrap_used, clippy::expect_used)] // Test code: a failed unwrap is a failed test.
+#![allow(clippy::unwrap_used, clippy::expect_used, clippy::panic)] // Test code: a failed unwrap is a failed test.
 
 mod common;
 

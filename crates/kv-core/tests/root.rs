@@ -1,7 +1,7 @@
 //! The incremental root against a from-scratch `HashBuilder` root over a `BTreeMap` model, with
 //! every key's proof checked after every commit.
 
-#![allow(clippy::unwrap_used, clippy::expect_used)] // Test code: a failed unwrap is a failed test.
+#![allow(clippy::unwrap_used, clippy::expect_used, clippy::panic)] // Test code: a failed unwrap is a failed test.
 
 mod common;
 

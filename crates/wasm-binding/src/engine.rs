@@ -440,10 +440,7 @@ fn run(
         Err(_) if depth_exceeded => CallStatus::Trap(format!(
             "call depth limit of {MAX_CALL_DEPTH} nested calls exceeded"
         )),
-        Err(error) => match classify(error, remaining) {
-            Ok(status) => status,
-            Err(state_error) => return Err(state_error),
-        },
+        Err(error) => classify(error, remaining)?,
     };
     Ok((status, gas_used))
 }

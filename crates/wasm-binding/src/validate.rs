@@ -130,7 +130,7 @@ pub fn check_interface(
     let mut entry = false;
     for export in module.exports() {
         match (export.name(), export.ty()) {
-            (MEMORY_EXPORT, ExternType::Memory(ty)) => memory = Some(ty.clone()),
+            (MEMORY_EXPORT, ExternType::Memory(ty)) => memory = Some(*ty),
             (ENTRY_POINT, ExternType::Function(ty)) => {
                 entry = ty.params().is_empty() && ty.results().is_empty()
             }

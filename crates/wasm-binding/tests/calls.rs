@@ -1,6 +1,8 @@
 //! Calls: the host ABI's behaviour, gas, and every kind of bad input a running module can produce.
 //! Each failing call must end as a receipt (never a host panic) and leave no trace in the state.
 
+#![allow(clippy::unwrap_used, clippy::expect_used, clippy::panic)] // Test code: a failed unwrap is a failed test.
+
 mod common;
 
 use common::{ALICE, GAS, Harness, assert_trap, module};

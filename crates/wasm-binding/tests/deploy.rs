@@ -1,6 +1,8 @@
 //! Deploy-time validation: every kind of bad module is refused with a typed error and leaves the
 //! state untouched; good modules get the documented identity and their code in the state.
 
+#![allow(clippy::unwrap_used, clippy::expect_used, clippy::panic)] // Test code: a failed unwrap is a failed test.
+
 mod common;
 
 use common::{CHAIN_ID, Harness, module};

@@ -1,6 +1,8 @@
 //! The example modules written in Rust against the guest SDK, on a redb-backed store that is
 //! closed and reopened between blocks.
 
+#![allow(clippy::unwrap_used, clippy::expect_used, clippy::panic)] // Test code: a failed unwrap is a failed test.
+
 mod common;
 
 use common::{ALICE, BOB, GAS, Harness, guest};

@@ -1,6 +1,6 @@
 //! One harness for every WASM test: a store, an engine and an open overlay, with helpers to
 //! deploy WAT or committed guest modules and to call them.
-#![allow(dead_code, clippy::unwrap_used, clippy::expect_used)]
+#![allow(dead_code)]
 
 use kv_core::{Identity, ModuleName, Overlay, Store};
 use wasm_binding::{CallRequest, CallStatus, DeployError, Receipt, WasmEngine};

@@ -1,0 +1,138 @@
+//! One harness for the EVM binding's tests: a store, an executor, genesis accounts, compiled
+//! contracts from `contracts/artifacts`, and small ABI helpers.
+#![allow(dead_code)]
+
+use evm_binding::revm::context::result::ExecutionResult;
+use evm_binding::revm::context::{BlockEnv, TxEnv};
+use evm_binding::revm::primitives::hardfork::SpecId;
+use evm_binding::revm::primitives::{Address, Bytes, TxKind, U256, keccak256};
+use evm_binding::{EvmError, EvmExecutor, GenesisAccount, insert_account};
+use kv_core::{Overlay, Store};
+
+pub(crate) const CHAIN_ID: u64 = 31337;
+pub(crate) const DEPLOYER: Address = Address::repeat_byte(0xd0);
+pub(crate) const ALICE: Address = Address::repeat_byte(0xa1);
+pub(crate) const BOB: Address = Address::repeat_byte(0xb0);
+
+/// The deployment bytecode of `name` from the committed artifacts.
+pub(crate) fn artifact(name: &str) -> Vec<u8> {
+    let path = std::path::Path::new(env!("CARGO_MANIFEST_DIR"))
+        .join("../../contracts/artifacts")
+        .join(format!("{name}.json"));
+    let json: serde_json::Value =
+        serde_json::from_str(&std::fs::read_to_string(&path).unwrap()).unwrap();
+    let hex = json["bytecode"].as_str().unwrap();
+    evm_binding::revm::primitives::hex::decode(hex).unwrap()
+}
+
+/// `selector(signature) || words`.
+pub(crate) fn calldata(signature: &str, words: &[U256]) -> Vec<u8> {
+    let mut data = keccak256(signature.as_bytes())[..4].to_vec();
+    for word in words {
+        data.extend_from_slice(&word.to_be_bytes::<32>());
+    }
+    data
+}
+
+pub(crate) fn word(address: Address) -> U256 {
+    U256::from_be_slice(address.as_slice())
+}
+
+/// The storage slot of `holder` in a Solidity `mapping(address => ...)` at slot `mapping`.
+pub(crate) fn mapping_slot(holder: Address, mapping: u64) -> U256 {
+    let mut preimage = [0u8; 64];
+    preimage[12..32].copy_from_slice(holder.as_slice());
+    preimage[56..].copy_from_slice(&mapping.to_be_bytes());
+    U256::from_be_bytes(keccak256(preimage).0)
+}
+
+pub(crate) struct Chain {
+    pub(crate) store: Store,
+    pub(crate) overlay: Overlay,
+    pub(crate) executor: EvmExecutor,
+    pub(crate) block: BlockEnv,
+}
+
+impl Chain {
+    pub(crate) fn new() -> Self {
+        Self::on(Store::in_memory())
+    }
+
+    /// A chain on `store`; funds the well-known accounts when the store is new.
+    pub(crate) fn on(store: Store) -> Self {
+        let mut overlay = store.begin();
+        if store.height() == 0 {
+            for address in [DEPLOYER, ALICE, BOB] {
+                let account = GenesisAccount {
+                    balance: U256::from(10u128.pow(21)),
+                    ..Default::default()
+                };
+                insert_account(&mut overlay, address, &account).unwrap();
+            }
+        }
+        let block = BlockEnv {
+            number: U256::from(1),
+            gas_limit: 30_000_000,
+            ..Default::default()
+        };
+        Self {
+            store,
+            overlay,
+            executor: EvmExecutor::new(CHAIN_ID, SpecId::PRAGUE),
+            block,
+        }
+    }
+
+    pub(crate) fn nonce(&self, address: Address) -> u64 {
+        evm_binding::database::account(&self.overlay, address)
+            .unwrap()
+            .map_or(0, |record| record.nonce)
+    }
+
+    pub(crate) fn tx(&self, caller: Address, kind: TxKind, data: Vec<u8>) -> TxEnv {
+        TxEnv {
+            caller,
+            kind,
+            data: Bytes::from(data),
+            gas_limit: 5_000_000,
+            gas_price: 0,
+            nonce: self.nonce(caller),
+            chain_id: Some(CHAIN_ID),
+            ..Default::default()
+        }
+    }
+
+    pub(crate) fn send(&mut self, tx: TxEnv) -> Result<ExecutionResult, EvmError> {
+        self.executor.transact(&mut self.overlay, &self.block, tx)
+    }
+
+    pub(crate) fn deploy(&mut self, name: &str, constructor: &[U256]) -> Address {
+        let mut code = artifact(name);
+        for word in constructor {
+            code.extend_from_slice(&word.to_be_bytes::<32>());
+        }
+        let tx = self.tx(DEPLOYER, TxKind::Create, code);
+        let result = self.send(tx).unwrap();
+        assert!(result.is_success(), "{result:?}");
+        result.created_address().unwrap()
+    }
+
+    pub(crate) fn call(&mut self, caller: Address, to: Address, data: Vec<u8>) -> ExecutionResult {
+        let tx = self.tx(caller, TxKind::Call(to), data);
+        self.send(tx).unwrap()
+    }
+
+    pub(crate) fn storage(&self, address: Address, slot: U256) -> U256 {
+        evm_binding::database::storage_word(&self.overlay, address, slot).unwrap()
+    }
+
+    pub(crate) fn commit(&mut self) {
+        self.store.commit(&self.overlay).unwrap();
+        self.overlay = self.store.begin();
+    }
+}
+
+pub(crate) fn output_word(result: &ExecutionResult) -> U256 {
+    let output = result.output().expect("an output");
+    U256::from_be_slice(&output[..32])
+}
