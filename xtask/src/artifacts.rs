@@ -13,16 +13,10 @@ fn fixture_paths(args: &[String]) -> Vec<PathBuf> {
         return args.iter().map(PathBuf::from).collect();
     }
     if let Some(paths) = std::env::var_os("XSTATE_STATE_TESTS") {
-        return std::env::split_paths(&paths)
-            .filter(|path| path.exists())
-            .collect();
+        return std::env::split_paths(&paths).filter(|path| path.exists()).collect();
     }
     let shared = root().join("..").join("shared").join("conformance");
-    if shared.exists() {
-        vec![shared]
-    } else {
-        Vec::new()
-    }
+    if shared.exists() { vec![shared] } else { Vec::new() }
 }
 
 /// `cargo xtask conformance [PATH...]`.
@@ -45,30 +39,15 @@ pub(crate) fn run_conformance(args: &[String], from_ci: bool) -> Result<(), Stri
         return Ok(());
     }
     let mut command = cargo();
-    command
-        .args([
-            "run",
-            "--quiet",
-            "-p",
-            "evm-binding",
-            "--bin",
-            "state-tests",
-            "--",
-        ])
-        .args(&paths);
+    command.args(["run", "--quiet", "-p", "evm-binding", "--bin", "state-tests", "--"]).args(&paths);
     run("conformance", &mut command)
 }
 
 /// Whether the wasm32 target is installed for the active toolchain.
 fn wasm_target_installed() -> bool {
-    Command::new("rustup")
-        .args(["target", "list", "--installed"])
-        .output()
-        .is_ok_and(|output| {
-            String::from_utf8_lossy(&output.stdout)
-                .lines()
-                .any(|line| line.trim() == "wasm32-unknown-unknown")
-        })
+    Command::new("rustup").args(["target", "list", "--installed"]).output().is_ok_and(|output| {
+        String::from_utf8_lossy(&output.stdout).lines().any(|line| line.trim() == "wasm32-unknown-unknown")
+    })
 }
 
 /// The guest modules and where their committed `.wasm` lives.
@@ -84,9 +63,7 @@ fn guest_dir() -> PathBuf {
 fn build_guests(target_dir: &Path) -> Result<(), String> {
     let cargo_home = std::env::var("CARGO_HOME")
         .map(PathBuf::from)
-        .unwrap_or_else(|_| {
-            PathBuf::from(std::env::var("HOME").unwrap_or_default()).join(".cargo")
-        });
+        .unwrap_or_else(|_| PathBuf::from(std::env::var("HOME").unwrap_or_default()).join(".cargo"));
     let remap = format!(
         "target.wasm32-unknown-unknown.rustflags=[\"--remap-path-prefix={}=/xstate\", \"--remap-path-prefix={}=/cargo\"]",
         root().display(),
@@ -97,14 +74,7 @@ fn build_guests(target_dir: &Path) -> Result<(), String> {
         .current_dir(guest_dir())
         .env_remove("RUSTFLAGS")
         .env_remove("CARGO_ENCODED_RUSTFLAGS")
-        .args([
-            "build",
-            "--release",
-            "--locked",
-            "--target",
-            "wasm32-unknown-unknown",
-            "--config",
-        ])
+        .args(["build", "--release", "--locked", "--target", "wasm32-unknown-unknown", "--config"])
         .arg(remap)
         .arg("--target-dir")
         .arg(target_dir);
@@ -112,10 +82,7 @@ fn build_guests(target_dir: &Path) -> Result<(), String> {
 }
 
 fn built_module(target_dir: &Path, module: &str) -> PathBuf {
-    target_dir
-        .join("wasm32-unknown-unknown")
-        .join("release")
-        .join(format!("{}.wasm", module.replace('-', "_")))
+    target_dir.join("wasm32-unknown-unknown").join("release").join(format!("{}.wasm", module.replace('-', "_")))
 }
 
 fn committed_module(module: &str) -> PathBuf {
@@ -125,40 +92,30 @@ fn committed_module(module: &str) -> PathBuf {
 /// `cargo xtask wasm [--check]`.
 pub(crate) fn wasm(check: bool) -> Result<(), String> {
     if !wasm_target_installed() {
-        return Err("the wasm32-unknown-unknown target is not installed (rustup target add wasm32-unknown-unknown)".into());
+        return Err(
+            "the wasm32-unknown-unknown target is not installed (rustup target add wasm32-unknown-unknown)".into()
+        );
     }
     let target_dir = root().join("target").join("xtask").join("guest");
     build_guests(&target_dir)?;
     let mut differ = Vec::new();
     for module in GUEST_MODULES {
-        let built = std::fs::read(built_module(&target_dir, module))
-            .map_err(|error| format!("{module}: {error}"))?;
+        let built = std::fs::read(built_module(&target_dir, module)).map_err(|error| format!("{module}: {error}"))?;
         let committed = committed_module(module);
         if check {
             if std::fs::read(&committed).ok().as_deref() != Some(built.as_slice()) {
                 differ.push(committed.display().to_string());
             }
         } else {
-            std::fs::write(&committed, &built)
-                .map_err(|error| format!("{}: {error}", committed.display()))?;
+            std::fs::write(&committed, &built).map_err(|error| format!("{}: {error}", committed.display()))?;
             println!("wrote {} ({} bytes)", committed.display(), built.len());
         }
     }
     if differ.is_empty() {
-        println!(
-            "guest modules {}",
-            if check {
-                "match their sources"
-            } else {
-                "regenerated"
-            }
-        );
+        println!("guest modules {}", if check { "match their sources" } else { "regenerated" });
         Ok(())
     } else {
-        Err(format!(
-            "rebuilt modules differ from the committed ones: {} (run cargo xtask wasm)",
-            differ.join(", ")
-        ))
+        Err(format!("rebuilt modules differ from the committed ones: {} (run cargo xtask wasm)", differ.join(", ")))
     }
 }
 
@@ -182,32 +139,19 @@ fn contracts_dir() -> PathBuf {
 pub(crate) fn contracts(check: bool) -> Result<(), String> {
     let dir = contracts_dir();
     if !dir.join("node_modules").join("solc").exists() {
-        run(
-            "install the pinned solc",
-            Command::new("npm")
-                .current_dir(&dir)
-                .args(["ci", "--no-audit", "--no-fund"]),
-        )?;
+        run("install the pinned solc", Command::new("npm").current_dir(&dir).args(["ci", "--no-audit", "--no-fund"]))?;
     }
     let mut command = Command::new("node");
     command.current_dir(&dir).arg("build.js");
     if check {
         command.arg("--check");
     }
-    run(
-        if check {
-            "check contracts"
-        } else {
-            "compile contracts"
-        },
-        &mut command,
-    )
+    run(if check { "check contracts" } else { "compile contracts" }, &mut command)
 }
 
 /// The contracts check inside `ci`: runs where node and the pinned compiler are installed.
 pub(crate) fn check_contracts_if_possible() -> Result<(), String> {
-    if available("node", "--version") && contracts_dir().join("node_modules").join("solc").exists()
-    {
+    if available("node", "--version") && contracts_dir().join("node_modules").join("solc").exists() {
         contracts(true)
     } else {
         println!(
@@ -219,9 +163,7 @@ pub(crate) fn check_contracts_if_possible() -> Result<(), String> {
 
 /// `cargo xtask fetch-fixtures [DIR]`: downloads the same public corpora as ../shared/conformance.
 pub(crate) fn fetch_fixtures(dir: Option<&str>) -> Result<(), String> {
-    let dir = dir
-        .map(PathBuf::from)
-        .unwrap_or_else(|| root().join("target").join("fixtures"));
+    let dir = dir.map(PathBuf::from).unwrap_or_else(|| root().join("target").join("fixtures"));
     std::fs::create_dir_all(&dir).map_err(|error| error.to_string())?;
     let sources = [
         (
@@ -239,27 +181,15 @@ pub(crate) fn fetch_fixtures(dir: Option<&str>) -> Result<(), String> {
         let archive = dir.join(format!("{name}.tar.gz"));
         run(
             &format!("download {name}"),
-            Command::new("curl")
-                .args(["-fL", "--retry", "2", "-o"])
-                .arg(&archive)
-                .arg(url),
+            Command::new("curl").args(["-fL", "--retry", "2", "-o"]).arg(&archive).arg(url),
         )?;
         let out = dir.join(name);
         std::fs::create_dir_all(&out).map_err(|error| error.to_string())?;
         run(
             &format!("unpack {name}"),
-            Command::new("tar")
-                .arg("-xzf")
-                .arg(&archive)
-                .arg("-C")
-                .arg(&out)
-                .args(["--wildcards", member]),
+            Command::new("tar").arg("-xzf").arg(&archive).arg("-C").arg(&out).args(["--wildcards", member]),
         )?;
     }
-    println!(
-        "fixtures are in {}; run: XSTATE_STATE_TESTS={} cargo xtask conformance",
-        dir.display(),
-        dir.display()
-    );
+    println!("fixtures are in {}; run: XSTATE_STATE_TESTS={} cargo xtask conformance", dir.display(), dir.display());
     Ok(())
 }

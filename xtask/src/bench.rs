@@ -58,41 +58,18 @@ struct Metric {
 }
 
 const fn metric(phase: char, name: &'static str, unit: &'static str, formula: Formula) -> Metric {
-    Metric {
-        phase,
-        name,
-        unit,
-        formula,
-        target: None,
-        aim: None,
-        higher_is_better: false,
-    }
+    Metric { phase, name, unit, formula, target: None, aim: None, higher_is_better: false }
 }
 
-const fn bounded(
-    metric: Metric,
-    target: Option<f64>,
-    aim: Option<f64>,
-    higher_is_better: bool,
-) -> Metric {
-    Metric {
-        target,
-        aim,
-        higher_is_better,
-        ..metric
-    }
+const fn bounded(metric: Metric, target: Option<f64>, aim: Option<f64>, higher_is_better: bool) -> Metric {
+    Metric { target, aim, higher_is_better, ..metric }
 }
 
 fn metrics() -> Vec<Metric> {
     use Formula::*;
     vec![
         // Phase A: the prefix budget on the state_get path.
-        metric(
-            'a',
-            "state_get/native_ns",
-            "ns",
-            PerElementNs("state_get/native"),
-        ),
+        metric('a', "state_get/native_ns", "ns", PerElementNs("state_get/native")),
         bounded(
             metric(
                 'a',
@@ -128,44 +105,21 @@ fn metrics() -> Vec<Metric> {
             Some(0.01),
             false,
         ),
-        metric(
-            'a',
-            "root/commit_1k_changes_at_10k",
-            "ns",
-            IterationNs("root/commit_1k_changes_at_10k"),
-        ),
-        metric(
-            'a',
-            "root/commit_1k_changes_at_1m",
-            "ns",
-            IterationNs("root/commit_1k_changes_at_1m"),
-        ),
+        metric('a', "root/commit_1k_changes_at_10k", "ns", IterationNs("root/commit_1k_changes_at_10k")),
+        metric('a', "root/commit_1k_changes_at_1m", "ns", IterationNs("root/commit_1k_changes_at_1m")),
         bounded(
             metric(
                 'a',
                 "root/growth_1m_vs_10k",
                 "ratio",
-                IterationRatio(
-                    "root/commit_1k_changes_at_1m",
-                    "root/commit_1k_changes_at_10k",
-                ),
+                IterationRatio("root/commit_1k_changes_at_1m", "root/commit_1k_changes_at_10k"),
             ),
             Some(3.0),
             Some(2.0),
             false,
         ),
-        metric(
-            'a',
-            "root/hash_builder_1m",
-            "ns",
-            IterationNs("root/hash_builder_1m"),
-        ),
-        metric(
-            'a',
-            "root/full_build_100k",
-            "ops_per_s",
-            ElementsPerSecond("root/full_build_100k"),
-        ),
+        metric('a', "root/hash_builder_1m", "ns", IterationNs("root/hash_builder_1m")),
+        metric('a', "root/full_build_100k", "ops_per_s", ElementsPerSecond("root/full_build_100k")),
         bounded(
             metric(
                 'a',
@@ -177,43 +131,13 @@ fn metrics() -> Vec<Metric> {
             Some(0.5),
             true,
         ),
-        metric(
-            'a',
-            "root/commit_1k_changes_at_1m_redb",
-            "ns",
-            IterationNs("root/commit_1k_changes_at_1m_redb"),
-        ),
-        metric(
-            'a',
-            "root/commit_10k_entries_redb",
-            "ops_per_s",
-            ElementsPerSecond("root/commit_10k_entries_redb"),
-        ),
-        metric(
-            'a',
-            "redb/batch_10k_entries",
-            "ops_per_s",
-            ElementsPerSecond("redb/batch_10k_entries"),
-        ),
-        metric(
-            'a',
-            "root/proof_bytes_at_1m",
-            "bytes",
-            Fact("root/proof_bytes_at_1m"),
-        ),
-        metric(
-            'a',
-            "root/verify_proof_at_1m",
-            "ns",
-            PerElementNs("root/verify_proof_at_1m"),
-        ),
+        metric('a', "root/commit_1k_changes_at_1m_redb", "ns", IterationNs("root/commit_1k_changes_at_1m_redb")),
+        metric('a', "root/commit_10k_entries_redb", "ops_per_s", ElementsPerSecond("root/commit_10k_entries_redb")),
+        metric('a', "redb/batch_10k_entries", "ops_per_s", ElementsPerSecond("redb/batch_10k_entries")),
+        metric('a', "root/proof_bytes_at_1m", "bytes", Fact("root/proof_bytes_at_1m")),
+        metric('a', "root/verify_proof_at_1m", "ns", PerElementNs("root/verify_proof_at_1m")),
         // Phase B: the WASM engine.
-        metric(
-            'b',
-            "wasm/state_get_host_ns",
-            "ns",
-            PerElementNs("wasm/state_get_loop"),
-        ),
+        metric('b', "wasm/state_get_host_ns", "ns", PerElementNs("wasm/state_get_loop")),
         metric(
             'b',
             "wasm/state_get_floor_ns",
@@ -225,66 +149,30 @@ fn metrics() -> Vec<Metric> {
                 'b',
                 "wasm/state_get_vs_floor",
                 "ratio",
-                PerElementRatio(
-                    &["wasm/state_get_loop"],
-                    &["wasm/empty_host_call_loop", "wasm/kv_core_get"],
-                ),
+                PerElementRatio(&["wasm/state_get_loop"], &["wasm/empty_host_call_loop", "wasm/kv_core_get"]),
             ),
             Some(1.5),
             Some(1.2),
             false,
         ),
-        metric(
-            'b',
-            "wasm/call_overhead_us",
-            "us",
-            IterationUs("wasm/trivial_call"),
-        ),
-        metric(
-            'b',
-            "wasm/token_transfer_ns",
-            "ns",
-            IterationNs("wasm/token_transfer"),
-        ),
+        metric('b', "wasm/call_overhead_us", "us", IterationUs("wasm/trivial_call")),
+        metric('b', "wasm/token_transfer_ns", "ns", IterationNs("wasm/token_transfer")),
         // Phase C: revm on the substrate.
         bounded(
             metric(
                 'c',
                 "evm/erc20_transfer_vs_cachedb",
                 "ratio",
-                PerElementRatio(
-                    &["evm/erc20_transfer_shared"],
-                    &["evm/erc20_transfer_cachedb"],
-                ),
+                PerElementRatio(&["evm/erc20_transfer_shared"], &["evm/erc20_transfer_cachedb"]),
             ),
             Some(1.25),
             Some(1.05),
             false,
         ),
-        metric(
-            'c',
-            "evm/erc20_transfers_per_s",
-            "ops_per_s",
-            ElementsPerSecond("evm/erc20_transfer_shared"),
-        ),
-        metric(
-            'c',
-            "evm/sload_cold_ns",
-            "ns",
-            PerElementNs("evm/sload_cold"),
-        ),
-        metric(
-            'c',
-            "evm/sload_warm_ns",
-            "ns",
-            PerElementNs("evm/sload_warm"),
-        ),
-        metric(
-            'c',
-            "evm/conformance_wall_s",
-            "s",
-            FactSeconds("evm/conformance_wall_s"),
-        ),
+        metric('c', "evm/erc20_transfers_per_s", "ops_per_s", ElementsPerSecond("evm/erc20_transfer_shared")),
+        metric('c', "evm/sload_cold_ns", "ns", PerElementNs("evm/sload_cold")),
+        metric('c', "evm/sload_warm_ns", "ns", PerElementNs("evm/sload_warm")),
+        metric('c', "evm/conformance_wall_s", "s", FactSeconds("evm/conformance_wall_s")),
         // Phase D: cross-engine reads.
         bounded(
             metric(
@@ -297,18 +185,8 @@ fn metrics() -> Vec<Metric> {
             Some(2.0),
             false,
         ),
-        metric(
-            'd',
-            "cross/wasm_reads_evm_ns",
-            "ns",
-            PerElementNs("cross/wasm_evm_storage_read"),
-        ),
-        metric(
-            'd',
-            "cross/wasm_native_floor_ns",
-            "ns",
-            PerElementNs("cross/wasm_state_get"),
-        ),
+        metric('d', "cross/wasm_reads_evm_ns", "ns", PerElementNs("cross/wasm_evm_storage_read")),
+        metric('d', "cross/wasm_native_floor_ns", "ns", PerElementNs("cross/wasm_state_get")),
         bounded(
             metric(
                 'd',
@@ -320,31 +198,11 @@ fn metrics() -> Vec<Metric> {
             Some(2.0),
             false,
         ),
-        metric(
-            'd',
-            "cross/evm_reads_wasm_ns",
-            "ns",
-            PerElementNs("cross/evm_precompile_read"),
-        ),
-        metric(
-            'd',
-            "cross/evm_sload_floor_ns",
-            "ns",
-            PerElementNs("cross/evm_warm_sload"),
-        ),
+        metric('d', "cross/evm_reads_wasm_ns", "ns", PerElementNs("cross/evm_precompile_read")),
+        metric('d', "cross/evm_sload_floor_ns", "ns", PerElementNs("cross/evm_warm_sload")),
         // Phase E: the runtime.
-        metric(
-            'e',
-            "xstate/mixed_block_tx_per_s",
-            "ops_per_s",
-            ElementsPerSecond("xstate/mixed_block_1000"),
-        ),
-        metric(
-            'e',
-            "xstate/commit_share",
-            "ratio",
-            Fact("xstate/commit_share"),
-        ),
+        metric('e', "xstate/mixed_block_tx_per_s", "ops_per_s", ElementsPerSecond("xstate/mixed_block_1000")),
+        metric('e', "xstate/commit_share", "ratio", Fact("xstate/commit_share")),
     ]
 }
 
@@ -356,17 +214,12 @@ pub(crate) struct Options {
 
 impl Options {
     pub(crate) fn parse(args: &[String]) -> Result<Self, String> {
-        let mut options = Self {
-            phase: Phase::All,
-            quick: false,
-        };
+        let mut options = Self { phase: Phase::All, quick: false };
         let mut iter = args.iter();
         while let Some(arg) = iter.next() {
             match arg.as_str() {
                 "--quick" => options.quick = true,
-                "--phase" => {
-                    options.phase = phase::letter(iter.next().ok_or("--phase needs a value")?)?
-                }
+                "--phase" => options.phase = phase::letter(iter.next().ok_or("--phase needs a value")?)?,
                 other => return Err(format!("unexpected argument `{other}`")),
             }
         }
@@ -387,9 +240,7 @@ pub(crate) fn run_benches(options: Options) -> Result<(), String> {
     std::fs::create_dir_all(facts_dir()).map_err(|error| error.to_string())?;
     let targets: Vec<_> = TARGETS
         .iter()
-        .filter(|(phase, package, _)| {
-            options.phase.includes(*phase) && root().join("crates").join(package).exists()
-        })
+        .filter(|(phase, package, _)| options.phase.includes(*phase) && root().join("crates").join(package).exists())
         .collect();
     for (_, package, target) in &targets {
         let mut command = cargo();
@@ -404,19 +255,12 @@ pub(crate) fn run_benches(options: Options) -> Result<(), String> {
     if options.phase.includes('c') && root().join("crates").join("evm-binding").exists() {
         let started = std::time::Instant::now();
         crate::artifacts::run_conformance(&[], false)?;
-        record_fact(
-            "evm/conformance_wall_s",
-            started.elapsed().as_secs_f64(),
-            "s",
-        )?;
+        record_fact("evm/conformance_wall_s", started.elapsed().as_secs_f64(), "s")?;
     }
     let ran: Vec<char> = targets.iter().map(|(phase, _, _)| *phase).collect();
     let mut rows = Vec::new();
     let mut missing = Vec::new();
-    for metric in metrics()
-        .into_iter()
-        .filter(|metric| ran.contains(&metric.phase))
-    {
+    for metric in metrics().into_iter().filter(|metric| ran.contains(&metric.phase)) {
         match evaluate(&metric.formula) {
             Ok(value) => rows.push((metric, value)),
             Err(error) => missing.push(format!("{}: {error}", metric.name)),
@@ -427,18 +271,12 @@ pub(crate) fn run_benches(options: Options) -> Result<(), String> {
     if !missing.is_empty() {
         return Err(format!("figures without data:\n  {}", missing.join("\n  ")));
     }
-    let failed: Vec<&str> = rows
-        .iter()
-        .filter(|(metric, value)| !meets(metric, *value))
-        .map(|(metric, _)| metric.name)
-        .collect();
+    let failed: Vec<&str> =
+        rows.iter().filter(|(metric, value)| !meets(metric, *value)).map(|(metric, _)| metric.name).collect();
     if failed.is_empty() {
         Ok(())
     } else {
-        Err(format!(
-            "figures outside their required target: {}",
-            failed.join(", ")
-        ))
+        Err(format!("figures outside their required target: {}", failed.join(", ")))
     }
 }
 
@@ -449,13 +287,7 @@ fn record_fact(name: &str, value: f64, unit: &str) -> Result<(), String> {
 }
 
 fn meets(metric: &Metric, value: f64) -> bool {
-    metric.target.is_none_or(|target| {
-        if metric.higher_is_better {
-            value >= target
-        } else {
-            value <= target
-        }
-    })
+    metric.target.is_none_or(|target| if metric.higher_is_better { value >= target } else { value <= target })
 }
 
 fn criterion_dir(id: &str) -> PathBuf {
@@ -467,8 +299,7 @@ fn criterion_dir(id: &str) -> PathBuf {
 }
 
 fn read_json(path: &std::path::Path) -> Result<Value, String> {
-    let text =
-        std::fs::read_to_string(path).map_err(|error| format!("{}: {error}", path.display()))?;
+    let text = std::fs::read_to_string(path).map_err(|error| format!("{}: {error}", path.display()))?;
     serde_json::from_str(&text).map_err(|error| format!("{}: {error}", path.display()))
 }
 
@@ -476,9 +307,7 @@ fn read_json(path: &std::path::Path) -> Result<Value, String> {
 fn measurement(id: &str) -> Result<(f64, f64), String> {
     let dir = criterion_dir(id);
     let estimates = read_json(&dir.join("estimates.json"))?;
-    let mean = estimates["mean"]["point_estimate"]
-        .as_f64()
-        .ok_or_else(|| format!("{id}: no mean estimate"))?;
+    let mean = estimates["mean"]["point_estimate"].as_f64().ok_or_else(|| format!("{id}: no mean estimate"))?;
     let benchmark = read_json(&dir.join("benchmark.json"))?;
     let elements = benchmark["throughput"]["Elements"].as_f64().unwrap_or(1.0);
     Ok((mean, elements))
@@ -489,27 +318,19 @@ fn per_element(id: &str) -> Result<f64, String> {
 }
 
 fn evaluate(formula: &Formula) -> Result<f64, String> {
-    let sum = |ids: &[&str]| {
-        ids.iter()
-            .map(|id| per_element(id))
-            .sum::<Result<f64, String>>()
-    };
+    let sum = |ids: &[&str]| ids.iter().map(|id| per_element(id)).sum::<Result<f64, String>>();
     match formula {
         Formula::PerElementNs(id) => per_element(id),
         Formula::SumPerElementNs(ids) => sum(ids),
         Formula::IterationNs(id) => measurement(id).map(|(mean, _)| mean),
         Formula::IterationUs(id) => measurement(id).map(|(mean, _)| mean / 1000.0),
-        Formula::ElementsPerSecond(id) => {
-            measurement(id).map(|(mean, elements)| elements * 1e9 / mean)
-        }
+        Formula::ElementsPerSecond(id) => measurement(id).map(|(mean, elements)| elements * 1e9 / mean),
         Formula::PerElementRatio(top, bottom) => Ok(sum(top)? / sum(bottom)?),
         Formula::IterationRatio(top, bottom) => Ok(measurement(top)?.0 / measurement(bottom)?.0),
         Formula::ThroughputRatio(top, bottom) => Ok(per_element(bottom)? / per_element(top)?),
         Formula::Fact(name) | Formula::FactSeconds(name) => {
             let fact = read_json(&facts_dir().join(format!("{}.json", name.replace('/', "__"))))?;
-            fact["value"]
-                .as_f64()
-                .ok_or_else(|| format!("{name}: fact without a value"))
+            fact["value"].as_f64().ok_or_else(|| format!("{name}: fact without a value"))
         }
     }
 }
@@ -536,9 +357,7 @@ fn write_summary(rows: &[(Metric, f64)]) -> Result<(), String> {
             "meets_target": meets(metric, *value),
         }));
     }
-    entries.sort_by(|a, b| {
-        (a["phase"].as_str(), a["name"].as_str()).cmp(&(b["phase"].as_str(), b["name"].as_str()))
-    });
+    entries.sort_by(|a, b| (a["phase"].as_str(), a["name"].as_str()).cmp(&(b["phase"].as_str(), b["name"].as_str())));
     let text = serde_json::to_string_pretty(&entries).map_err(|error| error.to_string())?;
     std::fs::write(&path, text + "\n").map_err(|error| format!("{}: {error}", path.display()))?;
     println!("\nwrote {}", path.display());
@@ -546,13 +365,9 @@ fn write_summary(rows: &[(Metric, f64)]) -> Result<(), String> {
 }
 
 fn print_table(rows: &[(Metric, f64)]) {
-    println!(
-        "\n{:<5} {:<40} {:>16} {:<10} {:>10} {:>10}  status",
-        "phase", "name", "value", "unit", "target", "aim"
-    );
+    println!("\n{:<5} {:<40} {:>16} {:<10} {:>10} {:>10}  status", "phase", "name", "value", "unit", "target", "aim");
     for (metric, value) in rows {
-        let show =
-            |bound: Option<f64>| bound.map_or_else(|| "-".to_owned(), |bound| format!("{bound}"));
+        let show = |bound: Option<f64>| bound.map_or_else(|| "-".to_owned(), |bound| format!("{bound}"));
         let status = match metric.target {
             None => "info",
             Some(_) if meets(metric, *value) => "ok",
@@ -571,9 +386,5 @@ fn print_table(rows: &[(Metric, f64)]) {
 }
 
 fn format_value(value: f64) -> String {
-    if value.abs() >= 1000.0 {
-        format!("{value:.0}")
-    } else {
-        format!("{value:.4}")
-    }
+    if value.abs() >= 1000.0 { format!("{value:.0}") } else { format!("{value:.4}") }
 }

@@ -17,10 +17,7 @@ pub(crate) fn run_ci(phase: Phase) -> Result<(), String> {
         }
     }
     let mut clippy = cargo();
-    clippy
-        .arg("clippy")
-        .args(&selection)
-        .args(["--all-targets", "--", "-D", "warnings"]);
+    clippy.arg("clippy").args(&selection).args(["--all-targets", "--", "-D", "warnings"]);
     run("clippy", &mut clippy)?;
     let mut test = cargo();
     test.arg("test").args(&selection);
@@ -32,13 +29,6 @@ pub(crate) fn run_ci(phase: Phase) -> Result<(), String> {
         artifacts::check_contracts_if_possible()?;
         artifacts::run_conformance(&[], true)?;
     }
-    println!(
-        "\nci passed ({})",
-        if phase == Phase::All {
-            "all phases".to_owned()
-        } else {
-            format!("{phase:?}")
-        }
-    );
+    println!("\nci passed ({})", if phase == Phase::All { "all phases".to_owned() } else { format!("{phase:?}") });
     Ok(())
 }

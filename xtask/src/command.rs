@@ -21,19 +21,13 @@ pub(crate) fn cargo() -> Command {
 pub(crate) fn run(step: &str, command: &mut Command) -> Result<(), String> {
     println!("\n==> {step}: {}", describe(command));
     let started = Instant::now();
-    let status = command
-        .status()
-        .map_err(|error| format!("{step}: cannot start: {error}"))?;
+    let status = command.status().map_err(|error| format!("{step}: cannot start: {error}"))?;
     println!(
         "<== {step}: {} in {:.1}s",
         if status.success() { "ok" } else { "FAILED" },
         started.elapsed().as_secs_f64()
     );
-    if status.success() {
-        Ok(())
-    } else {
-        Err(format!("{step} failed ({status})"))
-    }
+    if status.success() { Ok(()) } else { Err(format!("{step} failed ({status})")) }
 }
 
 fn describe(command: &Command) -> String {
@@ -47,8 +41,5 @@ fn describe(command: &Command) -> String {
 
 /// Whether a program can be started.
 pub(crate) fn available(program: &str, arg: &str) -> bool {
-    Command::new(program)
-        .arg(arg)
-        .output()
-        .is_ok_and(|output| output.status.success())
+    Command::new(program).arg(arg).output().is_ok_and(|output| output.status.success())
 }

@@ -12,21 +12,10 @@ pub(crate) enum Phase {
 impl Phase {
     /// The crates whose tests and lints belong to this phase.
     pub(crate) fn packages(self) -> Vec<&'static str> {
-        let all = [
-            ('a', "kv-core"),
-            ('b', "wasm-binding"),
-            ('c', "evm-binding"),
-            ('d', "cross-read"),
-            ('e', "xstate"),
-        ];
+        let all = [('a', "kv-core"), ('b', "wasm-binding"), ('c', "evm-binding"), ('d', "cross-read"), ('e', "xstate")];
         all.iter()
             .filter(|(phase, package)| {
-                self.includes(*phase)
-                    && crate::command::root()
-                        .join("crates")
-                        .join(package)
-                        .join("Cargo.toml")
-                        .exists()
+                self.includes(*phase) && crate::command::root().join("crates").join(package).join("Cargo.toml").exists()
             })
             .map(|(_, package)| *package)
             .collect()
@@ -48,9 +37,7 @@ pub(crate) fn parse(args: &[String]) -> Result<Phase, String> {
     while let Some(arg) = iter.next() {
         match arg.as_str() {
             "--phase" => {
-                let value = iter
-                    .next()
-                    .ok_or("--phase needs a value: a, b, c, d or e")?;
+                let value = iter.next().ok_or("--phase needs a value: a, b, c, d or e")?;
                 phase = letter(value)?;
             }
             other => return Err(format!("unexpected argument `{other}`")),

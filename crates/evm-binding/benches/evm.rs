@@ -14,6 +14,7 @@ use criterion::{Criterion, Throughput, criterion_group, criterion_main};
 use evm_binding::revm::context::result::ExecutionResult;
 use evm_binding::revm::context::{BlockEnv, CfgEnv, Context, TxEnv};
 use evm_binding::revm::database::{CacheDB, EmptyDB};
+use evm_binding::revm::handler::EthPrecompiles;
 use evm_binding::revm::primitives::hardfork::SpecId;
 use evm_binding::revm::primitives::{Address, Bytes, TxKind, U256, keccak256};
 use evm_binding::revm::state::AccountInfo;
@@ -30,12 +31,8 @@ const BOB: Address = Address::repeat_byte(0xb0);
 const SLOADS: u64 = 1_000;
 
 fn artifact(name: &str) -> Vec<u8> {
-    let path = format!(
-        "{}/../../contracts/artifacts/{name}.json",
-        env!("CARGO_MANIFEST_DIR")
-    );
-    let json: serde_json::Value =
-        serde_json::from_str(&std::fs::read_to_string(path).unwrap()).unwrap();
+    let path = format!("{}/../../contracts/artifacts/{name}.json", env!("CARGO_MANIFEST_DIR"));
+    let json: serde_json::Value = serde_json::from_str(&std::fs::read_to_string(path).unwrap()).unwrap();
     evm_binding::revm::primitives::hex::decode(json["bytecode"].as_str().unwrap()).unwrap()
 }
 
@@ -52,22 +49,11 @@ fn word(address: Address) -> U256 {
 }
 
 fn tx(kind: TxKind, data: Bytes, nonce: u64) -> TxEnv {
-    TxEnv {
-        caller: OWNER,
-        kind,
-        data,
-        nonce,
-        gas_limit: 30_000_000,
-        chain_id: Some(CHAIN_ID),
-        ..Default::default()
-    }
+    TxEnv { caller: OWNER, kind, data, nonce, gas_limit: 30_000_000, chain_id: Some(CHAIN_ID), ..Default::default() }
 }
 
 fn block() -> BlockEnv {
-    BlockEnv {
-        gas_limit: 1_000_000_000,
-        ..Default::default()
-    }
+    BlockEnv { gas_limit: 1_000_000_000, ..Default::default() }
 }
 
 fn created(result: ExecutionResult) -> Address {
@@ -83,143 +69,68 @@ fn bench(c: &mut Criterion) {
     let store = Store::in_memory();
     let executor = EvmExecutor::new(CHAIN_ID, spec);
     let mut overlay = store.begin();
-    insert_account(
-        &mut overlay,
-        OWNER,
-        &GenesisAccount {
-            balance: U256::from(10u128.pow(24)),
-            ..Default::default()
-        },
-    )
-    .unwrap();
+    insert_account(&mut overlay, OWNER, &GenesisAccount { balance: U256::from(10u128.pow(24)), ..Default::default() })
+        .unwrap();
     let mut code = artifact("XToken");
     code.extend_from_slice(&word(OWNER).to_be_bytes::<32>());
-    let token = created(
-        executor
-            .transact(
-                &mut overlay,
-                &block(),
-                tx(TxKind::Create, code.clone().into(), 0),
-            )
-            .unwrap(),
-    );
+    let token = created(executor.transact(&mut overlay, &block(), tx(TxKind::Create, code.clone().into(), 0)).unwrap());
     let mint = calldata("mint(address,uint256)", &[word(OWNER), U256::MAX >> 1]);
-    assert!(
-        executor
-            .transact(
-                &mut overlay,
-                &block(),
-                tx(TxKind::Call(token), mint.clone(), 1)
-            )
-            .unwrap()
-            .is_success()
-    );
-    let storage = created(
-        executor
-            .transact(
-                &mut overlay,
-                &block(),
-                tx(TxKind::Create, artifact("Storage").into(), 2),
-            )
-            .unwrap(),
-    );
+    assert!(executor.transact(&mut overlay, &block(), tx(TxKind::Call(token), mint.clone(), 1)).unwrap().is_success());
+    let storage =
+        created(executor.transact(&mut overlay, &block(), tx(TxKind::Create, artifact("Storage").into(), 2)).unwrap());
     let bench_code = created(
-        executor
-            .transact(
-                &mut overlay,
-                &block(),
-                tx(TxKind::Create, artifact("CrossBench").into(), 3),
-            )
-            .unwrap(),
+        executor.transact(&mut overlay, &block(), tx(TxKind::Create, artifact("CrossBench").into(), 3)).unwrap(),
     );
     for key in 0..10_000u64 {
-        let slot = U256::from_be_bytes(
-            keccak256([U256::from(key).to_be_bytes::<32>(), [0u8; 32]].concat()).0,
-        );
+        let slot = U256::from_be_bytes(keccak256([U256::from(key).to_be_bytes::<32>(), [0u8; 32]].concat()).0);
         let key = kv_core::Namespace::evm(storage).word_key(&slot.to_be_bytes::<32>());
-        overlay
-            .set(&key, &U256::from(3).to_be_bytes::<32>())
-            .unwrap();
+        overlay.set(&key, &U256::from(3).to_be_bytes::<32>()).unwrap();
     }
     store.commit(&overlay).unwrap();
     let mut overlay = store.begin();
     let transfer = calldata("transfer(address,uint256)", &[word(BOB), U256::from(1)]);
     let mut nonce = 4;
     group.throughput(Throughput::Elements(1));
-    group.bench_function("erc20_transfer_shared", |b| {
-        b.iter(|| {
-            let result = executor
-                .transact(
-                    &mut overlay,
-                    &block(),
-                    tx(TxKind::Call(token), transfer.clone(), nonce),
-                )
-                .unwrap();
-            assert!(result.is_success());
-            nonce += 1;
+    {
+        // One EVM for the block, as the CacheDB run below keeps one EVM.
+        let mut session = executor.session(&mut overlay, &block(), EthPrecompiles::new(spec));
+        group.bench_function("erc20_transfer_shared", |b| {
+            b.iter(|| {
+                let result = session.transact(tx(TxKind::Call(token), transfer.clone(), nonce)).unwrap();
+                assert!(result.is_success());
+                nonce += 1;
+            });
         });
-    });
+    }
 
     // revm's own CacheDB, same transactions.
     let mut cfg = CfgEnv::new_with_spec(spec);
     cfg.set_spec_and_mainnet_gas_params(spec);
     cfg.chain_id = CHAIN_ID;
     let mut cache = CacheDB::new(EmptyDB::default());
-    cache.insert_account_info(
-        OWNER,
-        AccountInfo {
-            balance: U256::from(10u128.pow(24)),
-            ..Default::default()
-        },
-    );
-    let mut evm = Context::mainnet()
-        .with_cfg(cfg)
-        .with_block(block())
-        .with_db(cache)
-        .build_mainnet();
-    let cache_token = created(
-        evm.transact_commit(tx(TxKind::Create, code.into(), 0))
-            .unwrap(),
-    );
+    cache.insert_account_info(OWNER, AccountInfo { balance: U256::from(10u128.pow(24)), ..Default::default() });
+    let mut evm = Context::mainnet().with_cfg(cfg).with_block(block()).with_db(cache).build_mainnet();
+    let cache_token = created(evm.transact_commit(tx(TxKind::Create, code.into(), 0)).unwrap());
     assert_eq!(cache_token, token);
-    assert!(
-        evm.transact_commit(tx(TxKind::Call(cache_token), mint, 1))
-            .unwrap()
-            .is_success()
-    );
+    assert!(evm.transact_commit(tx(TxKind::Call(cache_token), mint, 1)).unwrap().is_success());
     let mut nonce = 2;
     group.bench_function("erc20_transfer_cachedb", |b| {
         b.iter(|| {
-            assert!(
-                evm.transact_commit(tx(TxKind::Call(cache_token), transfer.clone(), nonce))
-                    .unwrap()
-                    .is_success()
-            );
+            assert!(evm.transact_commit(tx(TxKind::Call(cache_token), transfer.clone(), nonce)).unwrap().is_success());
             nonce += 1;
         });
     });
 
     // SLOADs through the binding on a populated store.
     let mut reader = store.begin();
-    let mut read_nonce = evm_binding::database::account(&reader, OWNER)
-        .unwrap()
-        .unwrap()
-        .nonce;
+    let mut read_nonce = evm_binding::database::account(&reader, OWNER).unwrap().unwrap().nonce;
     group.throughput(Throughput::Elements(SLOADS));
     let sum = calldata("sum(uint256,uint256)", &[U256::ZERO, U256::from(SLOADS)]);
     group.bench_function("sload_cold", |b| {
         b.iter(|| {
-            let result = executor
-                .transact(
-                    &mut reader,
-                    &block(),
-                    tx(TxKind::Call(storage), sum.clone(), read_nonce),
-                )
-                .unwrap();
-            assert_eq!(
-                U256::from_be_slice(&result.output().unwrap()[..32]),
-                U256::from(3 * SLOADS)
-            );
+            let result =
+                executor.transact(&mut reader, &block(), tx(TxKind::Call(storage), sum.clone(), read_nonce)).unwrap();
+            assert_eq!(U256::from_be_slice(&result.output().unwrap()[..32]), U256::from(3 * SLOADS));
             read_nonce += 1;
         });
     });
@@ -227,16 +138,9 @@ fn bench(c: &mut Criterion) {
     group.bench_function("sload_warm", |b| {
         b.iter(|| {
             let result = executor
-                .transact(
-                    &mut reader,
-                    &block(),
-                    tx(TxKind::Call(bench_code), warm.clone(), read_nonce),
-                )
+                .transact(&mut reader, &block(), tx(TxKind::Call(bench_code), warm.clone(), read_nonce))
                 .unwrap();
-            assert_eq!(
-                U256::from_be_slice(&result.output().unwrap()[..32]),
-                U256::from(SLOADS)
-            );
+            assert_eq!(U256::from_be_slice(&result.output().unwrap()[..32]), U256::from(SLOADS));
             read_nonce += 1;
         });
     });

@@ -50,89 +50,32 @@ pub struct CaseReport {
 
 /// Files revm's own runner skips, with its reasons.
 const SKIPPED_FILES: &[(&str, &str)] = &[
-    (
-        "RevertInCreateInInit_Paris.json",
-        "create collision with pre-existing storage (skipped by revme too)",
-    ),
-    (
-        "RevertInCreateInInit.json",
-        "create collision with pre-existing storage (skipped by revme too)",
-    ),
-    (
-        "dynamicAccountOverwriteEmpty.json",
-        "create collision with pre-existing storage (skipped by revme too)",
-    ),
-    (
-        "dynamicAccountOverwriteEmpty_Paris.json",
-        "create collision with pre-existing storage (skipped by revme too)",
-    ),
-    (
-        "RevertInCreateInInitCreate2Paris.json",
-        "create collision with pre-existing storage (skipped by revme too)",
-    ),
-    (
-        "create2collisionStorage.json",
-        "create collision with pre-existing storage (skipped by revme too)",
-    ),
-    (
-        "RevertInCreateInInitCreate2.json",
-        "create collision with pre-existing storage (skipped by revme too)",
-    ),
-    (
-        "create2collisionStorageParis.json",
-        "create collision with pre-existing storage (skipped by revme too)",
-    ),
-    (
-        "InitCollision.json",
-        "create collision with pre-existing storage (skipped by revme too)",
-    ),
-    (
-        "InitCollisionParis.json",
-        "create collision with pre-existing storage (skipped by revme too)",
-    ),
-    (
-        "test_init_collision_create_opcode.json",
-        "create collision with pre-existing storage (skipped by revme too)",
-    ),
-    (
-        "ValueOverflow.json",
-        "malformed value in the fixture (skipped by revme too)",
-    ),
-    (
-        "ValueOverflowParis.json",
-        "malformed value in the fixture (skipped by revme too)",
-    ),
-    (
-        "Call50000_sha256.json",
-        "too slow for the suite (skipped by revme too)",
-    ),
-    (
-        "static_Call50000_sha256.json",
-        "too slow for the suite (skipped by revme too)",
-    ),
-    (
-        "loopMul.json",
-        "too slow for the suite (skipped by revme too)",
-    ),
-    (
-        "CALLBlake2f_MaxRounds.json",
-        "too slow for the suite (skipped by revme too)",
-    ),
+    ("RevertInCreateInInit_Paris.json", "create collision with pre-existing storage (skipped by revme too)"),
+    ("RevertInCreateInInit.json", "create collision with pre-existing storage (skipped by revme too)"),
+    ("dynamicAccountOverwriteEmpty.json", "create collision with pre-existing storage (skipped by revme too)"),
+    ("dynamicAccountOverwriteEmpty_Paris.json", "create collision with pre-existing storage (skipped by revme too)"),
+    ("RevertInCreateInInitCreate2Paris.json", "create collision with pre-existing storage (skipped by revme too)"),
+    ("create2collisionStorage.json", "create collision with pre-existing storage (skipped by revme too)"),
+    ("RevertInCreateInInitCreate2.json", "create collision with pre-existing storage (skipped by revme too)"),
+    ("create2collisionStorageParis.json", "create collision with pre-existing storage (skipped by revme too)"),
+    ("InitCollision.json", "create collision with pre-existing storage (skipped by revme too)"),
+    ("InitCollisionParis.json", "create collision with pre-existing storage (skipped by revme too)"),
+    ("test_init_collision_create_opcode.json", "create collision with pre-existing storage (skipped by revme too)"),
+    ("ValueOverflow.json", "malformed value in the fixture (skipped by revme too)"),
+    ("ValueOverflowParis.json", "malformed value in the fixture (skipped by revme too)"),
+    ("Call50000_sha256.json", "too slow for the suite (skipped by revme too)"),
+    ("static_Call50000_sha256.json", "too slow for the suite (skipped by revme too)"),
+    ("loopMul.json", "too slow for the suite (skipped by revme too)"),
+    ("CALLBlake2f_MaxRounds.json", "too slow for the suite (skipped by revme too)"),
 ];
 
 /// Why a file is skipped, if it is.
 pub fn skip_reason(path: &Path) -> Option<&'static str> {
-    if path
-        .to_string_lossy()
-        .contains("paris/eip7610_create_collision")
-    {
+    if path.to_string_lossy().contains("paris/eip7610_create_collision") {
         return Some("create collision with pre-existing storage (skipped by revme too)");
     }
     let name = path.file_name()?.to_str()?;
-    SKIPPED_FILES
-        .iter()
-        .find(|(file, _)| *file == name)
-        .map(|(_, reason)| *reason)
+    SKIPPED_FILES.iter().find(|(file, _)| *file == name).map(|(_, reason)| *reason)
 }
 
 /// Every `.json` fixture under `paths` (files are taken as they are), sorted; hidden directories
@@ -153,19 +96,13 @@ fn collect(path: &Path, files: &mut Vec<PathBuf>) -> std::io::Result<()> {
     }
     for entry in std::fs::read_dir(path)? {
         let entry = entry?.path();
-        let hidden = entry
-            .file_name()
-            .and_then(|name| name.to_str())
-            .is_some_and(|name| name.starts_with('.'));
+        let hidden = entry.file_name().and_then(|name| name.to_str()).is_some_and(|name| name.starts_with('.'));
         if hidden {
             continue;
         }
         if entry.is_dir() {
             collect(&entry, files)?;
-        } else if entry
-            .extension()
-            .is_some_and(|extension| extension == "json")
-        {
+        } else if entry.extension().is_some_and(|extension| extension == "json") {
             files.push(entry);
         }
     }
@@ -184,21 +121,15 @@ pub fn run_file(path: &Path) -> Vec<CaseReport> {
     let skipped = skip_reason(path);
     let parsed = std::fs::read_to_string(path)
         .map_err(|error| format!("cannot read the file: {error}"))
-        .and_then(|text| {
-            serde_json::from_str::<serde_json::Value>(&text)
-                .map_err(|error| format!("not JSON: {error}"))
-        })
+        .and_then(|text| serde_json::from_str::<serde_json::Value>(&text).map_err(|error| format!("not JSON: {error}")))
         .and_then(|json| {
-            let suite = TestSuite::deserialize(&json)
-                .map_err(|error| format!("not a state test: {error}"))?;
+            let suite = TestSuite::deserialize(&json).map_err(|error| format!("not a state test: {error}"))?;
             Ok((json, suite))
         });
     let (json, suite) = match parsed {
         Ok(parsed) => parsed,
         Err(reason) => {
-            let verdict = skipped.map_or(Verdict::Failed(reason), |reason| {
-                Verdict::Skipped(reason.to_owned())
-            });
+            let verdict = skipped.map_or(Verdict::Failed(reason), |reason| Verdict::Skipped(reason.to_owned()));
             return vec![report("*", "*", 0, verdict)];
         }
     };
@@ -208,18 +139,11 @@ pub fn run_file(path: &Path) -> Vec<CaseReport> {
             let fork_name = format!("{fork:?}");
             for (index, test) in tests.iter().enumerate() {
                 let verdict = match fork {
-                    _ if skipped.is_some() => {
-                        Verdict::Skipped(skipped.unwrap_or_default().to_owned())
-                    }
+                    _ if skipped.is_some() => Verdict::Skipped(skipped.unwrap_or_default().to_owned()),
                     SpecName::Constantinople | SpecName::ByzantiumToConstantinopleAt5 => {
-                        Verdict::Skipped(
-                            "Constantinople was replaced by Petersburg (skipped by revme too)"
-                                .to_owned(),
-                        )
+                        Verdict::Skipped("Constantinople was replaced by Petersburg (skipped by revme too)".to_owned())
                     }
-                    SpecName::Unknown => {
-                        Verdict::Skipped("unknown fork name (skipped by revme too)".to_owned())
-                    }
+                    SpecName::Unknown => Verdict::Skipped("unknown fork name (skipped by revme too)".to_owned()),
                     _ => {
                         let expected_state = expected_post_state(&json, name, &fork_name, index);
                         run_case(unit, fork.to_spec_id(), test, expected_state.as_ref())
@@ -240,12 +164,7 @@ fn expected_post_state(
     fork: &str,
     index: usize,
 ) -> Option<BTreeMap<Address, AccountInfo>> {
-    let state = json
-        .get(test)?
-        .get("post")?
-        .get(fork)?
-        .get(index)?
-        .get("state")?;
+    let state = json.get(test)?.get("post")?.get(fork)?.get(index)?.get("state")?;
     BTreeMap::<Address, AccountInfo>::deserialize(state).ok()
 }
 
@@ -280,12 +199,7 @@ fn try_case(
 ) -> Result<Verdict, String> {
     let mut cfg = CfgEnv::new_with_spec(spec);
     cfg.set_spec_and_mainnet_gas_params(spec);
-    cfg.chain_id = unit
-        .env
-        .current_chain_id
-        .unwrap_or(U256::ONE)
-        .try_into()
-        .unwrap_or(1);
+    cfg.chain_id = unit.env.current_chain_id.unwrap_or(U256::ONE).try_into().unwrap_or(1);
     cfg.set_max_blobs_per_tx(max_blobs(spec));
     let block = unit.block_env(&mut cfg);
     let tx = match test.tx_env(unit) {
@@ -301,58 +215,39 @@ fn try_case(
             nonce: info.nonce,
             balance: info.balance,
             code: info.code.to_vec(),
-            storage: info
-                .storage
-                .iter()
-                .map(|(slot, value)| (*slot, *value))
-                .collect(),
+            storage: info.storage.iter().map(|(slot, value)| (*slot, *value)).collect(),
         };
-        insert_account(&mut overlay, *address, &account)
-            .map_err(|error| format!("loading pre-state: {error}"))?;
+        insert_account(&mut overlay, *address, &account).map_err(|error| format!("loading pre-state: {error}"))?;
     }
-    store
-        .commit(&overlay)
-        .map_err(|error| format!("committing pre-state: {error}"))?;
+    store.commit(&overlay).map_err(|error| format!("committing pre-state: {error}"))?;
 
     let mut overlay = store.begin();
     let executor = EvmExecutor::from_cfg(cfg);
     let outcome = executor.transact(&mut overlay, &block, tx);
     match (&test.expect_exception, &outcome) {
         (Some(_), Err(EvmError::Database(error))) => {
-            return Err(format!(
-                "database error instead of the expected exception: {error}"
-            ));
+            return Err(format!("database error instead of the expected exception: {error}"));
         }
         (Some(_), Err(_)) => return Ok(Verdict::Passed),
         (Some(expected), Ok(_)) => {
-            return Ok(Verdict::Failed(format!(
-                "expected exception `{expected}`, but the transaction was executed"
-            )));
+            return Ok(Verdict::Failed(format!("expected exception `{expected}`, but the transaction was executed")));
         }
         (None, Err(error)) => return Ok(Verdict::Failed(format!("unexpected exception: {error}"))),
         (None, Ok(_)) => {}
     }
     let result = outcome.map_err(|error| error.to_string())?;
-    store
-        .commit(&overlay)
-        .map_err(|error| format!("committing the result: {error}"))?;
+    store.commit(&overlay).map_err(|error| format!("committing the result: {error}"))?;
 
     if let (Some(expected), Some(output)) = (&unit.out, result.output())
         && expected != output
     {
-        return Ok(Verdict::Failed(format!(
-            "output {output} differs from the expected {expected}"
-        )));
+        return Ok(Verdict::Failed(format!("output {output} differs from the expected {expected}")));
     }
     let logs = logs_hash(result_logs(&result));
     if logs != test.logs {
-        return Ok(Verdict::Failed(format!(
-            "logs hash {logs} differs from the expected {}",
-            test.logs
-        )));
+        return Ok(Verdict::Failed(format!("logs hash {logs} differs from the expected {}", test.logs)));
     }
-    let accounts = ethereum_accounts(&store.begin())
-        .map_err(|error| format!("reading the Ethereum view: {error}"))?;
+    let accounts = ethereum_accounts(&store.begin()).map_err(|error| format!("reading the Ethereum view: {error}"))?;
     if let Some(expected) = expected_state
         && let Some(mismatch) = first_mismatch(&accounts, expected)
     {
@@ -360,10 +255,7 @@ fn try_case(
     }
     let root = state_root(&accounts);
     if root != test.hash {
-        return Ok(Verdict::Failed(format!(
-            "state root {root} differs from the expected {}",
-            test.hash
-        )));
+        return Ok(Verdict::Failed(format!("state root {root} differs from the expected {}", test.hash)));
     }
     Ok(Verdict::Passed)
 }
@@ -373,59 +265,31 @@ fn result_logs(result: &ExecutionResult) -> &[revm::primitives::Log] {
 }
 
 /// The first difference between the store's accounts and a fixture's expected post state.
-fn first_mismatch(
-    found: &BTreeMap<Address, EthAccount>,
-    expected: &BTreeMap<Address, AccountInfo>,
-) -> Option<String> {
+fn first_mismatch(found: &BTreeMap<Address, EthAccount>, expected: &BTreeMap<Address, AccountInfo>) -> Option<String> {
     for (address, want) in expected {
         let Some(have) = found.get(address) else {
             return Some(format!("account {address} is missing"));
         };
         if have.nonce != want.nonce {
-            return Some(format!(
-                "account {address}: nonce {} instead of {}",
-                have.nonce, want.nonce
-            ));
+            return Some(format!("account {address}: nonce {} instead of {}", have.nonce, want.nonce));
         }
         if have.balance != want.balance {
-            return Some(format!(
-                "account {address}: balance {} instead of {}",
-                have.balance, want.balance
-            ));
+            return Some(format!("account {address}: balance {} instead of {}", have.balance, want.balance));
         }
-        let code_hash = if want.code.is_empty() {
-            revm::primitives::KECCAK_EMPTY
-        } else {
-            keccak256(&want.code)
-        };
+        let code_hash = if want.code.is_empty() { revm::primitives::KECCAK_EMPTY } else { keccak256(&want.code) };
         if have.code_hash != code_hash {
-            return Some(format!(
-                "account {address}: code hash {} instead of {code_hash}",
-                have.code_hash
-            ));
+            return Some(format!("account {address}: code hash {} instead of {code_hash}", have.code_hash));
         }
-        let want_storage: BTreeMap<U256, U256> = want
-            .storage
-            .iter()
-            .filter(|(_, value)| !value.is_zero())
-            .map(|(slot, value)| (*slot, *value))
-            .collect();
+        let want_storage: BTreeMap<U256, U256> =
+            want.storage.iter().filter(|(_, value)| !value.is_zero()).map(|(slot, value)| (*slot, *value)).collect();
         for (slot, value) in &want_storage {
             let got = have.storage.get(slot).copied().unwrap_or_default();
             if got != *value {
-                return Some(format!(
-                    "account {address}: storage slot {slot:#x} is {got:#x} instead of {value:#x}"
-                ));
+                return Some(format!("account {address}: storage slot {slot:#x} is {got:#x} instead of {value:#x}"));
             }
         }
-        if let Some((slot, value)) = have
-            .storage
-            .iter()
-            .find(|(slot, _)| !want_storage.contains_key(slot))
-        {
-            return Some(format!(
-                "account {address}: unexpected storage slot {slot:#x} = {value:#x}"
-            ));
+        if let Some((slot, value)) = have.storage.iter().find(|(slot, _)| !want_storage.contains_key(slot)) {
+            return Some(format!("account {address}: unexpected storage slot {slot:#x} = {value:#x}"));
         }
     }
     found
@@ -460,11 +324,8 @@ impl Summary {
         let skipped: usize = self.skipped.values().sum();
         let mut line = format!("{} passed, {} failed", self.passed, self.failed);
         if skipped > 0 {
-            let reasons: Vec<String> = self
-                .skipped
-                .iter()
-                .map(|(reason, count)| format!("{count}: {reason}"))
-                .collect();
+            let reasons: Vec<String> =
+                self.skipped.iter().map(|(reason, count)| format!("{count}: {reason}")).collect();
             line.push_str(&format!(", {skipped} skipped ({})", reasons.join("; ")));
         }
         line
@@ -473,11 +334,5 @@ impl Summary {
 
 /// A name for a case in failure reports.
 pub fn case_name(report: &CaseReport) -> String {
-    format!(
-        "{}::{} [{} #{}]",
-        report.file.display(),
-        report.test,
-        report.fork,
-        report.index
-    )
+    format!("{}::{} [{} #{}]", report.file.display(), report.test, report.fork, report.index)
 }

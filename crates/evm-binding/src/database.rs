@@ -7,13 +7,16 @@
 //! empty storage, a touched empty account is deleted (EIP-161; revm's journal already keeps empty
 //! accounts alive before Spurious Dragon), and zero storage words are deletions.
 
+use alloy_primitives::map::HashMap;
 use kv_core::key::code_key;
 use kv_core::{AccountRecord, Namespace, Overlay, RecordError, StateError};
+use parking_lot::RwLock;
 use revm::bytecode::Bytecode;
 use revm::database_interface::DBErrorMarker;
 use revm::primitives::{Address, AddressMap, B256, KECCAK_EMPTY, U256, keccak256};
 use revm::state::{Account, AccountInfo};
 use revm::{Database, DatabaseCommit, DatabaseRef};
+use std::sync::Arc;
 
 /// Why the EVM's view of the store failed. Surfaced by revm as `EVMError::Database`.
 #[derive(Debug, thiserror::Error)]
@@ -59,12 +62,11 @@ impl<'a> EvmView<'a> {
 
 /// The account record of `address`, if it exists.
 pub fn account(overlay: &Overlay, address: Address) -> Result<Option<AccountRecord>, EvmDbError> {
-    let Some(bytes) = overlay.get(&Namespace::evm(address).record_key())? else {
-        return Ok(None);
-    };
-    AccountRecord::decode(&bytes)
-        .map(Some)
-        .map_err(|error| EvmDbError::CorruptAccount { address, error })
+    let mut record = Ok(None);
+    overlay.read(&Namespace::evm(address).record_key(), &mut |bytes| {
+        record = AccountRecord::decode(bytes).map(Some).map_err(|error| EvmDbError::CorruptAccount { address, error });
+    })?;
+    record
 }
 
 /// The storage word `slot` of `address` (zero when absent). Allocates nothing.
@@ -75,10 +77,7 @@ pub fn storage_word(overlay: &Overlay, address: Address, slot: U256) -> Result<U
         word = if bytes.len() == 32 {
             Ok(U256::from_be_slice(bytes))
         } else {
-            Err(EvmDbError::CorruptWord {
-                address,
-                len: bytes.len(),
-            })
+            Err(EvmDbError::CorruptWord { address, len: bytes.len() })
         };
     })?;
     word
@@ -89,9 +88,7 @@ pub fn code(overlay: &Overlay, hash: B256) -> Result<Bytecode, EvmDbError> {
     if hash == KECCAK_EMPTY || hash == B256::ZERO {
         return Ok(Bytecode::default());
     }
-    let raw = overlay
-        .get(&code_key(&hash))?
-        .ok_or(EvmDbError::MissingCode(hash))?;
+    let raw = overlay.get(&code_key(&hash))?.ok_or(EvmDbError::MissingCode(hash))?;
     let raw = revm::primitives::Bytes::from(raw);
     // EIP-7702 delegation designators must come back as such; anything else is legacy code.
     Ok(Bytecode::new_raw_checked(raw.clone()).unwrap_or_else(|_| Bytecode::new_legacy(raw)))
@@ -134,23 +131,87 @@ impl DatabaseRef for EvmView<'_> {
     }
 }
 
+/// Analysed bytecode by code hash. Code never changes under its hash, so entries never go stale;
+/// analysing a contract's jump table is otherwise a large share of every call to it. Shared by
+/// clones of an executor.
+#[derive(Clone, Default)]
+pub struct CodeCache {
+    entries: Arc<RwLock<HashMap<B256, Bytecode>>>,
+}
+
+impl std::fmt::Debug for CodeCache {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        write!(f, "CodeCache({} entries)", self.entries.read().len())
+    }
+}
+
+impl CodeCache {
+    /// Most entries kept; when full the cache starts over, which costs one analysis per contract.
+    pub const CAPACITY: usize = 4_096;
+
+    /// The code of `hash`, from the cache or the store.
+    pub fn code(&self, overlay: &Overlay, hash: B256) -> Result<Bytecode, EvmDbError> {
+        if let Some(bytecode) = self.entries.read().get(&hash) {
+            return Ok(bytecode.clone());
+        }
+        let bytecode = code(overlay, hash)?;
+        let mut entries = self.entries.write();
+        if entries.len() >= Self::CAPACITY {
+            entries.clear();
+        }
+        entries.insert(hash, bytecode.clone());
+        Ok(bytecode)
+    }
+
+    /// Number of cached contracts.
+    pub fn len(&self) -> usize {
+        self.entries.read().len()
+    }
+
+    /// Whether the cache is empty.
+    pub fn is_empty(&self) -> bool {
+        self.len() == 0
+    }
+}
+
 /// The EVM's read-write view of the store, for one transaction at a time.
 pub struct EvmDatabase<'a> {
     overlay: &'a mut Overlay,
+    codes: CodeCache,
+    /// Decoded reads of this session, kept in step with every write `apply` makes. Cleared when
+    /// the overlay is handed out mutably, since the caller may change anything through it.
+    accounts: HashMap<Address, Option<AccountRecord>>,
+    words: HashMap<(Address, U256), U256>,
     failure: Option<EvmDbError>,
 }
 
 impl<'a> EvmDatabase<'a> {
-    /// A database over `overlay`.
+    /// A database over `overlay` with a code cache of its own.
     pub fn new(overlay: &'a mut Overlay) -> Self {
-        Self {
-            overlay,
-            failure: None,
-        }
+        Self::with_code_cache(overlay, CodeCache::default())
+    }
+
+    /// A database over `overlay` sharing `codes`.
+    pub fn with_code_cache(overlay: &'a mut Overlay, codes: CodeCache) -> Self {
+        Self { overlay, codes, accounts: HashMap::default(), words: HashMap::default(), failure: None }
     }
 
     /// The overlay underneath, read-only (for stateful precompiles that read other engines).
     pub fn overlay(&self) -> &Overlay {
+        self.overlay
+    }
+
+    /// The overlay underneath, for the session's own checkpoints: the caches stay valid, because
+    /// a checkpoint is only reverted when nothing was applied since it.
+    pub(crate) fn overlay_for_checkpoints(&mut self) -> &mut Overlay {
+        self.overlay
+    }
+
+    /// The overlay underneath. Drops the decoded-read caches, since the caller may change
+    /// anything through it.
+    pub fn overlay_mut(&mut self) -> &mut Overlay {
+        self.accounts.clear();
+        self.words.clear();
         self.overlay
     }
 
@@ -161,86 +222,93 @@ impl<'a> EvmDatabase<'a> {
 
     /// Applies a transaction's state changes with Ethereum's rules; see the module docs.
     pub fn apply(&mut self, changes: AddressMap<Account>) -> Result<(), EvmDbError> {
-        // Apply in address order so that the overlay's journal is deterministic.
-        let mut changes: Vec<(Address, Account)> = changes.into_iter().collect();
-        changes.sort_unstable_by_key(|(address, _)| *address);
+        // The order does not matter: each account touches only its own keys.
         for (address, account) in changes {
-            apply_account(self.overlay, address, account)?;
+            self.apply_account(address, account)?;
         }
         Ok(())
     }
 }
 
-fn apply_account(
-    overlay: &mut Overlay,
-    address: Address,
-    account: Account,
-) -> Result<(), EvmDbError> {
-    if !account.is_touched() {
-        return Ok(());
-    }
-    let namespace = Namespace::evm(address);
-    if account.is_selfdestructed() {
-        overlay.wipe(&namespace);
-        return Ok(());
-    }
-    if account.is_created() {
-        // A created account starts from empty storage, whatever an earlier incarnation left,
-        // and exists even when empty (revm marks empty accounts it must keep as created).
-        overlay.wipe(&namespace);
-    } else if account.is_empty() {
-        overlay.wipe(&namespace);
-        return Ok(());
-    }
-    let info = &account.info;
-    let code_hash = if info.code_hash == B256::ZERO {
-        KECCAK_EMPTY
-    } else {
-        info.code_hash
-    };
-    if code_hash != KECCAK_EMPTY
-        && let Some(bytecode) = &info.code
-    {
-        let key = code_key(&code_hash);
-        if overlay.get(&key)?.is_none() {
-            overlay.set(&key, bytecode.original_byte_slice())?;
+impl EvmDatabase<'_> {
+    fn apply_account(&mut self, address: Address, account: Account) -> Result<(), EvmDbError> {
+        let overlay = &mut *self.overlay;
+        if !account.is_touched() {
+            return Ok(());
         }
-    }
-    let record = AccountRecord {
-        nonce: info.nonce,
-        balance: info.balance,
-        code_hash,
-    };
-    overlay.set(&namespace.record_key(), &record.encode())?;
-    for (slot, value) in account
-        .storage
-        .iter()
-        .filter(|(_, value)| value.is_changed() || account.is_created())
-    {
-        let key = namespace.word_key(&slot.to_be_bytes::<32>());
-        let present = value.present_value();
-        if present.is_zero() {
-            overlay.remove(&key)?;
-        } else {
-            overlay.set(&key, &present.to_be_bytes::<32>())?;
+        let namespace = Namespace::evm(address);
+        // An account that did not exist when the transaction loaded it has nothing in the store to
+        // delete (no record, hence no storage), so it needs no wipe.
+        let existed = !account.is_loaded_as_not_existing();
+        if account.is_selfdestructed() || (account.is_empty() && !account.is_created()) {
+            if existed {
+                overlay.wipe(&namespace);
+                self.words.retain(|(owner, _), _| *owner != address);
+            }
+            self.accounts.insert(address, None);
+            return Ok(());
         }
+        if account.is_created() && existed {
+            // A created account starts from empty storage, whatever an earlier incarnation left,
+            // and exists even when empty (revm marks empty accounts it must keep as created).
+            overlay.wipe(&namespace);
+            self.words.retain(|(owner, _), _| *owner != address);
+        }
+        let info = &account.info;
+        let code_hash = if info.code_hash == B256::ZERO { KECCAK_EMPTY } else { info.code_hash };
+        if code_hash != KECCAK_EMPTY
+            && let Some(bytecode) = &info.code
+        {
+            let key = code_key(&code_hash);
+            if !overlay.read(&key, &mut |_| {})? {
+                overlay.set(&key, bytecode.original_byte_slice())?;
+            }
+        }
+        let record = AccountRecord { nonce: info.nonce, balance: info.balance, code_hash };
+        // A touched account whose record did not change (a contract whose storage changed) keeps
+        // its record as it is.
+        let unchanged = !account.is_created() && self.accounts.get(&address) == Some(&Some(record));
+        if !unchanged {
+            overlay.set(&namespace.record_key(), &record.encode())?;
+            self.accounts.insert(address, Some(record));
+        }
+        for (slot, value) in account.storage.iter().filter(|(_, value)| value.is_changed() || account.is_created()) {
+            let key = namespace.word_key(&slot.to_be_bytes::<32>());
+            let present = value.present_value();
+            if present.is_zero() {
+                overlay.remove(&key)?;
+            } else {
+                overlay.set(&key, &present.to_be_bytes::<32>())?;
+            }
+            self.words.insert((address, *slot), present);
+        }
+        Ok(())
     }
-    Ok(())
 }
 
 impl Database for EvmDatabase<'_> {
     type Error = EvmDbError;
 
     fn basic(&mut self, address: Address) -> Result<Option<AccountInfo>, EvmDbError> {
-        EvmView::new(self.overlay).basic_ref(address)
+        if let Some(record) = self.accounts.get(&address) {
+            return Ok(record.map(account_info));
+        }
+        let record = account(self.overlay, address)?;
+        self.accounts.insert(address, record);
+        Ok(record.map(account_info))
     }
 
     fn code_by_hash(&mut self, code_hash: B256) -> Result<Bytecode, EvmDbError> {
-        code(self.overlay, code_hash)
+        self.codes.code(self.overlay, code_hash)
     }
 
     fn storage(&mut self, address: Address, index: U256) -> Result<U256, EvmDbError> {
-        storage_word(self.overlay, address, index)
+        if let Some(word) = self.words.get(&(address, index)) {
+            return Ok(*word);
+        }
+        let word = storage_word(self.overlay, address, index)?;
+        self.words.insert((address, index), word);
+        Ok(word)
     }
 
     fn block_hash(&mut self, number: u64) -> Result<B256, EvmDbError> {
@@ -274,35 +342,20 @@ pub struct GenesisAccount {
 }
 
 /// Writes `account` at `address`: record, code blob and storage.
-pub fn insert_account(
-    overlay: &mut Overlay,
-    address: Address,
-    account: &GenesisAccount,
-) -> Result<(), EvmDbError> {
+pub fn insert_account(overlay: &mut Overlay, address: Address, account: &GenesisAccount) -> Result<(), EvmDbError> {
     let namespace = Namespace::evm(address);
-    let code_hash = if account.code.is_empty() {
-        KECCAK_EMPTY
-    } else {
-        keccak256(&account.code)
-    };
+    let code_hash = if account.code.is_empty() { KECCAK_EMPTY } else { keccak256(&account.code) };
     if code_hash != KECCAK_EMPTY {
         let key = code_key(&code_hash);
-        if overlay.get(&key)?.is_none() {
+        if !overlay.read(&key, &mut |_| {})? {
             overlay.set(&key, &account.code)?;
         }
     }
-    let record = AccountRecord {
-        nonce: account.nonce,
-        balance: account.balance,
-        code_hash,
-    };
+    let record = AccountRecord { nonce: account.nonce, balance: account.balance, code_hash };
     overlay.set(&namespace.record_key(), &record.encode())?;
     for (slot, value) in &account.storage {
         if !value.is_zero() {
-            overlay.set(
-                &namespace.word_key(&slot.to_be_bytes::<32>()),
-                &value.to_be_bytes::<32>(),
-            )?;
+            overlay.set(&namespace.word_key(&slot.to_be_bytes::<32>()), &value.to_be_bytes::<32>())?;
         }
     }
     Ok(())

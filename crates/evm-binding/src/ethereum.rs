@@ -34,8 +34,8 @@ pub fn ethereum_accounts(overlay: &Overlay) -> Result<BTreeMap<Address, EthAccou
         let address = Address::from_slice(&key[1..PREFIX_LEN]);
         match (key[PREFIX_LEN], key.len()) {
             (RECORD_TAG, len) if len == PREFIX_LEN + 1 => {
-                let record = AccountRecord::decode(&value)
-                    .map_err(|error| EvmDbError::CorruptAccount { address, error })?;
+                let record =
+                    AccountRecord::decode(&value).map_err(|error| EvmDbError::CorruptAccount { address, error })?;
                 let account = accounts.entry(address).or_default();
                 account.nonce = record.nonce;
                 account.balance = record.balance;
@@ -43,16 +43,10 @@ pub fn ethereum_accounts(overlay: &Overlay) -> Result<BTreeMap<Address, EthAccou
             }
             (STORAGE_TAG, len) if len == PREFIX_LEN + 33 => {
                 if value.len() != 32 {
-                    return Err(EvmDbError::CorruptWord {
-                        address,
-                        len: value.len(),
-                    });
+                    return Err(EvmDbError::CorruptWord { address, len: value.len() });
                 }
                 let slot = U256::from_be_slice(&key[PREFIX_LEN + 1..]);
-                orphan_storage
-                    .entry(address)
-                    .or_default()
-                    .insert(slot, U256::from_be_slice(&value));
+                orphan_storage.entry(address).or_default().insert(slot, U256::from_be_slice(&value));
             }
             // kv-core refuses any other EVM key on write.
             _ => {}
@@ -77,21 +71,9 @@ pub fn state_root(accounts: &BTreeMap<Address, EthAccount>) -> B256 {
     let mut leaves: Vec<(B256, TrieAccount)> = accounts
         .iter()
         .map(|(address, account)| {
-            let storage_root = storage_root_unhashed(
-                account
-                    .storage
-                    .iter()
-                    .map(|(slot, word)| (B256::from(*slot), *word)),
-            );
-            (
-                keccak256(address),
-                TrieAccount::new(
-                    account.nonce,
-                    account.balance,
-                    storage_root,
-                    account.code_hash,
-                ),
-            )
+            let storage_root =
+                storage_root_unhashed(account.storage.iter().map(|(slot, word)| (B256::from(*slot), *word)));
+            (keccak256(address), TrieAccount::new(account.nonce, account.balance, storage_root, account.code_hash))
         })
         .collect();
     leaves.sort_unstable_by_key(|(key, _)| *key);

@@ -1,11 +1,13 @@
 //! Running transactions on revm over the shared substrate.
 
-use crate::database::{EvmDatabase, EvmDbError};
+use crate::database::{CodeCache, EvmDatabase, EvmDbError};
 use kv_core::{Overlay, StateError};
 use revm::context::result::{EVMError, ExecutionResult, InvalidHeader, InvalidTransaction};
-use revm::context::{BlockEnv, CfgEnv, Context, TxEnv};
-use revm::handler::{EthPrecompiles, PrecompileProvider};
+use revm::context::{BlockEnv, CfgEnv, Context, Evm, TxEnv};
+use revm::handler::instructions::EthInstructions;
+use revm::handler::{EthFrame, EthPrecompiles, PrecompileProvider};
 use revm::interpreter::InterpreterResult;
+use revm::interpreter::interpreter::EthInterpreter;
 use revm::primitives::hardfork::SpecId;
 use revm::{ExecuteEvm, MainBuilder, MainContext};
 
@@ -51,6 +53,7 @@ impl From<StateError> for EvmError {
 #[derive(Clone, Debug)]
 pub struct EvmExecutor {
     cfg: CfgEnv,
+    codes: CodeCache,
 }
 
 impl EvmExecutor {
@@ -59,12 +62,17 @@ impl EvmExecutor {
         let mut cfg = CfgEnv::new_with_spec(spec);
         cfg.set_spec_and_mainnet_gas_params(spec);
         cfg.chain_id = chain_id;
-        Self { cfg }
+        Self { cfg, codes: CodeCache::default() }
     }
 
     /// An executor with a complete revm configuration (the conformance suite sets blob limits).
     pub fn from_cfg(cfg: CfgEnv) -> Self {
-        Self { cfg }
+        Self { cfg, codes: CodeCache::default() }
+    }
+
+    /// The analysed-code cache this executor shares with its clones.
+    pub fn code_cache(&self) -> &CodeCache {
+        &self.codes
     }
 
     /// The chain id.
@@ -80,13 +88,8 @@ impl EvmExecutor {
     /// Executes `tx` with Ethereum's precompiles and applies its state changes to `overlay`.
     /// A reverted or halted transaction is still applied (it pays gas and bumps the nonce); an
     /// invalid one is an error and changes nothing.
-    pub fn transact(
-        &self,
-        overlay: &mut Overlay,
-        block: &BlockEnv,
-        tx: TxEnv,
-    ) -> Result<ExecutionResult, EvmError> {
-        self.transact_with(overlay, block, tx, EthPrecompiles::new(self.cfg.spec))
+    pub fn transact(&self, overlay: &mut Overlay, block: &BlockEnv, tx: TxEnv) -> Result<ExecutionResult, EvmError> {
+        self.session(overlay, block, EthPrecompiles::new(self.cfg.spec)).transact(tx)
     }
 
     /// As [`EvmExecutor::transact`], with a custom precompile set (cross-read adds its own).
@@ -100,8 +103,45 @@ impl EvmExecutor {
     where
         P: for<'a> PrecompileProvider<EvmContext<'a>, Output = InterpreterResult>,
     {
-        let checkpoint = overlay.checkpoint();
-        let outcome = run(self.cfg.clone(), overlay, block, tx, precompiles);
+        self.session(overlay, block, precompiles).transact(tx)
+    }
+
+    /// An EVM for one block over `overlay`: building revm's instruction tables, journal and
+    /// precompile set once per block instead of once per transaction.
+    pub fn session<'a, P>(&self, overlay: &'a mut Overlay, block: &BlockEnv, precompiles: P) -> EvmSession<'a, P>
+    where
+        P: PrecompileProvider<EvmContext<'a>, Output = InterpreterResult>,
+    {
+        let database = EvmDatabase::with_code_cache(overlay, self.codes.clone());
+        let context = Context::mainnet().with_cfg(self.cfg.clone()).with_block(block.clone()).with_db(database);
+        EvmSession { evm: context.build_mainnet().with_precompiles(precompiles) }
+    }
+}
+
+/// revm's EVM over this binding, with precompile set `P`.
+pub type BindingEvm<'a, P> =
+    Evm<EvmContext<'a>, (), EthInstructions<EthInterpreter, EvmContext<'a>>, P, EthFrame<EthInterpreter>>;
+
+/// One EVM kept for the transactions of a block. Each transaction is applied to the overlay as
+/// soon as it ends, so the next one (and any other engine between them) sees its effects.
+pub struct EvmSession<'a, P> {
+    evm: BindingEvm<'a, P>,
+}
+
+impl<'a, P> EvmSession<'a, P>
+where
+    P: PrecompileProvider<EvmContext<'a>, Output = InterpreterResult>,
+{
+    /// Executes `tx` and applies its state changes; an invalid transaction changes nothing.
+    pub fn transact(&mut self, tx: TxEnv) -> Result<ExecutionResult, EvmError> {
+        let checkpoint = self.evm.ctx.journaled_state.database.overlay_for_checkpoints().checkpoint();
+        let outcome = self.run(tx);
+        let database = &mut self.evm.ctx.journaled_state.database;
+        if outcome.is_err() {
+            // A failed apply may have written part of a transaction; the caches must forget it.
+            database.overlay_mut();
+        }
+        let overlay = database.overlay_for_checkpoints();
         match outcome {
             Ok(result) => {
                 overlay.release(checkpoint)?;
@@ -113,24 +153,15 @@ impl EvmExecutor {
             }
         }
     }
-}
 
-fn run<P>(
-    cfg: CfgEnv,
-    overlay: &mut Overlay,
-    block: &BlockEnv,
-    tx: TxEnv,
-    precompiles: P,
-) -> Result<ExecutionResult, EvmError>
-where
-    P: for<'a> PrecompileProvider<EvmContext<'a>, Output = InterpreterResult>,
-{
-    let context = Context::mainnet()
-        .with_cfg(cfg)
-        .with_block(block.clone())
-        .with_db(EvmDatabase::new(overlay));
-    let mut evm = context.build_mainnet().with_precompiles(precompiles);
-    let outcome = evm.transact(tx)?;
-    evm.ctx.journaled_state.database.apply(outcome.state)?;
-    Ok(outcome.result)
+    fn run(&mut self, tx: TxEnv) -> Result<ExecutionResult, EvmError> {
+        let outcome = self.evm.transact(tx)?;
+        self.evm.ctx.journaled_state.database.apply(outcome.state)?;
+        Ok(outcome.result)
+    }
+
+    /// The block overlay, for the other engine's calls between EVM transactions.
+    pub fn overlay(&mut self) -> &mut Overlay {
+        self.evm.ctx.journaled_state.database.overlay_mut()
+    }
 }

@@ -11,36 +11,22 @@ use std::path::{Path, PathBuf};
 fn fixtures() -> Option<PathBuf> {
     let root = std::env::var_os("XSTATE_STATE_TESTS")
         .map(PathBuf::from)
-        .unwrap_or_else(|| {
-            Path::new(env!("CARGO_MANIFEST_DIR")).join("../../../shared/conformance")
-        });
+        .unwrap_or_else(|| Path::new(env!("CARGO_MANIFEST_DIR")).join("../../../shared/conformance"));
     let file = root.join("eest-osaka/fusaka-devnet-5/state_tests/osaka/eip7823_modexp_upper_bounds/modexp_upper_bounds/modexp_upper_bounds.json");
     if file.exists() {
         return Some(file);
     }
-    eprintln!(
-        "!!! state-test fixtures not found under {}: conformance runner tests did not run !!!",
-        root.display()
-    );
-    assert!(
-        std::env::var_os("CI").is_none(),
-        "fixtures are required in CI"
-    );
+    eprintln!("!!! state-test fixtures not found under {}: conformance runner tests did not run !!!", root.display());
+    assert!(std::env::var_os("CI").is_none(), "fixtures are required in CI");
     None
 }
 
 /// Rewrites the fixture with `edit` applied to its first post entry, runs it, and returns the
 /// first case's verdict.
 fn run_edited(file: &Path, edit: impl Fn(&mut serde_json::Value)) -> Verdict {
-    let mut json: serde_json::Value =
-        serde_json::from_str(&std::fs::read_to_string(file).unwrap()).unwrap();
+    let mut json: serde_json::Value = serde_json::from_str(&std::fs::read_to_string(file).unwrap()).unwrap();
     let test = json.as_object_mut().unwrap().values_mut().next().unwrap();
-    let post = test["post"]
-        .as_object_mut()
-        .unwrap()
-        .values_mut()
-        .next()
-        .unwrap();
+    let post = test["post"].as_object_mut().unwrap().values_mut().next().unwrap();
     edit(&mut post[0]);
     let dir = tempfile::tempdir().unwrap();
     let path = dir.path().join("edited.json");
@@ -55,47 +41,28 @@ fn real_fixtures_pass_and_edited_expectations_fail_with_the_field_named() {
     for report in run_file(&file) {
         summary.add(&report.verdict);
     }
-    assert!(
-        summary.passed > 0 && summary.failed == 0,
-        "{}",
-        summary.line()
-    );
+    assert!(summary.passed > 0 && summary.failed == 0, "{}", summary.line());
 
     let bumped_balance = run_edited(&file, |post| {
         let state = post["state"].as_object_mut().unwrap();
         let account = state.values_mut().next().unwrap();
         account["balance"] = serde_json::Value::from("0x01");
     });
-    assert!(
-        matches!(&bumped_balance, Verdict::Failed(reason) if reason.contains("balance")),
-        "{bumped_balance:?}"
-    );
+    assert!(matches!(&bumped_balance, Verdict::Failed(reason) if reason.contains("balance")), "{bumped_balance:?}");
 
     let wrong_root = run_edited(&file, |post| {
         post.as_object_mut().unwrap().remove("state");
         post["hash"] = serde_json::Value::from(format!("0x{}", "11".repeat(32)));
     });
-    assert!(
-        matches!(&wrong_root, Verdict::Failed(reason) if reason.contains("state root")),
-        "{wrong_root:?}"
-    );
+    assert!(matches!(&wrong_root, Verdict::Failed(reason) if reason.contains("state root")), "{wrong_root:?}");
 
-    let wrong_logs = run_edited(&file, |post| {
-        post["logs"] = serde_json::Value::from(format!("0x{}", "22".repeat(32)))
-    });
-    assert!(
-        matches!(&wrong_logs, Verdict::Failed(reason) if reason.contains("logs hash")),
-        "{wrong_logs:?}"
-    );
+    let wrong_logs = run_edited(&file, |post| post["logs"] = serde_json::Value::from(format!("0x{}", "22".repeat(32))));
+    assert!(matches!(&wrong_logs, Verdict::Failed(reason) if reason.contains("logs hash")), "{wrong_logs:?}");
 
     let unexpected = run_edited(&file, |post| {
-        post["expectException"] =
-            serde_json::Value::from("TransactionException.INTRINSIC_GAS_TOO_LOW")
+        post["expectException"] = serde_json::Value::from("TransactionException.INTRINSIC_GAS_TOO_LOW")
     });
-    assert!(
-        matches!(&unexpected, Verdict::Failed(reason) if reason.contains("expected exception")),
-        "{unexpected:?}"
-    );
+    assert!(matches!(&unexpected, Verdict::Failed(reason) if reason.contains("expected exception")), "{unexpected:?}");
 }
 
 #[test]
@@ -103,9 +70,7 @@ fn garbage_files_fail_cleanly_and_the_skip_list_matches_revme() {
     let dir = tempfile::tempdir().unwrap();
     let garbage = dir.path().join("garbage.json");
     std::fs::write(&garbage, "{ not json").unwrap();
-    assert!(
-        matches!(&run_file(&garbage)[0].verdict, Verdict::Failed(reason) if reason.contains("not JSON"))
-    );
+    assert!(matches!(&run_file(&garbage)[0].verdict, Verdict::Failed(reason) if reason.contains("not JSON")));
     let wrong_shape = dir.path().join("shape.json");
     std::fs::write(&wrong_shape, r#"{"t": {"env": 1}}"#).unwrap();
     assert!(

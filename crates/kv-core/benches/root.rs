@@ -32,11 +32,7 @@ fn namespace(index: u64) -> Namespace {
     let mut bytes = [0u8; 20];
     bytes[..8].copy_from_slice(&splitmix(&mut index.clone()).to_be_bytes());
     bytes[12..].copy_from_slice(&index.to_be_bytes());
-    if index.is_multiple_of(2) {
-        Namespace::wasm(Identity(bytes))
-    } else {
-        Namespace::evm(bytes.into())
-    }
+    if index.is_multiple_of(2) { Namespace::wasm(Identity(bytes)) } else { Namespace::evm(bytes.into()) }
 }
 
 /// The key of entry `index`: WASM slots and EVM words, spread over the identities.
@@ -45,9 +41,7 @@ fn key(index: u64) -> Vec<u8> {
     let slot = index / IDENTITIES;
     match owner.engine() {
         kv_core::Engine::Wasm => owner.slot_key(slot).to_vec(),
-        _ => owner
-            .word_key(&B256::left_padding_from(&slot.to_be_bytes()).0)
-            .to_vec(),
+        _ => owner.word_key(&B256::left_padding_from(&slot.to_be_bytes()).0).to_vec(),
     }
 }
 
@@ -70,11 +64,7 @@ fn fill(store: &Store, entries: u64) {
 fn changes(store: &Store, entries: u64, seed: &mut u64) -> Overlay {
     let mut overlay = store.begin();
     for change in 0..CHANGES {
-        let index = if change % 10 == 9 {
-            entries + splitmix(seed) % (entries * 4)
-        } else {
-            splitmix(seed) % entries
-        };
+        let index = if change % 10 == 9 { entries + splitmix(seed) % (entries * 4) } else { splitmix(seed) % entries };
         overlay.set(&key(index), &value(seed)).unwrap();
     }
     overlay
@@ -90,12 +80,7 @@ fn memory_store(entries: u64) -> Store {
 fn hashed_leaves(entries: u64) -> Vec<(Nibbles, B256)> {
     let mut seed = 99;
     let mut leaves: Vec<(Nibbles, B256)> = (0..entries)
-        .map(|index| {
-            (
-                Nibbles::unpack(keccak256(index.to_be_bytes())),
-                keccak256(value(&mut seed)),
-            )
-        })
+        .map(|index| (Nibbles::unpack(keccak256(index.to_be_bytes())), keccak256(value(&mut seed))))
         .collect();
     leaves.sort_unstable_by_key(|leaf| leaf.0);
     leaves
@@ -143,33 +128,21 @@ fn bench(c: &mut Criterion) {
             record_fact("root/proof_bytes_at_1m", proof.encoded_len(), "bytes");
             group.throughput(Throughput::Elements(1));
             group.bench_function("verify_proof_at_1m", |b| {
-                b.iter(|| {
-                    verify(
-                        black_box(root),
-                        &probe,
-                        stored.as_deref(),
-                        black_box(&proof),
-                    )
-                    .unwrap()
-                });
+                b.iter(|| verify(black_box(root), &probe, stored.as_deref(), black_box(&proof)).unwrap());
             });
         }
     }
 
     let leaves = hashed_leaves(1_000_000);
     group.throughput(Throughput::Elements(1_000_000));
-    group.bench_function("hash_builder_1m", |b| {
-        b.iter(|| hash_builder_root(black_box(&leaves)))
-    });
+    group.bench_function("hash_builder_1m", |b| b.iter(|| hash_builder_root(black_box(&leaves))));
     drop(leaves);
 
     // Full builds of 100,000 entries: ours (keys and values hashed, every node written to the
     // backend) against HashBuilder over pre-hashed sorted leaves.
     let leaves = hashed_leaves(100_000);
     group.throughput(Throughput::Elements(100_000));
-    group.bench_function("hash_builder_100k", |b| {
-        b.iter(|| hash_builder_root(black_box(&leaves)))
-    });
+    group.bench_function("hash_builder_100k", |b| b.iter(|| hash_builder_root(black_box(&leaves))));
     group.bench_function("full_build_100k", |b| {
         b.iter_batched(
             || {
@@ -188,11 +161,7 @@ fn bench(c: &mut Criterion) {
 
     // The same 1,000-change commit on redb, including its durable write transaction.
     let dir = tempfile::tempdir().unwrap();
-    let store = Store::open_redb(
-        dir.path().join("bench.redb"),
-        StoreConfig { retained_roots: 2 },
-    )
-    .unwrap();
+    let store = Store::open_redb(dir.path().join("bench.redb"), StoreConfig { retained_roots: 2 }).unwrap();
     fill(&store, 1_000_000);
     let mut seed = 11;
     group.throughput(Throughput::Elements(CHANGES as u64));
@@ -211,9 +180,7 @@ fn bench(c: &mut Criterion) {
             || {
                 let mut overlay = store.begin();
                 for _ in 0..10_000 {
-                    overlay
-                        .set(&key(splitmix(&mut seed) % 4_000_000), &value(&mut seed))
-                        .unwrap();
+                    overlay.set(&key(splitmix(&mut seed) % 4_000_000), &value(&mut seed)).unwrap();
                 }
                 overlay
             },
@@ -234,11 +201,7 @@ fn bench(c: &mut Criterion) {
             || {
                 let mut batch = kv_core::WriteBatch::new();
                 for _ in 0..10_000 {
-                    batch.put(
-                        kv_core::Table::State,
-                        key(splitmix(&mut seed) % 4_000_000),
-                        value(&mut seed),
-                    );
+                    batch.put(kv_core::Table::State, key(splitmix(&mut seed) % 4_000_000), value(&mut seed));
                 }
                 batch
             },

@@ -49,9 +49,8 @@ fn bench(c: &mut Criterion) {
     let mut seed = 7;
     // Slots are random u64s, unique across identities, so the native map keyed by slot alone
     // holds the same 100,000 entries as the shared map.
-    let entries: Vec<(u64, u64)> = (0..IDENTITIES * SLOTS_PER_IDENTITY)
-        .map(|index| (index / SLOTS_PER_IDENTITY, splitmix(&mut seed)))
-        .collect();
+    let entries: Vec<(u64, u64)> =
+        (0..IDENTITIES * SLOTS_PER_IDENTITY).map(|index| (index / SLOTS_PER_IDENTITY, splitmix(&mut seed))).collect();
     let native = MemoryBackend::new();
     let shared: Arc<dyn Backend> = Arc::new(MemoryBackend::new());
     let mut native_batch = WriteBatch::new();
@@ -59,11 +58,7 @@ fn bench(c: &mut Criterion) {
     for &(owner, slot) in &entries {
         let value = (slot | 1).to_be_bytes();
         native_batch.put(Table::State, slot.to_be_bytes(), value);
-        shared_batch.put(
-            Table::State,
-            Namespace::wasm(identity(owner)).slot_key(slot),
-            value,
-        );
+        shared_batch.put(Table::State, Namespace::wasm(identity(owner)).slot_key(slot), value);
     }
     native.write(native_batch).unwrap();
     shared.write(shared_batch).unwrap();
@@ -75,14 +70,12 @@ fn bench(c: &mut Criterion) {
     let handles: Vec<Namespace> = identities.iter().map(|&id| Namespace::wasm(id)).collect();
     let reads: Vec<(usize, u64)> = (0..READS)
         .map(|_| {
-            let (owner, slot) = entries
-                [usize::try_from(splitmix(&mut seed) % (IDENTITIES * SLOTS_PER_IDENTITY)).unwrap()];
+            let (owner, slot) =
+                entries[usize::try_from(splitmix(&mut seed) % (IDENTITIES * SLOTS_PER_IDENTITY)).unwrap()];
             (usize::try_from(owner).unwrap(), slot)
         })
         .collect();
-    let expected: u64 = reads
-        .iter()
-        .fold(0u64, |sum, &(_, slot)| sum.wrapping_add(slot | 1));
+    let expected: u64 = reads.iter().fold(0u64, |sum, &(_, slot)| sum.wrapping_add(slot | 1));
 
     let mut group = c.benchmark_group("state_get");
     group.throughput(Throughput::Elements(READS as u64));
@@ -109,9 +102,7 @@ fn bench(c: &mut Criterion) {
         b.iter(|| {
             let mut sum = 0u64;
             for &(owner, slot) in &reads {
-                let key = StateKey::wasm_slot(identities[owner], black_box(slot))
-                    .encode()
-                    .unwrap();
+                let key = StateKey::wasm_slot(identities[owner], black_box(slot)).encode().unwrap();
                 sum = sum.wrapping_add(read_u64(shared.as_ref(), &key));
             }
             assert_eq!(sum, expected);
@@ -121,11 +112,7 @@ fn bench(c: &mut Criterion) {
         b.iter(|| {
             let mut sum = 0u64;
             for &(owner, slot) in &reads {
-                sum = sum.wrapping_add(
-                    overlay
-                        .get_u64(&handles[owner].slot_key(black_box(slot)))
-                        .unwrap(),
-                );
+                sum = sum.wrapping_add(overlay.get_u64(&handles[owner].slot_key(black_box(slot))).unwrap());
             }
             assert_eq!(sum, expected);
         });

@@ -122,10 +122,8 @@ impl std::str::FromStr for Identity {
 
     fn from_str(text: &str) -> Result<Self, Self::Err> {
         let bytes = alloy_primitives::hex::decode(text).map_err(|_| KeyError::InvalidHex)?;
-        let array: [u8; IDENTITY_LEN] = bytes
-            .as_slice()
-            .try_into()
-            .map_err(|_| KeyError::IdentityLength(bytes.len()))?;
+        let array: [u8; IDENTITY_LEN] =
+            bytes.as_slice().try_into().map_err(|_| KeyError::IdentityLength(bytes.len()))?;
         Ok(Self(array))
     }
 }
@@ -140,10 +138,8 @@ impl ModuleName {
         if !MODULE_NAME_LEN.contains(&name.len()) {
             return Err(KeyError::ModuleNameLength(name.len()));
         }
-        if let Some((position, byte)) = name
-            .bytes()
-            .enumerate()
-            .find(|(_, byte)| !matches!(byte, b'a'..=b'z' | b'0'..=b'9' | b'_' | b'-'))
+        if let Some((position, byte)) =
+            name.bytes().enumerate().find(|(_, byte)| !matches!(byte, b'a'..=b'z' | b'0'..=b'9' | b'_' | b'-'))
         {
             return Err(KeyError::ModuleNameByte { position, byte });
         }
@@ -229,10 +225,7 @@ impl Namespace {
         let prefix: [u8; PREFIX_LEN] = bytes
             .get(..PREFIX_LEN)
             .and_then(|prefix| prefix.try_into().ok())
-            .ok_or(KeyError::Truncated {
-                len: bytes.len(),
-                expected: PREFIX_LEN,
-            })?;
+            .ok_or(KeyError::Truncated { len: bytes.len(), expected: PREFIX_LEN })?;
         let engine = Engine::from_tag(prefix[0])?;
         if engine == Engine::Runtime && prefix[1..] != Identity::RUNTIME.0 {
             return Err(KeyError::UnknownRuntimeIdentity);
@@ -355,9 +348,7 @@ impl StateKey {
     pub fn namespace(&self) -> Namespace {
         match self {
             Self::Code(_) => Namespace::runtime(),
-            Self::WasmModule(identity) | Self::WasmStorage(identity, _) => {
-                Namespace::wasm(*identity)
-            }
+            Self::WasmModule(identity) | Self::WasmStorage(identity, _) => Namespace::wasm(*identity),
             Self::EvmAccount(address) | Self::EvmStorage(address, _) => Namespace::evm(*address),
         }
     }
@@ -386,9 +377,7 @@ impl StateKey {
             KeyLayout::WasmModule => Self::WasmModule(identity),
             KeyLayout::WasmStorage => Self::WasmStorage(identity, body.to_vec()),
             KeyLayout::EvmAccount => Self::EvmAccount(identity.to_address()),
-            KeyLayout::EvmStorage => {
-                Self::EvmStorage(identity.to_address(), B256::from_slice(body))
-            }
+            KeyLayout::EvmStorage => Self::EvmStorage(identity.to_address(), B256::from_slice(body)),
         })
     }
 }
@@ -413,10 +402,7 @@ impl KeyLayout {
     pub fn of(bytes: &[u8]) -> Result<Self, KeyError> {
         let namespace = Namespace::from_prefix(bytes)?;
         let Some((&tag, body)) = bytes[PREFIX_LEN..].split_first() else {
-            return Err(KeyError::Truncated {
-                len: bytes.len(),
-                expected: RECORD_KEY_LEN,
-            });
+            return Err(KeyError::Truncated { len: bytes.len(), expected: RECORD_KEY_LEN });
         };
         let exact = |layout: Self, body_len: usize| -> Result<Self, KeyError> {
             let expected = RECORD_KEY_LEN + body_len;
@@ -431,10 +417,7 @@ impl KeyLayout {
             (Engine::Wasm, RECORD_TAG) => exact(Self::WasmModule, 0),
             (Engine::Wasm, STORAGE_TAG) => {
                 if body.len() > MAX_USER_KEY_LEN {
-                    return Err(KeyError::Oversized {
-                        len: bytes.len(),
-                        max: MAX_KEY_LEN,
-                    });
+                    return Err(KeyError::Oversized { len: bytes.len(), max: MAX_KEY_LEN });
                 }
                 check_user_key(body).map(|()| Self::WasmStorage)
             }

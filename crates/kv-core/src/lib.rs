@@ -19,9 +19,7 @@ pub mod store;
 mod trie;
 
 pub use backend::{Backend, BackendError, MemoryBackend, RedbBackend, Table, WriteBatch};
-pub use key::{
-    Engine, Identity, KeyError, KeyLayout, ModuleName, Namespace, StateKey, module_identity,
-};
+pub use key::{Engine, Identity, KeyError, KeyLayout, ModuleName, Namespace, StateKey, module_identity};
 pub use overlay::{Checkpoint, Overlay, StateError};
 pub use proof::{KeyProof, NamespaceProof, ProofError, SubtreeProof, verify, verify_namespace};
 pub use record::{AccountRecord, ModuleRecord, RecordError};

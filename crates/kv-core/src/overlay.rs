@@ -19,16 +19,9 @@ type Prefix = [u8; PREFIX_LEN];
 /// What a checkpoint must undo.
 enum Undo {
     /// A key's overlay entry before a write: `None` when the overlay had no entry.
-    Write {
-        key: Vec<u8>,
-        previous: Option<Option<Value>>,
-    },
+    Write { key: Vec<u8>, previous: Option<Option<Value>> },
     /// A namespace wipe: whether it was already wiped, and the overlay entries it removed.
-    Wipe {
-        prefix: Prefix,
-        was_wiped: bool,
-        removed: Vec<(Vec<u8>, Option<Value>)>,
-    },
+    Wipe { prefix: Prefix, was_wiped: bool, removed: Vec<(Vec<u8>, Option<Value>)> },
 }
 
 /// An open checkpoint. Consumed by [`Overlay::revert`] or [`Overlay::release`].
@@ -158,11 +151,7 @@ impl Overlay {
 
     /// Writes u64 slot `key`; writing 0 removes the entry, since an absent slot reads 0.
     pub fn set_u64(&mut self, key: &[u8; SLOT_KEY_LEN], value: u64) -> Result<(), StateError> {
-        if value == 0 {
-            self.remove(key)
-        } else {
-            self.set(key, &value.to_be_bytes())
-        }
+        if value == 0 { self.remove(key) } else { self.set(key, &value.to_be_bytes()) }
     }
 
     /// Writes `value` under `key`, after checking both against the spec's layouts: the key must
@@ -197,31 +186,20 @@ impl Overlay {
         let prefix = *namespace.prefix();
         let end = prefix_end(&prefix);
         let upper = end.as_deref().map_or(Bound::Unbounded, Bound::Excluded);
-        let keys: Vec<Vec<u8>> = self
-            .writes
-            .range::<[u8], _>((Bound::Included(&prefix[..]), upper))
-            .map(|(key, _)| key.clone())
-            .collect();
-        let removed: Vec<(Vec<u8>, Option<Value>)> = keys
-            .into_iter()
-            .filter_map(|key| self.writes.remove(&key).map(|value| (key, value)))
-            .collect();
+        let keys: Vec<Vec<u8>> =
+            self.writes.range::<[u8], _>((Bound::Included(&prefix[..]), upper)).map(|(key, _)| key.clone()).collect();
+        let removed: Vec<(Vec<u8>, Option<Value>)> =
+            keys.into_iter().filter_map(|key| self.writes.remove(&key).map(|value| (key, value))).collect();
         let was_wiped = !self.wiped.insert(prefix);
         if !self.checkpoints.is_empty() {
-            self.journal.push(Undo::Wipe {
-                prefix,
-                was_wiped,
-                removed,
-            });
+            self.journal.push(Undo::Wipe { prefix, was_wiped, removed });
         }
     }
 
     /// Opens a checkpoint nested in any open ones.
     pub fn checkpoint(&mut self) -> Checkpoint {
         self.checkpoints.push(self.journal.len());
-        Checkpoint {
-            depth: self.checkpoints.len() - 1,
-        }
+        Checkpoint { depth: self.checkpoints.len() - 1 }
     }
 
     /// Undoes every write since `checkpoint` and closes it. It must be the innermost open one.
@@ -237,11 +215,7 @@ impl Overlay {
                         self.writes.remove(&key);
                     }
                 },
-                Some(Undo::Wipe {
-                    prefix,
-                    was_wiped,
-                    removed,
-                }) => {
+                Some(Undo::Wipe { prefix, was_wiped, removed }) => {
                     if !was_wiped {
                         self.wiped.remove(&prefix);
                     }
@@ -285,21 +259,15 @@ impl Overlay {
     pub fn scan_prefix(&self, prefix: &[u8]) -> Result<Vec<Entry>, StateError> {
         let mut merged: BTreeMap<Vec<u8>, Vec<u8>> = BTreeMap::new();
         let end = prefix_end(prefix);
-        self.committed
-            .scan(Table::State, prefix, end.as_deref(), &mut |key, value| {
-                let wiped = key
-                    .get(..PREFIX_LEN)
-                    .is_some_and(|p| self.wiped.contains(p));
-                if !wiped {
-                    merged.insert(key.to_vec(), value.to_vec());
-                }
-                ControlFlow::Continue(())
-            })?;
+        self.committed.scan(Table::State, prefix, end.as_deref(), &mut |key, value| {
+            let wiped = key.get(..PREFIX_LEN).is_some_and(|p| self.wiped.contains(p));
+            if !wiped {
+                merged.insert(key.to_vec(), value.to_vec());
+            }
+            ControlFlow::Continue(())
+        })?;
         let upper = end.as_deref().map_or(Bound::Unbounded, Bound::Excluded);
-        for (key, value) in self
-            .writes
-            .range::<[u8], _>((Bound::Included(prefix), upper))
-        {
+        for (key, value) in self.writes.range::<[u8], _>((Bound::Included(prefix), upper)) {
             match value {
                 Some(value) => merged.insert(key.clone(), value.to_vec()),
                 None => merged.remove(key),
@@ -326,9 +294,7 @@ impl Overlay {
 
 fn check_value(layout: KeyLayout, key: &[u8], value: &[u8]) -> Result<(), StateError> {
     if value.is_empty() {
-        return Err(StateError::Value(
-            "values are never empty; remove the key instead".into(),
-        ));
+        return Err(StateError::Value("values are never empty; remove the key instead".into()));
     }
     match layout {
         KeyLayout::WasmStorage => check_user_value(value)?,
@@ -337,31 +303,20 @@ fn check_value(layout: KeyLayout, key: &[u8], value: &[u8]) -> Result<(), StateE
         }
         KeyLayout::EvmAccount => {
             if value.len() != ACCOUNT_RECORD_LEN {
-                return Err(RecordError::Length {
-                    record: "account",
-                    len: value.len(),
-                }
-                .into());
+                return Err(RecordError::Length { record: "account", len: value.len() }.into());
             }
         }
         KeyLayout::EvmStorage => {
             if value.len() != 32 {
-                return Err(StateError::Value(format!(
-                    "storage words are 32 bytes, not {}",
-                    value.len()
-                )));
+                return Err(StateError::Value(format!("storage words are 32 bytes, not {}", value.len())));
             }
             if value.iter().all(|&byte| byte == 0) {
-                return Err(StateError::Value(
-                    "a zero storage word is stored as absence".into(),
-                ));
+                return Err(StateError::Value("a zero storage word is stored as absence".into()));
             }
         }
         KeyLayout::Code => {
             if keccak256(value).as_slice() != &key[PREFIX_LEN + 1..] {
-                return Err(StateError::Value(
-                    "code blob does not hash to its key".into(),
-                ));
+                return Err(StateError::Value("code blob does not hash to its key".into()));
             }
         }
     }

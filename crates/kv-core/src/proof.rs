@@ -97,12 +97,7 @@ pub enum ProofError {
 
 /// Verifies that `key` (an encoded state key) has `value` (or, for `None`, no value) in the state
 /// whose root is `root`.
-pub fn verify(
-    root: B256,
-    key: &[u8],
-    value: Option<&[u8]>,
-    proof: &KeyProof,
-) -> Result<(), ProofError> {
+pub fn verify(root: B256, key: &[u8], value: Option<&[u8]>, proof: &KeyProof) -> Result<(), ProofError> {
     StateKey::decode(key)?;
     let (prefix, suffix) = key.split_at(PREFIX_LEN);
     match &proof.subtree {
@@ -130,12 +125,7 @@ pub fn verify_namespace(
     check_path(root, global_key(namespace.prefix()), subroot, &proof.global)
 }
 
-fn check_path(
-    root: B256,
-    key: alloy_trie::Nibbles,
-    value: Option<B256>,
-    nodes: &[Bytes],
-) -> Result<(), ProofError> {
+fn check_path(root: B256, key: alloy_trie::Nibbles, value: Option<B256>, nodes: &[Bytes]) -> Result<(), ProofError> {
     check_shape(nodes)?;
     verify_proof(root, key, value.map(|value| value.to_vec()), nodes)
         .map_err(|error| ProofError::Mismatch(error.to_string()))
@@ -149,8 +139,8 @@ fn check_shape(nodes: &[Bytes]) -> Result<(), ProofError> {
     }
     let mut walked = 0usize;
     for node in nodes {
-        let decoded = TrieNode::decode(&mut node.as_ref())
-            .map_err(|error| ProofError::MalformedNode(error.to_string()))?;
+        let decoded =
+            TrieNode::decode(&mut node.as_ref()).map_err(|error| ProofError::MalformedNode(error.to_string()))?;
         walked += match decoded {
             TrieNode::Branch(branch) => {
                 if !branch.stack.iter().all(|child| child.is_hash()) {
@@ -200,10 +190,7 @@ impl KeyProof {
             0 => None,
             1 => {
                 let root = B256::from_slice(reader.take(32)?);
-                Some(SubtreeProof {
-                    root,
-                    nodes: reader.path()?,
-                })
+                Some(SubtreeProof { root, nodes: reader.path()? })
             }
             flag => return Err(ProofError::InvalidFlag(flag)),
         };
@@ -292,10 +279,6 @@ impl<'a> Reader<'a> {
     }
 
     fn finish(&self) -> Result<(), ProofError> {
-        if self.bytes.is_empty() {
-            Ok(())
-        } else {
-            Err(ProofError::TrailingBytes(self.bytes.len()))
-        }
+        if self.bytes.is_empty() { Ok(()) } else { Err(ProofError::TrailingBytes(self.bytes.len())) }
     }
 }

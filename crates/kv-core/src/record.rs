@@ -45,10 +45,7 @@ impl ModuleRecord {
     pub fn decode(bytes: &[u8]) -> Result<Self, RecordError> {
         const FIXED: usize = 1 + 32 + 4 + 1;
         if bytes.len() < FIXED {
-            return Err(RecordError::Length {
-                record: "module",
-                len: bytes.len(),
-            });
+            return Err(RecordError::Length { record: "module", len: bytes.len() });
         }
         if bytes[0] != MODULE_RECORD_FORMAT {
             return Err(RecordError::Format(bytes[0]));
@@ -58,24 +55,12 @@ impl ModuleRecord {
         let name_len = usize::from(bytes[37]);
         let name_bytes = &bytes[FIXED..];
         if name_bytes.len() != name_len {
-            return Err(RecordError::Length {
-                record: "module",
-                len: bytes.len(),
-            });
+            return Err(RecordError::Length { record: "module", len: bytes.len() });
         }
         let name = std::str::from_utf8(name_bytes)
-            .map_err(|_| {
-                RecordError::Name(KeyError::ModuleNameByte {
-                    position: 0,
-                    byte: 0xff,
-                })
-            })
+            .map_err(|_| RecordError::Name(KeyError::ModuleNameByte { position: 0, byte: 0xff }))
             .and_then(|name| ModuleName::new(name).map_err(RecordError::Name))?;
-        Ok(Self {
-            code_hash,
-            name,
-            version,
-        })
+        Ok(Self { code_hash, name, version })
     }
 }
 
@@ -105,10 +90,7 @@ impl AccountRecord {
     /// Decodes a record; any length other than 72 bytes is an error.
     pub fn decode(bytes: &[u8]) -> Result<Self, RecordError> {
         let bytes: &[u8; ACCOUNT_RECORD_LEN] =
-            bytes.try_into().map_err(|_| RecordError::Length {
-                record: "account",
-                len: bytes.len(),
-            })?;
+            bytes.try_into().map_err(|_| RecordError::Length { record: "account", len: bytes.len() })?;
         let mut nonce = [0u8; 8];
         nonce.copy_from_slice(&bytes[..8]);
         Ok(Self {

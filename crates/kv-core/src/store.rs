@@ -5,17 +5,13 @@
 //! record. The backend applies it atomically, so after a crash the store reopens at the previous
 //! or the new root and never in between.
 
-use crate::backend::{
-    Backend, BackendError, BackendExt, MemoryBackend, RedbBackend, Table, WriteBatch,
-};
+use crate::backend::{Backend, BackendError, BackendExt, MemoryBackend, RedbBackend, Table, WriteBatch};
 use crate::key::{KeyError, Namespace, PREFIX_LEN, StateKey};
 use crate::overlay::{Overlay, StateError};
 use crate::proof::{KeyProof, NamespaceProof, SubtreeProof};
 use crate::trie::node::{ChildRef, GLOBAL_TREE, LeafValue, NodeSource, TreeId};
 use crate::trie::update::{Change, TreeWriter};
-use crate::trie::{
-    entry_key, find_leaves, global_key, mark_tree_stale, prune, root_hash, subtree_link, walk,
-};
+use crate::trie::{entry_key, find_leaves, global_key, mark_tree_stale, prune, root_hash, subtree_link, walk};
 use alloy_primitives::{B256, keccak256};
 use alloy_trie::Nibbles;
 use parking_lot::Mutex;
@@ -38,9 +34,7 @@ pub struct StoreConfig {
 
 impl Default for StoreConfig {
     fn default() -> Self {
-        Self {
-            retained_roots: 128,
-        }
+        Self { retained_roots: 128 }
     }
 }
 
@@ -111,9 +105,7 @@ fn run_jobs<J: JobSize + Sync, R: Send>(
     work: impl Fn(&J) -> Result<R, StoreError> + Sync,
 ) -> Result<Vec<R>, StoreError> {
     let total: usize = jobs.iter().map(JobSize::size).sum();
-    let workers = std::thread::available_parallelism()
-        .map_or(1, usize::from)
-        .min(jobs.len());
+    let workers = std::thread::available_parallelism().map_or(1, usize::from).min(jobs.len());
     if workers <= 1 || total < PARALLEL_WRITES {
         return jobs.iter().map(&work).collect();
     }
@@ -133,22 +125,11 @@ fn run_jobs<J: JobSize + Sync, R: Send>(
     let parts: Vec<Result<Vec<R>, StoreError>> = std::thread::scope(|scope| {
         let handles: Vec<_> = chunks
             .iter()
-            .map(|chunk| {
-                scope.spawn(move || {
-                    chunk
-                        .iter()
-                        .map(work)
-                        .collect::<Result<Vec<R>, StoreError>>()
-                })
-            })
+            .map(|chunk| scope.spawn(move || chunk.iter().map(work).collect::<Result<Vec<R>, StoreError>>()))
             .collect();
         handles
             .into_iter()
-            .map(|handle| {
-                handle
-                    .join()
-                    .unwrap_or_else(|_| Err(StoreError::Corrupt("a commit worker panicked".into())))
-            })
+            .map(|handle| handle.join().unwrap_or_else(|_| Err(StoreError::Corrupt("a commit worker panicked".into()))))
             .collect()
     });
     let mut results = Vec::with_capacity(jobs.len());
@@ -188,9 +169,7 @@ pub struct Store {
 impl Store {
     /// Opens the store kept in `backend`; an empty backend is an empty store at height 0.
     pub fn open(backend: Arc<dyn Backend>, config: StoreConfig) -> Result<Self, StoreError> {
-        let config = StoreConfig {
-            retained_roots: config.retained_roots.max(1),
-        };
+        let config = StoreConfig { retained_roots: config.retained_roots.max(1) };
         let head = match backend.get(Table::Meta, FORMAT_KEY)? {
             Some(format) if format == FORMAT_VALUE => {
                 let head = backend
@@ -199,9 +178,7 @@ impl Store {
                 decode_head(&head)?
             }
             Some(_) => {
-                return Err(StoreError::Corrupt(
-                    "not a store of format xstate-kv/1".into(),
-                ));
+                return Err(StoreError::Corrupt("not a store of format xstate-kv/1".into()));
             }
             None => {
                 let mut any = false;
@@ -210,14 +187,9 @@ impl Store {
                     ControlFlow::Break(())
                 })?;
                 if any {
-                    return Err(StoreError::Corrupt(
-                        "store metadata without a format record".into(),
-                    ));
+                    return Err(StoreError::Corrupt("store metadata without a format record".into()));
                 }
-                let head = Head {
-                    height: 0,
-                    global: None,
-                };
+                let head = Head { height: 0, global: None };
                 let mut batch = WriteBatch::new();
                 batch.put(Table::Meta, FORMAT_KEY, FORMAT_VALUE);
                 batch.put(Table::Meta, HEAD_KEY, encode_head(&head));
@@ -226,11 +198,7 @@ impl Store {
                 head
             }
         };
-        Ok(Self {
-            backend,
-            config,
-            head: Mutex::new(head),
-        })
+        Ok(Self { backend, config, head: Mutex::new(head) })
     }
 
     /// A fresh in-memory store.
@@ -287,12 +255,8 @@ impl Store {
     /// Commits `overlay` as the next height and returns the new root. On error nothing changed.
     pub fn commit(&self, overlay: &Overlay) -> Result<CommitInfo, StoreError> {
         let mut head = self.head.lock();
-        if overlay.base_height() != head.height || !Arc::ptr_eq(overlay.committed(), &self.backend)
-        {
-            return Err(StoreError::StaleOverlay {
-                overlay: overlay.base_height(),
-                store: head.height,
-            });
+        if overlay.base_height() != head.height || !Arc::ptr_eq(overlay.committed(), &self.backend) {
+            return Err(StoreError::StaleOverlay { overlay: overlay.base_height(), store: head.height });
         }
         if overlay.has_open_checkpoint() {
             return Err(StoreError::OpenCheckpoint);
@@ -309,20 +273,14 @@ impl Store {
         for (key, value) in overlay.writes() {
             let mut prefix = [0u8; PREFIX_LEN];
             prefix.copy_from_slice(&key[..PREFIX_LEN]);
-            namespaces
-                .entry(prefix)
-                .or_default()
-                .1
-                .push((key.as_slice(), value.as_deref()));
+            namespaces.entry(prefix).or_default().1.push((key.as_slice(), value.as_deref()));
         }
 
         // Find every touched namespace's current sub-root in one descent of the global trie,
         // whose nodes stay cached for the global update below.
         let mut global = NodeSource::new(backend, GLOBAL_TREE, true);
-        let mut by_hash: Vec<(Nibbles, TreeId)> = namespaces
-            .keys()
-            .map(|prefix| (global_key(prefix), *prefix))
-            .collect();
+        let mut by_hash: Vec<(Nibbles, TreeId)> =
+            namespaces.keys().map(|prefix| (global_key(prefix), *prefix)).collect();
         by_hash.sort_unstable();
         let hashed: Vec<Nibbles> = by_hash.iter().map(|(key, _)| *key).collect();
         let leaves = find_leaves(&mut global, head.global, &hashed)?;
@@ -333,13 +291,7 @@ impl Store {
         for ((global_key, prefix), leaf) in by_hash.iter().zip(leaves) {
             let (wiped, writes) = &namespaces[prefix];
             let old_root = leaf.map(subtree_link).transpose()?;
-            jobs.push(SubtreeJob {
-                global_key: *global_key,
-                prefix,
-                wiped: *wiped,
-                old_root,
-                writes,
-            });
+            jobs.push(SubtreeJob { global_key: *global_key, prefix, wiped: *wiped, old_root, writes });
         }
         let results = run_jobs(&jobs, |job| self.update_subtree(overlay, job, height))?;
         let mut global_changes = Vec::with_capacity(results.len());
@@ -347,42 +299,26 @@ impl Store {
             batch.append(part);
             global_changes.extend(change);
         }
-        let global_root =
-            TreeWriter::new(&mut global, height, &mut batch).apply(head.global, &global_changes)?;
+        let global_root = TreeWriter::new(&mut global, height, &mut batch).apply(head.global, &global_changes)?;
 
-        let new_head = Head {
-            height,
-            global: global_root,
-        };
+        let new_head = Head { height, global: global_root };
         batch.put(Table::Meta, HEAD_KEY, encode_head(&new_head));
-        batch.put(
-            Table::Meta,
-            root_record_key(height),
-            encode_root(global_root),
-        );
+        batch.put(Table::Meta, root_record_key(height), encode_root(global_root));
 
         let oldest = self.oldest_retained(height);
         prune(backend, oldest, &mut batch)?;
         let mut old_roots = Vec::new();
-        backend.scan(
-            Table::Meta,
-            &root_record_key(0),
-            Some(&root_record_key(oldest)),
-            &mut |key, _| {
-                old_roots.push(key.to_vec());
-                ControlFlow::Continue(())
-            },
-        )?;
+        backend.scan(Table::Meta, &root_record_key(0), Some(&root_record_key(oldest)), &mut |key, _| {
+            old_roots.push(key.to_vec());
+            ControlFlow::Continue(())
+        })?;
         for key in old_roots {
             batch.delete(Table::Meta, key);
         }
 
         backend.write(batch)?;
         *head = new_head;
-        Ok(CommitInfo {
-            height,
-            root: root_hash(global_root),
-        })
+        Ok(CommitInfo { height, root: root_hash(global_root) })
     }
 
     /// Writes one namespace's new values and sub-trie into a batch of its own and returns the
@@ -406,22 +342,15 @@ impl Store {
             }
             changes.push(Change {
                 key: entry_key(&key[PREFIX_LEN..]),
-                value: value.map(|value| LeafValue {
-                    commitment: keccak256(value),
-                    link: None,
-                }),
+                value: value.map(|value| LeafValue { commitment: keccak256(value), link: None }),
             });
         }
         changes.sort_unstable_by_key(|change| change.key);
         let mut source = NodeSource::new(self.backend.as_ref(), *job.prefix, false);
-        let new_root =
-            TreeWriter::new(&mut source, height, &mut batch).apply(old_root, &changes)?;
+        let new_root = TreeWriter::new(&mut source, height, &mut batch).apply(old_root, &changes)?;
         let change = (new_root != old_root || job.wiped).then(|| Change {
             key: job.global_key,
-            value: new_root.map(|root| LeafValue {
-                commitment: root.hash,
-                link: Some(root.version),
-            }),
+            value: new_root.map(|root| LeafValue { commitment: root.hash, link: Some(root.version) }),
         });
         Ok((change, batch))
     }
@@ -438,23 +367,17 @@ impl Store {
     ) -> Result<(), StoreError> {
         let mut gone = Vec::new();
         let end = crate::backend::prefix_end(prefix);
-        self.backend
-            .scan(Table::State, prefix, end.as_deref(), &mut |key, _| {
-                if !overlay.writes().contains_key(key) {
-                    gone.push(key.to_vec());
-                }
-                ControlFlow::Continue(())
-            })?;
+        self.backend.scan(Table::State, prefix, end.as_deref(), &mut |key, _| {
+            if !overlay.writes().contains_key(key) {
+                gone.push(key.to_vec());
+            }
+            ControlFlow::Continue(())
+        })?;
         for key in gone {
             batch.delete(Table::State, key);
         }
         if let Some(root) = old_root {
-            mark_tree_stale(
-                &mut NodeSource::new(self.backend.as_ref(), *prefix, false),
-                root,
-                height,
-                batch,
-            )?;
+            mark_tree_stale(&mut NodeSource::new(self.backend.as_ref(), *prefix, false), root, height, batch)?;
         }
         Ok(())
     }
@@ -466,11 +389,7 @@ impl Store {
     fn global_root_at(&self, head: &Head, height: u64) -> Result<Option<ChildRef>, StoreError> {
         let oldest = self.oldest_retained(head.height);
         if height > head.height || height < oldest {
-            return Err(StoreError::HeightNotRetained {
-                height,
-                oldest,
-                latest: head.height,
-            });
+            return Err(StoreError::HeightNotRetained { height, oldest, latest: head.height });
         }
         if height == head.height {
             return Ok(head.global);
@@ -493,22 +412,13 @@ impl Store {
         let subtree = match leaf {
             None => None,
             Some(leaf) => {
-                let tree: TreeId = prefix.try_into().map_err(|_| KeyError::Truncated {
-                    len: key.len(),
-                    expected: PREFIX_LEN,
-                })?;
-                let version = leaf.link.ok_or_else(|| {
-                    StoreError::Corrupt("global trie leaf without a sub-trie link".into())
-                })?;
-                let root = ChildRef {
-                    hash: leaf.commitment,
-                    version,
-                };
+                let tree: TreeId =
+                    prefix.try_into().map_err(|_| KeyError::Truncated { len: key.len(), expected: PREFIX_LEN })?;
+                let version =
+                    leaf.link.ok_or_else(|| StoreError::Corrupt("global trie leaf without a sub-trie link".into()))?;
+                let root = ChildRef { hash: leaf.commitment, version };
                 let (nodes, _) = walk(backend, &tree, Some(root), &entry_key(suffix))?;
-                Some(SubtreeProof {
-                    root: leaf.commitment,
-                    nodes,
-                })
+                Some(SubtreeProof { root: leaf.commitment, nodes })
             }
         };
         Ok(KeyProof { global, subtree })
@@ -523,12 +433,7 @@ impl Store {
     ) -> Result<(Option<B256>, NamespaceProof), StoreError> {
         let head = self.head.lock();
         let global_root = self.global_root_at(&head, height.unwrap_or(head.height))?;
-        let (global, leaf) = walk(
-            self.backend.as_ref(),
-            &GLOBAL_TREE,
-            global_root,
-            &global_key(namespace.prefix()),
-        )?;
+        let (global, leaf) = walk(self.backend.as_ref(), &GLOBAL_TREE, global_root, &global_key(namespace.prefix()))?;
         Ok((leaf.map(|leaf| leaf.commitment), NamespaceProof { global }))
     }
 }
@@ -557,10 +462,7 @@ fn decode_root(bytes: &[u8]) -> Result<Option<ChildRef>, StoreError> {
         [1, rest @ ..] if rest.len() == 40 => {
             let mut version = [0u8; 8];
             version.copy_from_slice(&rest[32..]);
-            Ok(Some(ChildRef {
-                hash: B256::from_slice(&rest[..32]),
-                version: u64::from_be_bytes(version),
-            }))
+            Ok(Some(ChildRef { hash: B256::from_slice(&rest[..32]), version: u64::from_be_bytes(version) }))
         }
         _ => Err(StoreError::Corrupt("malformed root record".into())),
     }
@@ -573,13 +475,9 @@ fn encode_head(head: &Head) -> Vec<u8> {
 }
 
 fn decode_head(bytes: &[u8]) -> Result<Head, StoreError> {
-    let (height, root) = bytes
-        .split_at_checked(8)
-        .ok_or_else(|| StoreError::Corrupt("malformed head record".into()))?;
+    let (height, root) =
+        bytes.split_at_checked(8).ok_or_else(|| StoreError::Corrupt("malformed head record".into()))?;
     let mut height_bytes = [0u8; 8];
     height_bytes.copy_from_slice(height);
-    Ok(Head {
-        height: u64::from_be_bytes(height_bytes),
-        global: decode_root(root)?,
-    })
+    Ok(Head { height: u64::from_be_bytes(height_bytes), global: decode_root(root)? })
 }

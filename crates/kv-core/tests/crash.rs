@@ -22,21 +22,17 @@ type Contents = BTreeMap<Vec<u8>, Vec<u8>>;
 fn block_entries(block: u8, count: u64) -> Vec<(Vec<u8>, Option<Vec<u8>>)> {
     (0..count)
         .map(|index| {
-            let namespace =
-                kv_core::Namespace::wasm(kv_core::Identity([u8::try_from(index % 7).unwrap(); 20]));
+            let namespace = kv_core::Namespace::wasm(kv_core::Identity([u8::try_from(index % 7).unwrap(); 20]));
             let key = namespace.slot_key(index).to_vec();
             // The second block deletes every fifth slot and rewrites the rest.
-            let value = (block == 1 || index % 5 != 0)
-                .then(|| (u64::from(block) * 1000 + index).to_be_bytes().to_vec());
+            let value =
+                (block == 1 || index % 5 != 0).then(|| (u64::from(block) * 1000 + index).to_be_bytes().to_vec());
             (key, value)
         })
         .collect()
 }
 
-fn apply(
-    store: &Store,
-    entries: &[(Vec<u8>, Option<Vec<u8>>)],
-) -> Result<kv_core::CommitInfo, StoreError> {
+fn apply(store: &Store, entries: &[(Vec<u8>, Option<Vec<u8>>)]) -> Result<kv_core::CommitInfo, StoreError> {
     let mut overlay = store.begin();
     for (key, value) in entries {
         match value {
@@ -79,15 +75,7 @@ fn prepare(dir: &tempfile::TempDir) -> (std::path::PathBuf, Expected) {
     let new_root = apply(&store, &block_entries(2, 60)).unwrap().root;
     let new = contents(store.backend().as_ref());
     assert_ne!(old_root, new_root);
-    (
-        path,
-        Expected {
-            old_root,
-            old,
-            new_root,
-            new,
-        },
-    )
+    (path, Expected { old_root, old, new_root, new })
 }
 
 /// Reopens the file and checks it holds exactly the old or exactly the new state. Returns
@@ -100,18 +88,11 @@ fn check_reopened(path: &std::path::Path, expected: &Expected) -> bool {
         assert_eq!(found, expected.new);
         true
     } else {
-        assert_eq!(
-            store.root(),
-            expected.old_root,
-            "reopened at neither the old nor the new root"
-        );
+        assert_eq!(store.root(), expected.old_root, "reopened at neither the old nor the new root");
         assert_eq!(store.height(), 1);
         assert_eq!(found, expected.old);
         // The old state is still fully usable: the block can be committed again.
-        assert_eq!(
-            apply(&store, &block_entries(2, 60)).unwrap().root,
-            expected.new_root
-        );
+        assert_eq!(apply(&store, &block_entries(2, 60)).unwrap().root, expected.new_root);
         false
     }
 }
@@ -132,10 +113,7 @@ fn injected_failure_inside_the_write_transaction() {
             assert_eq!(store.root(), expected.old_root);
             assert_eq!(store.height(), 1);
         }
-        assert!(
-            !check_reopened(&attempt, &expected),
-            "a failed commit must not be visible"
-        );
+        assert!(!check_reopened(&attempt, &expected), "a failed commit must not be visible");
     }
 }
 
@@ -150,11 +128,7 @@ struct CrashingStorage {
 
 impl CrashingStorage {
     fn persist(&self, apply: impl FnOnce(&mut Vec<u8>)) {
-        let spent = self
-            .budget
-            .fetch_update(Ordering::SeqCst, Ordering::SeqCst, |left| {
-                left.checked_sub(1)
-            });
+        let spent = self.budget.fetch_update(Ordering::SeqCst, Ordering::SeqCst, |left| left.checked_sub(1));
         if spent.is_ok() {
             apply(&mut self.durable.lock());
         }
@@ -177,9 +151,7 @@ impl redb::StorageBackend for CrashingStorage {
     fn read(&self, offset: u64, out: &mut [u8]) -> Result<(), std::io::Error> {
         let live = self.live.lock();
         let start = usize::try_from(offset).unwrap();
-        let bytes = live
-            .get(start..start + out.len())
-            .ok_or_else(|| std::io::Error::other("read past end"))?;
+        let bytes = live.get(start..start + out.len()).ok_or_else(|| std::io::Error::other("read past end"))?;
         out.copy_from_slice(bytes);
         Ok(())
     }
@@ -234,8 +206,5 @@ fn writes_stop_reaching_the_disk_at_any_point() {
             saw_old = true;
         }
     }
-    assert!(
-        saw_old && saw_new,
-        "the budgets must cover crashes before and after the commit point"
-    );
+    assert!(saw_old && saw_new, "the budgets must cover crashes before and after the commit point");
 }

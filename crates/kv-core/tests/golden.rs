@@ -5,9 +5,7 @@
 #![allow(clippy::unwrap_used, clippy::expect_used, clippy::panic)] // Test code: a failed unwrap is a failed test.
 
 use alloy_primitives::{Address, B256, U256, hex, keccak256};
-use kv_core::{
-    AccountRecord, ModuleName, ModuleRecord, Namespace, StateKey, Store, module_identity,
-};
+use kv_core::{AccountRecord, ModuleName, ModuleRecord, Namespace, StateKey, Store, module_identity};
 
 fn name(text: &str) -> ModuleName {
     ModuleName::new(text).unwrap()
@@ -16,19 +14,9 @@ fn name(text: &str) -> ModuleName {
 #[test]
 fn module_identities() {
     let cases: &[(u64, &str, u32, &str)] = &[
-        (
-            1,
-            "counter",
-            1,
-            "0xb09f253a7a9210ffa2d029c1b5fe676420f1072a",
-        ),
+        (1, "counter", 1, "0xb09f253a7a9210ffa2d029c1b5fe676420f1072a"),
         (1, "token", 1, "0x070bb85a32384b55212bcde0a7e05536cf66887d"),
-        (
-            31337,
-            "token",
-            2,
-            "0xeb2b3baa27ae51635d6b82b2a25445fbfe880caa",
-        ),
+        (31337, "token", 2, "0xeb2b3baa27ae51635d6b82b2a25445fbfe880caa"),
         (0, "a", 0, "0xf190caa5174fae55254cf8afe1db07c8a73629f5"),
         (
             u64::MAX,
@@ -39,11 +27,7 @@ fn module_identities() {
     ];
     for &(chain_id, module, version, expected) in cases {
         let identity = module_identity(chain_id, &name(module), version);
-        assert_eq!(
-            identity.to_string(),
-            expected,
-            "({chain_id}, {module}, {version})"
-        );
+        assert_eq!(identity.to_string(), expected, "({chain_id}, {module}, {version})");
     }
 }
 
@@ -52,30 +36,19 @@ fn token() -> kv_core::Identity {
 }
 
 fn contract() -> Address {
-    "0x00000000000000000000000000000000000000aa"
-        .parse()
-        .unwrap()
+    "0x00000000000000000000000000000000000000aa".parse().unwrap()
 }
 
 #[test]
 fn encoded_keys() {
     let cases: Vec<(StateKey, &str)> = vec![
-        (
-            StateKey::WasmModule(token()),
-            "01070bb85a32384b55212bcde0a7e05536cf66887d00",
-        ),
-        (
-            StateKey::wasm_slot(token(), 7),
-            "01070bb85a32384b55212bcde0a7e05536cf66887d010000000000000007",
-        ),
+        (StateKey::WasmModule(token()), "01070bb85a32384b55212bcde0a7e05536cf66887d00"),
+        (StateKey::wasm_slot(token(), 7), "01070bb85a32384b55212bcde0a7e05536cf66887d010000000000000007"),
         (
             StateKey::WasmStorage(token(), b"balance/alice".to_vec()),
             "01070bb85a32384b55212bcde0a7e05536cf66887d0162616c616e63652f616c696365",
         ),
-        (
-            StateKey::EvmAccount(contract()),
-            "0200000000000000000000000000000000000000aa00",
-        ),
+        (StateKey::EvmAccount(contract()), "0200000000000000000000000000000000000000aa00"),
         (
             StateKey::EvmStorage(contract(), B256::with_last_byte(1)),
             "0200000000000000000000000000000000000000aa010000000000000000000000000000000000000000000000000000000000000001",
@@ -91,29 +64,18 @@ fn encoded_keys() {
         assert_eq!(StateKey::decode(&encoded).unwrap(), key);
     }
     // The prefix-cached handle builds the same bytes on the stack.
-    assert_eq!(
-        Namespace::wasm(token()).slot_key(7).to_vec(),
-        StateKey::wasm_slot(token(), 7).encode().unwrap()
-    );
+    assert_eq!(Namespace::wasm(token()).slot_key(7).to_vec(), StateKey::wasm_slot(token(), 7).encode().unwrap());
 }
 
 #[test]
 fn records() {
-    let account = AccountRecord {
-        nonce: 1,
-        balance: U256::from(1000u64),
-        code_hash: keccak256([0x60, 0x00]),
-    };
+    let account = AccountRecord { nonce: 1, balance: U256::from(1000u64), code_hash: keccak256([0x60, 0x00]) };
     assert_eq!(
         hex::encode(account.encode()),
         "000000000000000100000000000000000000000000000000000000000000000000000000000003e807ad118d6cc8642c86c03827f276d8b791a65e5c99a3845faf186be720a1455d"
     );
     assert_eq!(AccountRecord::decode(&account.encode()).unwrap(), account);
-    let module = ModuleRecord {
-        code_hash: keccak256(b"\0asm"),
-        name: name("token"),
-        version: 1,
-    };
+    let module = ModuleRecord { code_hash: keccak256(b"\0asm"), name: name("token"), version: 1 };
     assert_eq!(
         hex::encode(module.encode()),
         "014983c8c2a5a99f8fa55858b33be5d4dc96d8e17dfc787249d3ddd01080d00d1a0000000105746f6b656e"
@@ -130,56 +92,22 @@ fn golden_root() {
     let counter = Namespace::wasm(module_identity(1, &name("counter"), 1));
     let token = Namespace::wasm(token());
     let code = [0x60, 0x00];
-    let account = AccountRecord {
-        nonce: 1,
-        balance: U256::from(1000u64),
-        code_hash: keccak256(code),
-    };
+    let account = AccountRecord { nonce: 1, balance: U256::from(1000u64), code_hash: keccak256(code) };
     overlay.set_u64(&counter.slot_key(0), 42).unwrap();
     overlay.set_u64(&token.slot_key(1), 1000).unwrap();
     overlay.set_u64(&token.slot_key(2), 7).unwrap();
-    overlay
-        .set(
-            &StateKey::EvmAccount(contract()).encode().unwrap(),
-            &account.encode(),
-        )
-        .unwrap();
-    overlay
-        .set(&StateKey::Code(keccak256(code)).encode().unwrap(), &code)
-        .unwrap();
-    let word = |slot: u8| {
-        StateKey::EvmStorage(contract(), B256::with_last_byte(slot))
-            .encode()
-            .unwrap()
-    };
-    overlay
-        .set(&word(0), B256::with_last_byte(5).as_slice())
-        .unwrap();
-    overlay
-        .set(&word(1), B256::with_last_byte(9).as_slice())
-        .unwrap();
+    overlay.set(&StateKey::EvmAccount(contract()).encode().unwrap(), &account.encode()).unwrap();
+    overlay.set(&StateKey::Code(keccak256(code)).encode().unwrap(), &code).unwrap();
+    let word = |slot: u8| StateKey::EvmStorage(contract(), B256::with_last_byte(slot)).encode().unwrap();
+    overlay.set(&word(0), B256::with_last_byte(5).as_slice()).unwrap();
+    overlay.set(&word(1), B256::with_last_byte(9).as_slice()).unwrap();
     let info = store.commit(&overlay).unwrap();
-    assert_eq!(
-        info.root.to_string(),
-        "0x14731a4659b927c68988891932208dae83cf4a585b1e63ddaea02f2da680f886"
-    );
+    assert_eq!(info.root.to_string(), "0x14731a4659b927c68988891932208dae83cf4a585b1e63ddaea02f2da680f886");
     let subroots = [
-        (
-            counter,
-            "0x618583f8911704ad92746522e0902ecb6e0f1590af97b0f85281d260af49030d",
-        ),
-        (
-            token,
-            "0x06ba2c6817a3d09ef7e56d96e2a6da646dc143ffcfb0636129416e1841126727",
-        ),
-        (
-            Namespace::evm(contract()),
-            "0xa762f8ddc9a2b44594460c804bf579d178669095ef790381a776ea9f20f635da",
-        ),
-        (
-            Namespace::runtime(),
-            "0xb9006e9d4ccc81044c663c884f99ad05b5ead3658ff2e49972cb3cc3c2ee5462",
-        ),
+        (counter, "0x618583f8911704ad92746522e0902ecb6e0f1590af97b0f85281d260af49030d"),
+        (token, "0x06ba2c6817a3d09ef7e56d96e2a6da646dc143ffcfb0636129416e1841126727"),
+        (Namespace::evm(contract()), "0xa762f8ddc9a2b44594460c804bf579d178669095ef790381a776ea9f20f635da"),
+        (Namespace::runtime(), "0xb9006e9d4ccc81044c663c884f99ad05b5ead3658ff2e49972cb3cc3c2ee5462"),
     ];
     for (namespace, expected) in subroots {
         let (subroot, proof) = store.prove_namespace(&namespace, None).unwrap();

@@ -27,82 +27,24 @@ fn decoding_rejects_bad_keys() {
     let wasm = format!("01{ID}");
     let evm = format!("02{ID}");
     let cases: Vec<(String, Result<&str, KeyError>)> = vec![
-        (
-            String::new(),
-            Err(KeyError::Truncated {
-                len: 0,
-                expected: 21,
-            }),
-        ),
-        (
-            format!("01{}", &ID[..38]),
-            Err(KeyError::Truncated {
-                len: 20,
-                expected: 21,
-            }),
-        ),
-        (
-            wasm.clone(),
-            Err(KeyError::Truncated {
-                len: 21,
-                expected: 22,
-            }),
-        ),
+        (String::new(), Err(KeyError::Truncated { len: 0, expected: 21 })),
+        (format!("01{}", &ID[..38]), Err(KeyError::Truncated { len: 20, expected: 21 })),
+        (wasm.clone(), Err(KeyError::Truncated { len: 21, expected: 22 })),
         (format!("03{ID}00"), Err(KeyError::UnknownEngine(0x03))),
         (format!("ff{ID}00"), Err(KeyError::UnknownEngine(0xff))),
-        (
-            format!("00{ID}01{}", "00".repeat(32)),
-            Err(KeyError::UnknownRuntimeIdentity),
-        ),
-        (
-            format!("{wasm}02"),
-            Err(KeyError::UnknownLayout {
-                engine: Engine::Wasm,
-                tag: 0x02,
-            }),
-        ),
-        (
-            format!("{evm}07"),
-            Err(KeyError::UnknownLayout {
-                engine: Engine::Evm,
-                tag: 0x07,
-            }),
-        ),
-        (
-            format!("{wasm}0000"),
-            Err(KeyError::Oversized { len: 23, max: 22 }),
-        ),
+        (format!("00{ID}01{}", "00".repeat(32)), Err(KeyError::UnknownRuntimeIdentity)),
+        (format!("{wasm}02"), Err(KeyError::UnknownLayout { engine: Engine::Wasm, tag: 0x02 })),
+        (format!("{evm}07"), Err(KeyError::UnknownLayout { engine: Engine::Evm, tag: 0x07 })),
+        (format!("{wasm}0000"), Err(KeyError::Oversized { len: 23, max: 22 })),
         (format!("{wasm}01"), Err(KeyError::UserKeyLength(0))),
-        (
-            format!("{wasm}01{}", "aa".repeat(MAX_USER_KEY_LEN + 1)),
-            Err(KeyError::Oversized { len: 151, max: 150 }),
-        ),
-        (
-            format!("{evm}01{}", "00".repeat(31)),
-            Err(KeyError::Truncated {
-                len: 53,
-                expected: 54,
-            }),
-        ),
-        (
-            format!("{evm}01{}", "00".repeat(33)),
-            Err(KeyError::Oversized { len: 55, max: 54 }),
-        ),
-        (
-            format!("{evm}0000"),
-            Err(KeyError::Oversized { len: 23, max: 22 }),
-        ),
-        (
-            format!("{wasm}00"),
-            Ok("WasmModule(Identity(0x0101010101010101010101010101010101010101))"),
-        ),
-        (
-            format!("{wasm}01aabb"),
-            Ok("WasmStorage(Identity(0x0101010101010101010101010101010101010101), [170, 187])"),
-        ),
+        (format!("{wasm}01{}", "aa".repeat(MAX_USER_KEY_LEN + 1)), Err(KeyError::Oversized { len: 151, max: 150 })),
+        (format!("{evm}01{}", "00".repeat(31)), Err(KeyError::Truncated { len: 53, expected: 54 })),
+        (format!("{evm}01{}", "00".repeat(33)), Err(KeyError::Oversized { len: 55, max: 54 })),
+        (format!("{evm}0000"), Err(KeyError::Oversized { len: 23, max: 22 })),
+        (format!("{wasm}00"), Ok("WasmModule(Identity(0x0101010101010101010101010101010101010101))")),
+        (format!("{wasm}01aabb"), Ok("WasmStorage(Identity(0x0101010101010101010101010101010101010101), [170, 187])")),
     ];
-    let cases: Vec<(&str, Result<&str, KeyError>)> =
-        cases.iter().map(|(k, v)| (k.as_str(), v.clone())).collect();
+    let cases: Vec<(&str, Result<&str, KeyError>)> = cases.iter().map(|(k, v)| (k.as_str(), v.clone())).collect();
     check_decode(&cases);
     let longest = hex::decode(format!("{wasm}01{}", "aa".repeat(MAX_USER_KEY_LEN))).unwrap();
     assert!(StateKey::decode(&longest).is_ok());
@@ -117,41 +59,11 @@ fn module_names_are_validated_never_mapped() {
         (&"x".repeat(64), Ok(())),
         ("", Err(KeyError::ModuleNameLength(0))),
         (&"x".repeat(65), Err(KeyError::ModuleNameLength(65))),
-        (
-            "Counter",
-            Err(KeyError::ModuleNameByte {
-                position: 0,
-                byte: b'C',
-            }),
-        ),
-        (
-            "my token",
-            Err(KeyError::ModuleNameByte {
-                position: 2,
-                byte: b' ',
-            }),
-        ),
-        (
-            "tok.en",
-            Err(KeyError::ModuleNameByte {
-                position: 3,
-                byte: b'.',
-            }),
-        ),
-        (
-            "caf\u{e9}",
-            Err(KeyError::ModuleNameByte {
-                position: 3,
-                byte: 0xc3,
-            }),
-        ),
-        (
-            "a/b",
-            Err(KeyError::ModuleNameByte {
-                position: 1,
-                byte: b'/',
-            }),
-        ),
+        ("Counter", Err(KeyError::ModuleNameByte { position: 0, byte: b'C' })),
+        ("my token", Err(KeyError::ModuleNameByte { position: 2, byte: b' ' })),
+        ("tok.en", Err(KeyError::ModuleNameByte { position: 3, byte: b'.' })),
+        ("caf\u{e9}", Err(KeyError::ModuleNameByte { position: 3, byte: 0xc3 })),
+        ("a/b", Err(KeyError::ModuleNameByte { position: 1, byte: b'/' })),
     ];
     for (name, expected) in cases {
         assert_eq!(ModuleName::new(name).map(|_| ()), *expected, "{name:?}");
@@ -163,35 +75,21 @@ fn module_names_are_validated_never_mapped() {
 
 #[test]
 fn identities_parse_from_text() {
-    let identity: Identity = "0x070bb85a32384b55212bcde0a7e05536cf66887d"
-        .parse()
-        .unwrap();
-    assert_eq!(
-        identity.to_string(),
-        "0x070bb85a32384b55212bcde0a7e05536cf66887d"
-    );
-    assert_eq!(
-        "0x0102".parse::<Identity>(),
-        Err(KeyError::IdentityLength(2))
-    );
+    let identity: Identity = "0x070bb85a32384b55212bcde0a7e05536cf66887d".parse().unwrap();
+    assert_eq!(identity.to_string(), "0x070bb85a32384b55212bcde0a7e05536cf66887d");
+    assert_eq!("0x0102".parse::<Identity>(), Err(KeyError::IdentityLength(2)));
     assert_eq!("0xzz".parse::<Identity>(), Err(KeyError::InvalidHex));
 }
 
 fn identity_strategy() -> impl Strategy<Value = Identity> {
-    prop_oneof![
-        any::<[u8; 20]>().prop_map(Identity),
-        (0u8..3).prop_map(|b| Identity([b; 20]))
-    ]
+    prop_oneof![any::<[u8; 20]>().prop_map(Identity), (0u8..3).prop_map(|b| Identity([b; 20]))]
 }
 
 fn key_strategy() -> impl Strategy<Value = StateKey> {
     prop_oneof![
         any::<[u8; 32]>().prop_map(|h| StateKey::Code(B256::from(h))),
         identity_strategy().prop_map(StateKey::WasmModule),
-        (
-            identity_strategy(),
-            prop::collection::vec(any::<u8>(), 1..=MAX_USER_KEY_LEN)
-        )
+        (identity_strategy(), prop::collection::vec(any::<u8>(), 1..=MAX_USER_KEY_LEN))
             .prop_map(|(id, key)| StateKey::WasmStorage(id, key)),
         identity_strategy().prop_map(|id| StateKey::EvmAccount(Address::from(id.0))),
         (identity_strategy(), any::<[u8; 32]>())

@@ -37,23 +37,12 @@ type Model = BTreeMap<Vec<u8>, Vec<u8>>;
 
 fn assert_matches(overlay: &kv_core::Overlay, model: &Model, probes: &[Vec<u8>]) {
     for key in model.keys().chain(probes) {
-        assert_eq!(
-            overlay.get(key).unwrap(),
-            model.get(key).cloned(),
-            "key {key:02x?}"
-        );
+        assert_eq!(overlay.get(key).unwrap(), model.get(key).cloned(), "key {key:02x?}");
     }
     let all: Vec<(Vec<u8>, Vec<u8>)> = model.iter().map(|(k, v)| (k.clone(), v.clone())).collect();
     assert_eq!(overlay.scan_prefix(&[]).unwrap(), all);
-    for namespace in probes
-        .iter()
-        .filter_map(|key| Namespace::from_prefix(key).ok())
-    {
-        let expected: Vec<_> = all
-            .iter()
-            .filter(|(k, _)| k.starts_with(namespace.prefix()))
-            .cloned()
-            .collect();
+    for namespace in probes.iter().filter_map(|key| Namespace::from_prefix(key).ok()) {
+        let expected: Vec<_> = all.iter().filter(|(k, _)| k.starts_with(namespace.prefix())).cloned().collect();
         assert_eq!(overlay.scan_prefix(namespace.prefix()).unwrap(), expected);
     }
 }
@@ -133,10 +122,7 @@ fn checkpoints_close_innermost_first() {
     overlay.set_u64(&key, 5).unwrap();
     let inner = overlay.checkpoint();
     overlay.set_u64(&key, 6).unwrap();
-    assert!(matches!(
-        overlay.revert(outer),
-        Err(StateError::CheckpointOrder)
-    ));
+    assert!(matches!(overlay.revert(outer), Err(StateError::CheckpointOrder)));
     assert_eq!(overlay.get_u64(&key).unwrap(), 6);
     overlay.revert(inner).unwrap();
     assert_eq!(overlay.get_u64(&key).unwrap(), 5);
@@ -152,20 +138,12 @@ fn invalid_writes_are_refused_without_partial_state() {
     let mut buffer = [0u8; kv_core::key::MAX_KEY_LEN];
     let user_key = wasm.user_key(b"k", &mut buffer).unwrap().to_vec();
     let word = evm.word_key(&[0; 32]);
-    let account = StateKey::EvmAccount(alloy_primitives::Address::repeat_byte(2))
-        .encode()
-        .unwrap();
-    let code = StateKey::Code(alloy_primitives::B256::ZERO)
-        .encode()
-        .unwrap();
+    let account = StateKey::EvmAccount(alloy_primitives::Address::repeat_byte(2)).encode().unwrap();
+    let code = StateKey::Code(alloy_primitives::B256::ZERO).encode().unwrap();
     let cases: Vec<(Vec<u8>, Vec<u8>, &str)> = vec![
         (vec![0x07; 30], vec![1], "unknown engine"),
         (user_key.clone(), vec![], "never empty"),
-        (
-            user_key.clone(),
-            vec![1; kv_core::key::MAX_USER_VALUE_LEN + 1],
-            "16384",
-        ),
+        (user_key.clone(), vec![1; kv_core::key::MAX_USER_VALUE_LEN + 1], "16384"),
         (word.to_vec(), vec![0; 32], "zero storage word"),
         (word.to_vec(), vec![1; 31], "32 bytes"),
         (account, vec![1; 71], "account"),
@@ -174,22 +152,13 @@ fn invalid_writes_are_refused_without_partial_state() {
     ];
     for (key, value, message) in cases {
         let error = overlay.set(&key, &value).unwrap_err();
-        assert!(
-            error.to_string().contains(message),
-            "{error} should mention {message}"
-        );
+        assert!(error.to_string().contains(message), "{error} should mention {message}");
     }
     assert!(overlay.is_empty());
     let mut long_key = [0u8; kv_core::key::MAX_KEY_LEN];
-    assert!(
-        wasm.user_key(&[1; kv_core::key::MAX_USER_KEY_LEN + 1], &mut long_key)
-            .is_err()
-    );
+    assert!(wasm.user_key(&[1; kv_core::key::MAX_USER_KEY_LEN + 1], &mut long_key).is_err());
     // A u64 slot read of a value that is not 8 bytes is an error, not a truncation.
     let slot = wasm.slot_key(3);
     overlay.set(&slot, &[1, 2, 3]).unwrap();
-    assert!(matches!(
-        overlay.get_u64(&slot),
-        Err(StateError::SlotValueLength(3))
-    ));
+    assert!(matches!(overlay.get_u64(&slot), Err(StateError::SlotValueLength(3))));
 }

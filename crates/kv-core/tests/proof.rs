@@ -12,10 +12,7 @@ use proptest::strategy::ValueTree;
 fn populated() -> (Store, Vec<kv_core::backend::Entry>) {
     let store = Store::in_memory();
     let mut runner = proptest::test_runner::TestRunner::deterministic();
-    let entries = prop::collection::vec(common::entry_strategy(), 150)
-        .new_tree(&mut runner)
-        .unwrap()
-        .current();
+    let entries = prop::collection::vec(common::entry_strategy(), 150).new_tree(&mut runner).unwrap().current();
     let mut overlay = store.begin();
     for (key, value) in &entries {
         overlay.set(key, value).unwrap();
@@ -32,10 +29,7 @@ fn every_truncation_and_byte_flip_of_a_proof_is_rejected() {
     let value = store.get(key).unwrap().unwrap();
     let encoded = store.prove(key, None).unwrap().encode();
     for len in 0..encoded.len() {
-        assert!(
-            KeyProof::decode(&encoded[..len]).is_err(),
-            "truncated to {len}"
-        );
+        assert!(KeyProof::decode(&encoded[..len]).is_err(), "truncated to {len}");
     }
     let mut longer = encoded.clone();
     longer.push(0);
@@ -45,46 +39,22 @@ fn every_truncation_and_byte_flip_of_a_proof_is_rejected() {
             let mut mutated = encoded.clone();
             mutated[index] ^= bit;
             if let Ok(proof) = KeyProof::decode(&mutated) {
-                assert!(
-                    verify(root, key, Some(&value), &proof).is_err(),
-                    "flip at {index}"
-                );
+                assert!(verify(root, key, Some(&value), &proof).is_err(), "flip at {index}");
             }
         }
     }
-    assert_eq!(
-        KeyProof::decode(&[2, 1, 0, 0]),
-        Err(ProofError::UnsupportedVersion(2))
-    );
-    assert_eq!(
-        KeyProof::decode(&[1, 2, 0, 0]),
-        Err(ProofError::WrongKind(2))
-    );
-    assert_eq!(
-        KeyProof::decode(&[1, 1, 0, 7]),
-        Err(ProofError::InvalidFlag(7))
-    );
-    assert_eq!(
-        KeyProof::decode(&[1, 1, 66]),
-        Err(ProofError::TooManyNodes(66))
-    );
-    assert_eq!(
-        KeyProof::decode(&[1, 1, 1, 0, 0]),
-        Err(ProofError::NodeLength(0))
-    );
+    assert_eq!(KeyProof::decode(&[2, 1, 0, 0]), Err(ProofError::UnsupportedVersion(2)));
+    assert_eq!(KeyProof::decode(&[1, 2, 0, 0]), Err(ProofError::WrongKind(2)));
+    assert_eq!(KeyProof::decode(&[1, 1, 0, 7]), Err(ProofError::InvalidFlag(7)));
+    assert_eq!(KeyProof::decode(&[1, 1, 66]), Err(ProofError::TooManyNodes(66)));
+    assert_eq!(KeyProof::decode(&[1, 1, 1, 0, 0]), Err(ProofError::NodeLength(0)));
 }
 
 #[test]
 fn proofs_for_invalid_keys_are_rejected() {
     let (store, _) = populated();
-    let proof = KeyProof {
-        global: vec![],
-        subtree: None,
-    };
-    assert!(matches!(
-        verify(store.root(), &[0x09; 30], None, &proof),
-        Err(ProofError::InvalidKey(_))
-    ));
+    let proof = KeyProof { global: vec![], subtree: None };
+    assert!(matches!(verify(store.root(), &[0x09; 30], None, &proof), Err(ProofError::InvalidKey(_))));
     assert!(store.prove(&[0x01; 5], None).is_err());
 }
 
@@ -99,21 +69,14 @@ fn overlong_paths_are_refused() {
     leaf.as_ref().rlp(&mut leaf_rlp);
     let mut leaf_encoded = Vec::new();
     alloy_rlp::Encodable::encode(&leaf, &mut leaf_encoded);
-    let extension = ExtensionNode::new(
-        Nibbles::unpack([0x22; 32]),
-        RlpNode::word_rlp(&alloy_primitives::keccak256(&leaf_encoded)),
-    );
+    let extension =
+        ExtensionNode::new(Nibbles::unpack([0x22; 32]), RlpNode::word_rlp(&alloy_primitives::keccak256(&leaf_encoded)));
     let mut extension_encoded = Vec::new();
     alloy_rlp::Encodable::encode(&extension, &mut extension_encoded);
     let root = alloy_primitives::keccak256(&extension_encoded);
-    let proof = NamespaceProof {
-        global: vec![extension_encoded.into(), leaf_encoded.into()],
-    };
+    let proof = NamespaceProof { global: vec![extension_encoded.into(), leaf_encoded.into()] };
     let namespace = kv_core::Namespace::wasm(kv_core::Identity([1; 20]));
-    assert_eq!(
-        kv_core::verify_namespace(root, &namespace, None, &proof),
-        Err(ProofError::PathTooLong)
-    );
+    assert_eq!(kv_core::verify_namespace(root, &namespace, None, &proof), Err(ProofError::PathTooLong));
 }
 
 proptest! {

@@ -81,12 +81,7 @@ fn run(ops: Vec<Op>, retained: u64) {
             }
             Op::Commit => {
                 let info = store.commit(&overlay).unwrap();
-                assert_eq!(
-                    info.root,
-                    model_root(&model),
-                    "root after commit {}",
-                    info.height
-                );
+                assert_eq!(info.root, model_root(&model), "root after commit {}", info.height);
                 for (key, value) in &model {
                     assert_eq!(store.get(key).unwrap().as_ref(), Some(value));
                 }
@@ -180,10 +175,7 @@ fn node_count(store: &Store) -> usize {
 fn pruning_leaves_exactly_the_latest_trie() {
     let churned = memory_store(1);
     let mut runner = proptest::test_runner::TestRunner::deterministic();
-    let entries = prop::collection::vec(entry_strategy(), 200)
-        .new_tree(&mut runner)
-        .unwrap()
-        .current();
+    let entries = prop::collection::vec(entry_strategy(), 200).new_tree(&mut runner).unwrap().current();
     let mut model = BTreeMap::new();
     for chunk in entries.chunks(17) {
         let mut overlay = churned.begin();
@@ -232,10 +224,7 @@ fn root_is_independent_of_the_backend() {
     let on_disk = common::redb_store(&dir, 8);
     let in_memory = memory_store(8);
     let mut runner = proptest::test_runner::TestRunner::deterministic();
-    let entries = prop::collection::vec(entry_strategy(), 300)
-        .new_tree(&mut runner)
-        .unwrap()
-        .current();
+    let entries = prop::collection::vec(entry_strategy(), 300).new_tree(&mut runner).unwrap().current();
     for chunk in entries.chunks(50) {
         for store in [&on_disk, &in_memory] {
             let mut overlay = store.begin();
@@ -272,8 +261,7 @@ fn large_parallel_commits_match_the_model() {
     for round in 0..3u64 {
         let mut overlay = store.begin();
         for index in 0..3_000u64 {
-            let namespace =
-                Namespace::wasm(kv_core::Identity([u8::try_from(index % 97).unwrap(); 20]));
+            let namespace = Namespace::wasm(kv_core::Identity([u8::try_from(index % 97).unwrap(); 20]));
             let key = namespace.slot_key(index / 97 + round * 7).to_vec();
             if index % 11 == 0 {
                 overlay.remove(&key).unwrap();

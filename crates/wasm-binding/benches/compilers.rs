@@ -28,13 +28,7 @@ fn engine(cranelift: bool) -> Engine {
 fn many_locals() -> Vec<u8> {
     let mut body = String::from("(local.set 0 (i64.const 1)) (local.set 1 (i64.const 2))");
     for index in 2..20_000 {
-        write!(
-            body,
-            "(local.set {index} (i64.add (local.get {}) (local.get {})))",
-            index - 1,
-            index - 2
-        )
-        .unwrap();
+        write!(body, "(local.set {index} (i64.add (local.get {}) (local.get {})))", index - 1, index - 2).unwrap();
     }
     wat::parse_str(format!(
         r#"(module (memory (export "memory") 1 1) (func (export "call") (local {}) {body}))"#,
@@ -45,15 +39,8 @@ fn many_locals() -> Vec<u8> {
 
 fn nested_blocks() -> Vec<u8> {
     let depth = 5_000;
-    let body = format!(
-        "{}(br_table 0 1 2 (i32.const 1)){}",
-        "(block ".repeat(depth),
-        ")".repeat(depth)
-    );
-    wat::parse_str(format!(
-        r#"(module (memory (export "memory") 1 1) (func (export "call") {body}))"#
-    ))
-    .unwrap()
+    let body = format!("{}(br_table 0 1 2 (i32.const 1)){}", "(block ".repeat(depth), ")".repeat(depth));
+    wat::parse_str(format!(r#"(module (memory (export "memory") 1 1) (func (export "call") {body}))"#)).unwrap()
 }
 
 fn compute_loop() -> Vec<u8> {
@@ -73,16 +60,8 @@ fn compute_loop() -> Vec<u8> {
 }
 
 fn bench(c: &mut Criterion) {
-    let token = std::fs::read(concat!(
-        env!("CARGO_MANIFEST_DIR"),
-        "/../../guest/token/token.wasm"
-    ))
-    .unwrap();
-    let modules = [
-        ("token", token),
-        ("many_locals", many_locals()),
-        ("nested_blocks", nested_blocks()),
-    ];
+    let token = std::fs::read(concat!(env!("CARGO_MANIFEST_DIR"), "/../../guest/token/token.wasm")).unwrap();
+    let modules = [("token", token), ("many_locals", many_locals()), ("nested_blocks", nested_blocks())];
     let mut group = c.benchmark_group("compilers");
     group.sample_size(10);
     for (compiler, cranelift) in [("singlepass", false), ("cranelift", true)] {
@@ -97,12 +76,7 @@ fn bench(c: &mut Criterion) {
             b.iter(|| {
                 let mut store = Store::new(engine.clone());
                 let instance = Instance::new(&mut store, &module, &imports! {}).unwrap();
-                instance
-                    .exports
-                    .get_typed_function::<(), ()>(&store, "call")
-                    .unwrap()
-                    .call(&mut store)
-                    .unwrap();
+                instance.exports.get_typed_function::<(), ()>(&store, "call").unwrap().call(&mut store).unwrap();
             });
         });
     }

@@ -26,11 +26,7 @@ const SLOTS: u64 = 4_096;
 struct Noop;
 
 impl HostExtension for Noop {
-    fn functions(
-        &self,
-        store: &mut wasmer::Store,
-        env: &FunctionEnv<HostEnv>,
-    ) -> Vec<(&'static str, Function)> {
+    fn functions(&self, store: &mut wasmer::Store, env: &FunctionEnv<HostEnv>) -> Vec<(&'static str, Function)> {
         fn noop(_: FunctionEnvMut<'_, HostEnv>, slot: u64) -> u64 {
             slot
         }
@@ -63,56 +59,25 @@ fn bench(c: &mut Criterion) {
     let engine = WasmEngine::new(1).with_extension(Arc::new(Noop)).unwrap();
     let mut overlay = store.begin();
     let name = |text: &str| ModuleName::new(text).unwrap();
-    let reader = engine
-        .deploy(&mut overlay, &name("reader"), 1, &loop_module("state_get"))
-        .unwrap();
-    let empty = engine
-        .deploy(&mut overlay, &name("empty"), 1, &loop_module("bench_noop"))
-        .unwrap();
-    let trivial_code =
-        wat::parse_str(r#"(module (memory (export "memory") 1 1) (func (export "call")))"#)
-            .unwrap();
-    let trivial = engine
-        .deploy(&mut overlay, &name("trivial"), 1, &trivial_code)
-        .unwrap();
-    let token_code = std::fs::read(concat!(
-        env!("CARGO_MANIFEST_DIR"),
-        "/../../guest/token/token.wasm"
-    ))
-    .unwrap();
-    let token = engine
-        .deploy(&mut overlay, &name("token"), 1, &token_code)
-        .unwrap();
+    let reader = engine.deploy(&mut overlay, &name("reader"), 1, &loop_module("state_get")).unwrap();
+    let empty = engine.deploy(&mut overlay, &name("empty"), 1, &loop_module("bench_noop")).unwrap();
+    let trivial_code = wat::parse_str(r#"(module (memory (export "memory") 1 1) (func (export "call")))"#).unwrap();
+    let trivial = engine.deploy(&mut overlay, &name("trivial"), 1, &trivial_code).unwrap();
+    let token_code = std::fs::read(concat!(env!("CARGO_MANIFEST_DIR"), "/../../guest/token/token.wasm")).unwrap();
+    let token = engine.deploy(&mut overlay, &name("token"), 1, &token_code).unwrap();
     let namespace = Namespace::wasm(reader);
     for slot in 0..SLOTS {
-        overlay
-            .set_u64(&namespace.slot_key(slot), slot + 1)
-            .unwrap();
+        overlay.set_u64(&namespace.slot_key(slot), slot + 1).unwrap();
     }
     let alice = Identity([0xa1; 20]);
     fn call(module: Identity, input: &[u8]) -> CallRequest<'_> {
-        CallRequest {
-            module,
-            caller: Identity([0xa1; 20]),
-            input,
-            gas_limit: 1_000_000_000,
-        }
+        CallRequest { module, caller: Identity([0xa1; 20]), input, gas_limit: 1_000_000_000 }
     }
-    assert!(
-        engine
-            .call(&mut overlay, &call(token, &[0x00]))
-            .unwrap()
-            .is_success()
-    );
+    assert!(engine.call(&mut overlay, &call(token, &[0x00])).unwrap().is_success());
     let mut mint = vec![0x01];
     mint.extend_from_slice(alice.as_bytes());
     mint.extend_from_slice(&u64::MAX.to_be_bytes());
-    assert!(
-        engine
-            .call(&mut overlay, &call(token, &mint))
-            .unwrap()
-            .is_success()
-    );
+    assert!(engine.call(&mut overlay, &call(token, &mint)).unwrap().is_success());
     store.commit(&overlay).unwrap();
     let mut overlay = store.begin();
 
@@ -136,9 +101,7 @@ fn bench(c: &mut Criterion) {
         b.iter(|| {
             let mut sum = 0u64;
             for i in 0..READS {
-                sum += overlay
-                    .get_u64(&namespace.slot_key(black_box(i % SLOTS)))
-                    .unwrap();
+                sum += overlay.get_u64(&namespace.slot_key(black_box(i % SLOTS))).unwrap();
             }
             assert_eq!(sum, expected_sum);
         });
@@ -148,12 +111,7 @@ fn bench(c: &mut Criterion) {
         b.iter_batched(
             || store.begin(),
             |mut fresh| {
-                assert!(
-                    engine
-                        .call(&mut fresh, &call(trivial, b""))
-                        .unwrap()
-                        .is_success()
-                );
+                assert!(engine.call(&mut fresh, &call(trivial, b"")).unwrap().is_success());
                 fresh
             },
             BatchSize::SmallInput,
@@ -163,14 +121,7 @@ fn bench(c: &mut Criterion) {
     transfer.extend_from_slice(&[0xb0; 20]);
     transfer.extend_from_slice(&1u64.to_be_bytes());
     group.bench_function("token_transfer", |b| {
-        b.iter(|| {
-            assert!(
-                engine
-                    .call(&mut overlay, &call(token, &transfer))
-                    .unwrap()
-                    .is_success()
-            )
-        });
+        b.iter(|| assert!(engine.call(&mut overlay, &call(token, &transfer)).unwrap().is_success()));
     });
     group.finish();
 }

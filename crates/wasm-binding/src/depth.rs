@@ -10,9 +10,7 @@
 use std::sync::Mutex;
 use wasmer::sys::{FunctionMiddleware, MiddlewareError, MiddlewareReaderState, ModuleMiddleware};
 use wasmer::wasmparser::{BlockType, Operator};
-use wasmer::{
-    ExportIndex, GlobalInit, GlobalType, LocalFunctionIndex, ModuleInfo, Mutability, Type,
-};
+use wasmer::{ExportIndex, GlobalInit, GlobalType, LocalFunctionIndex, ModuleInfo, Mutability, Type};
 use wasmer_types::GlobalIndex;
 
 /// How many calls may be nested.
@@ -28,39 +26,20 @@ pub(crate) struct CallDepth {
 }
 
 impl ModuleMiddleware for CallDepth {
-    fn generate_function_middleware<'a>(
-        &self,
-        _: LocalFunctionIndex,
-    ) -> Box<dyn FunctionMiddleware<'a> + 'a> {
-        let global = self
-            .global
-            .lock()
-            .ok()
-            .and_then(|guard| *guard)
-            .map_or(0, |index| index.as_u32());
+    fn generate_function_middleware<'a>(&self, _: LocalFunctionIndex) -> Box<dyn FunctionMiddleware<'a> + 'a> {
+        let global = self.global.lock().ok().and_then(|guard| *guard).map_or(0, |index| index.as_u32());
         Box::new(FunctionCallDepth { global })
     }
 
     fn transform_module_info(&self, module_info: &mut ModuleInfo) -> Result<(), MiddlewareError> {
-        let mut slot = self
-            .global
-            .lock()
-            .map_err(|_| MiddlewareError::new("call depth", "poisoned middleware state"))?;
+        let mut slot =
+            self.global.lock().map_err(|_| MiddlewareError::new("call depth", "poisoned middleware state"))?;
         if slot.is_some() {
-            return Err(MiddlewareError::new(
-                "call depth",
-                "one middleware instance per module",
-            ));
+            return Err(MiddlewareError::new("call depth", "one middleware instance per module"));
         }
-        let index = module_info
-            .globals
-            .push(GlobalType::new(Type::I32, Mutability::Var));
-        module_info
-            .global_initializers
-            .push(GlobalInit::I32Const(0));
-        module_info
-            .exports
-            .insert(DEPTH_GLOBAL.to_owned(), ExportIndex::Global(index));
+        let index = module_info.globals.push(GlobalType::new(Type::I32, Mutability::Var));
+        module_info.global_initializers.push(GlobalInit::I32Const(0));
+        module_info.exports.insert(DEPTH_GLOBAL.to_owned(), ExportIndex::Global(index));
         *slot = Some(index);
         Ok(())
     }
@@ -72,31 +51,18 @@ struct FunctionCallDepth {
 }
 
 impl<'a> FunctionMiddleware<'a> for FunctionCallDepth {
-    fn feed(
-        &mut self,
-        operator: Operator<'a>,
-        state: &mut MiddlewareReaderState<'a>,
-    ) -> Result<(), MiddlewareError> {
-        if !matches!(
-            operator,
-            Operator::Call { .. } | Operator::CallIndirect { .. }
-        ) {
+    fn feed(&mut self, operator: Operator<'a>, state: &mut MiddlewareReaderState<'a>) -> Result<(), MiddlewareError> {
+        if !matches!(operator, Operator::Call { .. } | Operator::CallIndirect { .. }) {
             state.push_operator(operator);
             return Ok(());
         }
         let global_index = self.global;
         state.extend(&[
             Operator::GlobalGet { global_index },
-            Operator::I32Const {
-                value: MAX_CALL_DEPTH,
-            },
+            Operator::I32Const { value: MAX_CALL_DEPTH },
             Operator::I32GeU,
-            Operator::If {
-                blockty: BlockType::Empty,
-            },
-            Operator::I32Const {
-                value: MAX_CALL_DEPTH + 1,
-            },
+            Operator::If { blockty: BlockType::Empty },
+            Operator::I32Const { value: MAX_CALL_DEPTH + 1 },
             Operator::GlobalSet { global_index },
             Operator::Unreachable,
             Operator::End,

@@ -6,18 +6,12 @@ use crate::host::{CoreHost, GasMeter, HostEnv, HostError, HostExtension};
 use crate::validate::{self, ENTRY_POINT, HOST_NAMESPACE, MEMORY_EXPORT, ValidationError};
 use alloy_primitives::{B256, keccak256};
 use kv_core::key::code_key;
-use kv_core::{
-    Identity, ModuleName, ModuleRecord, Namespace, Overlay, RecordError, StateError,
-    module_identity,
-};
+use kv_core::{Identity, ModuleName, ModuleRecord, Namespace, Overlay, RecordError, StateError, module_identity};
 use parking_lot::RwLock;
 use std::collections::HashMap;
 use std::sync::Arc;
 use wasmer::sys::{CompilerConfig, EngineBuilder, Singlepass};
-use wasmer::{
-    Engine, FunctionEnv, FunctionType, Imports, Instance, Module, RuntimeError, Store,
-    TypedFunction,
-};
+use wasmer::{Engine, FunctionEnv, FunctionType, Imports, Instance, Module, RuntimeError, Store, TypedFunction};
 use wasmer_middlewares::Metering;
 use wasmer_middlewares::metering::{MeteringPoints, get_remaining_points, set_remaining_points};
 
@@ -152,35 +146,20 @@ impl WasmEngine {
     }
 
     /// Adds host functions; their names must not collide with existing ones.
-    pub fn with_extension(
-        mut self,
-        extension: Arc<dyn HostExtension>,
-    ) -> Result<Self, DuplicateHostFunction> {
+    pub fn with_extension(mut self, extension: Arc<dyn HostExtension>) -> Result<Self, DuplicateHostFunction> {
         self.add_extension(extension)?;
         Ok(self)
     }
 
-    fn add_extension(
-        &mut self,
-        extension: Arc<dyn HostExtension>,
-    ) -> Result<(), DuplicateHostFunction> {
+    fn add_extension(&mut self, extension: Arc<dyn HostExtension>) -> Result<(), DuplicateHostFunction> {
         let mut store = Store::default();
         let scratch = kv_core::Store::in_memory();
         let env = FunctionEnv::new(
             &mut store,
-            HostEnv::new(
-                scratch.begin(),
-                Namespace::runtime(),
-                Identity::default(),
-                Vec::new(),
-            ),
+            HostEnv::new(scratch.begin(), Namespace::runtime(), Identity::default(), Vec::new()),
         );
         for (name, function) in extension.functions(&mut store, &env) {
-            if self
-                .signatures
-                .insert(name.to_owned(), function.ty(&store))
-                .is_some()
-            {
+            if self.signatures.insert(name.to_owned(), function.ty(&store)).is_some() {
                 return Err(DuplicateHostFunction(name.to_owned()));
             }
         }
@@ -210,8 +189,7 @@ impl WasmEngine {
         }
         validate::check_bytes(code)?;
         let engine = compiler_engine();
-        let module =
-            Module::new(&engine, code).map_err(|error| DeployError::Compile(error.to_string()))?;
+        let module = Module::new(&engine, code).map_err(|error| DeployError::Compile(error.to_string()))?;
         validate::check_interface(&module, &self.signatures)?;
         let compiled = Compiled { engine, module };
         self.compiled.write().insert(code_hash, compiled.clone());
@@ -235,19 +213,11 @@ impl WasmEngine {
         let identity = self.identity(name, version);
         let record_key = Namespace::wasm(identity).record_key();
         if state.get(&record_key)?.is_some() {
-            return Err(DeployError::AlreadyDeployed {
-                name: name.clone(),
-                version,
-                identity,
-            });
+            return Err(DeployError::AlreadyDeployed { name: name.clone(), version, identity });
         }
         let code_hash = keccak256(code);
         self.compile(code_hash, code)?;
-        let record = ModuleRecord {
-            code_hash,
-            name: name.clone(),
-            version,
-        };
+        let record = ModuleRecord { code_hash, name: name.clone(), version };
         let checkpoint = state.checkpoint();
         let written = (|| -> Result<(), StateError> {
             let blob_key = code_key(&code_hash);
@@ -267,45 +237,30 @@ impl WasmEngine {
     }
 
     /// The record of the module at `identity`, if any.
-    pub fn module_record(
-        &self,
-        state: &Overlay,
-        identity: Identity,
-    ) -> Result<Option<ModuleRecord>, CallError> {
+    pub fn module_record(&self, state: &Overlay, identity: Identity) -> Result<Option<ModuleRecord>, CallError> {
         let Some(bytes) = state.get(&Namespace::wasm(identity).record_key())? else {
             return Ok(None);
         };
         ModuleRecord::decode(&bytes)
             .map(Some)
-            .map_err(|error: RecordError| CallError::Corrupt {
-                identity,
-                reason: error.to_string(),
-            })
+            .map_err(|error: RecordError| CallError::Corrupt { identity, reason: error.to_string() })
     }
 
     fn load(&self, state: &Overlay, identity: Identity) -> Result<Compiled, CallError> {
-        let record = self
-            .module_record(state, identity)?
-            .ok_or(CallError::UnknownModule(identity))?;
+        let record = self.module_record(state, identity)?.ok_or(CallError::UnknownModule(identity))?;
         if let Some(compiled) = self.compiled.read().get(&record.code_hash) {
             return Ok(compiled.clone());
         }
         let corrupt = |reason: String| CallError::Corrupt { identity, reason };
-        let code = state
-            .get(&code_key(&record.code_hash))?
-            .ok_or_else(|| corrupt("its code blob is missing".into()))?;
-        self.compile(record.code_hash, &code)
-            .map_err(|error| corrupt(error.to_string()))
+        let code =
+            state.get(&code_key(&record.code_hash))?.ok_or_else(|| corrupt("its code blob is missing".into()))?;
+        self.compile(record.code_hash, &code).map_err(|error| corrupt(error.to_string()))
     }
 
     /// Calls the module's entry point. Only a successful call's writes stay in `state`; a revert,
     /// trap or out-of-gas call leaves no trace. `Err` means the call could not run at all (unknown
     /// module) or the state failed underneath, in which case its writes were discarded too.
-    pub fn call(
-        &self,
-        state: &mut Overlay,
-        request: &CallRequest<'_>,
-    ) -> Result<Receipt, CallError> {
+    pub fn call(&self, state: &mut Overlay, request: &CallRequest<'_>) -> Result<Receipt, CallError> {
         let compiled = self.load(state, request.module)?;
         let checkpoint = state.checkpoint();
         let (outcome, returned) = self.execute(&compiled, state.take(), request);
@@ -336,12 +291,7 @@ impl WasmEngine {
         let mut store = Store::new(compiled.engine.clone());
         let env = FunctionEnv::new(
             &mut store,
-            HostEnv::new(
-                state,
-                Namespace::wasm(request.module),
-                request.caller,
-                request.input.to_vec(),
-            ),
+            HostEnv::new(state, Namespace::wasm(request.module), request.caller, request.input.to_vec()),
         );
         let mut imports = Imports::new();
         for extension in &self.extensions {
@@ -349,22 +299,12 @@ impl WasmEngine {
                 imports.define(HOST_NAMESPACE, name, function);
             }
         }
-        let outcome = run(
-            &mut store,
-            &env,
-            &compiled.module,
-            &imports,
-            request.gas_limit,
-        );
+        let outcome = run(&mut store, &env, &compiled.module, &imports, request.gas_limit);
         let data = env.as_mut(&mut store);
         let state = data.take_state();
         let output = std::mem::take(&mut data.output);
         let receipt = outcome.map(|(status, gas_used)| Receipt {
-            output: if status == CallStatus::Success {
-                output
-            } else {
-                Vec::new()
-            },
+            output: if status == CallStatus::Success { output } else { Vec::new() },
             status,
             gas_used,
         });
@@ -383,18 +323,11 @@ fn run(
     let instance = match Instance::new(store, module, imports) {
         Ok(instance) => instance,
         Err(error) => {
-            return Ok((
-                CallStatus::Trap(format!("instantiation failed: {error}")),
-                0,
-            ));
+            return Ok((CallStatus::Trap(format!("instantiation failed: {error}")), 0));
         }
     };
     let prepared = (|| -> Result<TypedFunction<(), ()>, String> {
-        let memory = instance
-            .exports
-            .get_memory(MEMORY_EXPORT)
-            .map_err(|error| error.to_string())?
-            .clone();
+        let memory = instance.exports.get_memory(MEMORY_EXPORT).map_err(|error| error.to_string())?.clone();
         let meter = GasMeter {
             remaining: instance
                 .exports
@@ -410,18 +343,12 @@ fn run(
         let data = env.as_mut(store);
         data.memory = Some(memory);
         data.meter = Some(meter);
-        instance
-            .exports
-            .get_typed_function::<(), ()>(store, ENTRY_POINT)
-            .map_err(|error| error.to_string())
+        instance.exports.get_typed_function::<(), ()>(store, ENTRY_POINT).map_err(|error| error.to_string())
     })();
     let entry = match prepared {
         Ok(entry) => entry,
         Err(reason) => {
-            return Ok((
-                CallStatus::Trap(format!("instance is missing part of the ABI: {reason}")),
-                0,
-            ));
+            return Ok((CallStatus::Trap(format!("instance is missing part of the ABI: {reason}")), 0));
         }
     };
     set_remaining_points(store, &instance, gas_limit);
@@ -437,9 +364,9 @@ fn run(
     };
     let status = match result {
         Ok(()) => CallStatus::Success,
-        Err(_) if depth_exceeded => CallStatus::Trap(format!(
-            "call depth limit of {MAX_CALL_DEPTH} nested calls exceeded"
-        )),
+        Err(_) if depth_exceeded => {
+            CallStatus::Trap(format!("call depth limit of {MAX_CALL_DEPTH} nested calls exceeded"))
+        }
         Err(error) => classify(error, remaining)?,
     };
     Ok((status, gas_used))

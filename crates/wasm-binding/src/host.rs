@@ -60,21 +60,8 @@ pub struct HostEnv {
 }
 
 impl HostEnv {
-    pub(crate) fn new(
-        state: Overlay,
-        namespace: Namespace,
-        caller: Identity,
-        input: Vec<u8>,
-    ) -> Self {
-        Self {
-            state,
-            namespace,
-            caller,
-            input,
-            output: Vec::new(),
-            memory: None,
-            meter: None,
-        }
+    pub(crate) fn new(state: Overlay, namespace: Namespace, caller: Identity, input: Vec<u8>) -> Self {
+        Self { state, namespace, caller, input, output: Vec::new(), memory: None, meter: None }
     }
 
     /// Hands the block state back after the call, leaving an empty overlay behind.
@@ -101,9 +88,7 @@ impl HostEnv {
 pub fn charge(ctx: &mut FunctionEnvMut<'_, HostEnv>, cost: u64) -> Result<(), RuntimeError> {
     let (env, mut store) = ctx.data_and_store_mut();
     let Some(meter) = env.meter.as_ref() else {
-        return Err(HostError::trap(
-            "gas meter is not attached to this instance",
-        ));
+        return Err(HostError::trap("gas meter is not attached to this instance"));
     };
     let remaining = match meter.remaining.get(&mut store) {
         // The metering global holds the counter's bits as an i64.
@@ -116,17 +101,12 @@ pub fn charge(ctx: &mut FunctionEnvMut<'_, HostEnv>, cost: u64) -> Result<(), Ru
         return Err(fail(HostError::OutOfGas));
     }
     let left = remaining - cost;
-    meter
-        .remaining
-        .set(&mut store, Value::I64(left.cast_signed()))?;
+    meter.remaining.set(&mut store, Value::I64(left.cast_signed()))?;
     Ok(())
 }
 
 fn memory(ctx: &FunctionEnvMut<'_, HostEnv>) -> Result<Memory, RuntimeError> {
-    ctx.data()
-        .memory
-        .clone()
-        .ok_or_else(|| HostError::trap("the instance has no memory"))
+    ctx.data().memory.clone().ok_or_else(|| HostError::trap("the instance has no memory"))
 }
 
 fn out_of_bounds(function: &str, what: &str, pointer: u32, len: u64, size: u64) -> RuntimeError {
@@ -150,8 +130,7 @@ pub fn read_guest(
     if u64::from(pointer) + len > size {
         return Err(out_of_bounds(function, what, pointer, len, size));
     }
-    view.read(u64::from(pointer), buffer)
-        .map_err(|_| out_of_bounds(function, what, pointer, len, size))
+    view.read(u64::from(pointer), buffer).map_err(|_| out_of_bounds(function, what, pointer, len, size))
 }
 
 /// Copies `data` into guest memory at `pointer`, bounds-checked.
@@ -169,8 +148,7 @@ pub fn write_guest(
     if u64::from(pointer) + len > size {
         return Err(out_of_bounds(function, what, pointer, len, size));
     }
-    view.write(u64::from(pointer), data)
-        .map_err(|_| out_of_bounds(function, what, pointer, len, size))
+    view.write(u64::from(pointer), data).map_err(|_| out_of_bounds(function, what, pointer, len, size))
 }
 
 /// Reads a guest byte string whose length the guest chose, refusing lengths above `limit`
@@ -185,9 +163,7 @@ fn read_guest_bytes(
 ) -> Result<Vec<u8>, RuntimeError> {
     let len_usize = usize::try_from(len).unwrap_or(usize::MAX);
     if len_usize > limit {
-        return Err(HostError::trap(format!(
-            "{function}: {what} of {len} bytes exceeds the limit of {limit} bytes"
-        )));
+        return Err(HostError::trap(format!("{function}: {what} of {len} bytes exceeds the limit of {limit} bytes")));
     }
     let mut buffer = vec![0u8; len_usize];
     read_guest(ctx, function, what, pointer, &mut buffer)?;
@@ -203,61 +179,26 @@ pub fn state_failure(error: StateError) -> RuntimeError {
 pub trait HostExtension: Send + Sync {
     /// Creates this extension's functions for one instance, named as the guest imports them from
     /// the `xstate` namespace.
-    fn functions(
-        &self,
-        store: &mut Store,
-        env: &FunctionEnv<HostEnv>,
-    ) -> Vec<(&'static str, Function)>;
+    fn functions(&self, store: &mut Store, env: &FunctionEnv<HostEnv>) -> Vec<(&'static str, Function)>;
 }
 
 /// The core host ABI (see `docs/spec/abi/wasm-host.md`).
 pub struct CoreHost;
 
 impl HostExtension for CoreHost {
-    fn functions(
-        &self,
-        store: &mut Store,
-        env: &FunctionEnv<HostEnv>,
-    ) -> Vec<(&'static str, Function)> {
+    fn functions(&self, store: &mut Store, env: &FunctionEnv<HostEnv>) -> Vec<(&'static str, Function)> {
         vec![
-            (
-                "state_get",
-                Function::new_typed_with_env(store, env, state_get),
-            ),
-            (
-                "state_set",
-                Function::new_typed_with_env(store, env, state_set),
-            ),
-            (
-                "storage_read",
-                Function::new_typed_with_env(store, env, storage_read),
-            ),
-            (
-                "storage_write",
-                Function::new_typed_with_env(store, env, storage_write),
-            ),
-            (
-                "storage_remove",
-                Function::new_typed_with_env(store, env, storage_remove),
-            ),
-            (
-                "input_len",
-                Function::new_typed_with_env(store, env, input_len),
-            ),
-            (
-                "input_read",
-                Function::new_typed_with_env(store, env, input_read),
-            ),
-            (
-                "output_write",
-                Function::new_typed_with_env(store, env, output_write),
-            ),
+            ("state_get", Function::new_typed_with_env(store, env, state_get)),
+            ("state_set", Function::new_typed_with_env(store, env, state_set)),
+            ("storage_read", Function::new_typed_with_env(store, env, storage_read)),
+            ("storage_write", Function::new_typed_with_env(store, env, storage_write)),
+            ("storage_remove", Function::new_typed_with_env(store, env, storage_remove)),
+            ("input_len", Function::new_typed_with_env(store, env, input_len)),
+            ("input_read", Function::new_typed_with_env(store, env, input_read)),
+            ("output_write", Function::new_typed_with_env(store, env, output_write)),
             ("revert", Function::new_typed_with_env(store, env, revert)),
             ("caller", Function::new_typed_with_env(store, env, caller)),
-            (
-                "self_identity",
-                Function::new_typed_with_env(store, env, self_identity),
-            ),
+            ("self_identity", Function::new_typed_with_env(store, env, self_identity)),
         ]
     }
 }
@@ -268,19 +209,15 @@ fn state_get(mut ctx: FunctionEnvMut<'_, HostEnv>, slot: u64) -> Result<u64, Run
     let env = ctx.data();
     let key = env.namespace.slot_key(slot);
     env.state().get_u64(&key).map_err(|error| match error {
-        StateError::SlotValueLength(len) => HostError::trap(format!(
-            "state_get: slot {slot} holds a {len}-byte value, not a u64"
-        )),
+        StateError::SlotValueLength(len) => {
+            HostError::trap(format!("state_get: slot {slot} holds a {len}-byte value, not a u64"))
+        }
         other => state_failure(other),
     })
 }
 
 /// `state_set(slot: i64, value: i64)`: writes the u64 slot; 0 removes it.
-fn state_set(
-    mut ctx: FunctionEnvMut<'_, HostEnv>,
-    slot: u64,
-    value: u64,
-) -> Result<(), RuntimeError> {
+fn state_set(mut ctx: FunctionEnvMut<'_, HostEnv>, slot: u64, value: u64) -> Result<(), RuntimeError> {
     charge(&mut ctx, gas::STATE_SET)?;
     let env = ctx.data_mut();
     let key = env.namespace.slot_key(slot);
@@ -295,18 +232,8 @@ fn user_key<'b>(
     len: u32,
     buffer: &'b mut [u8; MAX_KEY_LEN],
 ) -> Result<&'b [u8], RuntimeError> {
-    let bytes = read_guest_bytes(
-        ctx,
-        function,
-        "key",
-        pointer,
-        len,
-        kv_core::key::MAX_USER_KEY_LEN,
-    )?;
-    ctx.data()
-        .namespace
-        .user_key(&bytes, buffer)
-        .map_err(|error| HostError::trap(format!("{function}: {error}")))
+    let bytes = read_guest_bytes(ctx, function, "key", pointer, len, kv_core::key::MAX_USER_KEY_LEN)?;
+    ctx.data().namespace.user_key(&bytes, buffer).map_err(|error| HostError::trap(format!("{function}: {error}")))
 }
 
 /// `storage_read(key_ptr, key_len, out_ptr, out_cap) -> i32`: the value's length, or -1 when
@@ -327,13 +254,7 @@ fn storage_read(
     let len = u32::try_from(value.len()).unwrap_or(u32::MAX);
     let copied = len.min(out_capacity);
     charge(&mut ctx, gas::per_byte(copied, gas::PER_BYTE_READ))?;
-    write_guest(
-        &ctx,
-        "storage_read",
-        "output buffer",
-        out_pointer,
-        &value[..copied as usize],
-    )?;
+    write_guest(&ctx, "storage_read", "output buffer", out_pointer, &value[..copied as usize])?;
     Ok(i32::try_from(len).unwrap_or(i32::MAX))
 }
 
@@ -348,42 +269,23 @@ fn storage_write(
 ) -> Result<(), RuntimeError> {
     charge(&mut ctx, gas::STORAGE_WRITE)?;
     if value_len == 0 {
-        return Err(HostError::trap(
-            "storage_write: empty value; use storage_remove to delete a key",
-        ));
+        return Err(HostError::trap("storage_write: empty value; use storage_remove to delete a key"));
     }
     let mut buffer = [0u8; MAX_KEY_LEN];
     let key = user_key(&ctx, "storage_write", key_pointer, key_len, &mut buffer)?.to_vec();
-    let value = read_guest_bytes(
-        &ctx,
-        "storage_write",
-        "value",
-        value_pointer,
-        value_len,
-        MAX_USER_VALUE_LEN,
-    )?;
+    let value = read_guest_bytes(&ctx, "storage_write", "value", value_pointer, value_len, MAX_USER_VALUE_LEN)?;
     let bytes = u64::from(key_len) + u64::from(value_len);
     charge(&mut ctx, bytes * gas::PER_BYTE_WRITTEN)?;
-    ctx.data_mut()
-        .state_mut()
-        .set(&key, &value)
-        .map_err(state_failure)
+    ctx.data_mut().state_mut().set(&key, &value).map_err(state_failure)
 }
 
 /// `storage_remove(key_ptr, key_len)`: deletes a key (absent keys are fine).
-fn storage_remove(
-    mut ctx: FunctionEnvMut<'_, HostEnv>,
-    key_pointer: u32,
-    key_len: u32,
-) -> Result<(), RuntimeError> {
+fn storage_remove(mut ctx: FunctionEnvMut<'_, HostEnv>, key_pointer: u32, key_len: u32) -> Result<(), RuntimeError> {
     charge(&mut ctx, gas::STORAGE_REMOVE)?;
     let mut buffer = [0u8; MAX_KEY_LEN];
     let key = user_key(&ctx, "storage_remove", key_pointer, key_len, &mut buffer)?.to_vec();
     charge(&mut ctx, gas::per_byte(key_len, gas::PER_BYTE_READ))?;
-    ctx.data_mut()
-        .state_mut()
-        .remove(&key)
-        .map_err(state_failure)
+    ctx.data_mut().state_mut().remove(&key).map_err(state_failure)
 }
 
 /// `input_len() -> i32`.
@@ -395,10 +297,7 @@ fn input_len(mut ctx: FunctionEnvMut<'_, HostEnv>) -> Result<u32, RuntimeError> 
 /// `input_read(out_ptr)`: copies the whole input to `out_ptr`.
 fn input_read(mut ctx: FunctionEnvMut<'_, HostEnv>, out_pointer: u32) -> Result<(), RuntimeError> {
     let len = u32::try_from(ctx.data().input.len()).unwrap_or(u32::MAX);
-    charge(
-        &mut ctx,
-        gas::CONTEXT + gas::per_byte(len, gas::PER_BYTE_READ),
-    )?;
+    charge(&mut ctx, gas::CONTEXT + gas::per_byte(len, gas::PER_BYTE_READ))?;
     let input = std::mem::take(&mut ctx.data_mut().input);
     let result = write_guest(&ctx, "input_read", "output buffer", out_pointer, &input);
     ctx.data_mut().input = input;
@@ -406,20 +305,9 @@ fn input_read(mut ctx: FunctionEnvMut<'_, HostEnv>, out_pointer: u32) -> Result<
 }
 
 /// `output_write(ptr, len)`: sets the call's output (replacing any earlier one).
-fn output_write(
-    mut ctx: FunctionEnvMut<'_, HostEnv>,
-    pointer: u32,
-    len: u32,
-) -> Result<(), RuntimeError> {
+fn output_write(mut ctx: FunctionEnvMut<'_, HostEnv>, pointer: u32, len: u32) -> Result<(), RuntimeError> {
     charge(&mut ctx, gas::CONTEXT)?;
-    let output = read_guest_bytes(
-        &ctx,
-        "output_write",
-        "output",
-        pointer,
-        len,
-        MAX_OUTPUT_BYTES,
-    )?;
+    let output = read_guest_bytes(&ctx, "output_write", "output", pointer, len, MAX_OUTPUT_BYTES)?;
     charge(&mut ctx, gas::per_byte(len, gas::PER_BYTE_READ))?;
     ctx.data_mut().output = output;
     Ok(())
@@ -429,20 +317,9 @@ fn output_write(
 pub const MAX_OUTPUT_BYTES: usize = 64 * 1024;
 
 /// `revert(ptr, len)`: ends the call, discarding its writes, with `len` bytes of revert data.
-fn revert(
-    mut ctx: FunctionEnvMut<'_, HostEnv>,
-    pointer: u32,
-    len: u32,
-) -> Result<(), RuntimeError> {
+fn revert(mut ctx: FunctionEnvMut<'_, HostEnv>, pointer: u32, len: u32) -> Result<(), RuntimeError> {
     charge(&mut ctx, gas::CONTEXT)?;
-    let data = read_guest_bytes(
-        &ctx,
-        "revert",
-        "revert data",
-        pointer,
-        len,
-        MAX_OUTPUT_BYTES,
-    )?;
+    let data = read_guest_bytes(&ctx, "revert", "revert data", pointer, len, MAX_OUTPUT_BYTES)?;
     charge(&mut ctx, gas::per_byte(len, gas::PER_BYTE_READ))?;
     Err(fail(HostError::Revert(data)))
 }
@@ -451,29 +328,14 @@ fn revert(
 fn caller(mut ctx: FunctionEnvMut<'_, HostEnv>, out_pointer: u32) -> Result<(), RuntimeError> {
     charge(&mut ctx, gas::CONTEXT)?;
     let caller = ctx.data().caller;
-    write_guest(
-        &ctx,
-        "caller",
-        "output buffer",
-        out_pointer,
-        caller.as_bytes(),
-    )
+    write_guest(&ctx, "caller", "output buffer", out_pointer, caller.as_bytes())
 }
 
 /// `self_identity(out_ptr)`: writes the 20-byte identity of the module being called.
-fn self_identity(
-    mut ctx: FunctionEnvMut<'_, HostEnv>,
-    out_pointer: u32,
-) -> Result<(), RuntimeError> {
+fn self_identity(mut ctx: FunctionEnvMut<'_, HostEnv>, out_pointer: u32) -> Result<(), RuntimeError> {
     charge(&mut ctx, gas::CONTEXT)?;
     let identity = ctx.data().namespace.identity();
-    write_guest(
-        &ctx,
-        "self_identity",
-        "output buffer",
-        out_pointer,
-        identity.as_bytes(),
-    )
+    write_guest(&ctx, "self_identity", "output buffer", out_pointer, identity.as_bytes())
 }
 
 /// Reads a fixed-size array from guest memory, bounds-checked.

@@ -17,11 +17,6 @@ pub mod host;
 pub mod validate;
 
 pub use depth::MAX_CALL_DEPTH;
-pub use engine::{
-    CallError, CallRequest, CallStatus, DeployError, DuplicateHostFunction, Receipt, WasmEngine,
-};
-pub use host::{
-    HostEnv, HostError, HostExtension, charge, read_guest, read_guest_array, state_failure,
-    write_guest,
-};
+pub use engine::{CallError, CallRequest, CallStatus, DeployError, DuplicateHostFunction, Receipt, WasmEngine};
+pub use host::{HostEnv, HostError, HostExtension, charge, read_guest, read_guest_array, state_failure, write_guest};
 pub use validate::ValidationError;

@@ -34,9 +34,7 @@ pub enum ValidationError {
     #[error("modules may not have a start function (it would run unmetered)")]
     StartFunction,
     /// An import outside the host namespace or of an unknown name.
-    #[error(
-        "unknown import `{module}`.`{name}`: only the host functions of `xstate` may be imported"
-    )]
+    #[error("unknown import `{module}`.`{name}`: only the host functions of `xstate` may be imported")]
     UnknownImport {
         /// Import module.
         module: String,
@@ -87,9 +85,7 @@ pub fn check_bytes(code: &[u8]) -> Result<(), ValidationError> {
         .validate_all(code)
         .map_err(|error| ValidationError::Malformed(error.to_string()))?;
     for payload in Parser::new(0).parse_all(code) {
-        if let Payload::StartSection { .. } =
-            payload.map_err(|error| ValidationError::Malformed(error.to_string()))?
-        {
+        if let Payload::StartSection { .. } = payload.map_err(|error| ValidationError::Malformed(error.to_string()))? {
             return Err(ValidationError::StartFunction);
         }
     }
@@ -97,27 +93,18 @@ pub fn check_bytes(code: &[u8]) -> Result<(), ValidationError> {
 }
 
 /// Checks a compiled module's imports and exports against the host ABI.
-pub fn check_interface(
-    module: &Module,
-    host: &HashMap<String, FunctionType>,
-) -> Result<(), ValidationError> {
+pub fn check_interface(module: &Module, host: &HashMap<String, FunctionType>) -> Result<(), ValidationError> {
     for import in module.imports() {
         let name = import.name().to_owned();
         if import.module() != HOST_NAMESPACE {
-            return Err(ValidationError::UnknownImport {
-                module: import.module().to_owned(),
-                name,
-            });
+            return Err(ValidationError::UnknownImport { module: import.module().to_owned(), name });
         }
         let ExternType::Function(found) = import.ty() else {
             return Err(ValidationError::NonFunctionImport(name));
         };
         let expected = host
             .get(&name)
-            .ok_or_else(|| ValidationError::UnknownImport {
-                module: HOST_NAMESPACE.to_owned(),
-                name: name.clone(),
-            })?;
+            .ok_or_else(|| ValidationError::UnknownImport { module: HOST_NAMESPACE.to_owned(), name: name.clone() })?;
         if found != expected {
             return Err(ValidationError::ImportSignature {
                 name,
@@ -131,9 +118,7 @@ pub fn check_interface(
     for export in module.exports() {
         match (export.name(), export.ty()) {
             (MEMORY_EXPORT, ExternType::Memory(ty)) => memory = Some(*ty),
-            (ENTRY_POINT, ExternType::Function(ty)) => {
-                entry = ty.params().is_empty() && ty.results().is_empty()
-            }
+            (ENTRY_POINT, ExternType::Function(ty)) => entry = ty.params().is_empty() && ty.results().is_empty(),
             _ => {}
         }
     }

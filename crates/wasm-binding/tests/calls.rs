@@ -32,21 +32,11 @@ fn deploy(harness: &mut Harness, body: &str) -> kv_core::Identity {
 fn check_traps(cases: &[(&str, &str)]) {
     for (body, needle) in cases {
         let mut harness = Harness::new();
-        let module = deploy(
-            &mut harness,
-            &format!("(call $state_set (i64.const 1) (i64.const 42)) {body}"),
-        );
+        let module = deploy(&mut harness, &format!("(call $state_set (i64.const 1) (i64.const 42)) {body}"));
         let receipt = harness.call(module, b"input");
         assert_trap(&receipt, needle);
         assert!(receipt.output.is_empty());
-        assert_eq!(
-            harness
-                .overlay
-                .get_u64(&Namespace::wasm(module).slot_key(1))
-                .unwrap(),
-            0,
-            "{body}: write survived"
-        );
+        assert_eq!(harness.overlay.get_u64(&Namespace::wasm(module).slot_key(1)).unwrap(), 0, "{body}: write survived");
     }
 }
 
@@ -78,31 +68,13 @@ fn out_of_bounds_pointers_and_huge_lengths_trap_in_every_host_function() {
             "(call $storage_write (i32.const 0) (i32.const 4) (i32.const 0) (i32.const -1))",
             "storage_write: value of 4294967295 bytes",
         ),
-        (
-            "(call $storage_remove (i32.const 65535) (i32.const 2))",
-            "storage_remove: key at 0x0000ffff",
-        ),
-        (
-            "(call $input_read (i32.const 65534))",
-            "input_read: output buffer",
-        ),
-        (
-            "(call $output_write (i32.const 0) (i32.const 65537))",
-            "output_write: output of 65537 bytes",
-        ),
-        (
-            "(call $output_write (i32.const 65000) (i32.const 1000))",
-            "output_write: output at 0x0000fde8",
-        ),
-        (
-            "(call $revert (i32.const 70000) (i32.const 1))",
-            "revert: revert data at 0x00011170",
-        ),
+        ("(call $storage_remove (i32.const 65535) (i32.const 2))", "storage_remove: key at 0x0000ffff"),
+        ("(call $input_read (i32.const 65534))", "input_read: output buffer"),
+        ("(call $output_write (i32.const 0) (i32.const 65537))", "output_write: output of 65537 bytes"),
+        ("(call $output_write (i32.const 65000) (i32.const 1000))", "output_write: output at 0x0000fde8"),
+        ("(call $revert (i32.const 70000) (i32.const 1))", "revert: revert data at 0x00011170"),
         ("(call $caller (i32.const 65530))", "caller: output buffer"),
-        (
-            "(call $self_identity (i32.const -1))",
-            "self_identity: output buffer",
-        ),
+        ("(call $self_identity (i32.const -1))", "self_identity: output buffer"),
     ]);
 }
 
@@ -113,22 +85,13 @@ fn oversized_and_empty_keys_and_values_trap() {
             "(call $storage_write (i32.const 0) (i32.const 129) (i32.const 0) (i32.const 1))",
             "key of 129 bytes exceeds the limit of 128",
         ),
-        (
-            "(call $storage_write (i32.const 0) (i32.const 0) (i32.const 0) (i32.const 1))",
-            "user key of 0 bytes",
-        ),
+        ("(call $storage_write (i32.const 0) (i32.const 0) (i32.const 0) (i32.const 1))", "user key of 0 bytes"),
         (
             "(call $storage_write (i32.const 0) (i32.const 4) (i32.const 0) (i32.const 16385))",
             "value of 16385 bytes exceeds the limit of 16384",
         ),
-        (
-            "(call $storage_write (i32.const 0) (i32.const 4) (i32.const 0) (i32.const 0))",
-            "empty value",
-        ),
-        (
-            "(drop (call $storage_read (i32.const 0) (i32.const 200) (i32.const 0) (i32.const 0)))",
-            "key of 200 bytes",
-        ),
+        ("(call $storage_write (i32.const 0) (i32.const 4) (i32.const 0) (i32.const 0))", "empty value"),
+        ("(drop (call $storage_read (i32.const 0) (i32.const 200) (i32.const 0) (i32.const 0)))", "key of 200 bytes"),
     ]);
 }
 
@@ -139,10 +102,7 @@ fn traps_of_the_module_itself_leave_no_trace() {
         ("(drop (i32.div_u (i32.const 1) (i32.const 0)))", "divi"),
         ("(drop (i32.load (i32.const 70000)))", "out of bounds"),
         // memory.grow past the declared maximum returns -1; the module traps on it.
-        (
-            "(if (i32.eq (memory.grow (i32.const 5)) (i32.const -1)) (then unreachable))",
-            "unreachable",
-        ),
+        ("(if (i32.eq (memory.grow (i32.const 5)) (i32.const -1)) (then unreachable))", "unreachable"),
     ]);
 }
 
@@ -160,13 +120,7 @@ fn unbounded_recursion_traps_cleanly() {
     assert_trap(&first, "call depth limit of 1024 nested calls exceeded");
     let second = harness.call_as(ALICE, module, b"", u64::MAX / 2);
     assert_eq!(first, second);
-    assert_eq!(
-        harness
-            .overlay
-            .get_u64(&Namespace::wasm(module).slot_key(1))
-            .unwrap(),
-        0
-    );
+    assert_eq!(harness.overlay.get_u64(&Namespace::wasm(module).slot_key(1)).unwrap(), 0);
     // With a small limit the same module runs out of gas first: calls are priced.
     let receipt = harness.call_as(ALICE, module, b"", 5_000);
     assert_eq!(receipt.status, CallStatus::OutOfGas);
@@ -175,20 +129,11 @@ fn unbounded_recursion_traps_cleanly() {
 #[test]
 fn an_infinite_loop_runs_out_of_gas_and_uses_the_whole_limit() {
     let mut harness = Harness::new();
-    let module = deploy(
-        &mut harness,
-        "(call $state_set (i64.const 1) (i64.const 7)) (loop $forever (br $forever))",
-    );
+    let module = deploy(&mut harness, "(call $state_set (i64.const 1) (i64.const 7)) (loop $forever (br $forever))");
     let receipt = harness.call_as(ALICE, module, b"", 500_000);
     assert_eq!(receipt.status, CallStatus::OutOfGas);
     assert_eq!(receipt.gas_used, 500_000);
-    assert_eq!(
-        harness
-            .overlay
-            .get_u64(&Namespace::wasm(module).slot_key(1))
-            .unwrap(),
-        0
-    );
+    assert_eq!(harness.overlay.get_u64(&Namespace::wasm(module).slot_key(1)).unwrap(), 0);
 }
 
 #[test]
@@ -201,11 +146,7 @@ fn running_out_of_gas_inside_a_host_function() {
     assert_eq!(receipt.gas_used, gas::STATE_GET / 2);
     let receipt = harness.call_as(ALICE, module, b"", gas::STATE_GET + 100);
     assert_eq!(receipt.status, CallStatus::Success);
-    assert!(
-        receipt.gas_used > gas::STATE_GET && receipt.gas_used < gas::STATE_GET + 100,
-        "{}",
-        receipt.gas_used
-    );
+    assert!(receipt.gas_used > gas::STATE_GET && receipt.gas_used < gas::STATE_GET + 100, "{}", receipt.gas_used);
 }
 
 #[test]
@@ -222,16 +163,9 @@ fn revert_returns_its_data_and_discards_writes() {
     let module = harness.deploy_wat("reverts", &wat).unwrap();
     let receipt = harness.call(module, b"");
     assert_eq!(receipt.status, CallStatus::Revert(b"nope".to_vec()));
-    assert!(
-        receipt.output.is_empty(),
-        "output of a reverted call is dropped"
-    );
+    assert!(receipt.output.is_empty(), "output of a reverted call is dropped");
     assert_eq!(
-        harness
-            .overlay
-            .scan_prefix(Namespace::wasm(module).prefix())
-            .unwrap()
-            .len(),
+        harness.overlay.scan_prefix(Namespace::wasm(module).prefix()).unwrap().len(),
         1,
         "only the module record remains"
     );
@@ -254,10 +188,8 @@ fn state_slots_bytes_input_output_and_identities() {
         (i32.store (i32.const 48) (call $storage_read (i32.const 200) (i32.const 3) (i32.const 0) (i32.const 0)))
         (drop (call $storage_read (i32.const 100) (local.get $len) (i32.const 52) (i32.const 2)))
         (call $output_write (i32.const 0) (i32.const 54))"#;
-    let wat = module(IMPORTS, body).replace(
-        "(func (export \"call\")",
-        "(data (i32.const 200) \"zzz\") (func (export \"call\")",
-    );
+    let wat = module(IMPORTS, body)
+        .replace("(func (export \"call\")", "(data (i32.const 200) \"zzz\") (func (export \"call\")");
     let module = harness.deploy_wat("echo", &wat).unwrap();
     for round in 1..=2u64 {
         let receipt = harness.call(module, b"hello");
@@ -265,33 +197,15 @@ fn state_slots_bytes_input_output_and_identities() {
         let output = receipt.output;
         assert_eq!(&output[..20], ALICE.as_bytes());
         assert_eq!(&output[20..40], module.as_bytes());
-        assert_eq!(
-            u64::from_le_bytes(output[40..48].try_into().unwrap()),
-            round
-        );
+        assert_eq!(u64::from_le_bytes(output[40..48].try_into().unwrap()), round);
         assert_eq!(i32::from_le_bytes(output[48..52].try_into().unwrap()), -1);
-        assert_eq!(
-            &output[52..54],
-            b"he",
-            "storage_read copies at most the buffer's capacity"
-        );
+        assert_eq!(&output[52..54], b"he", "storage_read copies at most the buffer's capacity");
     }
     let mut buffer = [0u8; kv_core::key::MAX_KEY_LEN];
-    let key = Namespace::wasm(module)
-        .user_key(b"hello", &mut buffer)
-        .unwrap();
-    assert_eq!(
-        harness.overlay.get(key).unwrap().as_deref(),
-        Some(&b"hello"[..])
-    );
+    let key = Namespace::wasm(module).user_key(b"hello", &mut buffer).unwrap();
+    assert_eq!(harness.overlay.get(key).unwrap().as_deref(), Some(&b"hello"[..]));
     // Writing 0 to a slot removes it, as the spec says.
-    assert_eq!(
-        harness
-            .overlay
-            .get_u64(&Namespace::wasm(module).slot_key(3))
-            .unwrap(),
-        2
-    );
+    assert_eq!(harness.overlay.get_u64(&Namespace::wasm(module).slot_key(3)).unwrap(), 2);
 }
 
 #[test]
@@ -304,11 +218,7 @@ fn gas_is_deterministic_and_includes_host_calls() {
     assert_eq!(first.status, CallStatus::Success);
     assert_eq!(first.gas_used, second.gas_used);
     assert!(first.gas_used >= 100 * gas::STATE_GET, "{}", first.gas_used);
-    assert!(
-        first.gas_used < 100 * (gas::STATE_GET + 30),
-        "{}",
-        first.gas_used
-    );
+    assert!(first.gas_used < 100 * (gas::STATE_GET + 30), "{}", first.gas_used);
 }
 
 #[test]
@@ -318,11 +228,7 @@ fn memory_does_not_grow_across_calls() {
     let module = deploy(&mut harness, body);
     for _ in 0..3 {
         let receipt = harness.call(module, b"");
-        assert_eq!(
-            receipt.output,
-            2u32.to_le_bytes(),
-            "every call starts from the declared memory"
-        );
+        assert_eq!(receipt.output, 2u32.to_le_bytes(), "every call starts from the declared memory");
     }
 }
 
@@ -330,37 +236,18 @@ fn memory_does_not_grow_across_calls() {
 fn a_module_cannot_write_outside_its_namespace() {
     let mut harness = Harness::new();
     // A user key shaped like a whole EVM storage key still lands under the module's own prefix.
-    let mut evm_key = Namespace::evm(alloy_primitives::Address::repeat_byte(0xee))
-        .word_key(&[1; 32])
-        .to_vec();
+    let mut evm_key = Namespace::evm(alloy_primitives::Address::repeat_byte(0xee)).word_key(&[1; 32]).to_vec();
     evm_key.truncate(kv_core::key::MAX_USER_KEY_LEN);
     let data: String = evm_key.iter().map(|byte| format!("\\{byte:02x}")).collect();
-    let body = format!(
-        "(call $storage_write (i32.const 0) (i32.const {}) (i32.const 0) (i32.const 32))",
-        evm_key.len()
-    );
-    let wat = module(IMPORTS, &body).replace(
-        "(func (export \"call\")",
-        &format!("(data (i32.const 0) \"{data}\") (func (export \"call\")"),
-    );
+    let body =
+        format!("(call $storage_write (i32.const 0) (i32.const {}) (i32.const 0) (i32.const 32))", evm_key.len());
+    let wat = module(IMPORTS, &body)
+        .replace("(func (export \"call\")", &format!("(data (i32.const 0) \"{data}\") (func (export \"call\")"));
     let module = harness.deploy_wat("escape", &wat).unwrap();
     assert!(harness.call(module, b"").is_success());
-    let evm = harness
-        .overlay
-        .scan_prefix(&[kv_core::Engine::Evm.tag()])
-        .unwrap();
-    assert!(
-        evm.is_empty(),
-        "a WASM host function wrote EVM state: {evm:?}"
-    );
-    assert_eq!(
-        harness
-            .overlay
-            .scan_prefix(Namespace::wasm(module).prefix())
-            .unwrap()
-            .len(),
-        2
-    );
+    let evm = harness.overlay.scan_prefix(&[kv_core::Engine::Evm.tag()]).unwrap();
+    assert!(evm.is_empty(), "a WASM host function wrote EVM state: {evm:?}");
+    assert_eq!(harness.overlay.scan_prefix(Namespace::wasm(module).prefix()).unwrap().len(), 2);
 }
 
 #[test]
@@ -371,16 +258,8 @@ fn calling_an_unknown_module_is_an_error() {
         .engine
         .call(
             &mut harness.overlay,
-            &wasm_binding::CallRequest {
-                module: missing,
-                caller: ALICE,
-                input: b"",
-                gas_limit: GAS,
-            },
+            &wasm_binding::CallRequest { module: missing, caller: ALICE, input: b"", gas_limit: GAS },
         )
         .unwrap_err();
-    assert!(
-        matches!(error, wasm_binding::CallError::UnknownModule(id) if id == missing),
-        "{error}"
-    );
+    assert!(matches!(error, wasm_binding::CallError::UnknownModule(id) if id == missing), "{error}");
 }

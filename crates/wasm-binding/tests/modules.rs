@@ -54,21 +54,11 @@ fn counter_counts_across_blocks_and_reopens() {
     };
     let mut harness = open(&dir);
     assert_eq!(harness.store.height(), 2);
-    assert_eq!(
-        u64_output(&harness.call(counter, &[1])),
-        42,
-        "state survives reopening"
-    );
+    assert_eq!(u64_output(&harness.call(counter, &[1])), 42, "state survives reopening");
     let mut overflow = vec![2];
     overflow.extend_from_slice(&u64::MAX.to_be_bytes());
-    assert_eq!(
-        harness.call(counter, &overflow).status,
-        CallStatus::Revert(b"overflow".to_vec())
-    );
-    assert_eq!(
-        harness.call(counter, &[9]).status,
-        CallStatus::Revert(b"unknown operation".to_vec())
-    );
+    assert_eq!(harness.call(counter, &overflow).status, CallStatus::Revert(b"overflow".to_vec()));
+    assert_eq!(harness.call(counter, &[9]).status, CallStatus::Revert(b"unknown operation".to_vec()));
     assert_eq!(u64_output(&harness.call(counter, &[1])), 42);
 }
 
@@ -83,18 +73,12 @@ fn token_mints_transfers_and_reverts_on_insufficient_balance() {
             harness.call_as(BOB, token, &[0x00], GAS).status,
             CallStatus::Revert(b"already initialized".to_vec())
         );
-        assert_eq!(
-            u64_output(&harness.call_as(ALICE, token, &mint(ALICE, 1_000), GAS)),
-            1_000
-        );
+        assert_eq!(u64_output(&harness.call_as(ALICE, token, &mint(ALICE, 1_000), GAS)), 1_000);
         assert_eq!(
             harness.call_as(BOB, token, &mint(BOB, 5), GAS).status,
             CallStatus::Revert(b"only the owner can mint".to_vec())
         );
-        assert_eq!(
-            u64_output(&harness.call_as(ALICE, token, &transfer(BOB, 250), GAS)),
-            750
-        );
+        assert_eq!(u64_output(&harness.call_as(ALICE, token, &transfer(BOB, 250), GAS)), 750);
         harness.commit();
         token
     };
@@ -102,30 +86,14 @@ fn token_mints_transfers_and_reverts_on_insufficient_balance() {
     assert_eq!(u64_output(&harness.call(token, &balance(ALICE))), 750);
     assert_eq!(u64_output(&harness.call(token, &balance(BOB))), 250);
     let refused = harness.call_as(BOB, token, &transfer(ALICE, 251), GAS);
-    assert_eq!(
-        refused.status,
-        CallStatus::Revert(b"insufficient balance".to_vec())
-    );
-    assert_eq!(
-        u64_output(&harness.call(token, &balance(BOB))),
-        250,
-        "a reverted transfer moves nothing"
-    );
+    assert_eq!(refused.status, CallStatus::Revert(b"insufficient balance".to_vec()));
+    assert_eq!(u64_output(&harness.call(token, &balance(BOB))), 250, "a reverted transfer moves nothing");
     assert_eq!(u64_output(&harness.call(token, &[0x04])), 1_000);
-    assert_eq!(
-        harness.call(token, &[0x02, 1, 2]).status,
-        CallStatus::Revert(b"transfer: expected recipient".to_vec())
-    );
+    assert_eq!(harness.call(token, &[0x02, 1, 2]).status, CallStatus::Revert(b"transfer: expected recipient".to_vec()));
     // The balance is in the u64 slot the module documents, where EVM contracts can read it.
     let hash = alloy_primitives::keccak256(BOB.as_bytes());
     let slot = u64::from_be_bytes(hash[..8].try_into().unwrap());
-    assert_eq!(
-        harness
-            .overlay
-            .get_u64(&kv_core::Namespace::wasm(token).slot_key(slot))
-            .unwrap(),
-        250
-    );
+    assert_eq!(harness.overlay.get_u64(&kv_core::Namespace::wasm(token).slot_key(slot)).unwrap(), 250);
 }
 
 #[test]

@@ -19,11 +19,7 @@ fn default_paths() -> Vec<PathBuf> {
         return std::env::split_paths(&paths).collect();
     }
     let shared = PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("../../../shared/conformance");
-    if shared.exists() {
-        vec![shared]
-    } else {
-        Vec::new()
-    }
+    if shared.exists() { vec![shared] } else { Vec::new() }
 }
 
 fn main() -> ExitCode {
@@ -82,23 +78,12 @@ fn main() -> ExitCode {
                     failures.push(report);
                 }
             }
-            progress.set_message(format!(
-                "{} passed, {} failed",
-                summary.passed, summary.failed
-            ));
+            progress.set_message(format!("{} passed, {} failed", summary.passed, summary.failed));
             progress.inc(1);
         }
     });
     progress.finish_and_clear();
-    println!(
-        "{} fixture files in {:.1}s",
-        files.len(),
-        started.elapsed().as_secs_f64()
-    );
+    println!("{} fixture files in {:.1}s", files.len(), started.elapsed().as_secs_f64());
     println!("{}", summary.line());
-    if summary.failed == 0 {
-        ExitCode::SUCCESS
-    } else {
-        ExitCode::FAILURE
-    }
+    if summary.failed == 0 { ExitCode::SUCCESS } else { ExitCode::FAILURE }
 }

@@ -16,11 +16,9 @@ pub(crate) const BOB: Address = Address::repeat_byte(0xb0);
 
 /// The deployment bytecode of `name` from the committed artifacts.
 pub(crate) fn artifact(name: &str) -> Vec<u8> {
-    let path = std::path::Path::new(env!("CARGO_MANIFEST_DIR"))
-        .join("../../contracts/artifacts")
-        .join(format!("{name}.json"));
-    let json: serde_json::Value =
-        serde_json::from_str(&std::fs::read_to_string(&path).unwrap()).unwrap();
+    let path =
+        std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("../../contracts/artifacts").join(format!("{name}.json"));
+    let json: serde_json::Value = serde_json::from_str(&std::fs::read_to_string(&path).unwrap()).unwrap();
     let hex = json["bytecode"].as_str().unwrap();
     evm_binding::revm::primitives::hex::decode(hex).unwrap()
 }
@@ -63,30 +61,16 @@ impl Chain {
         let mut overlay = store.begin();
         if store.height() == 0 {
             for address in [DEPLOYER, ALICE, BOB] {
-                let account = GenesisAccount {
-                    balance: U256::from(10u128.pow(21)),
-                    ..Default::default()
-                };
+                let account = GenesisAccount { balance: U256::from(10u128.pow(21)), ..Default::default() };
                 insert_account(&mut overlay, address, &account).unwrap();
             }
         }
-        let block = BlockEnv {
-            number: U256::from(1),
-            gas_limit: 30_000_000,
-            ..Default::default()
-        };
-        Self {
-            store,
-            overlay,
-            executor: EvmExecutor::new(CHAIN_ID, SpecId::PRAGUE),
-            block,
-        }
+        let block = BlockEnv { number: U256::from(1), gas_limit: 30_000_000, ..Default::default() };
+        Self { store, overlay, executor: EvmExecutor::new(CHAIN_ID, SpecId::PRAGUE), block }
     }
 
     pub(crate) fn nonce(&self, address: Address) -> u64 {
-        evm_binding::database::account(&self.overlay, address)
-            .unwrap()
-            .map_or(0, |record| record.nonce)
+        evm_binding::database::account(&self.overlay, address).unwrap().map_or(0, |record| record.nonce)
     }
 
     pub(crate) fn tx(&self, caller: Address, kind: TxKind, data: Vec<u8>) -> TxEnv {

@@ -70,8 +70,7 @@ impl Map {
             }
             Self::Hashed(map) => {
                 let in_range = |key: &[u8]| key >= start && end.is_none_or(|end| key < end);
-                let mut entries: Vec<(&Key, &Value)> =
-                    map.iter().filter(|(key, _)| in_range(key)).collect();
+                let mut entries: Vec<(&Key, &Value)> = map.iter().filter(|(key, _)| in_range(key)).collect();
                 entries.sort_unstable_by(|a, b| a.0.cmp(b.0));
                 for (key, value) in entries {
                     if visit(key, value).is_break() {
@@ -91,9 +90,7 @@ pub struct MemoryBackend {
 
 impl Default for MemoryBackend {
     fn default() -> Self {
-        Self {
-            tables: RwLock::new(Table::ALL.map(Map::for_table)),
-        }
+        Self { tables: RwLock::new(Table::ALL.map(Map::for_table)) }
     }
 }
 
@@ -116,12 +113,7 @@ impl MemoryBackend {
 
 impl Backend for MemoryBackend {
     #[inline]
-    fn read(
-        &self,
-        table: Table,
-        key: &[u8],
-        visit: &mut dyn FnMut(&[u8]),
-    ) -> Result<bool, BackendError> {
+    fn read(&self, table: Table, key: &[u8], visit: &mut dyn FnMut(&[u8])) -> Result<bool, BackendError> {
         let tables = self.tables.read();
         match tables[table.index()].get(key) {
             Some(value) => {

@@ -78,20 +78,12 @@ impl WriteBatch {
 
     /// Adds a put.
     pub fn put(&mut self, table: Table, key: impl Into<Vec<u8>>, value: impl Into<Vec<u8>>) {
-        self.ops.push(BatchOp {
-            table,
-            key: key.into(),
-            value: Some(value.into()),
-        });
+        self.ops.push(BatchOp { table, key: key.into(), value: Some(value.into()) });
     }
 
     /// Adds a delete.
     pub fn delete(&mut self, table: Table, key: impl Into<Vec<u8>>) {
-        self.ops.push(BatchOp {
-            table,
-            key: key.into(),
-            value: None,
-        });
+        self.ops.push(BatchOp { table, key: key.into(), value: None });
     }
 
     /// The ops in order.
@@ -143,12 +135,7 @@ pub enum BackendError {
 /// read) allocates nothing: the visitor decodes straight from the backend's own buffer.
 pub trait Backend: Send + Sync {
     /// Calls `visit` with the value of `key` in `table` if there is one; returns whether there was.
-    fn read(
-        &self,
-        table: Table,
-        key: &[u8],
-        visit: &mut dyn FnMut(&[u8]),
-    ) -> Result<bool, BackendError>;
+    fn read(&self, table: Table, key: &[u8], visit: &mut dyn FnMut(&[u8])) -> Result<bool, BackendError>;
 
     /// Calls `visit` for every entry of `table` with `start <= key < end` (no upper bound when
     /// `end` is `None`) in ascending key order, until it returns [`ControlFlow::Break`].

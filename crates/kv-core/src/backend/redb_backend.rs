@@ -47,10 +47,8 @@ pub struct RedbBackend {
 impl RedbBackend {
     /// Opens the store at `path`, creating the file if it does not exist.
     pub fn open(path: impl AsRef<Path>) -> Result<Self, BackendError> {
-        let database = Database::builder()
-            .set_cache_size(256 * 1024 * 1024)
-            .create(path.as_ref())
-            .map_err(database_error)?;
+        let database =
+            Database::builder().set_cache_size(256 * 1024 * 1024).create(path.as_ref()).map_err(database_error)?;
         Self::from_database(database)
     }
 
@@ -58,24 +56,16 @@ impl RedbBackend {
     pub fn open_existing(path: impl AsRef<Path>) -> Result<Self, BackendError> {
         let path = path.as_ref();
         if !path.exists() {
-            return Err(BackendError::Storage(format!(
-                "no store at {}",
-                path.display()
-            )));
+            return Err(BackendError::Storage(format!("no store at {}", path.display())));
         }
-        let database = Database::builder()
-            .set_cache_size(256 * 1024 * 1024)
-            .open(path)
-            .map_err(database_error)?;
+        let database = Database::builder().set_cache_size(256 * 1024 * 1024).open(path).map_err(database_error)?;
         Self::from_database(database)
     }
 
     /// Opens a store over a custom redb storage backend; crash tests use this to stop writes
     /// from reaching the file at a chosen point.
     pub fn with_storage(storage: impl redb::StorageBackend) -> Result<Self, BackendError> {
-        let database = Database::builder()
-            .create_with_backend(storage)
-            .map_err(database_error)?;
+        let database = Database::builder().create_with_backend(storage).map_err(database_error)?;
         Self::from_database(database)
     }
 
@@ -87,11 +77,7 @@ impl RedbBackend {
         }
         transaction.commit().map_err(storage)?;
         let reader = RwLock::new(Arc::new(open_reader(&database)?));
-        Ok(Self {
-            database,
-            reader,
-            fault: Mutex::new(FaultPlan::Never),
-        })
+        Ok(Self { database, reader, fault: Mutex::new(FaultPlan::Never) })
     }
 
     /// Arms an injected failure for the next batch written (and every later one until disarmed).
@@ -114,12 +100,7 @@ fn open_reader(database: &Database) -> Result<Reader, BackendError> {
 }
 
 impl Backend for RedbBackend {
-    fn read(
-        &self,
-        table: Table,
-        key: &[u8],
-        visit: &mut dyn FnMut(&[u8]),
-    ) -> Result<bool, BackendError> {
+    fn read(&self, table: Table, key: &[u8], visit: &mut dyn FnMut(&[u8])) -> Result<bool, BackendError> {
         let reader = self.reader();
         match reader.tables[table.index()].get(key).map_err(storage)? {
             Some(guard) => {
@@ -139,9 +120,7 @@ impl Backend for RedbBackend {
     ) -> Result<(), BackendError> {
         let reader = self.reader();
         let upper = end.map_or(Bound::Unbounded, Bound::Excluded);
-        let range = reader.tables[table.index()]
-            .range::<&[u8]>((Bound::Included(start), upper))
-            .map_err(storage)?;
+        let range = reader.tables[table.index()].range::<&[u8]>((Bound::Included(start), upper)).map_err(storage)?;
         for entry in range {
             let (key, value) = entry.map_err(storage)?;
             if visit(key.value(), value.value()).is_break() {
@@ -162,16 +141,12 @@ impl Backend for RedbBackend {
             for (applied, op) in batch.ops().iter().enumerate() {
                 if fault == FaultPlan::FailAfterOps(applied) {
                     // Dropping the transaction without committing aborts it.
-                    return Err(BackendError::Injected(
-                        "write interrupted inside the transaction",
-                    ));
+                    return Err(BackendError::Injected("write interrupted inside the transaction"));
                 }
                 let table = &mut tables[op.table.index()];
                 match &op.value {
                     Some(value) => {
-                        table
-                            .insert(op.key.as_slice(), value.as_slice())
-                            .map_err(storage)?;
+                        table.insert(op.key.as_slice(), value.as_slice()).map_err(storage)?;
                     }
                     None => {
                         table.remove(op.key.as_slice()).map_err(storage)?;
@@ -179,13 +154,8 @@ impl Backend for RedbBackend {
                 }
             }
         }
-        if matches!(
-            fault,
-            FaultPlan::FailBeforeCommit | FaultPlan::FailAfterOps(_)
-        ) {
-            return Err(BackendError::Injected(
-                "commit interrupted before it was durable",
-            ));
+        if matches!(fault, FaultPlan::FailBeforeCommit | FaultPlan::FailAfterOps(_)) {
+            return Err(BackendError::Injected("commit interrupted before it was durable"));
         }
         transaction.commit().map_err(storage)?;
         *self.reader.write() = Arc::new(open_reader(&self.database)?);
@@ -201,12 +171,8 @@ fn database_error(error: redb::DatabaseError) -> BackendError {
         redb::DatabaseError::UpgradeRequired(version) => {
             BackendError::Corrupt(format!("unsupported redb file format version {version}"))
         }
-        redb::DatabaseError::Storage(redb::StorageError::Corrupted(message)) => {
-            BackendError::Corrupt(message)
-        }
-        redb::DatabaseError::Storage(redb::StorageError::Io(io))
-            if io.kind() == std::io::ErrorKind::InvalidData =>
-        {
+        redb::DatabaseError::Storage(redb::StorageError::Corrupted(message)) => BackendError::Corrupt(message),
+        redb::DatabaseError::Storage(redb::StorageError::Io(io)) if io.kind() == std::io::ErrorKind::InvalidData => {
             BackendError::Corrupt(io.to_string())
         }
         other => BackendError::Storage(other.to_string()),

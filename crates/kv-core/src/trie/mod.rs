@@ -141,19 +141,9 @@ fn descend(
         Node::Extension { path, child } => {
             let next = position.join(&path);
             let start = keys.partition_point(|key| *key < next);
-            let end = start
-                + keys[start..]
-                    .iter()
-                    .take_while(|key| key.starts_with(&next))
-                    .count();
+            let end = start + keys[start..].iter().take_while(|key| key.starts_with(&next)).count();
             if start < end {
-                descend(
-                    source,
-                    child,
-                    &next,
-                    &keys[start..end],
-                    &mut found[start..end],
-                )?;
+                descend(source, child, &next, &keys[start..end], &mut found[start..end])?;
             }
         }
         Node::Branch { children } => {
@@ -161,21 +151,11 @@ fn descend(
             let mut start = 0;
             while start < keys.len() {
                 let nibble = keys[start].get_unchecked(depth);
-                let end = start
-                    + keys[start..]
-                        .iter()
-                        .take_while(|key| key.get_unchecked(depth) == nibble)
-                        .count();
+                let end = start + keys[start..].iter().take_while(|key| key.get_unchecked(depth) == nibble).count();
                 if let Some(child) = children[usize::from(nibble)] {
                     let mut next = *position;
                     next.push_unchecked(nibble);
-                    descend(
-                        source,
-                        child,
-                        &next,
-                        &keys[start..end],
-                        &mut found[start..end],
-                    )?;
+                    descend(source, child, &next, &keys[start..end], &mut found[start..end])?;
                 }
                 start = end;
             }
@@ -187,20 +167,13 @@ fn descend(
 /// The sub-trie root a global-trie leaf links to.
 pub(crate) fn subtree_link(leaf: LeafValue) -> Result<ChildRef, StoreError> {
     leaf.link
-        .map(|version| ChildRef {
-            hash: leaf.commitment,
-            version,
-        })
+        .map(|version| ChildRef { hash: leaf.commitment, version })
         .ok_or_else(|| StoreError::Corrupt("global trie leaf without a sub-trie link".to_owned()))
 }
 
 /// Adds to `batch` the deletion of every node that no root at or after `oldest_retained` needs,
 /// together with the stale records that listed them.
-pub(crate) fn prune(
-    backend: &dyn Backend,
-    oldest_retained: u64,
-    batch: &mut WriteBatch,
-) -> Result<(), StoreError> {
+pub(crate) fn prune(backend: &dyn Backend, oldest_retained: u64, batch: &mut WriteBatch) -> Result<(), StoreError> {
     let end = oldest_retained.saturating_add(1).to_be_bytes();
     let mut malformed = false;
     backend.scan(Table::Stale, &[], Some(&end), &mut |key, _| {
@@ -233,10 +206,7 @@ pub fn root_from_scratch<'a>(entries: impl IntoIterator<Item = (&'a [u8], &'a [u
     let mut namespaces: BTreeMap<&[u8], BTreeMap<Nibbles, B256>> = BTreeMap::new();
     for (key, value) in entries {
         let (prefix, suffix) = key.split_at(crate::key::PREFIX_LEN.min(key.len()));
-        namespaces
-            .entry(prefix)
-            .or_default()
-            .insert(entry_key(suffix), keccak256(value));
+        namespaces.entry(prefix).or_default().insert(entry_key(suffix), keccak256(value));
     }
     let mut subroots: BTreeMap<Nibbles, B256> = BTreeMap::new();
     for (prefix, leaves) in namespaces {

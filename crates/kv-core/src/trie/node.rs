@@ -100,11 +100,7 @@ impl Node {
         let mut out = Vec::with_capacity(80);
         match self {
             Self::Leaf { path, value } => {
-                out.push(if value.link.is_some() {
-                    TAG_LINK_LEAF
-                } else {
-                    TAG_LEAF
-                });
+                out.push(if value.link.is_some() { TAG_LINK_LEAF } else { TAG_LEAF });
                 push_path(&mut out, path);
                 out.extend_from_slice(value.commitment.as_slice());
                 if let Some(link) = value.link {
@@ -136,20 +132,14 @@ impl Node {
                 let commitment = B256::from_slice(rest.get(..32)?);
                 let rest = &rest[32..];
                 let (link, rest) = if tag == TAG_LINK_LEAF {
-                    (
-                        Some(u64::from_be_bytes(rest.get(..8)?.try_into().ok()?)),
-                        &rest[8..],
-                    )
+                    (Some(u64::from_be_bytes(rest.get(..8)?.try_into().ok()?)), &rest[8..])
                 } else {
                     (None, rest)
                 };
                 if !rest.is_empty() || path.is_empty() {
                     return None;
                 }
-                Self::Leaf {
-                    path,
-                    value: LeafValue { commitment, link },
-                }
+                Self::Leaf { path, value: LeafValue { commitment, link } }
             }
             TAG_EXTENSION => {
                 let (path, rest) = read_path(rest)?;
@@ -195,11 +185,8 @@ impl Node {
                 ExtensionNodeRef::new(path, &child).rlp(out);
             }
             Self::Branch { children } => {
-                let stack: Vec<RlpNode> = children
-                    .iter()
-                    .flatten()
-                    .map(|child| RlpNode::word_rlp(&child.hash))
-                    .collect();
+                let stack: Vec<RlpNode> =
+                    children.iter().flatten().map(|child| RlpNode::word_rlp(&child.hash)).collect();
                 BranchNodeRef::new(&stack, mask(children)).rlp(out);
             }
         }
@@ -234,11 +221,7 @@ pub(crate) struct NodeSource<'a> {
 
 impl<'a> NodeSource<'a> {
     pub(crate) fn new(backend: &'a dyn Backend, tree: TreeId, cached: bool) -> Self {
-        Self {
-            backend,
-            tree,
-            cache: cached.then(HashMap::default),
-        }
+        Self { backend, tree, cache: cached.then(HashMap::default) }
     }
 
     pub(crate) fn tree(&self) -> &TreeId {
@@ -246,16 +229,8 @@ impl<'a> NodeSource<'a> {
     }
 
     /// Reads the node `reference` at `position`.
-    pub(crate) fn load(
-        &mut self,
-        reference: ChildRef,
-        position: &Nibbles,
-    ) -> Result<Node, StoreError> {
-        if let Some(node) = self
-            .cache
-            .as_ref()
-            .and_then(|cache| cache.get(&(reference.version, *position)))
-        {
+    pub(crate) fn load(&mut self, reference: ChildRef, position: &Nibbles) -> Result<Node, StoreError> {
+        if let Some(node) = self.cache.as_ref().and_then(|cache| cache.get(&(reference.version, *position))) {
             return Ok(node.clone());
         }
         let node = read(self.backend, &self.tree, reference, position)?;
@@ -266,12 +241,7 @@ impl<'a> NodeSource<'a> {
     }
 }
 
-fn read(
-    backend: &dyn Backend,
-    tree: &TreeId,
-    reference: ChildRef,
-    position: &Nibbles,
-) -> Result<Node, StoreError> {
+fn read(backend: &dyn Backend, tree: &TreeId, reference: ChildRef, position: &Nibbles) -> Result<Node, StoreError> {
     let key = node_key(tree, reference.version, position);
     let mut node = None;
     let found = backend.read(Table::Nodes, &key, &mut |bytes| node = Node::decode(bytes))?;
@@ -295,17 +265,11 @@ pub(crate) fn load_verified(
 ) -> Result<Node, StoreError> {
     let key = node_key(tree, reference.version, position);
     let bytes = backend.get(Table::Nodes, &key)?.ok_or_else(|| {
-        StoreError::Corrupt(format!(
-            "missing trie node at version {} (pruned or never written)",
-            reference.version
-        ))
+        StoreError::Corrupt(format!("missing trie node at version {} (pruned or never written)", reference.version))
     })?;
-    let node = Node::decode(&bytes)
-        .ok_or_else(|| StoreError::Corrupt("undecodable trie node".to_owned()))?;
+    let node = Node::decode(&bytes).ok_or_else(|| StoreError::Corrupt("undecodable trie node".to_owned()))?;
     if node.hash(scratch) != reference.hash {
-        return Err(StoreError::Corrupt(
-            "trie node does not match its hash".to_owned(),
-        ));
+        return Err(StoreError::Corrupt("trie node does not match its hash".to_owned()));
     }
     Ok(node)
 }

@@ -54,26 +54,13 @@ pub(crate) struct TreeWriter<'a, 'b> {
 }
 
 impl<'a, 'b> TreeWriter<'a, 'b> {
-    pub(crate) fn new(
-        source: &'a mut NodeSource<'b>,
-        version: u64,
-        batch: &'a mut WriteBatch,
-    ) -> Self {
-        Self {
-            source,
-            version,
-            batch,
-            scratch: Vec::with_capacity(600),
-        }
+    pub(crate) fn new(source: &'a mut NodeSource<'b>, version: u64, batch: &'a mut WriteBatch) -> Self {
+        Self { source, version, batch, scratch: Vec::with_capacity(600) }
     }
 
     /// Applies `changes` (sorted by key, keys unique) to the tree whose root is `root` and returns
     /// the new root, or `None` when the tree is now empty.
-    pub(crate) fn apply(
-        &mut self,
-        root: Option<ChildRef>,
-        changes: &[Change],
-    ) -> Result<Option<ChildRef>, StoreError> {
+    pub(crate) fn apply(&mut self, root: Option<ChildRef>, changes: &[Change]) -> Result<Option<ChildRef>, StoreError> {
         let position = Nibbles::new();
         let sub = self.update(&position, root.map(Existing::Stored), changes)?;
         Ok(sub.map(|sub| self.materialize(&position, sub)))
@@ -93,30 +80,19 @@ impl<'a, 'b> TreeWriter<'a, 'b> {
         }
         let (node, stored) = match existing {
             None => {
-                let entries: Vec<(Nibbles, LeafValue)> = changes
-                    .iter()
-                    .filter_map(|change| change.value.map(|value| (change.key, value)))
-                    .collect();
+                let entries: Vec<(Nibbles, LeafValue)> =
+                    changes.iter().filter_map(|change| change.value.map(|value| (change.key, value))).collect();
                 return self.build(position, &entries);
             }
-            Some(Existing::Stored(reference)) => {
-                (self.source.load(reference, position)?, Some(reference))
-            }
-            Some(Existing::VirtualExtension { path, child }) => {
-                (Node::Extension { path, child }, None)
-            }
+            Some(Existing::Stored(reference)) => (self.source.load(reference, position)?, Some(reference)),
+            Some(Existing::VirtualExtension { path, child }) => (Node::Extension { path, child }, None),
         };
         match node {
             Node::Leaf { path, value } => self.update_leaf(position, stored, path, value, changes),
-            Node::Extension { path, child } => {
-                self.update_extension(position, stored, path, child, changes)
+            Node::Extension { path, child } => self.update_extension(position, stored, path, child, changes),
+            Node::Branch { children } => {
+                self.update_branch(position, stored, children.map(|c| c.map(Existing::Stored)), changes)
             }
-            Node::Branch { children } => self.update_branch(
-                position,
-                stored,
-                children.map(|c| c.map(Existing::Stored)),
-                changes,
-            ),
         }
     }
 
@@ -169,12 +145,8 @@ impl<'a, 'b> TreeWriter<'a, 'b> {
         changes: &[Change],
     ) -> Result<Option<Sub>, StoreError> {
         let child_position = position.join(&path);
-        let all_below_child = changes
-            .first()
-            .is_some_and(|c| c.key.starts_with(&child_position))
-            && changes
-                .last()
-                .is_some_and(|c| c.key.starts_with(&child_position));
+        let all_below_child = changes.first().is_some_and(|c| c.key.starts_with(&child_position))
+            && changes.last().is_some_and(|c| c.key.starts_with(&child_position));
         if all_below_child {
             let sub = self.update(&child_position, Some(Existing::Stored(child)), changes)?;
             if let Some(Sub::Keep(kept)) = sub
@@ -188,18 +160,9 @@ impl<'a, 'b> TreeWriter<'a, 'b> {
             self.mark_stale(stored, position);
             return Ok(match sub {
                 None => None,
-                Some(Sub::Branch(branch) | Sub::Keep(branch)) => Some(Sub::Extension {
-                    path,
-                    child: branch,
-                }),
-                Some(Sub::Extension { path: tail, child }) => Some(Sub::Extension {
-                    path: path.join(&tail),
-                    child,
-                }),
-                Some(Sub::Leaf { path: tail, value }) => Some(Sub::Leaf {
-                    path: path.join(&tail),
-                    value,
-                }),
+                Some(Sub::Branch(branch) | Sub::Keep(branch)) => Some(Sub::Extension { path, child: branch }),
+                Some(Sub::Extension { path: tail, child }) => Some(Sub::Extension { path: path.join(&tail), child }),
+                Some(Sub::Leaf { path: tail, value }) => Some(Sub::Leaf { path: path.join(&tail), value }),
             });
         }
         // Some change leaves the extension's path: treat the extension as a branch with a single
@@ -246,14 +209,11 @@ impl<'a, 'b> TreeWriter<'a, 'b> {
         // A stored branch is unchanged when every child came back as the very node it was
         // (the changes were deletes of absent keys or writes of equal values).
         let unchanged = stored.is_some()
-            && children
-                .iter()
-                .zip(&results)
-                .all(|(before, after)| match (before, after) {
-                    (None, None) => true,
-                    (Some(Existing::Stored(before)), Some(Sub::Keep(after))) => before == after,
-                    _ => false,
-                });
+            && children.iter().zip(&results).all(|(before, after)| match (before, after) {
+                (None, None) => true,
+                (Some(Existing::Stored(before)), Some(Sub::Keep(after))) => before == after,
+                _ => false,
+            });
         if unchanged {
             return Ok(stored.map(Sub::Keep));
         }
@@ -276,51 +236,28 @@ impl<'a, 'b> TreeWriter<'a, 'b> {
                 references[usize::from(nibble)] = Some(self.materialize(&child_position, sub));
             }
         }
-        Ok(Some(Sub::Branch(self.write(
-            position,
-            &Node::Branch {
-                children: references,
-            },
-        ))))
+        Ok(Some(Sub::Branch(self.write(position, &Node::Branch { children: references }))))
     }
 
     /// Places the only remaining child `sub` (at `nibble`) of a vanished branch at `position`.
     fn collapse(&mut self, position: &Nibbles, nibble: u8, sub: Sub) -> Result<Sub, StoreError> {
         let prefix = Nibbles::from_nibbles_unchecked([nibble]);
         Ok(match sub {
-            Sub::Branch(branch) => Sub::Extension {
-                path: prefix,
-                child: branch,
-            },
-            Sub::Leaf { path, value } => Sub::Leaf {
-                path: prefix.join(&path),
-                value,
-            },
-            Sub::Extension { path, child } => Sub::Extension {
-                path: prefix.join(&path),
-                child,
-            },
+            Sub::Branch(branch) => Sub::Extension { path: prefix, child: branch },
+            Sub::Leaf { path, value } => Sub::Leaf { path: prefix.join(&path), value },
+            Sub::Extension { path, child } => Sub::Extension { path: prefix.join(&path), child },
             Sub::Keep(reference) => {
                 let mut child_position = *position;
                 child_position.push_unchecked(nibble);
                 match self.source.load(reference, &child_position)? {
-                    Node::Branch { .. } => Sub::Extension {
-                        path: prefix,
-                        child: reference,
-                    },
+                    Node::Branch { .. } => Sub::Extension { path: prefix, child: reference },
                     Node::Leaf { path, value } => {
                         self.mark_stale(Some(reference), &child_position);
-                        Sub::Leaf {
-                            path: prefix.join(&path),
-                            value,
-                        }
+                        Sub::Leaf { path: prefix.join(&path), value }
                     }
                     Node::Extension { path, child } => {
                         self.mark_stale(Some(reference), &child_position);
-                        Sub::Extension {
-                            path: prefix.join(&path),
-                            child,
-                        }
+                        Sub::Extension { path: prefix.join(&path), child }
                     }
                 }
             }
@@ -328,27 +265,17 @@ impl<'a, 'b> TreeWriter<'a, 'b> {
     }
 
     /// Builds a fresh subtree at `position` over `entries` (sorted, unique, all below `position`).
-    fn build(
-        &mut self,
-        position: &Nibbles,
-        entries: &[(Nibbles, LeafValue)],
-    ) -> Result<Option<Sub>, StoreError> {
+    fn build(&mut self, position: &Nibbles, entries: &[(Nibbles, LeafValue)]) -> Result<Option<Sub>, StoreError> {
         let depth = position.len();
         Ok(match entries {
             [] => None,
-            [(key, value)] => Some(Sub::Leaf {
-                path: key.slice(depth..),
-                value: *value,
-            }),
+            [(key, value)] => Some(Sub::Leaf { path: key.slice(depth..), value: *value }),
             [(first, _), .., (last, _)] => {
                 let common = first.common_prefix_length(last);
                 if common > depth {
                     let branch_position = first.slice(..common);
                     let branch = self.build_branch(&branch_position, entries)?;
-                    Some(Sub::Extension {
-                        path: first.slice(depth..common),
-                        child: branch,
-                    })
+                    Some(Sub::Extension { path: first.slice(depth..common), child: branch })
                 } else {
                     Some(Sub::Branch(self.build_branch(position, entries)?))
                 }
@@ -356,11 +283,7 @@ impl<'a, 'b> TreeWriter<'a, 'b> {
         })
     }
 
-    fn build_branch(
-        &mut self,
-        position: &Nibbles,
-        entries: &[(Nibbles, LeafValue)],
-    ) -> Result<ChildRef, StoreError> {
+    fn build_branch(&mut self, position: &Nibbles, entries: &[(Nibbles, LeafValue)]) -> Result<ChildRef, StoreError> {
         let depth = position.len();
         let mut children = [None; 16];
         let mut start = 0;
@@ -385,33 +308,20 @@ impl<'a, 'b> TreeWriter<'a, 'b> {
         match sub {
             Sub::Keep(reference) | Sub::Branch(reference) => reference,
             Sub::Leaf { path, value } => self.write(position, &Node::Leaf { path, value }),
-            Sub::Extension { path, child } => {
-                self.write(position, &Node::Extension { path, child })
-            }
+            Sub::Extension { path, child } => self.write(position, &Node::Extension { path, child }),
         }
     }
 
     fn write(&mut self, position: &Nibbles, node: &Node) -> ChildRef {
         let hash: B256 = node.hash(&mut self.scratch);
-        self.batch.put(
-            Table::Nodes,
-            node_key(self.source.tree(), self.version, position),
-            node.encode(),
-        );
-        ChildRef {
-            hash,
-            version: self.version,
-        }
+        self.batch.put(Table::Nodes, node_key(self.source.tree(), self.version, position), node.encode());
+        ChildRef { hash, version: self.version }
     }
 
     fn mark_stale(&mut self, stored: Option<ChildRef>, position: &Nibbles) {
         if let Some(reference) = stored {
             let node = node_key(self.source.tree(), reference.version, position);
-            self.batch.put(
-                Table::Stale,
-                super::stale_node_key(self.version, &node),
-                Vec::new(),
-            );
+            self.batch.put(Table::Stale, super::stale_node_key(self.version, &node), Vec::new());
         }
     }
 }

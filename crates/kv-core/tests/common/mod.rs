@@ -21,35 +21,19 @@ pub(crate) fn namespace_strategy() -> impl Strategy<Value = Namespace> {
 
 /// A valid encoded key with a valid value for its layout.
 pub(crate) fn entry_strategy() -> impl Strategy<Value = (Vec<u8>, Vec<u8>)> {
-    (namespace_strategy(), 0u8..40, 1u64..u64::MAX).prop_map(|(namespace, slot, value)| {
-        match namespace.engine() {
-            kv_core::Engine::Wasm => (
-                namespace.slot_key(u64::from(slot)).to_vec(),
-                value.to_be_bytes().to_vec(),
-            ),
-            _ => {
-                let word = B256::left_padding_from(&[slot]);
-                (
-                    namespace.word_key(&word.0).to_vec(),
-                    B256::left_padding_from(&value.to_be_bytes()).to_vec(),
-                )
-            }
+    (namespace_strategy(), 0u8..40, 1u64..u64::MAX).prop_map(|(namespace, slot, value)| match namespace.engine() {
+        kv_core::Engine::Wasm => (namespace.slot_key(u64::from(slot)).to_vec(), value.to_be_bytes().to_vec()),
+        _ => {
+            let word = B256::left_padding_from(&[slot]);
+            (namespace.word_key(&word.0).to_vec(), B256::left_padding_from(&value.to_be_bytes()).to_vec())
         }
     })
 }
 
 pub(crate) fn memory_store(retained: u64) -> Store {
-    Store::in_memory_with(StoreConfig {
-        retained_roots: retained,
-    })
+    Store::in_memory_with(StoreConfig { retained_roots: retained })
 }
 
 pub(crate) fn redb_store(dir: &tempfile::TempDir, retained: u64) -> Store {
-    Store::open_redb(
-        dir.path().join("state.redb"),
-        StoreConfig {
-            retained_roots: retained,
-        },
-    )
-    .unwrap()
+    Store::open_redb(dir.path().join("state.redb"), StoreConfig { retained_roots: retained }).unwrap()
 }

@@ -23,44 +23,19 @@ impl Harness {
 
     pub(crate) fn on(store: Store) -> Self {
         let overlay = store.begin();
-        Self {
-            store,
-            engine: WasmEngine::new(CHAIN_ID),
-            overlay,
-        }
+        Self { store, engine: WasmEngine::new(CHAIN_ID), overlay }
     }
 
-    pub(crate) fn deploy_bytes(
-        &mut self,
-        name: &str,
-        code: &[u8],
-    ) -> Result<Identity, DeployError> {
-        self.engine
-            .deploy(&mut self.overlay, &ModuleName::new(name).unwrap(), 1, code)
+    pub(crate) fn deploy_bytes(&mut self, name: &str, code: &[u8]) -> Result<Identity, DeployError> {
+        self.engine.deploy(&mut self.overlay, &ModuleName::new(name).unwrap(), 1, code)
     }
 
     pub(crate) fn deploy_wat(&mut self, name: &str, wat: &str) -> Result<Identity, DeployError> {
         self.deploy_bytes(name, &wat::parse_str(wat).expect("test WAT parses"))
     }
 
-    pub(crate) fn call_as(
-        &mut self,
-        caller: Identity,
-        module: Identity,
-        input: &[u8],
-        gas_limit: u64,
-    ) -> Receipt {
-        self.engine
-            .call(
-                &mut self.overlay,
-                &CallRequest {
-                    module,
-                    caller,
-                    input,
-                    gas_limit,
-                },
-            )
-            .expect("the call runs")
+    pub(crate) fn call_as(&mut self, caller: Identity, module: Identity, input: &[u8], gas_limit: u64) -> Receipt {
+        self.engine.call(&mut self.overlay, &CallRequest { module, caller, input, gas_limit }).expect("the call runs")
     }
 
     pub(crate) fn call(&mut self, module: Identity, input: &[u8]) -> Receipt {
@@ -75,10 +50,8 @@ impl Harness {
 
 /// The committed guest module `name` (built from `guest/<name>`).
 pub(crate) fn guest(name: &str) -> Vec<u8> {
-    let path = std::path::Path::new(env!("CARGO_MANIFEST_DIR"))
-        .join("../../guest")
-        .join(name)
-        .join(format!("{name}.wasm"));
+    let path =
+        std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("../../guest").join(name).join(format!("{name}.wasm"));
     std::fs::read(&path).unwrap_or_else(|error| panic!("{}: {error}", path.display()))
 }
 
@@ -95,10 +68,7 @@ pub(crate) fn module(imports: &str, body: &str) -> String {
 
 pub(crate) fn assert_trap(receipt: &Receipt, needle: &str) {
     match &receipt.status {
-        CallStatus::Trap(reason) => assert!(
-            reason.contains(needle),
-            "trap `{reason}` should mention `{needle}`"
-        ),
+        CallStatus::Trap(reason) => assert!(reason.contains(needle), "trap `{reason}` should mention `{needle}`"),
         other => panic!("expected a trap mentioning `{needle}`, got {other:?}"),
     }
 }

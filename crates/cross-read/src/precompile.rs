@@ -1,0 +1,118 @@
+//! The precompile at `0x0000000000000000000000000000000000000a00`: EVM contracts read WASM
+//! module slots (`readU64`) and derive module identities (`moduleAddress`), read-only.
+
+use crate::abi::{self, Call, CallError};
+use evm_binding::EvmContext;
+use evm_binding::revm::context::Cfg;
+use evm_binding::revm::handler::{EthPrecompiles, PrecompileProvider, precompile_output_to_interpreter_result};
+use evm_binding::revm::interpreter::{CallInputs, InterpreterResult};
+use evm_binding::revm::precompile::{PrecompileHalt, PrecompileOutput};
+use evm_binding::revm::primitives::hardfork::SpecId;
+use evm_binding::revm::primitives::{Address, AddressSet, Bytes, address};
+use kv_core::{Identity, Namespace, Overlay, StateError, module_identity};
+
+/// The reserved address of the precompile.
+pub const XSTATE_PRECOMPILE: Address = address!("0x0000000000000000000000000000000000000a00");
+
+/// Base gas of every call: an EVM cold `SLOAD`.
+pub const BASE_GAS: u64 = 2_100;
+/// Gas per 32-byte word of calldata (rounded up), as for the identity precompile.
+pub const GAS_PER_WORD: u64 = 3;
+/// Extra gas of `moduleAddress`, for its keccak256 (the `KECCAK256` opcode's 30 + 6 per word).
+pub const MODULE_ADDRESS_GAS: u64 = 36;
+
+/// The gas a call with `input` costs.
+pub fn gas_cost(input: &[u8]) -> u64 {
+    let words = (input.len() as u64).div_ceil(32);
+    let hashing = if input.starts_with(&abi::selector(abi::MODULE_ADDRESS_SIGNATURE)) { MODULE_ADDRESS_GAS } else { 0 };
+    BASE_GAS + GAS_PER_WORD * words + hashing
+}
+
+/// Answers a decoded, paid-for call from the block state. `Err(Ok(..))` is a revert with a
+/// documented error, `Err(Err(..))` a failure of the store underneath.
+fn answer(state: &Overlay, chain_id: u64, call: Call) -> Result<Bytes, Result<CallError, StateError>> {
+    match call {
+        Call::ReadU64 { module, slot } => {
+            let key = Namespace::wasm(Identity(module.into_array())).slot_key(slot);
+            match state.get_u64(&key) {
+                Ok(value) => Ok(abi::u64_word(value).to_vec().into()),
+                Err(StateError::SlotValueLength(_)) => Err(Ok(CallError::SlotNotU64 { module, slot })),
+                Err(error) => Err(Err(error)),
+            }
+        }
+        Call::ModuleAddress { name, version } => {
+            let identity = module_identity(chain_id, &name, version);
+            Ok(abi::address_word(identity.to_address()).to_vec().into())
+        }
+    }
+}
+
+/// Ethereum's precompiles plus the cross-engine read precompile.
+#[derive(Clone, Debug)]
+pub struct XStatePrecompiles {
+    ethereum: EthPrecompiles,
+    warm: AddressSet,
+}
+
+impl XStatePrecompiles {
+    /// The precompiles of `spec`, plus `0x…0a00`.
+    pub fn new(spec: SpecId) -> Self {
+        let ethereum = EthPrecompiles::new(spec);
+        let warm = Self::warm_set(&ethereum);
+        Self { ethereum, warm }
+    }
+
+    fn warm_set(ethereum: &EthPrecompiles) -> AddressSet {
+        // Like every precompile, the address is warm from the start of a transaction (EIP-2929).
+        let mut warm = ethereum.warm_addresses().clone();
+        warm.insert(XSTATE_PRECOMPILE);
+        warm
+    }
+}
+
+impl<'a> PrecompileProvider<EvmContext<'a>> for XStatePrecompiles {
+    type Output = InterpreterResult;
+
+    fn set_spec(
+        &mut self,
+        spec: <<EvmContext<'a> as evm_binding::revm::context_interface::ContextTr>::Cfg as Cfg>::Spec,
+    ) -> bool {
+        let changed = <EthPrecompiles as PrecompileProvider<EvmContext<'a>>>::set_spec(&mut self.ethereum, spec);
+        if changed {
+            self.warm = Self::warm_set(&self.ethereum);
+        }
+        changed
+    }
+
+    fn run(&mut self, context: &mut EvmContext<'a>, inputs: &CallInputs) -> Result<Option<InterpreterResult>, String> {
+        if inputs.bytecode_address != XSTATE_PRECOMPILE {
+            return <EthPrecompiles as PrecompileProvider<EvmContext<'a>>>::run(&mut self.ethereum, context, inputs);
+        }
+        let input = inputs.input.bytes(context);
+        let cost = gas_cost(&input);
+        let reservoir = inputs.reservoir;
+        if cost > inputs.gas_limit {
+            let output = PrecompileOutput::halt(PrecompileHalt::OutOfGas, reservoir);
+            return Ok(Some(precompile_output_to_interpreter_result(output, inputs.gas_limit)));
+        }
+        let attached = inputs.transfers_value() || inputs.apparent_value().is_some_and(|value| !value.is_zero());
+        let decoded = if attached { Err(CallError::ValueNotAccepted) } else { abi::decode(&input) };
+        let state = context.journaled_state.database.overlay();
+        let answered = decoded.map_err(Ok).and_then(|call| answer(state, context.cfg.chain_id, call));
+        let output = match answered {
+            Ok(bytes) => PrecompileOutput::new(cost, bytes, reservoir),
+            Err(Ok(error)) => PrecompileOutput::revert(cost, error.encode(), reservoir),
+            // A failing store is the node's failure, not the contract's: it aborts the transaction.
+            Err(Err(error)) => return Err(format!("cross-read precompile: {error}")),
+        };
+        Ok(Some(precompile_output_to_interpreter_result(output, inputs.gas_limit)))
+    }
+
+    fn warm_addresses(&self) -> &AddressSet {
+        &self.warm
+    }
+
+    fn contains(&self, address: &Address) -> bool {
+        self.warm.contains(address)
+    }
+}
