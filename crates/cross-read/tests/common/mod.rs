@@ -20,12 +20,14 @@ pub(crate) fn identity(address: Address) -> Identity {
 }
 
 pub(crate) fn guest(name: &str) -> Vec<u8> {
-    let path = std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("../../guest").join(name).join(format!("{name}.wasm"));
+    let path =
+        std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("../../guest").join(name).join(format!("{name}.wasm"));
     std::fs::read(path).unwrap()
 }
 
 pub(crate) fn artifact(name: &str) -> Vec<u8> {
-    let path = std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("../../contracts/artifacts").join(format!("{name}.json"));
+    let path =
+        std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("../../contracts/artifacts").join(format!("{name}.json"));
     let json: serde_json::Value = serde_json::from_str(&std::fs::read_to_string(path).unwrap()).unwrap();
     evm_binding::revm::primitives::hex::decode(json["bytecode"].as_str().unwrap()).unwrap()
 }
@@ -62,7 +64,13 @@ impl World {
             insert_account(&mut overlay, address, &account).unwrap();
         }
         let block = BlockEnv { number: U256::from(1), gas_limit: 30_000_000, ..Default::default() };
-        Self { store, overlay, wasm: cross_read::wasm_engine(CHAIN_ID), evm: EvmExecutor::new(CHAIN_ID, SpecId::PRAGUE), block }
+        Self {
+            store,
+            overlay,
+            wasm: cross_read::wasm_engine(CHAIN_ID),
+            evm: EvmExecutor::new(CHAIN_ID, SpecId::PRAGUE),
+            block,
+        }
     }
 
     pub(crate) fn deploy_module(&mut self, name: &str, code: &[u8]) -> Identity {
@@ -76,7 +84,15 @@ impl World {
 
     pub(crate) fn tx(&self, caller: Address, kind: TxKind, data: Vec<u8>) -> TxEnv {
         let nonce = evm_binding::database::account(&self.overlay, caller).unwrap().map_or(0, |record| record.nonce);
-        TxEnv { caller, kind, data: Bytes::from(data), gas_limit: 5_000_000, nonce, chain_id: Some(CHAIN_ID), ..Default::default() }
+        TxEnv {
+            caller,
+            kind,
+            data: Bytes::from(data),
+            gas_limit: 5_000_000,
+            nonce,
+            chain_id: Some(CHAIN_ID),
+            ..Default::default()
+        }
     }
 
     pub(crate) fn send(&mut self, tx: TxEnv) -> ExecutionResult {
