@@ -160,6 +160,11 @@ where
         Ok(outcome.result)
     }
 
+    /// The block overlay, read-only.
+    pub fn state(&self) -> &Overlay {
+        self.evm.ctx.journaled_state.database.overlay()
+    }
+
     /// The block overlay, for the other engine's calls between EVM transactions.
     pub fn overlay(&mut self) -> &mut Overlay {
         self.evm.ctx.journaled_state.database.overlay_mut()

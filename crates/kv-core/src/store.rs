@@ -242,6 +242,19 @@ impl Store {
         Ok(root_hash(self.global_root_at(&self.head.lock(), height)?))
     }
 
+    /// A label the store keeps outside the state (not committed to by the root), such as the
+    /// chain id a runtime was created with.
+    pub fn label(&self, name: &str) -> Result<Option<Vec<u8>>, StoreError> {
+        Ok(self.backend.get(Table::Meta, &label_key(name))?)
+    }
+
+    /// Sets a label (see [`Store::label`]), durably and on its own.
+    pub fn set_label(&self, name: &str, value: &[u8]) -> Result<(), StoreError> {
+        let mut batch = WriteBatch::new();
+        batch.put(Table::Meta, label_key(name), value);
+        Ok(self.backend.write(batch)?)
+    }
+
     /// The committed value of `key`.
     pub fn get(&self, key: &[u8]) -> Result<Option<Vec<u8>>, StoreError> {
         Ok(self.backend.get(Table::State, key)?)
@@ -436,6 +449,12 @@ impl Store {
         let (global, leaf) = walk(self.backend.as_ref(), &GLOBAL_TREE, global_root, &global_key(namespace.prefix()))?;
         Ok((leaf.map(|leaf| leaf.commitment), NamespaceProof { global }))
     }
+}
+
+fn label_key(name: &str) -> Vec<u8> {
+    let mut key = b"label/".to_vec();
+    key.extend_from_slice(name.as_bytes());
+    key
 }
 
 fn root_record_key(height: u64) -> Vec<u8> {

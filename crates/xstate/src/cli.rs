@@ -1,0 +1,516 @@
+//! Argument parsing, store opening, and the readable and JSON reports of each command.
+
+use alloy_primitives::{Address, B256, U256, hex};
+use clap::{Parser, Subcommand};
+use indicatif::{ProgressBar, ProgressStyle};
+use kv_core::{AccountRecord, BackendError, Identity, KeyLayout, KeyProof, ModuleName, ModuleRecord, Namespace, StateKey, StoreError};
+use serde_json::{Value, json};
+use std::path::{Path, PathBuf};
+use std::process::ExitCode;
+use xstate::{BlockFile, Created, DEFAULT_CHAIN_ID, Receipt, Runtime, RuntimeError, Status, demo};
+
+/// The file inside a store directory.
+const STORE_FILE: &str = "state.redb";
+/// The format tag of proof files.
+const PROOF_FORMAT: &str = "xstate-proof/1";
+
+#[derive(Parser)]
+#[command(name = "xstate", version, about = "WASM and EVM state under one root: run blocks, inspect, prove and verify")]
+struct Cli {
+    /// Print machine-readable JSON instead of a report.
+    #[arg(long, global = true)]
+    json: bool,
+    #[command(subcommand)]
+    command: Command,
+}
+
+#[derive(Subcommand)]
+enum Command {
+    /// Run the built-in scenario: both engines, cross reads both ways, one block, one root.
+    Demo {
+        /// Keep the store in this directory (default: a temporary one, removed on exit).
+        #[arg(long)]
+        db: Option<PathBuf>,
+    },
+    /// Execute a block file against a store (created if absent) and print receipts and the root.
+    Run {
+        /// The block file (see docs/block-format.md).
+        block: PathBuf,
+        /// The store directory.
+        #[arg(long)]
+        db: PathBuf,
+        /// The chain id of a new store (default: the block file's, else 31337).
+        #[arg(long)]
+        chain_id: Option<u64>,
+    },
+    /// Print the state root (latest, or at a retained height).
+    Root {
+        /// The store directory.
+        #[arg(long)]
+        db: PathBuf,
+        /// A retained height.
+        #[arg(long)]
+        height: Option<u64>,
+    },
+    /// Print the value of a key.
+    Get {
+        /// The store directory.
+        #[arg(long)]
+        db: PathBuf,
+        /// 0x-hex of an encoded key, or evm-account:ADDR, evm-slot:ADDR:SLOT, wasm-slot:ID:N,
+        /// wasm-key:ID:HEX, module:ID, code:HASH.
+        key: String,
+    },
+    /// Write a proof of a key's value (or absence) to a file.
+    Prove {
+        /// The store directory.
+        #[arg(long)]
+        db: PathBuf,
+        /// The key, as for `get`.
+        key: String,
+        /// The proof file to write.
+        #[arg(long)]
+        out: PathBuf,
+        /// A retained height (default: the latest).
+        #[arg(long)]
+        height: Option<u64>,
+    },
+    /// Verify a proof file; needs no store.
+    Verify {
+        /// The proof file.
+        file: PathBuf,
+        /// The root to verify against (default: the root recorded in the file).
+        #[arg(long)]
+        root: Option<String>,
+    },
+    /// Print the synthetic address of WASM module NAME at VERSION.
+    Identity {
+        /// Module name (1-64 bytes of [a-z0-9_-]).
+        name: String,
+        /// Module version.
+        version: u32,
+        /// The chain id.
+        #[arg(long, default_value_t = DEFAULT_CHAIN_ID)]
+        chain_id: u64,
+    },
+}
+
+/// A failure, reported as one line on stderr.
+struct Failure(String);
+
+impl<E: std::fmt::Display> From<E> for Failure {
+    fn from(error: E) -> Self {
+        Self(error.to_string())
+    }
+}
+
+type CliResult = Result<(), Failure>;
+
+pub(crate) fn main() -> ExitCode {
+    let cli = Cli::parse();
+    let json = cli.json;
+    let result = match cli.command {
+        Command::Demo { db } => demo_command(db, json),
+        Command::Run { block, db, chain_id } => run_command(&block, &db, chain_id, json),
+        Command::Root { db, height } => root_command(&db, height, json),
+        Command::Get { db, key } => get_command(&db, &key, json),
+        Command::Prove { db, key, out, height } => prove_command(&db, &key, &out, height, json),
+        Command::Verify { file, root } => verify_command(&file, root.as_deref(), json),
+        Command::Identity { name, version, chain_id } => identity_command(&name, version, chain_id, json),
+    };
+    match result {
+        Ok(()) => ExitCode::SUCCESS,
+        Err(Failure(message)) => {
+            eprintln!("xstate: {message}");
+            ExitCode::FAILURE
+        }
+    }
+}
+
+/// Explains store errors in terms of the directory the user named.
+fn store_failure(dir: &Path, error: RuntimeError) -> Failure {
+    match error {
+        RuntimeError::Store(StoreError::Backend(BackendError::AlreadyOpen)) => {
+            Failure(format!("the store at {} is in use by another process", dir.display()))
+        }
+        RuntimeError::Store(StoreError::Backend(BackendError::Corrupt(reason)) | StoreError::Corrupt(reason)) => {
+            Failure(format!("the store at {} is corrupt or not an xstate store: {reason}", dir.display()))
+        }
+        other => Failure(format!("store at {}: {other}", dir.display())),
+    }
+}
+
+/// Opens the store in `dir`. Without `create`, a missing store is an error.
+fn open(dir: &Path, chain_id: Option<u64>, create: bool) -> Result<Runtime, Failure> {
+    let file = dir.join(STORE_FILE);
+    if !file.exists() {
+        if !create {
+            return Err(Failure(format!("no store at {} (xstate run creates one)", dir.display())));
+        }
+        std::fs::create_dir_all(dir).map_err(|error| Failure(format!("cannot create {}: {error}", dir.display())))?;
+    }
+    let store = kv_core::Store::open_redb(&file, kv_core::StoreConfig::default()).map_err(|error| store_failure(dir, error.into()))?;
+    let stored = store.label("chain_id").map_err(|error| store_failure(dir, error.into()))?;
+    let chain_id = match stored {
+        Some(bytes) => u64::from_be_bytes(bytes.as_slice().try_into().map_err(|_| Failure("corrupt chain id label".into()))?),
+        None => chain_id.unwrap_or(DEFAULT_CHAIN_ID),
+    };
+    Runtime::new(store, chain_id).map_err(|error| store_failure(dir, error))
+}
+
+fn progress_bar(length: usize) -> ProgressBar {
+    let bar = ProgressBar::new(length as u64);
+    bar.set_style(
+        ProgressStyle::with_template("{elapsed_precise} [{bar:40}] {pos}/{len} transactions")
+            .unwrap_or_else(|_| ProgressStyle::default_bar())
+            .progress_chars("=> "),
+    );
+    bar
+}
+
+fn status_text(status: &Status) -> (String, String) {
+    match status {
+        Status::Success => ("success".into(), String::new()),
+        Status::Revert(data) => ("revert".into(), revert_reason(data)),
+        Status::Failed(reason) => ("failed".into(), reason.clone()),
+        Status::Rejected(reason) => ("rejected".into(), reason.clone()),
+    }
+}
+
+/// Revert data as text when it is printable (WASM modules revert with messages), else hex.
+fn revert_reason(data: &[u8]) -> String {
+    match std::str::from_utf8(data) {
+        Ok(text) if !text.is_empty() && text.chars().all(|c| !c.is_control()) => format!("\"{text}\""),
+        _ => hex::encode_prefixed(data),
+    }
+}
+
+fn created_text(created: Option<Created>) -> Option<String> {
+    created.map(|created| match created {
+        Created::Contract(address) => format!("contract {address}"),
+        Created::Module(identity) => format!("module {identity}"),
+    })
+}
+
+fn receipt_json(receipt: &Receipt) -> Value {
+    let (status, reason) = status_text(&receipt.status);
+    json!({
+        "index": receipt.index,
+        "type": receipt.kind,
+        "status": status,
+        "reason": if reason.is_empty() { Value::Null } else { Value::from(reason) },
+        "gas_used": receipt.gas_used,
+        "output": hex::encode_prefixed(&receipt.output),
+        "logs": receipt.logs.iter().map(|log| json!({
+            "address": log.address.to_string(),
+            "topics": log.topics().iter().map(|topic| topic.to_string()).collect::<Vec<_>>(),
+            "data": hex::encode_prefixed(&log.data.data),
+        })).collect::<Vec<_>>(),
+        "created": created_text(receipt.created),
+    })
+}
+
+fn print_receipts(receipts: &[Receipt]) {
+    for receipt in receipts {
+        let (status, reason) = status_text(&receipt.status);
+        let mut line = format!("  #{:<3} {:<12} {:<9} gas {:>9}", receipt.index, receipt.kind, status, receipt.gas_used);
+        if let Some(created) = created_text(receipt.created) {
+            line.push_str(&format!("  created {created}"));
+        }
+        if !receipt.logs.is_empty() {
+            line.push_str(&format!("  logs {}", receipt.logs.len()));
+        }
+        if !receipt.output.is_empty() && receipt.output.len() <= 32 {
+            line.push_str(&format!("  output {}", hex::encode_prefixed(&receipt.output)));
+        }
+        if !reason.is_empty() {
+            line.push_str(&format!("  {reason}"));
+        }
+        println!("{line}");
+    }
+}
+
+fn run_command(block: &Path, dir: &Path, chain_id: Option<u64>, json: bool) -> CliResult {
+    let text = std::fs::read_to_string(block).map_err(|error| Failure(format!("cannot read {}: {error}", block.display())))?;
+    let file = BlockFile::parse(&text).map_err(|error| Failure(format!("{}: {error}", block.display())))?;
+    let runtime = open(dir, chain_id.or(file.chain_id), true)?;
+    if let Some(requested) = chain_id.or(file.chain_id)
+        && requested != runtime.chain_id()
+    {
+        return Err(Failure(format!("the store belongs to chain {}, the block to chain {requested}", runtime.chain_id())));
+    }
+    if let Some(genesis) = &file.genesis {
+        let info = runtime.import_genesis(genesis).map_err(|error| store_failure(dir, error))?;
+        if !json {
+            println!("genesis  height {}  root {}", info.height, info.root);
+        }
+    }
+    let bar = progress_bar(file.transactions.len());
+    let outcome = runtime
+        .execute_block(&file.transactions, |done| bar.set_position(done as u64))
+        .map_err(|error| store_failure(dir, error))?;
+    bar.finish_and_clear();
+    if json {
+        println!(
+            "{}",
+            json!({
+                "height": outcome.commit.height,
+                "root": outcome.commit.root.to_string(),
+                "receipts": outcome.receipts.iter().map(receipt_json).collect::<Vec<_>>(),
+            })
+        );
+    } else {
+        println!("block {}  root {}", outcome.commit.height, outcome.commit.root);
+        print_receipts(&outcome.receipts);
+    }
+    Ok(())
+}
+
+fn root_command(dir: &Path, height: Option<u64>, json: bool) -> CliResult {
+    let runtime = open(dir, None, false)?;
+    let height = height.unwrap_or(runtime.height());
+    let root = runtime.store().root_at(height)?;
+    if json {
+        println!("{}", json!({ "height": height, "root": root.to_string(), "chain_id": runtime.chain_id() }));
+    } else {
+        println!("height {height}  root {root}");
+    }
+    Ok(())
+}
+
+/// Parses a key written as hex or as one of the named forms.
+fn parse_key(text: &str) -> Result<Vec<u8>, Failure> {
+    let parts: Vec<&str> = text.split(':').collect();
+    let identity = |text: &str| text.parse::<Identity>().map_err(|error| Failure(format!("`{text}`: {error}")));
+    let number = |text: &str| -> Result<U256, Failure> {
+        let parsed = match text.strip_prefix("0x") {
+            Some(digits) => U256::from_str_radix(digits, 16),
+            None => U256::from_str_radix(text, 10),
+        };
+        parsed.map_err(|error| Failure(format!("`{text}`: {error}")))
+    };
+    let key = match parts.as_slice() {
+        [hex] if hex.starts_with("0x") => xstate::transaction::parse_hex(hex).map_err(Failure)?.to_vec(),
+        ["evm-account", address] => Namespace::evm(identity(address)?.to_address()).record_key().to_vec(),
+        ["evm-slot", address, slot] => Namespace::evm(identity(address)?.to_address()).word_key(&number(slot)?.to_be_bytes::<32>()).to_vec(),
+        ["wasm-slot", module, slot] => {
+            let slot = u64::try_from(number(slot)?).map_err(|_| Failure(format!("slot `{slot}` is not a u64")))?;
+            Namespace::wasm(identity(module)?).slot_key(slot).to_vec()
+        }
+        ["wasm-key", module, user_key] => {
+            let user_key = xstate::transaction::parse_hex(user_key).map_err(Failure)?;
+            StateKey::WasmStorage(identity(module)?, user_key.to_vec()).encode()?
+        }
+        ["module", module] => Namespace::wasm(identity(module)?).record_key().to_vec(),
+        ["code", hash] => {
+            let hash: B256 = hash.parse().map_err(|_| Failure(format!("`{hash}` is not a 32-byte hash")))?;
+            StateKey::Code(hash).encode()?
+        }
+        _ => return Err(Failure(format!("cannot read key `{text}`: give 0x-hex, or evm-account:ADDR, evm-slot:ADDR:SLOT, wasm-slot:ID:N, wasm-key:ID:HEX, module:ID or code:HASH"))),
+    };
+    StateKey::decode(&key).map_err(|error| Failure(format!("invalid key {}: {error}", hex::encode_prefixed(&key))))?;
+    Ok(key)
+}
+
+/// A readable form of a value, by the layout of its key.
+fn describe(key: &[u8], value: &[u8]) -> String {
+    match KeyLayout::of(key) {
+        Ok(KeyLayout::EvmAccount) => AccountRecord::decode(value)
+            .map(|record| format!("account: nonce {}, balance {}, code hash {}", record.nonce, record.balance, record.code_hash))
+            .unwrap_or_else(|error| error.to_string()),
+        Ok(KeyLayout::EvmStorage) => format!("word {}", U256::from_be_slice(value)),
+        Ok(KeyLayout::WasmModule) => ModuleRecord::decode(value)
+            .map(|record| format!("module {} v{}, code hash {}", record.name, record.version, record.code_hash))
+            .unwrap_or_else(|error| error.to_string()),
+        Ok(KeyLayout::WasmStorage) if value.len() == 8 => {
+            format!("u64 {}", u64::from_be_bytes(value.try_into().unwrap_or_default()))
+        }
+        Ok(KeyLayout::Code) => format!("code, {} bytes", value.len()),
+        _ => format!("{} bytes", value.len()),
+    }
+}
+
+fn get_command(dir: &Path, key: &str, json: bool) -> CliResult {
+    let runtime = open(dir, None, false)?;
+    let key = parse_key(key)?;
+    let value = runtime.get(&key).map_err(|error| store_failure(dir, error))?;
+    if json {
+        println!(
+            "{}",
+            json!({ "key": hex::encode_prefixed(&key), "value": value.as_ref().map(hex::encode_prefixed), "height": runtime.height() })
+        );
+    } else {
+        match value {
+            Some(value) => println!("{}  ({})", hex::encode_prefixed(&value), describe(&key, &value)),
+            None => println!("absent"),
+        }
+    }
+    Ok(())
+}
+
+fn prove_command(dir: &Path, key: &str, out: &Path, height: Option<u64>, json: bool) -> CliResult {
+    let runtime = open(dir, None, false)?;
+    let key = parse_key(key)?;
+    let height = height.unwrap_or(runtime.height());
+    let proof = runtime.prove(&key, Some(height)).map_err(|error| store_failure(dir, error))?;
+    let root = runtime.store().root_at(height)?;
+    // Values are only kept for the latest state; older heights prove the key without it.
+    let value = if height == runtime.height() { runtime.get(&key).map_err(|error| store_failure(dir, error))? } else { None };
+    kv_core::verify(root, &key, value.as_deref(), &proof).map_err(|error| Failure(format!("the fresh proof does not verify: {error}")))?;
+    let file = json!({
+        "format": PROOF_FORMAT,
+        "root": root.to_string(),
+        "height": height,
+        "key": hex::encode_prefixed(&key),
+        "value": value.as_ref().map(hex::encode_prefixed),
+        "proof": hex::encode_prefixed(proof.encode()),
+    });
+    std::fs::write(out, serde_json::to_string_pretty(&file)? + "\n").map_err(|error| Failure(format!("cannot write {}: {error}", out.display())))?;
+    if json {
+        println!("{}", json!({ "written": out.display().to_string(), "bytes": proof.encoded_len(), "root": root.to_string() }));
+    } else {
+        let what = if value.is_some() { "inclusion" } else { "exclusion" };
+        println!("wrote {what} proof of {} ({} bytes) to {}", hex::encode_prefixed(&key), proof.encoded_len(), out.display());
+    }
+    Ok(())
+}
+
+fn hex_field(file: &Value, field: &str) -> Result<Option<Vec<u8>>, Failure> {
+    match file.get(field) {
+        None | Some(Value::Null) => Ok(None),
+        Some(Value::String(text)) => xstate::transaction::parse_hex(text).map(|bytes| Some(bytes.to_vec())).map_err(|reason| Failure(format!("proof file field `{field}`: {reason}"))),
+        Some(_) => Err(Failure(format!("proof file field `{field}`: expected a hex string"))),
+    }
+}
+
+fn verify_command(path: &Path, root: Option<&str>, json: bool) -> CliResult {
+    let text = std::fs::read_to_string(path).map_err(|error| Failure(format!("cannot read {}: {error}", path.display())))?;
+    let file: Value = serde_json::from_str(&text).map_err(|error| Failure(format!("{} is not a proof file: {error}", path.display())))?;
+    if file.get("format").and_then(Value::as_str) != Some(PROOF_FORMAT) {
+        return Err(Failure(format!("{} is not a proof file (expected format {PROOF_FORMAT})", path.display())));
+    }
+    let root_text = match root {
+        Some(root) => root.to_owned(),
+        None => file.get("root").and_then(Value::as_str).ok_or_else(|| Failure("proof file field `root`: missing".into()))?.to_owned(),
+    };
+    let root: B256 = root_text.parse().map_err(|_| Failure(format!("`{root_text}` is not a 32-byte root")))?;
+    let key = hex_field(&file, "key")?.ok_or_else(|| Failure("proof file field `key`: missing".into()))?;
+    let value = hex_field(&file, "value")?;
+    let proof_bytes = hex_field(&file, "proof")?.ok_or_else(|| Failure("proof file field `proof`: missing".into()))?;
+    let proof = KeyProof::decode(&proof_bytes).map_err(|error| Failure(format!("proof file field `proof`: {error}")))?;
+    kv_core::verify(root, &key, value.as_deref(), &proof).map_err(|error| Failure(format!("proof does NOT verify against {root}: {error}")))?;
+    if json {
+        println!("{}", json!({ "verified": true, "root": root.to_string(), "key": hex::encode_prefixed(&key), "value": value.as_ref().map(hex::encode_prefixed) }));
+    } else {
+        match value {
+            Some(value) => println!("verified: {} = {} under root {root}", hex::encode_prefixed(&key), hex::encode_prefixed(&value)),
+            None => println!("verified: {} is absent under root {root}", hex::encode_prefixed(&key)),
+        }
+    }
+    Ok(())
+}
+
+fn identity_command(name: &str, version: u32, chain_id: u64, json: bool) -> CliResult {
+    let name = ModuleName::new(name)?;
+    let identity = kv_core::module_identity(chain_id, &name, version);
+    if json {
+        println!("{}", json!({ "name": name.as_str(), "version": version, "chain_id": chain_id, "identity": identity.to_string() }));
+    } else {
+        println!("{identity}");
+    }
+    Ok(())
+}
+
+fn demo_command(db: Option<PathBuf>, json: bool) -> CliResult {
+    let temporary;
+    let dir = match db {
+        Some(dir) => dir,
+        None => {
+            temporary = tempfile::tempdir()?;
+            temporary.path().to_path_buf()
+        }
+    };
+    let runtime = open(&dir, Some(DEFAULT_CHAIN_ID), true)?;
+    if runtime.height() != 0 {
+        return Err(Failure(format!("the demo needs an empty store; {} already has {} blocks", dir.display(), runtime.height())));
+    }
+    let bar = progress_bar(11);
+    let run = demo::run(&runtime, |done| bar.set_position(done as u64)).map_err(|error| store_failure(&dir, error))?;
+    bar.finish_and_clear();
+    let root = run.outcome.commit.root;
+
+    // One inclusion proof (BOB's balance in the WASM token) and one exclusion proof (the balance
+    // slot of a holder the token never saw), each verified.
+    let slot = |holder: Address| u64::from_be_bytes(alloy_primitives::keccak256(holder.as_slice())[..8].try_into().unwrap_or_default());
+    let included = Namespace::wasm(run.token).slot_key(slot(demo::BOB)).to_vec();
+    let excluded = Namespace::wasm(run.token).slot_key(slot(Address::repeat_byte(0x99))).to_vec();
+    let mut proofs = Vec::new();
+    for key in [&included, &excluded] {
+        let value = runtime.get(key).map_err(|error| store_failure(&dir, error))?;
+        let proof = runtime.prove(key, None).map_err(|error| store_failure(&dir, error))?;
+        let verified = kv_core::verify(root, key, value.as_deref(), &proof);
+        proofs.push((key.clone(), value, proof.encoded_len(), verified));
+    }
+    let evm_read = run.outcome.receipts[8].output.clone();
+    let wasm_read = run.outcome.receipts[10].output.clone();
+    let all_verified = proofs.iter().all(|(.., verified)| verified.is_ok());
+    // Each side must have read what the other side holds.
+    let wasm_balance = runtime.get(&included).map_err(|error| store_failure(&dir, error))?.unwrap_or_default();
+    let reads_agree = U256::from_be_slice(&evm_read) == U256::from_be_slice(&wasm_balance)
+        && U256::from_be_slice(&wasm_read) == U256::from(250)
+        && run.outcome.receipts.iter().all(|receipt| receipt.status.is_success());
+
+    if json {
+        println!(
+            "{}",
+            json!({
+                "store": dir.display().to_string(),
+                "height": run.outcome.commit.height,
+                "root": root.to_string(),
+                "erc20": run.erc20.to_string(),
+                "wasm_reader": run.reader.to_string(),
+                "wasm_token": run.token.to_string(),
+                "erc20_reader": run.erc20_reader.to_string(),
+                "evm_read_wasm_balance": U256::from_be_slice(&evm_read).to_string(),
+                "wasm_read_erc20_balance": U256::from_be_slice(&wasm_read).to_string(),
+                "receipts": run.outcome.receipts.iter().map(receipt_json).collect::<Vec<_>>(),
+                "proofs": proofs.iter().map(|(key, value, bytes, verified)| json!({
+                    "key": hex::encode_prefixed(key),
+                    "value": value.as_ref().map(hex::encode_prefixed),
+                    "bytes": bytes,
+                    "verified": verified.is_ok(),
+                })).collect::<Vec<_>>(),
+            })
+        );
+    } else {
+        println!("xstate demo: one block, two engines, one state root\n");
+        println!("store       {}{}", dir.display(), if db_is_temporary(&dir) { "  (temporary, removed on exit)" } else { "" });
+        println!("ERC-20      {} (OpenZeppelin, solc 0.8.30)", run.erc20);
+        println!("WasmReader  {}", run.reader);
+        println!("WASM token  {} (guest/token)", run.token);
+        println!("ERC-20 rd.  {} (guest/erc20-reader)\n", run.erc20_reader);
+        println!("block {} receipts:", run.outcome.commit.height);
+        print_receipts(&run.outcome.receipts);
+        println!();
+        println!("EVM read WASM:  WasmReader.readTokenBalance(token, bob) = {}", U256::from_be_slice(&evm_read));
+        println!("WASM read EVM:  erc20-reader(erc20, bob)               = {}", U256::from_be_slice(&wasm_read));
+        println!("\nstate root {root}  (height {})\n", run.outcome.commit.height);
+        for (key, value, bytes, verified) in &proofs {
+            let kind = if value.is_some() { "inclusion" } else { "exclusion" };
+            let shown = value.as_ref().map_or_else(|| "absent".to_owned(), |value| describe(key, value));
+            let result = match verified {
+                Ok(()) => "verified".to_owned(),
+                Err(error) => format!("FAILED: {error}"),
+            };
+            println!("{kind} proof  {}  {shown}  ({bytes} bytes)  {result}", hex::encode_prefixed(key));
+        }
+    }
+    if !reads_agree {
+        return Err(Failure("the cross reads did not return the balances the other engine holds".into()));
+    }
+    if all_verified { Ok(()) } else { Err(Failure("a proof did not verify".into())) }
+}
+
+fn db_is_temporary(dir: &Path) -> bool {
+    dir.starts_with(std::env::temp_dir())
+}

@@ -1,0 +1,259 @@
+//! The runtime: one store, both engines, blocks of mixed transactions committed under one root.
+
+use crate::transaction::{Created, Genesis, ModuleRef, Receipt, Status, Transaction};
+use alloy_primitives::{Address, B256, Bytes, U256};
+use cross_read::XStatePrecompiles;
+use evm_binding::revm::context::result::{ExecutionResult, Output};
+use evm_binding::revm::context::{BlockEnv, TxEnv};
+use evm_binding::revm::primitives::TxKind;
+use evm_binding::revm::primitives::hardfork::SpecId;
+use evm_binding::{EvmError, EvmExecutor, EvmSession, insert_account};
+use kv_core::{CommitInfo, Identity, KeyProof, Namespace, NamespaceProof, Overlay, Store, StoreConfig, StoreError};
+use std::path::Path;
+use std::time::{Duration, Instant};
+use wasm_binding::{CallError, CallRequest, CallStatus, DeployError, WasmEngine};
+
+/// The EVM rules the runtime runs.
+pub const SPEC: SpecId = SpecId::PRAGUE;
+/// The chain id used when none is given.
+pub const DEFAULT_CHAIN_ID: u64 = 31337;
+/// The gas limit of a block.
+pub const BLOCK_GAS_LIMIT: u64 = 1_000_000_000;
+const CHAIN_ID_LABEL: &str = "chain_id";
+
+/// Why the runtime could not do what was asked. A block that fails this way commits nothing.
+#[derive(Debug, thiserror::Error)]
+pub enum RuntimeError {
+    /// The store failed (including: missing, locked by another process, corrupt).
+    #[error(transparent)]
+    Store(#[from] StoreError),
+    /// The store was created for another chain.
+    #[error("the store belongs to chain {stored}, not chain {requested}")]
+    ChainMismatch {
+        /// The store's chain id.
+        stored: u64,
+        /// The requested chain id.
+        requested: u64,
+    },
+    /// A genesis can only be imported into an empty store.
+    #[error("genesis can only be imported into an empty store (this one is at height {0})")]
+    GenesisNotEmpty(u64),
+    /// A genesis entry is invalid.
+    #[error("invalid genesis: {0}")]
+    Genesis(String),
+    /// The state failed underneath a transaction; the block was abandoned.
+    #[error("the state failed while executing transaction {index}: {reason}")]
+    Execution {
+        /// The transaction.
+        index: usize,
+        /// What failed.
+        reason: String,
+    },
+}
+
+/// The outcome of a committed block.
+#[derive(Clone, Debug)]
+pub struct BlockOutcome {
+    /// One receipt per transaction, in order.
+    pub receipts: Vec<Receipt>,
+    /// The new height and root.
+    pub commit: CommitInfo,
+    /// Time spent executing the transactions.
+    pub execution_time: Duration,
+    /// Time spent committing (values, trie, durable write).
+    pub commit_time: Duration,
+}
+
+/// Both engines over one store.
+pub struct Runtime {
+    store: Store,
+    chain_id: u64,
+    wasm: WasmEngine,
+    evm: EvmExecutor,
+}
+
+impl Runtime {
+    /// A runtime over `store` for chain `chain_id`. A new store remembers the chain id; an
+    /// existing one must have been created for the same chain.
+    pub fn new(store: Store, chain_id: u64) -> Result<Self, RuntimeError> {
+        match store.label(CHAIN_ID_LABEL)? {
+            Some(bytes) => {
+                let stored = bytes.as_slice().try_into().map(u64::from_be_bytes).map_err(|_| {
+                    StoreError::Corrupt("chain id label is not 8 bytes".to_owned())
+                })?;
+                if stored != chain_id {
+                    return Err(RuntimeError::ChainMismatch { stored, requested: chain_id });
+                }
+            }
+            None => store.set_label(CHAIN_ID_LABEL, &chain_id.to_be_bytes())?,
+        }
+        Ok(Self { store, chain_id, wasm: cross_read::wasm_engine(chain_id), evm: EvmExecutor::new(chain_id, SPEC) })
+    }
+
+    /// A runtime on a fresh in-memory store.
+    pub fn in_memory(chain_id: u64) -> Self {
+        Self::new(Store::in_memory(), chain_id).expect("a fresh in-memory store accepts any chain id")
+    }
+
+    /// A runtime on the redb store at `path`, created if absent.
+    pub fn open(path: &Path, chain_id: u64) -> Result<Self, RuntimeError> {
+        Self::new(Store::open_redb(path, StoreConfig::default())?, chain_id)
+    }
+
+    /// The chain id.
+    pub fn chain_id(&self) -> u64 {
+        self.chain_id
+    }
+
+    /// The store.
+    pub fn store(&self) -> &Store {
+        &self.store
+    }
+
+    /// The latest height.
+    pub fn height(&self) -> u64 {
+        self.store.height()
+    }
+
+    /// The latest root.
+    pub fn root(&self) -> B256 {
+        self.store.root()
+    }
+
+    /// The identity of module `(name, version)` on this chain.
+    pub fn module_identity(&self, name: &kv_core::ModuleName, version: u32) -> Identity {
+        self.wasm.identity(name, version)
+    }
+
+    /// The committed value of an encoded state key.
+    pub fn get(&self, key: &[u8]) -> Result<Option<Vec<u8>>, RuntimeError> {
+        Ok(self.store.get(key)?)
+    }
+
+    /// A proof of `key` at `height` (the latest when `None`).
+    pub fn prove(&self, key: &[u8], height: Option<u64>) -> Result<KeyProof, RuntimeError> {
+        Ok(self.store.prove(key, height)?)
+    }
+
+    /// A namespace's sub-root and its proof.
+    pub fn prove_namespace(&self, namespace: &Namespace, height: Option<u64>) -> Result<(Option<B256>, NamespaceProof), RuntimeError> {
+        Ok(self.store.prove_namespace(namespace, height)?)
+    }
+
+    /// Imports `genesis` into the empty store and commits it as height 1.
+    pub fn import_genesis(&self, genesis: &Genesis) -> Result<CommitInfo, RuntimeError> {
+        if self.store.height() != 0 {
+            return Err(RuntimeError::GenesisNotEmpty(self.store.height()));
+        }
+        let mut overlay = self.store.begin();
+        for (address, account) in &genesis.accounts {
+            insert_account(&mut overlay, *address, account).map_err(|error| RuntimeError::Genesis(format!("account {address}: {error}")))?;
+        }
+        for (name, version, code) in &genesis.modules {
+            self.wasm
+                .deploy(&mut overlay, name, *version, code)
+                .map_err(|error| RuntimeError::Genesis(format!("module {name} v{version}: {error}")))?;
+        }
+        Ok(self.store.commit(&overlay)?)
+    }
+
+    /// Executes `transactions` in order as the next block and commits it. A transaction that
+    /// fails is a failed receipt and the block goes on; a failure of the store abandons the whole
+    /// block, and nothing of it is committed. `progress` is called after each transaction.
+    pub fn execute_block(&self, transactions: &[Transaction], mut progress: impl FnMut(usize)) -> Result<BlockOutcome, RuntimeError> {
+        let started = Instant::now();
+        let mut overlay = self.store.begin();
+        let height = self.store.height() + 1;
+        let block = BlockEnv {
+            number: U256::from(height),
+            timestamp: U256::from(height),
+            gas_limit: BLOCK_GAS_LIMIT,
+            ..Default::default()
+        };
+        let mut receipts = Vec::with_capacity(transactions.len());
+        {
+            let mut session = self.evm.session(&mut overlay, &block, XStatePrecompiles::new(SPEC));
+            for (index, transaction) in transactions.iter().enumerate() {
+                receipts.push(self.execute(&mut session, index, transaction)?);
+                progress(index + 1);
+            }
+        }
+        let execution_time = started.elapsed();
+        let committing = Instant::now();
+        let commit = self.store.commit(&overlay)?;
+        Ok(BlockOutcome { receipts, commit, execution_time, commit_time: committing.elapsed() })
+    }
+
+    fn execute(
+        &self,
+        session: &mut EvmSession<'_, XStatePrecompiles>,
+        index: usize,
+        transaction: &Transaction,
+    ) -> Result<Receipt, RuntimeError> {
+        let receipt = |status, gas_used, output, logs, created| Receipt { index, kind: transaction.kind(), status, gas_used, output, logs, created };
+        let fatal = |reason: String| RuntimeError::Execution { index, reason };
+        match transaction {
+            Transaction::EvmCreate { from, code, value, gas } => {
+                let tx = self.tx(session.state(), *from, TxKind::Create, code.clone(), *value, *gas).map_err(fatal)?;
+                evm_receipt(session.transact(tx), index, transaction.kind()).map_err(fatal)
+            }
+            Transaction::EvmCall { from, to, data, value, gas } => {
+                let tx = self.tx(session.state(), *from, TxKind::Call(*to), data.clone(), *value, *gas).map_err(fatal)?;
+                evm_receipt(session.transact(tx), index, transaction.kind()).map_err(fatal)
+            }
+            Transaction::WasmDeploy { name, version, code } => match self.wasm.deploy(session.overlay(), name, *version, code) {
+                Ok(identity) => Ok(receipt(Status::Success, 0, Bytes::new(), Vec::new(), Some(Created::Module(identity)))),
+                Err(DeployError::State(error)) => Err(fatal(error.to_string())),
+                Err(error) => Ok(receipt(Status::Rejected(error.to_string()), 0, Bytes::new(), Vec::new(), None)),
+            },
+            Transaction::WasmCall { from, module, input, gas } => {
+                let identity = match module {
+                    ModuleRef::Identity(identity) => *identity,
+                    ModuleRef::Named(name, version) => self.wasm.identity(name, *version),
+                };
+                let request = CallRequest { module: identity, caller: Identity(from.into_array()), input, gas_limit: *gas };
+                match self.wasm.call(session.overlay(), &request) {
+                    Ok(result) => {
+                        let status = match result.status {
+                            CallStatus::Success => Status::Success,
+                            CallStatus::Revert(data) => Status::Revert(data.into()),
+                            CallStatus::Trap(reason) => Status::Failed(format!("trap: {reason}")),
+                            CallStatus::OutOfGas => Status::Failed("out of gas".to_owned()),
+                        };
+                        Ok(receipt(status, result.gas_used, result.output.into(), Vec::new(), None))
+                    }
+                    Err(CallError::State(error)) => Err(fatal(error.to_string())),
+                    Err(error) => Ok(receipt(Status::Rejected(error.to_string()), 0, Bytes::new(), Vec::new(), None)),
+                }
+            }
+        }
+    }
+
+    fn tx(&self, overlay: &Overlay, from: Address, kind: TxKind, data: Bytes, value: U256, gas: u64) -> Result<TxEnv, String> {
+        let nonce = evm_binding::database::account(overlay, from).map_err(|error| error.to_string())?.map_or(0, |record| record.nonce);
+        Ok(TxEnv { caller: from, kind, data, value, gas_limit: gas, nonce, chain_id: Some(self.chain_id), ..Default::default() })
+    }
+}
+
+/// Turns revm's outcome into a receipt; only a failure of the store underneath is an error.
+fn evm_receipt(outcome: Result<ExecutionResult, EvmError>, index: usize, kind: &'static str) -> Result<Receipt, String> {
+    let receipt = |status, gas_used, output, logs, created| Receipt { index, kind, status, gas_used, output, logs, created };
+    match outcome {
+        Ok(ExecutionResult::Success { gas, logs, output, .. }) => {
+            let created = match &output {
+                Output::Create(_, Some(address)) => Some(Created::Contract(*address)),
+                _ => None,
+            };
+            let data = match output {
+                Output::Call(data) | Output::Create(data, _) => data,
+            };
+            Ok(receipt(Status::Success, gas.tx_gas_used(), data, logs, created))
+        }
+        Ok(ExecutionResult::Revert { gas, output, .. }) => Ok(receipt(Status::Revert(output), gas.tx_gas_used(), Bytes::new(), Vec::new(), None)),
+        Ok(ExecutionResult::Halt { reason, gas, .. }) => {
+            Ok(receipt(Status::Failed(format!("{reason:?}")), gas.tx_gas_used(), Bytes::new(), Vec::new(), None))
+        }
+        Err(EvmError::Database(error)) => Err(error.to_string()),
+        Err(error) => Ok(receipt(Status::Rejected(error.to_string()), 0, Bytes::new(), Vec::new(), None)),
+    }
+}
