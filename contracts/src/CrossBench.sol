@@ -14,6 +14,16 @@ contract CrossBench {
         }
     }
 
+    /// The floor of any precompile read: `count` STATICCALLs of the identity precompile (0x04)
+    /// with the same 68-byte calldata as `readLoop`.
+    function identityLoop(address module, uint64 slot, uint256 count) external view returns (uint256 total) {
+        bytes memory input = abi.encodeCall(XSTATE.readU64, (module, slot));
+        for (uint256 i = 0; i < count; ++i) {
+            (bool ok, bytes memory output) = address(4).staticcall(input);
+            if (ok) total += output.length;
+        }
+    }
+
     function sloadLoop(uint256 count) external view returns (uint256 total) {
         for (uint256 i = 0; i < count; ++i) {
             total += stored;

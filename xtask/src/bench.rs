@@ -200,6 +200,13 @@ fn metrics() -> Vec<Metric> {
         ),
         metric('d', "cross/evm_reads_wasm_ns", "ns", PerElementNs("cross/evm_precompile_read")),
         metric('d', "cross/evm_sload_floor_ns", "ns", PerElementNs("cross/evm_warm_sload")),
+        metric('d', "cross/evm_precompile_call_floor_ns", "ns", PerElementNs("cross/evm_identity_call")),
+        metric(
+            'd',
+            "cross/evm_reads_wasm_vs_precompile_call",
+            "ratio",
+            PerElementRatio(&["cross/evm_precompile_read"], &["cross/evm_identity_call"]),
+        ),
         // Phase E: the runtime.
         metric('e', "xstate/mixed_block_tx_per_s", "ops_per_s", ElementsPerSecond("xstate/mixed_block_1000")),
         metric('e', "xstate/commit_share", "ratio", Fact("xstate/commit_share")),
@@ -244,9 +251,16 @@ pub(crate) fn run_benches(options: Options) -> Result<(), String> {
         .collect();
     for (_, package, target) in &targets {
         let mut command = cargo();
-        command
-            .env("XTASK_BENCH_FACTS", facts_dir())
-            .args(["bench", "-p", package, "--bench", target, "--", "--noplot"]);
+        // `--workspace` resolves features once for every package, so each bench reuses the same
+        // release build instead of rebuilding revm and wasmer with another feature set.
+        command.env("XTASK_BENCH_FACTS", facts_dir()).args([
+            "bench",
+            "--workspace",
+            "--bench",
+            target,
+            "--",
+            "--noplot",
+        ]);
         if options.quick {
             command.args(["--warm-up-time", "0.5", "--measurement-time", "2"]);
         }

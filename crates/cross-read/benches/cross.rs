@@ -4,7 +4,8 @@
 //! (`cross/wasm_evm_storage_read`) against the same loop of `state_get` over the module's own
 //! slots (`cross/wasm_state_get`). EVM: `CrossBench.readLoop`, which calls the precompile's
 //! `readU64` in a loop (`cross/evm_precompile_read`), against `CrossBench.sloadLoop`, a loop of
-//! warm `SLOAD`s of the same contract (`cross/evm_warm_sload`). Each figure is per read, loop
+//! warm `SLOAD`s of the same contract (`cross/evm_warm_sload`), and against the same loop of
+//! calls to the identity precompile (`cross/evm_identity_call`), the cost of any precompile call. Each figure is per read, loop
 //! overhead included; `cargo xtask bench` reports the two ratios.
 
 #![allow(clippy::unwrap_used, clippy::expect_used, clippy::panic)] // Benchmark code: a failed unwrap is a failed run.
@@ -113,6 +114,17 @@ fn bench(c: &mut Criterion) {
         b.iter(|| {
             let result = session.transact(tx(TxKind::Call(bench_contract), read_loop.clone(), nonce)).unwrap();
             assert_eq!(U256::from_be_slice(&result.output().unwrap()[..32]), U256::from(4 * READS));
+            nonce += 1;
+        });
+    });
+    let identity_loop = calldata(
+        "identityLoop(address,uint64,uint256)",
+        &[U256::from_be_slice(native.as_bytes()), U256::from(3), U256::from(READS)],
+    );
+    group.bench_function("evm_identity_call", |b| {
+        b.iter(|| {
+            let result = session.transact(tx(TxKind::Call(bench_contract), identity_loop.clone(), nonce)).unwrap();
+            assert_eq!(U256::from_be_slice(&result.output().unwrap()[..32]), U256::from(68 * READS));
             nonce += 1;
         });
     });

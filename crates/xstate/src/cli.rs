@@ -3,7 +3,10 @@
 use alloy_primitives::{Address, B256, U256, hex};
 use clap::{Parser, Subcommand};
 use indicatif::{ProgressBar, ProgressStyle};
-use kv_core::{AccountRecord, BackendError, Identity, KeyLayout, KeyProof, ModuleName, ModuleRecord, Namespace, StateKey, StoreError};
+use kv_core::{
+    AccountRecord, BackendError, Identity, KeyLayout, KeyProof, ModuleName, ModuleRecord, Namespace, StateKey,
+    StoreError,
+};
 use serde_json::{Value, json};
 use std::path::{Path, PathBuf};
 use std::process::ExitCode;
@@ -149,10 +152,13 @@ fn open(dir: &Path, chain_id: Option<u64>, create: bool) -> Result<Runtime, Fail
         }
         std::fs::create_dir_all(dir).map_err(|error| Failure(format!("cannot create {}: {error}", dir.display())))?;
     }
-    let store = kv_core::Store::open_redb(&file, kv_core::StoreConfig::default()).map_err(|error| store_failure(dir, error.into()))?;
+    let store = kv_core::Store::open_redb(&file, kv_core::StoreConfig::default())
+        .map_err(|error| store_failure(dir, error.into()))?;
     let stored = store.label("chain_id").map_err(|error| store_failure(dir, error.into()))?;
     let chain_id = match stored {
-        Some(bytes) => u64::from_be_bytes(bytes.as_slice().try_into().map_err(|_| Failure("corrupt chain id label".into()))?),
+        Some(bytes) => {
+            u64::from_be_bytes(bytes.as_slice().try_into().map_err(|_| Failure("corrupt chain id label".into()))?)
+        }
         None => chain_id.unwrap_or(DEFAULT_CHAIN_ID),
     };
     Runtime::new(store, chain_id).map_err(|error| store_failure(dir, error))
@@ -213,7 +219,8 @@ fn receipt_json(receipt: &Receipt) -> Value {
 fn print_receipts(receipts: &[Receipt]) {
     for receipt in receipts {
         let (status, reason) = status_text(&receipt.status);
-        let mut line = format!("  #{:<3} {:<12} {:<9} gas {:>9}", receipt.index, receipt.kind, status, receipt.gas_used);
+        let mut line =
+            format!("  #{:<3} {:<12} {:<9} gas {:>9}", receipt.index, receipt.kind, status, receipt.gas_used);
         if let Some(created) = created_text(receipt.created) {
             line.push_str(&format!("  created {created}"));
         }
@@ -231,13 +238,17 @@ fn print_receipts(receipts: &[Receipt]) {
 }
 
 fn run_command(block: &Path, dir: &Path, chain_id: Option<u64>, json: bool) -> CliResult {
-    let text = std::fs::read_to_string(block).map_err(|error| Failure(format!("cannot read {}: {error}", block.display())))?;
+    let text =
+        std::fs::read_to_string(block).map_err(|error| Failure(format!("cannot read {}: {error}", block.display())))?;
     let file = BlockFile::parse(&text).map_err(|error| Failure(format!("{}: {error}", block.display())))?;
     let runtime = open(dir, chain_id.or(file.chain_id), true)?;
     if let Some(requested) = chain_id.or(file.chain_id)
         && requested != runtime.chain_id()
     {
-        return Err(Failure(format!("the store belongs to chain {}, the block to chain {requested}", runtime.chain_id())));
+        return Err(Failure(format!(
+            "the store belongs to chain {}, the block to chain {requested}",
+            runtime.chain_id()
+        )));
     }
     if let Some(genesis) = &file.genesis {
         let info = runtime.import_genesis(genesis).map_err(|error| store_failure(dir, error))?;
@@ -292,7 +303,9 @@ fn parse_key(text: &str) -> Result<Vec<u8>, Failure> {
     let key = match parts.as_slice() {
         [hex] if hex.starts_with("0x") => xstate::transaction::parse_hex(hex).map_err(Failure)?.to_vec(),
         ["evm-account", address] => Namespace::evm(identity(address)?.to_address()).record_key().to_vec(),
-        ["evm-slot", address, slot] => Namespace::evm(identity(address)?.to_address()).word_key(&number(slot)?.to_be_bytes::<32>()).to_vec(),
+        ["evm-slot", address, slot] => {
+            Namespace::evm(identity(address)?.to_address()).word_key(&number(slot)?.to_be_bytes::<32>()).to_vec()
+        }
         ["wasm-slot", module, slot] => {
             let slot = u64::try_from(number(slot)?).map_err(|_| Failure(format!("slot `{slot}` is not a u64")))?;
             Namespace::wasm(identity(module)?).slot_key(slot).to_vec()
@@ -306,7 +319,11 @@ fn parse_key(text: &str) -> Result<Vec<u8>, Failure> {
             let hash: B256 = hash.parse().map_err(|_| Failure(format!("`{hash}` is not a 32-byte hash")))?;
             StateKey::Code(hash).encode()?
         }
-        _ => return Err(Failure(format!("cannot read key `{text}`: give 0x-hex, or evm-account:ADDR, evm-slot:ADDR:SLOT, wasm-slot:ID:N, wasm-key:ID:HEX, module:ID or code:HASH"))),
+        _ => {
+            return Err(Failure(format!(
+                "cannot read key `{text}`: give 0x-hex, or evm-account:ADDR, evm-slot:ADDR:SLOT, wasm-slot:ID:N, wasm-key:ID:HEX, module:ID or code:HASH"
+            )));
+        }
     };
     StateKey::decode(&key).map_err(|error| Failure(format!("invalid key {}: {error}", hex::encode_prefixed(&key))))?;
     Ok(key)
@@ -316,7 +333,9 @@ fn parse_key(text: &str) -> Result<Vec<u8>, Failure> {
 fn describe(key: &[u8], value: &[u8]) -> String {
     match KeyLayout::of(key) {
         Ok(KeyLayout::EvmAccount) => AccountRecord::decode(value)
-            .map(|record| format!("account: nonce {}, balance {}, code hash {}", record.nonce, record.balance, record.code_hash))
+            .map(|record| {
+                format!("account: nonce {}, balance {}, code hash {}", record.nonce, record.balance, record.code_hash)
+            })
             .unwrap_or_else(|error| error.to_string()),
         Ok(KeyLayout::EvmStorage) => format!("word {}", U256::from_be_slice(value)),
         Ok(KeyLayout::WasmModule) => ModuleRecord::decode(value)
@@ -355,8 +374,10 @@ fn prove_command(dir: &Path, key: &str, out: &Path, height: Option<u64>, json: b
     let proof = runtime.prove(&key, Some(height)).map_err(|error| store_failure(dir, error))?;
     let root = runtime.store().root_at(height)?;
     // Values are only kept for the latest state; older heights prove the key without it.
-    let value = if height == runtime.height() { runtime.get(&key).map_err(|error| store_failure(dir, error))? } else { None };
-    kv_core::verify(root, &key, value.as_deref(), &proof).map_err(|error| Failure(format!("the fresh proof does not verify: {error}")))?;
+    let value =
+        if height == runtime.height() { runtime.get(&key).map_err(|error| store_failure(dir, error))? } else { None };
+    kv_core::verify(root, &key, value.as_deref(), &proof)
+        .map_err(|error| Failure(format!("the fresh proof does not verify: {error}")))?;
     let file = json!({
         "format": PROOF_FORMAT,
         "root": root.to_string(),
@@ -365,12 +386,21 @@ fn prove_command(dir: &Path, key: &str, out: &Path, height: Option<u64>, json: b
         "value": value.as_ref().map(hex::encode_prefixed),
         "proof": hex::encode_prefixed(proof.encode()),
     });
-    std::fs::write(out, serde_json::to_string_pretty(&file)? + "\n").map_err(|error| Failure(format!("cannot write {}: {error}", out.display())))?;
+    std::fs::write(out, serde_json::to_string_pretty(&file)? + "\n")
+        .map_err(|error| Failure(format!("cannot write {}: {error}", out.display())))?;
     if json {
-        println!("{}", json!({ "written": out.display().to_string(), "bytes": proof.encoded_len(), "root": root.to_string() }));
+        println!(
+            "{}",
+            json!({ "written": out.display().to_string(), "bytes": proof.encoded_len(), "root": root.to_string() })
+        );
     } else {
         let what = if value.is_some() { "inclusion" } else { "exclusion" };
-        println!("wrote {what} proof of {} ({} bytes) to {}", hex::encode_prefixed(&key), proof.encoded_len(), out.display());
+        println!(
+            "wrote {what} proof of {} ({} bytes) to {}",
+            hex::encode_prefixed(&key),
+            proof.encoded_len(),
+            out.display()
+        );
     }
     Ok(())
 }
@@ -378,32 +408,49 @@ fn prove_command(dir: &Path, key: &str, out: &Path, height: Option<u64>, json: b
 fn hex_field(file: &Value, field: &str) -> Result<Option<Vec<u8>>, Failure> {
     match file.get(field) {
         None | Some(Value::Null) => Ok(None),
-        Some(Value::String(text)) => xstate::transaction::parse_hex(text).map(|bytes| Some(bytes.to_vec())).map_err(|reason| Failure(format!("proof file field `{field}`: {reason}"))),
+        Some(Value::String(text)) => xstate::transaction::parse_hex(text)
+            .map(|bytes| Some(bytes.to_vec()))
+            .map_err(|reason| Failure(format!("proof file field `{field}`: {reason}"))),
         Some(_) => Err(Failure(format!("proof file field `{field}`: expected a hex string"))),
     }
 }
 
 fn verify_command(path: &Path, root: Option<&str>, json: bool) -> CliResult {
-    let text = std::fs::read_to_string(path).map_err(|error| Failure(format!("cannot read {}: {error}", path.display())))?;
-    let file: Value = serde_json::from_str(&text).map_err(|error| Failure(format!("{} is not a proof file: {error}", path.display())))?;
+    let text =
+        std::fs::read_to_string(path).map_err(|error| Failure(format!("cannot read {}: {error}", path.display())))?;
+    let file: Value = serde_json::from_str(&text)
+        .map_err(|error| Failure(format!("{} is not a proof file: {error}", path.display())))?;
     if file.get("format").and_then(Value::as_str) != Some(PROOF_FORMAT) {
         return Err(Failure(format!("{} is not a proof file (expected format {PROOF_FORMAT})", path.display())));
     }
     let root_text = match root {
         Some(root) => root.to_owned(),
-        None => file.get("root").and_then(Value::as_str).ok_or_else(|| Failure("proof file field `root`: missing".into()))?.to_owned(),
+        None => file
+            .get("root")
+            .and_then(Value::as_str)
+            .ok_or_else(|| Failure("proof file field `root`: missing".into()))?
+            .to_owned(),
     };
     let root: B256 = root_text.parse().map_err(|_| Failure(format!("`{root_text}` is not a 32-byte root")))?;
     let key = hex_field(&file, "key")?.ok_or_else(|| Failure("proof file field `key`: missing".into()))?;
     let value = hex_field(&file, "value")?;
     let proof_bytes = hex_field(&file, "proof")?.ok_or_else(|| Failure("proof file field `proof`: missing".into()))?;
-    let proof = KeyProof::decode(&proof_bytes).map_err(|error| Failure(format!("proof file field `proof`: {error}")))?;
-    kv_core::verify(root, &key, value.as_deref(), &proof).map_err(|error| Failure(format!("proof does NOT verify against {root}: {error}")))?;
+    let proof =
+        KeyProof::decode(&proof_bytes).map_err(|error| Failure(format!("proof file field `proof`: {error}")))?;
+    kv_core::verify(root, &key, value.as_deref(), &proof)
+        .map_err(|error| Failure(format!("proof does NOT verify against {root}: {error}")))?;
     if json {
-        println!("{}", json!({ "verified": true, "root": root.to_string(), "key": hex::encode_prefixed(&key), "value": value.as_ref().map(hex::encode_prefixed) }));
+        println!(
+            "{}",
+            json!({ "verified": true, "root": root.to_string(), "key": hex::encode_prefixed(&key), "value": value.as_ref().map(hex::encode_prefixed) })
+        );
     } else {
         match value {
-            Some(value) => println!("verified: {} = {} under root {root}", hex::encode_prefixed(&key), hex::encode_prefixed(&value)),
+            Some(value) => println!(
+                "verified: {} = {} under root {root}",
+                hex::encode_prefixed(&key),
+                hex::encode_prefixed(&value)
+            ),
             None => println!("verified: {} is absent under root {root}", hex::encode_prefixed(&key)),
         }
     }
@@ -414,7 +461,10 @@ fn identity_command(name: &str, version: u32, chain_id: u64, json: bool) -> CliR
     let name = ModuleName::new(name)?;
     let identity = kv_core::module_identity(chain_id, &name, version);
     if json {
-        println!("{}", json!({ "name": name.as_str(), "version": version, "chain_id": chain_id, "identity": identity.to_string() }));
+        println!(
+            "{}",
+            json!({ "name": name.as_str(), "version": version, "chain_id": chain_id, "identity": identity.to_string() })
+        );
     } else {
         println!("{identity}");
     }
@@ -432,7 +482,11 @@ fn demo_command(db: Option<PathBuf>, json: bool) -> CliResult {
     };
     let runtime = open(&dir, Some(DEFAULT_CHAIN_ID), true)?;
     if runtime.height() != 0 {
-        return Err(Failure(format!("the demo needs an empty store; {} already has {} blocks", dir.display(), runtime.height())));
+        return Err(Failure(format!(
+            "the demo needs an empty store; {} already has {} blocks",
+            dir.display(),
+            runtime.height()
+        )));
     }
     let bar = progress_bar(11);
     let run = demo::run(&runtime, |done| bar.set_position(done as u64)).map_err(|error| store_failure(&dir, error))?;
@@ -441,7 +495,9 @@ fn demo_command(db: Option<PathBuf>, json: bool) -> CliResult {
 
     // One inclusion proof (BOB's balance in the WASM token) and one exclusion proof (the balance
     // slot of a holder the token never saw), each verified.
-    let slot = |holder: Address| u64::from_be_bytes(alloy_primitives::keccak256(holder.as_slice())[..8].try_into().unwrap_or_default());
+    let slot = |holder: Address| {
+        u64::from_be_bytes(alloy_primitives::keccak256(holder.as_slice())[..8].try_into().unwrap_or_default())
+    };
     let included = Namespace::wasm(run.token).slot_key(slot(demo::BOB)).to_vec();
     let excluded = Namespace::wasm(run.token).slot_key(slot(Address::repeat_byte(0x99))).to_vec();
     let mut proofs = Vec::new();
@@ -484,7 +540,11 @@ fn demo_command(db: Option<PathBuf>, json: bool) -> CliResult {
         );
     } else {
         println!("xstate demo: one block, two engines, one state root\n");
-        println!("store       {}{}", dir.display(), if db_is_temporary(&dir) { "  (temporary, removed on exit)" } else { "" });
+        println!(
+            "store       {}{}",
+            dir.display(),
+            if db_is_temporary(&dir) { "  (temporary, removed on exit)" } else { "" }
+        );
         println!("ERC-20      {} (OpenZeppelin, solc 0.8.30)", run.erc20);
         println!("WasmReader  {}", run.reader);
         println!("WASM token  {} (guest/token)", run.token);

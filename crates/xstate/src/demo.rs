@@ -99,7 +99,12 @@ pub fn run(runtime: &Runtime, progress: impl FnMut(usize)) -> Result<DemoRun, Ru
     let mut reader_input = erc20.to_vec();
     reader_input.extend_from_slice(BOB.as_slice());
     let evm_call = |from, to, data| Transaction::EvmCall { from, to, data, value: U256::ZERO, gas: 1_000_000 };
-    let wasm_call = |from, input| Transaction::WasmCall { from, module: ModuleRef::Named(name("token"), 1), input, gas: 10_000_000 };
+    let wasm_call = |from, input| Transaction::WasmCall {
+        from,
+        module: ModuleRef::Named(name("token"), 1),
+        input,
+        gas: 10_000_000,
+    };
     let transactions = vec![
         Transaction::EvmCreate { from: DEPLOYER, code: xtoken.into(), value: U256::ZERO, gas: 3_000_000 },
         evm_call(DEPLOYER, erc20, calldata("mint(address,uint256)", &[word(ALICE), U256::from(1_000)])),
@@ -111,7 +116,12 @@ pub fn run(runtime: &Runtime, progress: impl FnMut(usize)) -> Result<DemoRun, Ru
         Transaction::EvmCreate { from: DEPLOYER, code: wasm_reader_bytecode(), value: U256::ZERO, gas: 3_000_000 },
         evm_call(ALICE, reader, calldata("readTokenBalance(address,address)", &[word(token.to_address()), word(BOB)])),
         Transaction::WasmDeploy { name: name("erc20-reader"), version: 1, code: ERC20_READER_WASM.into() },
-        Transaction::WasmCall { from: ALICE, module: ModuleRef::Named(name("erc20-reader"), 1), input: reader_input.into(), gas: 10_000_000 },
+        Transaction::WasmCall {
+            from: ALICE,
+            module: ModuleRef::Named(name("erc20-reader"), 1),
+            input: reader_input.into(),
+            gas: 10_000_000,
+        },
     ];
     let outcome = runtime.execute_block(&transactions, progress)?;
     debug_assert!(matches!(outcome.receipts[0].created, Some(Created::Contract(address)) if address == erc20));

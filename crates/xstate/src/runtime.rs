@@ -78,9 +78,11 @@ impl Runtime {
     pub fn new(store: Store, chain_id: u64) -> Result<Self, RuntimeError> {
         match store.label(CHAIN_ID_LABEL)? {
             Some(bytes) => {
-                let stored = bytes.as_slice().try_into().map(u64::from_be_bytes).map_err(|_| {
-                    StoreError::Corrupt("chain id label is not 8 bytes".to_owned())
-                })?;
+                let stored = bytes
+                    .as_slice()
+                    .try_into()
+                    .map(u64::from_be_bytes)
+                    .map_err(|_| StoreError::Corrupt("chain id label is not 8 bytes".to_owned()))?;
                 if stored != chain_id {
                     return Err(RuntimeError::ChainMismatch { stored, requested: chain_id });
                 }
@@ -136,7 +138,11 @@ impl Runtime {
     }
 
     /// A namespace's sub-root and its proof.
-    pub fn prove_namespace(&self, namespace: &Namespace, height: Option<u64>) -> Result<(Option<B256>, NamespaceProof), RuntimeError> {
+    pub fn prove_namespace(
+        &self,
+        namespace: &Namespace,
+        height: Option<u64>,
+    ) -> Result<(Option<B256>, NamespaceProof), RuntimeError> {
         Ok(self.store.prove_namespace(namespace, height)?)
     }
 
@@ -147,7 +153,8 @@ impl Runtime {
         }
         let mut overlay = self.store.begin();
         for (address, account) in &genesis.accounts {
-            insert_account(&mut overlay, *address, account).map_err(|error| RuntimeError::Genesis(format!("account {address}: {error}")))?;
+            insert_account(&mut overlay, *address, account)
+                .map_err(|error| RuntimeError::Genesis(format!("account {address}: {error}")))?;
         }
         for (name, version, code) in &genesis.modules {
             self.wasm
@@ -160,7 +167,11 @@ impl Runtime {
     /// Executes `transactions` in order as the next block and commits it. A transaction that
     /// fails is a failed receipt and the block goes on; a failure of the store abandons the whole
     /// block, and nothing of it is committed. `progress` is called after each transaction.
-    pub fn execute_block(&self, transactions: &[Transaction], mut progress: impl FnMut(usize)) -> Result<BlockOutcome, RuntimeError> {
+    pub fn execute_block(
+        &self,
+        transactions: &[Transaction],
+        mut progress: impl FnMut(usize),
+    ) -> Result<BlockOutcome, RuntimeError> {
         let started = Instant::now();
         let mut overlay = self.store.begin();
         let height = self.store.height() + 1;
@@ -190,7 +201,15 @@ impl Runtime {
         index: usize,
         transaction: &Transaction,
     ) -> Result<Receipt, RuntimeError> {
-        let receipt = |status, gas_used, output, logs, created| Receipt { index, kind: transaction.kind(), status, gas_used, output, logs, created };
+        let receipt = |status, gas_used, output, logs, created| Receipt {
+            index,
+            kind: transaction.kind(),
+            status,
+            gas_used,
+            output,
+            logs,
+            created,
+        };
         let fatal = |reason: String| RuntimeError::Execution { index, reason };
         match transaction {
             Transaction::EvmCreate { from, code, value, gas } => {
@@ -198,20 +217,26 @@ impl Runtime {
                 evm_receipt(session.transact(tx), index, transaction.kind()).map_err(fatal)
             }
             Transaction::EvmCall { from, to, data, value, gas } => {
-                let tx = self.tx(session.state(), *from, TxKind::Call(*to), data.clone(), *value, *gas).map_err(fatal)?;
+                let tx =
+                    self.tx(session.state(), *from, TxKind::Call(*to), data.clone(), *value, *gas).map_err(fatal)?;
                 evm_receipt(session.transact(tx), index, transaction.kind()).map_err(fatal)
             }
-            Transaction::WasmDeploy { name, version, code } => match self.wasm.deploy(session.overlay(), name, *version, code) {
-                Ok(identity) => Ok(receipt(Status::Success, 0, Bytes::new(), Vec::new(), Some(Created::Module(identity)))),
-                Err(DeployError::State(error)) => Err(fatal(error.to_string())),
-                Err(error) => Ok(receipt(Status::Rejected(error.to_string()), 0, Bytes::new(), Vec::new(), None)),
-            },
+            Transaction::WasmDeploy { name, version, code } => {
+                match self.wasm.deploy(session.overlay(), name, *version, code) {
+                    Ok(identity) => {
+                        Ok(receipt(Status::Success, 0, Bytes::new(), Vec::new(), Some(Created::Module(identity))))
+                    }
+                    Err(DeployError::State(error)) => Err(fatal(error.to_string())),
+                    Err(error) => Ok(receipt(Status::Rejected(error.to_string()), 0, Bytes::new(), Vec::new(), None)),
+                }
+            }
             Transaction::WasmCall { from, module, input, gas } => {
                 let identity = match module {
                     ModuleRef::Identity(identity) => *identity,
                     ModuleRef::Named(name, version) => self.wasm.identity(name, *version),
                 };
-                let request = CallRequest { module: identity, caller: Identity(from.into_array()), input, gas_limit: *gas };
+                let request =
+                    CallRequest { module: identity, caller: Identity(from.into_array()), input, gas_limit: *gas };
                 match self.wasm.call(session.overlay(), &request) {
                     Ok(result) => {
                         let status = match result.status {
@@ -229,15 +254,39 @@ impl Runtime {
         }
     }
 
-    fn tx(&self, overlay: &Overlay, from: Address, kind: TxKind, data: Bytes, value: U256, gas: u64) -> Result<TxEnv, String> {
-        let nonce = evm_binding::database::account(overlay, from).map_err(|error| error.to_string())?.map_or(0, |record| record.nonce);
-        Ok(TxEnv { caller: from, kind, data, value, gas_limit: gas, nonce, chain_id: Some(self.chain_id), ..Default::default() })
+    fn tx(
+        &self,
+        overlay: &Overlay,
+        from: Address,
+        kind: TxKind,
+        data: Bytes,
+        value: U256,
+        gas: u64,
+    ) -> Result<TxEnv, String> {
+        let nonce = evm_binding::database::account(overlay, from)
+            .map_err(|error| error.to_string())?
+            .map_or(0, |record| record.nonce);
+        Ok(TxEnv {
+            caller: from,
+            kind,
+            data,
+            value,
+            gas_limit: gas,
+            nonce,
+            chain_id: Some(self.chain_id),
+            ..Default::default()
+        })
     }
 }
 
 /// Turns revm's outcome into a receipt; only a failure of the store underneath is an error.
-fn evm_receipt(outcome: Result<ExecutionResult, EvmError>, index: usize, kind: &'static str) -> Result<Receipt, String> {
-    let receipt = |status, gas_used, output, logs, created| Receipt { index, kind, status, gas_used, output, logs, created };
+fn evm_receipt(
+    outcome: Result<ExecutionResult, EvmError>,
+    index: usize,
+    kind: &'static str,
+) -> Result<Receipt, String> {
+    let receipt =
+        |status, gas_used, output, logs, created| Receipt { index, kind, status, gas_used, output, logs, created };
     match outcome {
         Ok(ExecutionResult::Success { gas, logs, output, .. }) => {
             let created = match &output {
@@ -249,7 +298,9 @@ fn evm_receipt(outcome: Result<ExecutionResult, EvmError>, index: usize, kind: &
             };
             Ok(receipt(Status::Success, gas.tx_gas_used(), data, logs, created))
         }
-        Ok(ExecutionResult::Revert { gas, output, .. }) => Ok(receipt(Status::Revert(output), gas.tx_gas_used(), Bytes::new(), Vec::new(), None)),
+        Ok(ExecutionResult::Revert { gas, output, .. }) => {
+            Ok(receipt(Status::Revert(output), gas.tx_gas_used(), Bytes::new(), Vec::new(), None))
+        }
         Ok(ExecutionResult::Halt { reason, gas, .. }) => {
             Ok(receipt(Status::Failed(format!("{reason:?}")), gas.tx_gas_used(), Bytes::new(), Vec::new(), None))
         }

@@ -229,7 +229,8 @@ impl<'a> Fields<'a> {
         match self.get(field) {
             None => Ok(None),
             Some(value) => {
-                let text = value.as_str().ok_or_else(|| (field.to_owned(), "expected a 0x-prefixed hex string".to_owned()))?;
+                let text =
+                    value.as_str().ok_or_else(|| (field.to_owned(), "expected a 0x-prefixed hex string".to_owned()))?;
                 parse_hex(text).map(Some).map_err(|reason| (field.into(), reason))
             }
         }
@@ -277,14 +278,17 @@ pub fn parse_hex(text: &str) -> Result<Bytes, String> {
 fn parse_u64(value: &Value) -> Result<u64, String> {
     match value {
         Value::Number(number) => number.as_u64().ok_or_else(|| "expected a non-negative integer".to_owned()),
-        Value::String(text) => parse_u256(value).and_then(|wide| u64::try_from(wide).map_err(|_| format!("{text} does not fit in 64 bits"))),
+        Value::String(text) => parse_u256(value)
+            .and_then(|wide| u64::try_from(wide).map_err(|_| format!("{text} does not fit in 64 bits"))),
         _ => Err("expected an integer".into()),
     }
 }
 
 fn parse_u256(value: &Value) -> Result<U256, String> {
     match value {
-        Value::Number(number) => number.as_u64().map(U256::from).ok_or_else(|| "expected a non-negative integer".to_owned()),
+        Value::Number(number) => {
+            number.as_u64().map(U256::from).ok_or_else(|| "expected a non-negative integer".to_owned())
+        }
         Value::String(text) => match text.strip_prefix("0x") {
             Some(digits) => U256::from_str_radix(digits, 16).map_err(|error| format!("invalid hex number: {error}")),
             None => U256::from_str_radix(text, 10).map_err(|error| format!("invalid decimal number: {error}")),
@@ -329,7 +333,9 @@ fn transaction(value: &Value) -> FieldResult<Transaction> {
             let module = match (fields.get("module"), fields.get("name")) {
                 (Some(_), None) => ModuleRef::Identity(Identity(fields.address("module")?.into_array())),
                 (None, Some(_)) => ModuleRef::Named(fields.name("name")?, fields.version("version")?),
-                _ => return Err(("module".into(), "give either `module` (an identity) or `name` and `version`".into())),
+                _ => {
+                    return Err(("module".into(), "give either `module` (an identity) or `name` and `version`".into()));
+                }
             };
             Transaction::WasmCall {
                 from: fields.address("from")?,
@@ -339,7 +345,10 @@ fn transaction(value: &Value) -> FieldResult<Transaction> {
             }
         }
         other => {
-            return Err(("type".into(), format!("unknown transaction type `{other}` (expected evm_create, evm_call, wasm_deploy or wasm_call)")));
+            return Err((
+                "type".into(),
+                format!("unknown transaction type `{other}` (expected evm_create, evm_call, wasm_deploy or wasm_call)"),
+            ));
         }
     })
 }
@@ -359,14 +368,18 @@ fn genesis(value: &Value) -> Result<Genesis, BlockFileError> {
         }
     };
     for (index, item) in list("accounts")?.iter().enumerate() {
-        let error = |(field, reason): (String, String)| BlockFileError::Genesis { section: "account", index, field, reason };
+        let error =
+            |(field, reason): (String, String)| BlockFileError::Genesis { section: "account", index, field, reason };
         let fields = Fields::of(item).map_err(error)?;
         fields.only(&["address", "balance", "nonce", "code", "storage"]).map_err(error)?;
         let mut storage = Vec::new();
         if let Some(entries) = fields.get("storage") {
-            let entries = entries.as_object().ok_or_else(|| error(("storage".into(), "expected an object of slot: word".into())))?;
+            let entries = entries
+                .as_object()
+                .ok_or_else(|| error(("storage".into(), "expected an object of slot: word".into())))?;
             for (slot, word) in entries {
-                let slot = parse_u256(&Value::String(slot.clone())).map_err(|reason| error(("storage".into(), reason)))?;
+                let slot =
+                    parse_u256(&Value::String(slot.clone())).map_err(|reason| error(("storage".into(), reason)))?;
                 let word = parse_u256(word).map_err(|reason| error(("storage".into(), reason)))?;
                 storage.push((slot, word));
             }
@@ -380,7 +393,8 @@ fn genesis(value: &Value) -> Result<Genesis, BlockFileError> {
         genesis.accounts.push((fields.address("address").map_err(error)?, account));
     }
     for (index, item) in list("modules")?.iter().enumerate() {
-        let error = |(field, reason): (String, String)| BlockFileError::Genesis { section: "module", index, field, reason };
+        let error =
+            |(field, reason): (String, String)| BlockFileError::Genesis { section: "module", index, field, reason };
         let fields = Fields::of(item).map_err(error)?;
         fields.only(&["name", "version", "code"]).map_err(error)?;
         let code = fields.bytes("code").map_err(error)?.ok_or_else(|| error(("code".into(), "missing".into())))?;
@@ -393,22 +407,33 @@ impl BlockFile {
     /// Parses a block file; every error names where it is.
     pub fn parse(text: &str) -> Result<Self, BlockFileError> {
         let value: Value = serde_json::from_str(text).map_err(|error| BlockFileError::Json(error.to_string()))?;
-        let object = value.as_object().ok_or_else(|| BlockFileError::Top { field: "*".into(), reason: "expected a JSON object".into() })?;
+        let object = value
+            .as_object()
+            .ok_or_else(|| BlockFileError::Top { field: "*".into(), reason: "expected a JSON object".into() })?;
         if let Some(key) = object.keys().find(|key| !["chain_id", "genesis", "transactions"].contains(&key.as_str())) {
-            return Err(BlockFileError::Top { field: key.clone(), reason: "unknown field (expected chain_id, genesis, transactions)".into() });
+            return Err(BlockFileError::Top {
+                field: key.clone(),
+                reason: "unknown field (expected chain_id, genesis, transactions)".into(),
+            });
         }
         let chain_id = match object.get("chain_id") {
             None => None,
-            Some(value) => Some(parse_u64(value).map_err(|reason| BlockFileError::Top { field: "chain_id".into(), reason })?),
+            Some(value) => {
+                Some(parse_u64(value).map_err(|reason| BlockFileError::Top { field: "chain_id".into(), reason })?)
+            }
         };
         let genesis = object.get("genesis").map(genesis).transpose()?;
         let transactions = match object.get("transactions") {
             Some(Value::Array(items)) => items
                 .iter()
                 .enumerate()
-                .map(|(index, item)| transaction(item).map_err(|(field, reason)| BlockFileError::Transaction { index, field, reason }))
+                .map(|(index, item)| {
+                    transaction(item).map_err(|(field, reason)| BlockFileError::Transaction { index, field, reason })
+                })
                 .collect::<Result<Vec<_>, _>>()?,
-            Some(_) => return Err(BlockFileError::Top { field: "transactions".into(), reason: "expected an array".into() }),
+            Some(_) => {
+                return Err(BlockFileError::Top { field: "transactions".into(), reason: "expected an array".into() });
+            }
             None => return Err(BlockFileError::Top { field: "transactions".into(), reason: "missing".into() }),
         };
         Ok(Self { chain_id, genesis, transactions })

@@ -1,0 +1,332 @@
+//! The `xstate` binary, driven as a user would: the commands, every kind of bad input (each a
+//! clear message and a non-zero exit, never a panic or a half-written store), and durability
+//! across processes, including processes killed in the middle of a block.
+
+#![allow(clippy::unwrap_used, clippy::expect_used, clippy::panic)] // Test code: a failed unwrap is a failed test.
+
+use serde_json::{Value, json};
+use std::path::{Path, PathBuf};
+use std::process::{Command, Output};
+use std::time::{Duration, Instant};
+
+const ALICE: &str = "0xa1a1a1a1a1a1a1a1a1a1a1a1a1a1a1a1a1a1a1a1";
+const BOB: &str = "0xb0b0b0b0b0b0b0b0b0b0b0b0b0b0b0b0b0b0b0b0";
+
+fn xstate(args: &[&str]) -> Output {
+    Command::new(env!("CARGO_BIN_EXE_xstate")).args(args).output().unwrap()
+}
+
+fn stdout(output: &Output) -> String {
+    String::from_utf8_lossy(&output.stdout).into_owned()
+}
+
+fn stderr(output: &Output) -> String {
+    String::from_utf8_lossy(&output.stderr).into_owned()
+}
+
+/// Runs and expects success, returning stdout.
+fn ok(args: &[&str]) -> String {
+    let output = xstate(args);
+    assert!(output.status.success(), "xstate {args:?} failed: {}", stderr(&output));
+    stdout(&output)
+}
+
+/// Runs and expects a clean failure mentioning `needle`.
+fn fails(args: &[&str], needle: &str) {
+    let output = xstate(args);
+    assert!(!output.status.success(), "xstate {args:?} should fail");
+    let message = stderr(&output);
+    assert!(message.contains(needle), "xstate {args:?}: `{message}` should mention `{needle}`");
+    assert!(!message.contains("panicked"), "xstate {args:?} panicked: {message}");
+}
+
+fn example() -> PathBuf {
+    Path::new(env!("CARGO_MANIFEST_DIR")).join("../../examples/block.json")
+}
+
+fn write_block(dir: &Path, name: &str, block: &Value) -> PathBuf {
+    let path = dir.join(name);
+    std::fs::write(&path, serde_json::to_string_pretty(block).unwrap()).unwrap();
+    path
+}
+
+fn root_of(db: &Path) -> String {
+    let output: Value = serde_json::from_str(&ok(&["--json", "root", "--db", db.to_str().unwrap()])).unwrap();
+    output["root"].as_str().unwrap().to_owned()
+}
+
+fn counter_call(from: &str) -> Value {
+    json!({"type": "wasm_call", "from": from, "name": "counter", "version": 1, "input": "0x"})
+}
+
+#[test]
+fn identity_prints_the_golden_address() {
+    assert_eq!(
+        ok(&["identity", "counter", "1", "--chain-id", "1"]).trim(),
+        "0xb09f253a7a9210ffa2d029c1b5fe676420f1072a"
+    );
+    let json: Value = serde_json::from_str(&ok(&["--json", "identity", "token", "2", "--chain-id", "31337"])).unwrap();
+    assert_eq!(json["identity"], "0xeb2b3baa27ae51635d6b82b2a25445fbfe880caa");
+    fails(&["identity", "Bad Name", "1"], "module name");
+}
+
+#[test]
+fn demo_runs_and_verifies_its_proofs() {
+    let output = ok(&["demo"]);
+    assert!(output.contains("EVM read WASM:  WasmReader.readTokenBalance(token, bob) = 400"), "{output}");
+    assert!(output.contains("WASM read EVM:  erc20-reader(erc20, bob)               = 250"), "{output}");
+    assert_eq!(output.matches("verified").count(), 2, "{output}");
+    let dir = tempfile::tempdir().unwrap();
+    let json: Value = serde_json::from_str(&ok(&["--json", "demo", "--db", dir.path().to_str().unwrap()])).unwrap();
+    assert_eq!(json["proofs"].as_array().unwrap().len(), 2);
+    assert!(json["proofs"].as_array().unwrap().iter().all(|proof| proof["verified"] == true));
+    // The kept store is a normal store.
+    assert_eq!(root_of(dir.path()), json["root"].as_str().unwrap());
+    fails(&["demo", "--db", dir.path().to_str().unwrap()], "needs an empty store");
+}
+
+#[test]
+fn run_get_prove_verify_round_trip() {
+    let dir = tempfile::tempdir().unwrap();
+    let db = dir.path().join("db");
+    let db = db.to_str().unwrap();
+    let output: Value = serde_json::from_str(&ok(&["--json", "run", example().to_str().unwrap(), "--db", db])).unwrap();
+    let receipts = output["receipts"].as_array().unwrap();
+    assert_eq!(receipts.len(), 8);
+    assert_eq!(receipts[6]["status"], "revert");
+    assert_eq!(receipts[6]["reason"], "\"insufficient balance\"");
+    let counter = ok(&["identity", "counter", "1"]);
+    let slot = format!("wasm-slot:{}:0", counter.trim());
+    assert!(ok(&["get", "--db", db, &slot]).contains("u64 42"));
+    assert_eq!(ok(&["get", "--db", db, &format!("wasm-slot:{}:9", counter.trim())]).trim(), "absent");
+
+    let proof = dir.path().join("proof.json");
+    let proof = proof.to_str().unwrap();
+    ok(&["prove", "--db", db, &slot, "--out", proof]);
+    assert!(ok(&["verify", proof]).starts_with("verified"));
+    // Exclusion proofs verify too.
+    let absent = dir.path().join("absent.json");
+    ok(&["prove", "--db", db, &format!("wasm-slot:{}:9", counter.trim()), "--out", absent.to_str().unwrap()]);
+    assert!(ok(&["verify", absent.to_str().unwrap()]).contains("is absent"));
+    // Against another root, the same proof fails.
+    fails(&["verify", proof, "--root", &format!("0x{}", "11".repeat(32))], "does NOT verify");
+}
+
+#[test]
+fn malformed_and_schema_invalid_block_files_name_the_problem() {
+    let dir = tempfile::tempdir().unwrap();
+    let db = dir.path().join("db");
+    let db = db.to_str().unwrap();
+    let broken = dir.path().join("broken.json");
+    std::fs::write(&broken, "{ \"transactions\": [ ").unwrap();
+    fails(&["run", broken.to_str().unwrap(), "--db", db], "not valid JSON");
+
+    let cases = [
+        (
+            json!({"transactions": [counter_call(ALICE), counter_call(ALICE), {"type": "evm_call", "from": ALICE, "to": "0x1234"}]}),
+            "transaction 2, field `to`: expected 20 bytes, found 2",
+        ),
+        (
+            json!({"transactions": [{"type": "evm_transfer", "from": ALICE}]}),
+            "transaction 0, field `type`: unknown transaction type `evm_transfer`",
+        ),
+        (
+            json!({"transactions": [{"type": "evm_call", "from": ALICE, "to": BOB, "gas": -5}]}),
+            "transaction 0, field `gas`",
+        ),
+        (
+            json!({"transactions": [{"type": "wasm_call", "from": ALICE, "name": "Counter", "version": 1}]}),
+            "transaction 0, field `name`",
+        ),
+        (
+            json!({"transactions": [{"type": "wasm_deploy", "name": "x", "version": 1}]}),
+            "transaction 0, field `code`: missing",
+        ),
+        (
+            json!({"transactions": [{"type": "evm_call", "from": ALICE, "to": BOB, "colour": "red"}]}),
+            "transaction 0, field `colour`: unknown field",
+        ),
+        (json!({"transactions": {}}), "field `transactions`: expected an array"),
+        (
+            json!({"genesis": {"accounts": [{"address": "0x12"}]}, "transactions": []}),
+            "genesis account 0, field `address`",
+        ),
+    ];
+    for (block, needle) in cases {
+        let path = write_block(dir.path(), "invalid.json", &block);
+        fails(&["run", path.to_str().unwrap(), "--db", db], needle);
+    }
+    // Nothing ran: the file is checked before the store is even created.
+    fails(&["root", "--db", db], "no store at");
+}
+
+#[test]
+fn failed_transactions_are_receipts_and_leave_no_trace() {
+    let dir = tempfile::tempdir().unwrap();
+    let db = dir.path().join("db");
+    let db = db.to_str().unwrap();
+    ok(&["run", example().to_str().unwrap(), "--db", db]);
+    let counter = ok(&["identity", "counter", "1"]).trim().to_owned();
+    let block = json!({"transactions": [
+        {"type": "wasm_call", "from": ALICE, "module": "0x0000000000000000000000000000000000000bad"},
+        {"type": "evm_call", "from": BOB, "to": ALICE, "value": "100000000000000000000000000"},
+        {"type": "wasm_deploy", "name": "garbage", "version": 1, "code": "0x00112233"},
+        {"type": "wasm_call", "from": ALICE, "name": "counter", "version": 1, "input": "0x02ffffffffffffffff"},
+        counter_call(ALICE),
+    ]});
+    let path = write_block(dir.path(), "failing.json", &block);
+    let output: Value = serde_json::from_str(&ok(&["--json", "run", path.to_str().unwrap(), "--db", db])).unwrap();
+    let statuses: Vec<&str> =
+        output["receipts"].as_array().unwrap().iter().map(|receipt| receipt["status"].as_str().unwrap()).collect();
+    assert_eq!(statuses, ["rejected", "rejected", "rejected", "revert", "success"]);
+    // Only the last call counted: 42 + 1.
+    assert!(ok(&["get", "--db", db, &format!("wasm-slot:{counter}:0")]).contains("u64 43"));
+    assert!(
+        ok(&["get", "--db", db, &format!("module:{}", ok(&["identity", "garbage", "1"]).trim())]).contains("absent")
+    );
+}
+
+#[test]
+fn store_problems_are_clear_errors() {
+    let dir = tempfile::tempdir().unwrap();
+    let missing = dir.path().join("missing");
+    fails(&["root", "--db", missing.to_str().unwrap()], "no store at");
+    fails(
+        &["get", "--db", missing.to_str().unwrap(), "evm-account:0x0000000000000000000000000000000000000001"],
+        "no store at",
+    );
+    assert!(!missing.exists(), "reading must not create a store");
+
+    let db = dir.path().join("db");
+    ok(&["run", example().to_str().unwrap(), "--db", db.to_str().unwrap()]);
+    {
+        // Another process (this one) holds the store.
+        let _held = kv_core::RedbBackend::open(db.join("state.redb")).unwrap();
+        fails(&["root", "--db", db.to_str().unwrap()], "in use by another process");
+        fails(&["run", example().to_str().unwrap(), "--db", db.to_str().unwrap()], "in use by another process");
+    }
+    fails(&["run", example().to_str().unwrap(), "--db", db.to_str().unwrap(), "--chain-id", "5"], "chain");
+
+    let corrupt = dir.path().join("corrupt");
+    std::fs::create_dir(&corrupt).unwrap();
+    std::fs::write(corrupt.join("state.redb"), vec![0x42; 64 * 1024]).unwrap();
+    fails(&["root", "--db", corrupt.to_str().unwrap()], "corrupt");
+    fails(&["run", example().to_str().unwrap(), "--db", corrupt.to_str().unwrap()], "corrupt");
+    assert_eq!(
+        std::fs::read(corrupt.join("state.redb")).unwrap(),
+        vec![0x42; 64 * 1024],
+        "a corrupt store is left as it was"
+    );
+
+    fails(&["get", "--db", db.to_str().unwrap(), "nonsense"], "cannot read key");
+    fails(&["get", "--db", db.to_str().unwrap(), "0x0702"], "invalid key");
+}
+
+#[test]
+fn invalid_proof_files_are_refused() {
+    let dir = tempfile::tempdir().unwrap();
+    let db = dir.path().join("db");
+    let db = db.to_str().unwrap();
+    ok(&["run", example().to_str().unwrap(), "--db", db]);
+    let good = dir.path().join("good.json");
+    let counter = ok(&["identity", "counter", "1"]).trim().to_owned();
+    ok(&["prove", "--db", db, &format!("wasm-slot:{counter}:0"), "--out", good.to_str().unwrap()]);
+    let proof: Value = serde_json::from_str(&std::fs::read_to_string(&good).unwrap()).unwrap();
+
+    let mut tampered_value = proof.clone();
+    tampered_value["value"] = json!("0x000000000000002b");
+    let mut truncated = proof.clone();
+    let hex = proof["proof"].as_str().unwrap();
+    truncated["proof"] = json!(&hex[..hex.len() - 10]);
+    let mut wrong_format = proof.clone();
+    wrong_format["format"] = json!("something-else");
+    let mut bad_hex = proof.clone();
+    bad_hex["key"] = json!("0xzz");
+    let cases = [
+        (None, "garbage", "is not a proof file"),
+        (Some(tampered_value), "", "does NOT verify"),
+        (Some(truncated), "", "field `proof`"),
+        (Some(wrong_format), "", "expected format"),
+        (Some(bad_hex), "", "field `key`"),
+    ];
+    for (content, raw, needle) in cases {
+        let path = dir.path().join("case.json");
+        match content {
+            Some(value) => std::fs::write(&path, value.to_string()).unwrap(),
+            None => std::fs::write(&path, raw).unwrap(),
+        }
+        fails(&["verify", path.to_str().unwrap()], needle);
+    }
+    fails(&["verify", dir.path().join("nope.json").to_str().unwrap()], "cannot read");
+}
+
+/// A block with many transactions of both kinds.
+fn big_block(count: usize) -> Value {
+    let transactions: Vec<Value> = (0..count)
+        .map(|index| match index % 3 {
+            0 => counter_call(ALICE),
+            1 => json!({"type": "evm_call", "from": ALICE, "to": BOB, "value": "1", "gas": 21000}),
+            _ => json!({"type": "evm_call", "from": BOB, "to": "0x5e5e5e5e5e5e5e5e5e5e5e5e5e5e5e5e5e5e5e5e",
+                        "data": format!("0x1ab06ee5{:064x}{:064x}", index, index + 1), "gas": 100000}),
+        })
+        .collect();
+    json!({ "transactions": transactions })
+}
+
+#[test]
+fn two_blocks_in_two_processes_equal_both_in_one() {
+    let dir = tempfile::tempdir().unwrap();
+    let second = write_block(dir.path(), "second.json", &big_block(30));
+    let two = dir.path().join("two");
+    ok(&["run", example().to_str().unwrap(), "--db", two.to_str().unwrap()]);
+    ok(&["run", second.to_str().unwrap(), "--db", two.to_str().unwrap()]);
+
+    // Both blocks in this one process, through the library.
+    let runtime = xstate::Runtime::in_memory(xstate::DEFAULT_CHAIN_ID);
+    let first = xstate::BlockFile::parse(&std::fs::read_to_string(example()).unwrap()).unwrap();
+    runtime.import_genesis(first.genesis.as_ref().unwrap()).unwrap();
+    runtime.execute_block(&first.transactions, |_| {}).unwrap();
+    let next = xstate::BlockFile::parse(&std::fs::read_to_string(&second).unwrap()).unwrap();
+    let outcome = runtime.execute_block(&next.transactions, |_| {}).unwrap();
+    assert_eq!(root_of(&two), outcome.commit.root.to_string());
+}
+
+#[test]
+fn a_process_killed_during_run_leaves_the_previous_or_the_new_root() {
+    let dir = tempfile::tempdir().unwrap();
+    let base = dir.path().join("base");
+    ok(&["run", example().to_str().unwrap(), "--db", base.to_str().unwrap()]);
+    let previous = root_of(&base);
+    let block = write_block(dir.path(), "big.json", &big_block(600));
+
+    let copy = |name: &str| {
+        let target = dir.path().join(name);
+        std::fs::create_dir(&target).unwrap();
+        std::fs::copy(base.join("state.redb"), target.join("state.redb")).unwrap();
+        target
+    };
+    let reference = copy("reference");
+    let started = Instant::now();
+    ok(&["run", block.to_str().unwrap(), "--db", reference.to_str().unwrap()]);
+    let duration = started.elapsed();
+    let new = root_of(&reference);
+    assert_ne!(previous, new);
+
+    let mut outcomes = (0, 0);
+    for step in 0..16u32 {
+        let target = copy(&format!("killed{step}"));
+        let mut child = Command::new(env!("CARGO_BIN_EXE_xstate"))
+            .args(["run", block.to_str().unwrap(), "--db", target.to_str().unwrap()])
+            .stdout(std::process::Stdio::null())
+            .stderr(std::process::Stdio::null())
+            .spawn()
+            .unwrap();
+        std::thread::sleep(duration.mul_f64(f64::from(step) / 14.0) + Duration::from_millis(u64::from(step)));
+        let _ = child.kill();
+        let _ = child.wait();
+        let root = root_of(&target);
+        assert!(root == previous || root == new, "step {step}: reopened at {root}, neither {previous} nor {new}");
+        if root == previous { outcomes.0 += 1 } else { outcomes.1 += 1 }
+    }
+    assert!(outcomes.0 > 0, "no kill landed before the commit: {outcomes:?}");
+}
