@@ -14,7 +14,7 @@ use criterion::{Criterion, Throughput, criterion_group, criterion_main};
 use cross_read::XStatePrecompiles;
 use evm_binding::revm::context::{BlockEnv, TxEnv};
 use evm_binding::revm::primitives::hardfork::SpecId;
-use evm_binding::revm::primitives::{Address, Bytes, TxKind, U256, keccak256};
+use evm_binding::revm::primitives::{Address, Bytes, TxKind, U256};
 use evm_binding::{EvmExecutor, GenesisAccount, insert_account};
 use kv_core::{Identity, ModuleName, Namespace, Store};
 use wasm_binding::CallRequest;
@@ -52,17 +52,10 @@ fn loop_module(cross: bool) -> Vec<u8> {
 
 fn artifact(name: &str) -> Vec<u8> {
     let path = format!("{}/../../contracts/artifacts/{name}.json", env!("CARGO_MANIFEST_DIR"));
-    let json: serde_json::Value = serde_json::from_str(&std::fs::read_to_string(path).unwrap()).unwrap();
-    evm_binding::revm::primitives::hex::decode(json["bytecode"].as_str().unwrap()).unwrap()
+    evm_binding::abi::artifact_bytecode(&std::fs::read_to_string(path).unwrap()).unwrap().to_vec()
 }
 
-fn calldata(signature: &str, words: &[U256]) -> Bytes {
-    let mut data = keccak256(signature.as_bytes())[..4].to_vec();
-    for word in words {
-        data.extend_from_slice(&word.to_be_bytes::<32>());
-    }
-    data.into()
-}
+use evm_binding::abi::calldata;
 
 fn bench(c: &mut Criterion) {
     let store = Store::in_memory();

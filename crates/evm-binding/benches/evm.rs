@@ -32,21 +32,12 @@ const SLOADS: u64 = 1_000;
 
 fn artifact(name: &str) -> Vec<u8> {
     let path = format!("{}/../../contracts/artifacts/{name}.json", env!("CARGO_MANIFEST_DIR"));
-    let json: serde_json::Value = serde_json::from_str(&std::fs::read_to_string(path).unwrap()).unwrap();
-    evm_binding::revm::primitives::hex::decode(json["bytecode"].as_str().unwrap()).unwrap()
+    evm_binding::abi::artifact_bytecode(&std::fs::read_to_string(path).unwrap()).unwrap().to_vec()
 }
 
-fn calldata(signature: &str, words: &[U256]) -> Bytes {
-    let mut data = keccak256(signature.as_bytes())[..4].to_vec();
-    for word in words {
-        data.extend_from_slice(&word.to_be_bytes::<32>());
-    }
-    data.into()
-}
+use evm_binding::abi::calldata;
 
-fn word(address: Address) -> U256 {
-    U256::from_be_slice(address.as_slice())
-}
+use evm_binding::abi::word;
 
 fn tx(kind: TxKind, data: Bytes, nonce: u64) -> TxEnv {
     TxEnv { caller: OWNER, kind, data, nonce, gas_limit: 30_000_000, chain_id: Some(CHAIN_ID), ..Default::default() }

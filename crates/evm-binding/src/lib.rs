@@ -10,6 +10,7 @@
 //! It deliberately knows nothing about WASM: the cross-engine precompile is added by `cross-read`
 //! through [`EvmExecutor::transact_with`].
 
+pub mod abi;
 pub mod conformance;
 pub mod database;
 pub mod ethereum;

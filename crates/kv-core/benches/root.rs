@@ -6,27 +6,17 @@
 
 use alloy_primitives::{B256, keccak256};
 use alloy_trie::{HashBuilder, Nibbles};
+mod support;
+
 use criterion::{BatchSize, Criterion, Throughput, criterion_group, criterion_main};
 use kv_core::{Identity, Namespace, Overlay, Store, StoreConfig, verify};
 use std::hint::black_box;
+use support::splitmix;
 
 const CHANGES: usize = 1_000;
 /// Every state is spread over the same 1,000 identities (10 entries each at 10k, 1,000 each at
 /// 1M), so a batch of random changes touches many namespaces at every size.
 const IDENTITIES: u64 = 1_000;
-
-// The same allocator as the xstate binary: the store's many small allocations are a large part of
-// a commit's cost under glibc's allocator.
-#[global_allocator]
-static ALLOCATOR: mimalloc::MiMalloc = mimalloc::MiMalloc;
-
-fn splitmix(state: &mut u64) -> u64 {
-    *state = state.wrapping_add(0x9e37_79b9_7f4a_7c15);
-    let mut z = *state;
-    z = (z ^ (z >> 30)).wrapping_mul(0xbf58_476d_1ce4_e5b9);
-    z = (z ^ (z >> 27)).wrapping_mul(0x94d0_49bb_1331_11eb);
-    z ^ (z >> 31)
-}
 
 fn namespace(index: u64) -> Namespace {
     let mut bytes = [0u8; 20];

@@ -8,27 +8,17 @@
 
 #![allow(clippy::unwrap_used, clippy::expect_used, clippy::panic)] // Test code: a failed unwrap is a failed test.
 
+mod support;
+
 use criterion::{Criterion, Throughput, criterion_group, criterion_main};
 use kv_core::{Backend, Identity, MemoryBackend, Namespace, StateKey, Store, Table, WriteBatch};
 use std::hint::black_box;
 use std::sync::Arc;
+use support::splitmix;
 
 const IDENTITIES: u64 = 100;
 const SLOTS_PER_IDENTITY: u64 = 1_000;
 const READS: usize = 4_096;
-
-// The same allocator as the xstate binary: the store's many small allocations are a large part of
-// a commit's cost under glibc's allocator.
-#[global_allocator]
-static ALLOCATOR: mimalloc::MiMalloc = mimalloc::MiMalloc;
-
-fn splitmix(state: &mut u64) -> u64 {
-    *state = state.wrapping_add(0x9e37_79b9_7f4a_7c15);
-    let mut z = *state;
-    z = (z ^ (z >> 30)).wrapping_mul(0xbf58_476d_1ce4_e5b9);
-    z = (z ^ (z >> 27)).wrapping_mul(0x94d0_49bb_1331_11eb);
-    z ^ (z >> 31)
-}
 
 fn identity(index: u64) -> Identity {
     let mut bytes = [0u8; 20];

@@ -2,7 +2,7 @@
 
 use crate::runtime::{BlockOutcome, Runtime, RuntimeError};
 use crate::transaction::{Created, Genesis, ModuleRef, Transaction};
-use alloy_primitives::{Address, Bytes, U256, keccak256};
+use alloy_primitives::{Address, Bytes, U256};
 use evm_binding::GenesisAccount;
 use kv_core::ModuleName;
 
@@ -22,9 +22,7 @@ pub const ERC20_READER_WASM: &[u8] = include_bytes!("../../../guest/erc20-reader
 
 /// The deployment bytecode in a committed contract artifact.
 pub fn artifact_bytecode(artifact: &str) -> Bytes {
-    let json: serde_json::Value = serde_json::from_str(artifact).expect("committed artifacts are JSON");
-    let hex = json["bytecode"].as_str().expect("committed artifacts carry their bytecode");
-    crate::transaction::parse_hex(hex).expect("committed artifacts hold valid hex")
+    evm_binding::abi::artifact_bytecode(artifact).expect("committed artifacts carry valid bytecode")
 }
 
 /// The ERC-20's deployment bytecode.
@@ -37,19 +35,7 @@ pub fn wasm_reader_bytecode() -> Bytes {
     artifact_bytecode(WASM_READER)
 }
 
-/// `selector(signature) || words`.
-pub fn calldata(signature: &str, words: &[U256]) -> Bytes {
-    let mut data = keccak256(signature.as_bytes())[..4].to_vec();
-    for word in words {
-        data.extend_from_slice(&word.to_be_bytes::<32>());
-    }
-    data.into()
-}
-
-/// An address as an ABI word.
-pub fn word(address: Address) -> U256 {
-    U256::from_be_slice(address.as_slice())
-}
+pub use evm_binding::abi::{calldata, word};
 
 /// Input of the example token: operation, holder, optional amount.
 pub fn token_input(operation: u8, holder: Address, amount: Option<u64>) -> Bytes {

@@ -5,7 +5,7 @@
 use evm_binding::revm::context::result::ExecutionResult;
 use evm_binding::revm::context::{BlockEnv, TxEnv};
 use evm_binding::revm::primitives::hardfork::SpecId;
-use evm_binding::revm::primitives::{Address, Bytes, TxKind, U256, keccak256};
+use evm_binding::revm::primitives::{Address, Bytes, TxKind, U256};
 use evm_binding::{EvmExecutor, GenesisAccount, insert_account};
 use kv_core::{Identity, ModuleName, Overlay, Store};
 use wasm_binding::{CallRequest, Receipt, WasmEngine};
@@ -28,20 +28,15 @@ pub(crate) fn guest(name: &str) -> Vec<u8> {
 pub(crate) fn artifact(name: &str) -> Vec<u8> {
     let path =
         std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("../../contracts/artifacts").join(format!("{name}.json"));
-    let json: serde_json::Value = serde_json::from_str(&std::fs::read_to_string(path).unwrap()).unwrap();
-    evm_binding::revm::primitives::hex::decode(json["bytecode"].as_str().unwrap()).unwrap()
+    evm_binding::abi::artifact_bytecode(&std::fs::read_to_string(path).unwrap()).unwrap().to_vec()
 }
 
 pub(crate) fn calldata(signature: &str, words: &[U256]) -> Vec<u8> {
-    let mut data = keccak256(signature.as_bytes())[..4].to_vec();
-    for word in words {
-        data.extend_from_slice(&word.to_be_bytes::<32>());
-    }
-    data
+    evm_binding::abi::calldata(signature, words).to_vec()
 }
 
 pub(crate) fn word(address: Address) -> U256 {
-    U256::from_be_slice(address.as_slice())
+    evm_binding::abi::word(address)
 }
 
 pub(crate) struct World {

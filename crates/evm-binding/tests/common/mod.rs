@@ -18,22 +18,15 @@ pub(crate) const BOB: Address = Address::repeat_byte(0xb0);
 pub(crate) fn artifact(name: &str) -> Vec<u8> {
     let path =
         std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("../../contracts/artifacts").join(format!("{name}.json"));
-    let json: serde_json::Value = serde_json::from_str(&std::fs::read_to_string(&path).unwrap()).unwrap();
-    let hex = json["bytecode"].as_str().unwrap();
-    evm_binding::revm::primitives::hex::decode(hex).unwrap()
+    evm_binding::abi::artifact_bytecode(&std::fs::read_to_string(path).unwrap()).unwrap().to_vec()
 }
 
-/// `selector(signature) || words`.
 pub(crate) fn calldata(signature: &str, words: &[U256]) -> Vec<u8> {
-    let mut data = keccak256(signature.as_bytes())[..4].to_vec();
-    for word in words {
-        data.extend_from_slice(&word.to_be_bytes::<32>());
-    }
-    data
+    evm_binding::abi::calldata(signature, words).to_vec()
 }
 
 pub(crate) fn word(address: Address) -> U256 {
-    U256::from_be_slice(address.as_slice())
+    evm_binding::abi::word(address)
 }
 
 /// The storage slot of `holder` in a Solidity `mapping(address => ...)` at slot `mapping`.
