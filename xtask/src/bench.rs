@@ -402,3 +402,27 @@ fn print_table(rows: &[(Metric, f64)]) {
 fn format_value(value: f64) -> String {
     if value.abs() >= 1000.0 { format!("{value:.0}") } else { format!("{value:.4}") }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn every_figure_has_a_unique_name_and_a_bench_target_for_its_phase() {
+        let all = metrics();
+        for (index, metric) in all.iter().enumerate() {
+            assert!(all[index + 1..].iter().all(|other| other.name != metric.name), "duplicate {}", metric.name);
+            assert!(TARGETS.iter().any(|(phase, _, _)| *phase == metric.phase), "{} has no bench target", metric.name);
+            assert!(["ratio", "ns", "us", "s", "ops_per_s", "bytes"].contains(&metric.unit), "{}", metric.name);
+        }
+    }
+
+    #[test]
+    fn targets_are_checked_in_the_right_direction() {
+        let lower = Metric { target: Some(1.1), ..metric('a', "x", "ratio", Formula::Fact("x")) };
+        assert!(meets(&lower, 1.05) && !meets(&lower, 1.2));
+        let higher =
+            Metric { target: Some(0.5), higher_is_better: true, ..metric('a', "y", "ratio", Formula::Fact("y")) };
+        assert!(meets(&higher, 0.6) && !meets(&higher, 0.4));
+    }
+}

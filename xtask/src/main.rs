@@ -12,6 +12,7 @@ mod bench;
 mod ci;
 mod command;
 mod phase;
+mod rules;
 
 use std::process::ExitCode;
 

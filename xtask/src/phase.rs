@@ -52,3 +52,23 @@ pub(crate) fn letter(value: &str) -> Result<Phase, String> {
         other => Err(format!("unknown phase `{other}`: expected a, b, c, d or e")),
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn args(text: &str) -> Vec<String> {
+        text.split_whitespace().map(str::to_owned).collect()
+    }
+
+    #[test]
+    fn phases_select_their_crates() {
+        assert_eq!(parse(&args("")).unwrap(), Phase::All);
+        assert_eq!(parse(&args("--phase a")).unwrap().packages(), ["kv-core"]);
+        assert_eq!(parse(&args("--phase d")).unwrap().packages(), ["cross-read"]);
+        assert_eq!(Phase::All.packages().len(), 5);
+        assert!(parse(&args("--phase z")).is_err());
+        assert!(parse(&args("--phase")).is_err());
+        assert!(parse(&args("--fast")).is_err());
+    }
+}

@@ -115,6 +115,32 @@ fn out_of_bounds(function: &str, what: &str, pointer: u32, len: u64, size: u64) 
     ))
 }
 
+/// A guest range: where it is and what it is, for the trap message if it is out of bounds.
+struct GuestRange<'a> {
+    function: &'a str,
+    what: &'a str,
+    pointer: u32,
+    len: usize,
+}
+
+impl GuestRange<'_> {
+    /// Runs `access` on the guest's memory view once the range is known to lie inside it.
+    fn access(
+        &self,
+        ctx: &FunctionEnvMut<'_, HostEnv>,
+        access: impl FnOnce(&wasmer::MemoryView<'_>, u64) -> Result<(), wasmer::MemoryAccessError>,
+    ) -> Result<(), RuntimeError> {
+        let memory = memory(ctx)?;
+        let view = memory.view(ctx);
+        let (len, size) = (self.len as u64, view.data_size());
+        let failure = || out_of_bounds(self.function, self.what, self.pointer, len, size);
+        if u64::from(self.pointer) + len > size {
+            return Err(failure());
+        }
+        access(&view, u64::from(self.pointer)).map_err(|_| failure())
+    }
+}
+
 /// Copies `buffer.len()` bytes from guest memory at `pointer`, bounds-checked.
 pub fn read_guest(
     ctx: &FunctionEnvMut<'_, HostEnv>,
@@ -123,14 +149,7 @@ pub fn read_guest(
     pointer: u32,
     buffer: &mut [u8],
 ) -> Result<(), RuntimeError> {
-    let memory = memory(ctx)?;
-    let view = memory.view(ctx);
-    let len = buffer.len() as u64;
-    let size = view.data_size();
-    if u64::from(pointer) + len > size {
-        return Err(out_of_bounds(function, what, pointer, len, size));
-    }
-    view.read(u64::from(pointer), buffer).map_err(|_| out_of_bounds(function, what, pointer, len, size))
+    GuestRange { function, what, pointer, len: buffer.len() }.access(ctx, |view, offset| view.read(offset, buffer))
 }
 
 /// Copies `data` into guest memory at `pointer`, bounds-checked.
@@ -141,14 +160,7 @@ pub fn write_guest(
     pointer: u32,
     data: &[u8],
 ) -> Result<(), RuntimeError> {
-    let memory = memory(ctx)?;
-    let view = memory.view(ctx);
-    let len = data.len() as u64;
-    let size = view.data_size();
-    if u64::from(pointer) + len > size {
-        return Err(out_of_bounds(function, what, pointer, len, size));
-    }
-    view.write(u64::from(pointer), data).map_err(|_| out_of_bounds(function, what, pointer, len, size))
+    GuestRange { function, what, pointer, len: data.len() }.access(ctx, |view, offset| view.write(offset, data))
 }
 
 /// Reads a guest byte string whose length the guest chose, refusing lengths above `limit`

@@ -1,0 +1,84 @@
+//! Repository rules, written as tests so `cargo xtask ci` enforces them: every Rust source file
+//! opens with a `//!` paragraph, and each crate depends only on the layers beneath it.
+
+#[cfg(test)]
+mod tests {
+    use crate::command::root;
+    use std::path::{Path, PathBuf};
+
+    /// The workspace crates each crate may depend on (in `[dependencies]` and
+    /// `[dev-dependencies]`): the layers beneath it, and nothing above or beside it.
+    const LAYERS: &[(&str, &[&str])] = &[
+        ("kv-core", &[]),
+        ("wasm-binding", &["kv-core"]),
+        ("evm-binding", &["kv-core"]),
+        ("cross-read", &["kv-core", "wasm-binding", "evm-binding"]),
+        ("xstate", &["kv-core", "wasm-binding", "evm-binding", "cross-read"]),
+    ];
+
+    fn rust_files(dir: &Path, files: &mut Vec<PathBuf>) {
+        let Ok(entries) = std::fs::read_dir(dir) else { return };
+        for entry in entries.flatten() {
+            let path = entry.path();
+            if path.is_dir() {
+                rust_files(&path, files);
+            } else if path.extension().is_some_and(|extension| extension == "rs") {
+                files.push(path);
+            }
+        }
+    }
+
+    #[test]
+    fn every_source_file_opens_with_a_module_doc() {
+        let mut files = Vec::new();
+        for dir in ["crates", "xtask/src", "guest"] {
+            rust_files(&root().join(dir), &mut files);
+        }
+        files.retain(|file| !file.components().any(|part| part.as_os_str() == "target"));
+        assert!(files.len() > 40, "found only {} files", files.len());
+        let missing: Vec<String> = files
+            .iter()
+            .filter(|file| !std::fs::read_to_string(file).unwrap_or_default().starts_with("//!"))
+            .map(|file| file.display().to_string())
+            .collect();
+        assert!(missing.is_empty(), "files without a leading //! paragraph: {missing:?}");
+    }
+
+    /// The workspace crates named in the dependency sections of a manifest.
+    fn workspace_dependencies(manifest: &str) -> Vec<String> {
+        let names: Vec<&str> = LAYERS.iter().map(|(name, _)| *name).collect();
+        let mut in_dependencies = false;
+        let mut found = Vec::new();
+        for line in manifest.lines() {
+            let line = line.trim();
+            if line.starts_with('[') {
+                in_dependencies = line == "[dependencies]" || line == "[dev-dependencies]";
+                continue;
+            }
+            let name = line.split(['.', '=', ' ']).next().unwrap_or_default();
+            if in_dependencies && names.contains(&name) {
+                found.push(name.to_owned());
+            }
+        }
+        found
+    }
+
+    #[test]
+    fn crates_depend_only_on_the_layers_beneath_them() {
+        for (name, allowed) in LAYERS {
+            let manifest = std::fs::read_to_string(root().join("crates").join(name).join("Cargo.toml")).unwrap();
+            for dependency in workspace_dependencies(&manifest) {
+                assert!(allowed.contains(&dependency.as_str()), "{name} must not depend on {dependency}");
+            }
+        }
+        // xtask builds in seconds because it depends on no workspace crate.
+        let xtask = std::fs::read_to_string(root().join("xtask/Cargo.toml")).unwrap();
+        assert!(workspace_dependencies(&xtask).is_empty());
+    }
+
+    #[test]
+    fn the_rule_reader_sees_dependencies() {
+        let manifest = "[package]\nname = \"x\"\n[dependencies]\nkv-core.workspace = true\nserde = \"1\"\n[dev-dependencies]\nxstate = { path = \"..\" }\n";
+        assert_eq!(workspace_dependencies(manifest), ["kv-core", "xstate"]);
+    }
+}
