@@ -29,6 +29,9 @@ pub(crate) fn run_ci(phase: Phase) -> Result<(), String> {
         artifacts::check_contracts_if_possible()?;
         artifacts::run_conformance(&[], true)?;
     }
-    println!("\nci passed ({})", if phase == Phase::All { "all phases".to_owned() } else { format!("{phase:?}") });
+    println!(
+        "
+ci passed ({phase})"
+    );
     Ok(())
 }

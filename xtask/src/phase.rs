@@ -30,6 +30,15 @@ impl Phase {
     }
 }
 
+impl std::fmt::Display for Phase {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        match self {
+            Self::All => f.write_str("all phases"),
+            Self::One(letter) => write!(f, "phase {letter}"),
+        }
+    }
+}
+
 /// Parses `[--phase X]`.
 pub(crate) fn parse(args: &[String]) -> Result<Phase, String> {
     let mut phase = Phase::All;
