@@ -24,6 +24,14 @@ contract CrossBench {
         }
     }
 
+    /// One readU64 through STATICCALL with only `gasLimit` gas: too little makes the inner call
+    /// fail while this call goes on.
+    function readWithGas(address module, uint64 slot, uint256 gasLimit) external view returns (bool ok, uint256 value) {
+        bytes memory output;
+        (ok, output) = address(XSTATE).staticcall{gas: gasLimit}(abi.encodeCall(XSTATE.readU64, (module, slot)));
+        if (ok) value = abi.decode(output, (uint64));
+    }
+
     function sloadLoop(uint256 count) external view returns (uint256 total) {
         for (uint256 i = 0; i < count; ++i) {
             total += stored;

@@ -3,6 +3,7 @@
 use evm_binding::EvmDbError;
 use evm_binding::database::storage_word;
 use evm_binding::revm::primitives::{Address, U256};
+use kv_core::{BackendError, StateError};
 use wasm_binding::gas::WASM_GAS_PER_EVM_GAS;
 use wasm_binding::{HostEnv, HostExtension, charge, read_guest_array, state_failure, write_guest};
 use wasmer::{Function, FunctionEnv, FunctionEnvMut, RuntimeError, Store};
@@ -34,8 +35,10 @@ fn evm_storage_read(
     let word =
         storage_word(ctx.data().state(), Address::from(address), U256::from_be_bytes(key)).map_err(
             |error| match error {
+                // A damaged word is a damaged store: the call fails as a whole, never as a trap
+                // of the guest.
                 EvmDbError::State(error) => state_failure(error),
-                other => RuntimeError::new(format!("evm_storage_read: {other}")),
+                other => state_failure(StateError::Backend(BackendError::Corrupt(other.to_string()))),
             },
         )?;
     write_guest(&ctx, "evm_storage_read", "output buffer", out_pointer, &word.to_be_bytes::<32>())

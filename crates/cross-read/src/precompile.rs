@@ -2,13 +2,13 @@
 //! module slots (`readU64`) and derive module identities (`moduleAddress`), read-only.
 
 use crate::abi::{self, Call, CallError};
-use evm_binding::EvmContext;
 use evm_binding::revm::context::Cfg;
 use evm_binding::revm::handler::{EthPrecompiles, PrecompileProvider, precompile_output_to_interpreter_result};
 use evm_binding::revm::interpreter::{CallInputs, InterpreterResult};
 use evm_binding::revm::precompile::{PrecompileHalt, PrecompileOutput};
 use evm_binding::revm::primitives::hardfork::SpecId;
 use evm_binding::revm::primitives::{Address, AddressSet, Bytes, address};
+use evm_binding::{EvmContext, EvmDbError};
 use kv_core::{Identity, Namespace, Overlay, StateError, module_identity};
 
 /// The reserved address of the precompile.
@@ -102,8 +102,13 @@ impl<'a> PrecompileProvider<EvmContext<'a>> for XStatePrecompiles {
         let output = match answered {
             Ok(bytes) => PrecompileOutput::new(cost, bytes, reservoir),
             Err(Ok(error)) => PrecompileOutput::revert(cost, error.encode(), reservoir),
-            // A failing store is the node's failure, not the contract's: it aborts the transaction.
-            Err(Err(error)) => return Err(format!("cross-read precompile: {error}")),
+            // A failing store is the node's failure, not the contract's: it aborts the transaction,
+            // and the session reports it as a database error so the block is abandoned.
+            Err(Err(error)) => {
+                let message = format!("cross-read precompile: {error}");
+                context.journaled_state.database.record_failure(EvmDbError::State(error));
+                return Err(message);
+            }
         };
         Ok(Some(precompile_output_to_interpreter_result(output, inputs.gas_limit)))
     }

@@ -92,15 +92,22 @@ fn bad_calls_revert_with_documented_errors_and_move_nothing() {
 }
 
 #[test]
-fn too_little_gas_halts_the_call_not_the_transaction() {
+fn too_little_gas_fails_the_inner_call_not_the_transaction() {
     let mut world = World::new();
     let counter = world.deploy_module("counter", &guest("counter"));
-    let tx = TxEnv {
-        gas_limit: 21_000 + 16 * 68 + 1_000,
-        ..world.tx(ALICE, TxKind::Call(XSTATE_PRECOMPILE), abi::encode_read_u64(counter.to_address(), 0))
+    assert!(world.wasm_call(ALICE, counter, b"").is_success());
+    let bench = world.deploy_contract("CrossBench", &[]);
+    let read = |world: &mut World, gas: u64| {
+        let data =
+            calldata("readWithGas(address,uint64,uint256)", &[word(counter.to_address()), U256::ZERO, U256::from(gas)]);
+        let result = world.evm_call(ALICE, bench, data);
+        assert!(result.is_success(), "the outer call goes on: {result:?}");
+        let output = result.output().unwrap();
+        (U256::from_be_slice(&output[..32]), U256::from_be_slice(&output[32..64]))
     };
-    let result = world.send(tx);
-    assert!(matches!(result, ExecutionResult::Halt { .. }), "{result:?}");
+    // Below the precompile's price the STATICCALL returns false; with enough it reads slot 0.
+    assert_eq!(read(&mut world, BASE_GAS - 1), (U256::ZERO, U256::ZERO));
+    assert_eq!(read(&mut world, BASE_GAS + 100), (U256::from(1), U256::from(1)));
 }
 
 #[test]

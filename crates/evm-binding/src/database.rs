@@ -220,6 +220,15 @@ impl<'a> EvmDatabase<'a> {
         self.failure.take()
     }
 
+    /// Records a failure of the store met outside revm's own database calls (a stateful
+    /// precompile's read). The session reports it as [`crate::EvmError::Database`] instead of the
+    /// precompile's own error, so the caller treats it as the node's failure.
+    pub fn record_failure(&mut self, error: EvmDbError) {
+        if self.failure.is_none() {
+            self.failure = Some(error);
+        }
+    }
+
     /// Applies a transaction's state changes with Ethereum's rules; see the module docs.
     pub fn apply(&mut self, changes: AddressMap<Account>) -> Result<(), EvmDbError> {
         // The order does not matter: each account touches only its own keys.

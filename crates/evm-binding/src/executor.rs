@@ -155,8 +155,14 @@ where
     }
 
     fn run(&mut self, tx: TxEnv) -> Result<ExecutionResult, EvmError> {
-        let outcome = self.evm.transact(tx)?;
-        self.evm.ctx.journaled_state.database.apply(outcome.state)?;
+        let outcome = self.evm.transact(tx);
+        let database = &mut self.evm.ctx.journaled_state.database;
+        // A store failure met by a precompile outranks whatever revm made of it.
+        if let Some(failure) = database.take_failure() {
+            return Err(EvmError::Database(failure));
+        }
+        let outcome = outcome?;
+        database.apply(outcome.state)?;
         Ok(outcome.result)
     }
 

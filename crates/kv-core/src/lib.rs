@@ -21,7 +21,7 @@ mod trie;
 pub use backend::{Backend, BackendError, MemoryBackend, RedbBackend, Table, WriteBatch};
 pub use key::{Engine, Identity, KeyError, KeyLayout, ModuleName, Namespace, StateKey, module_identity};
 pub use overlay::{Checkpoint, Overlay, StateError};
-pub use proof::{KeyProof, NamespaceProof, ProofError, SubtreeProof, verify, verify_namespace};
+pub use proof::{KeyProof, NamespaceProof, ProofError, SubtreeProof, verify, verify_commitment, verify_namespace};
 pub use record::{AccountRecord, ModuleRecord, RecordError};
 pub use store::{CommitInfo, Store, StoreConfig, StoreError};
 pub use trie::root_from_scratch;

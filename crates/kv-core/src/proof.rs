@@ -98,16 +98,22 @@ pub enum ProofError {
 /// Verifies that `key` (an encoded state key) has `value` (or, for `None`, no value) in the state
 /// whose root is `root`.
 pub fn verify(root: B256, key: &[u8], value: Option<&[u8]>, proof: &KeyProof) -> Result<(), ProofError> {
+    verify_commitment(root, key, value.map(keccak256), proof)
+}
+
+/// Verifies that `key` has a value whose keccak256 is `commitment` (or, for `None`, no value)
+/// under `root`. The store keeps values only for its latest height, so a proof at an older height
+/// shows the value's commitment; the holder of the value checks it with [`verify`].
+pub fn verify_commitment(root: B256, key: &[u8], commitment: Option<B256>, proof: &KeyProof) -> Result<(), ProofError> {
     StateKey::decode(key)?;
     let (prefix, suffix) = key.split_at(PREFIX_LEN);
     match &proof.subtree {
         Some(subtree) => {
             check_path(root, global_key(prefix), Some(subtree.root), &proof.global)?;
-            let commitment = value.map(keccak256);
             check_path(subtree.root, entry_key(suffix), commitment, &subtree.nodes)
         }
         None => {
-            if value.is_some() {
+            if commitment.is_some() {
                 return Err(ProofError::NamespaceAbsent);
             }
             check_path(root, global_key(prefix), None, &proof.global)

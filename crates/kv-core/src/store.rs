@@ -416,12 +416,20 @@ impl Store {
 
     /// A proof of `key`'s value (or absence) at `height` (the latest when `None`).
     pub fn prove(&self, key: &[u8], height: Option<u64>) -> Result<KeyProof, StoreError> {
+        self.prove_commitment(key, height).map(|(proof, _)| proof)
+    }
+
+    /// A proof of `key` at `height` (the latest when `None`), with the commitment (keccak256) of
+    /// the value the key had then, or `None` when it had none. Values themselves are kept only for
+    /// the latest height.
+    pub fn prove_commitment(&self, key: &[u8], height: Option<u64>) -> Result<(KeyProof, Option<B256>), StoreError> {
         StateKey::decode(key)?;
         let head = self.head.lock();
         let global_root = self.global_root_at(&head, height.unwrap_or(head.height))?;
         let backend = self.backend.as_ref();
         let (prefix, suffix) = key.split_at(PREFIX_LEN);
         let (global, leaf) = walk(backend, &GLOBAL_TREE, global_root, &global_key(prefix))?;
+        let mut commitment = None;
         let subtree = match leaf {
             None => None,
             Some(leaf) => {
@@ -430,11 +438,12 @@ impl Store {
                 let version =
                     leaf.link.ok_or_else(|| StoreError::Corrupt("global trie leaf without a sub-trie link".into()))?;
                 let root = ChildRef { hash: leaf.commitment, version };
-                let (nodes, _) = walk(backend, &tree, Some(root), &entry_key(suffix))?;
+                let (nodes, found) = walk(backend, &tree, Some(root), &entry_key(suffix))?;
+                commitment = found.map(|value| value.commitment);
                 Some(SubtreeProof { root: leaf.commitment, nodes })
             }
         };
-        Ok(KeyProof { global, subtree })
+        Ok((KeyProof { global, subtree }, commitment))
     }
 
     /// A namespace's sub-root at `height` (the latest when `None`) with its proof; the sub-root

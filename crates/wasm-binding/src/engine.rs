@@ -1,6 +1,6 @@
 //! The engine: deploys modules into the shared state and calls them with metered gas.
 
-use crate::depth::{CallDepth, DEPTH_GLOBAL, MAX_CALL_DEPTH};
+use crate::depth::{BulkMemoryGas, CallDepth, DEPTH_GLOBAL, MAX_CALL_DEPTH};
 use crate::gas;
 use crate::host::{CoreHost, GasMeter, HostEnv, HostError, HostExtension};
 use crate::validate::{self, ENTRY_POINT, HOST_NAMESPACE, MEMORY_EXPORT, ValidationError};
@@ -107,6 +107,9 @@ pub enum CallError {
 #[error("host function `{0}` is defined by two extensions")]
 pub struct DuplicateHostFunction(pub String);
 
+/// Most compiled modules kept in memory.
+pub const MAX_CACHED_MODULES: usize = 1_024;
+
 #[derive(Clone)]
 struct Compiled {
     engine: Engine,
@@ -128,12 +131,15 @@ fn compiler_engine() -> Engine {
     let mut compiler = Singlepass::new();
     compiler.push_middleware(Arc::new(Metering::new(0, gas::operator_cost)));
     compiler.push_middleware(Arc::new(CallDepth::default()));
+    compiler.push_middleware(Arc::new(BulkMemoryGas::default()));
     EngineBuilder::new(compiler).engine().into()
 }
 
 impl WasmEngine {
     /// An engine for chain `chain_id` with the core host ABI.
     pub fn new(chain_id: u64) -> Self {
+        // Process-wide, and the same for every engine: see `validate::WASM_STACK_BYTES`.
+        wasmer_vm::set_stack_size(validate::WASM_STACK_BYTES);
         let mut engine = Self {
             chain_id,
             extensions: Vec::new(),
@@ -192,7 +198,13 @@ impl WasmEngine {
         let module = Module::new(&engine, code).map_err(|error| DeployError::Compile(error.to_string()))?;
         validate::check_interface(&module, &self.signatures)?;
         let compiled = Compiled { engine, module };
-        self.compiled.write().insert(code_hash, compiled.clone());
+        let mut cache = self.compiled.write();
+        if cache.len() >= MAX_CACHED_MODULES {
+            // Starting over costs one compilation per module still in use; it keeps the cache
+            // bounded however many distinct modules are deployed or merely attempted.
+            cache.clear();
+        }
+        cache.insert(code_hash, compiled.clone());
         Ok(compiled)
     }
 
@@ -322,8 +334,10 @@ fn run(
 ) -> Result<(CallStatus, u64), StateError> {
     let instance = match Instance::new(store, module, imports) {
         Ok(instance) => instance,
+        // A call that cannot even start (resources exhausted) is charged its whole limit, like
+        // one that runs out of gas: failing must never be cheaper than working.
         Err(error) => {
-            return Ok((CallStatus::Trap(format!("instantiation failed: {error}")), 0));
+            return Ok((CallStatus::Trap(format!("instantiation failed: {error}")), gas_limit));
         }
     };
     let prepared = (|| -> Result<TypedFunction<(), ()>, String> {
@@ -348,7 +362,7 @@ fn run(
     let entry = match prepared {
         Ok(entry) => entry,
         Err(reason) => {
-            return Ok((CallStatus::Trap(format!("instance is missing part of the ABI: {reason}")), 0));
+            return Ok((CallStatus::Trap(format!("instance is missing part of the ABI: {reason}")), gas_limit));
         }
     };
     set_remaining_points(store, &instance, gas_limit);

@@ -18,6 +18,9 @@ pub const CALL: u64 = 10;
 /// `memory.grow`, on top of the page limit.
 pub const MEMORY_GROW: u64 = 10_000;
 
+/// `memory.fill` and `memory.copy` also cost one gas per 2^`BULK_BYTES_SHIFT` (16) bytes.
+pub const BULK_BYTES_SHIFT: i64 = 4;
+
 /// `state_get`.
 pub const STATE_GET: u64 = 1_000;
 /// `state_set`.

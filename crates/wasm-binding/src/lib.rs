@@ -17,6 +17,8 @@ pub mod host;
 pub mod validate;
 
 pub use depth::MAX_CALL_DEPTH;
-pub use engine::{CallError, CallRequest, CallStatus, DeployError, DuplicateHostFunction, Receipt, WasmEngine};
+pub use engine::{
+    CallError, CallRequest, CallStatus, DeployError, DuplicateHostFunction, MAX_CACHED_MODULES, Receipt, WasmEngine,
+};
 pub use host::{HostEnv, HostError, HostExtension, charge, read_guest, read_guest_array, state_failure, write_guest};
 pub use validate::ValidationError;

@@ -7,7 +7,7 @@
 //! (which would run before metering is armed).
 
 use std::collections::HashMap;
-use wasmer::wasmparser::{Parser, Payload, Validator, WasmFeatures};
+use wasmer::wasmparser::{FuncValidatorAllocations, Parser, Payload, ValidPayload, Validator, WasmFeatures};
 use wasmer::{ExternType, FunctionType, Module};
 
 /// The import module name of every host function.
@@ -20,6 +20,16 @@ pub const MEMORY_EXPORT: &str = "memory";
 pub const MAX_MODULE_BYTES: usize = 512 * 1024;
 /// The most 64 KiB pages a module's memory may declare as its maximum (4 MiB).
 pub const MAX_MEMORY_PAGES: u64 = 64;
+/// The most elements a table may start with (tables are allocated at every instantiation).
+pub const MAX_TABLE_ELEMENTS: u64 = 4_096;
+/// The most value slots one function's frame may need: its parameters and locals plus the
+/// deepest its operand stack gets. With at most 1,024 nested calls, every frame fits in the WASM
+/// stack ([`WASM_STACK_BYTES`]) several times over, so the call-depth limit, not the machine's
+/// stack, decides where recursion stops.
+pub const MAX_FRAME_SLOTS: u64 = 2_048;
+/// The stack wasmer runs guests on: 64 MiB, against at most 1,024 frames of at most 2,048 slots
+/// (about 17 MiB).
+pub const WASM_STACK_BYTES: usize = 64 * 1024 * 1024;
 
 /// Why a module was refused at deploy.
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
@@ -60,13 +70,25 @@ pub enum ValidationError {
     /// The memory has no maximum or a maximum above the limit.
     #[error("memory must declare a maximum of at most 64 pages (4 MiB); it declares {0}")]
     MemoryLimit(String),
+    /// A function's frame needs more than [`MAX_FRAME_SLOTS`] value slots.
+    #[error("function {function} needs {slots} value slots (locals and operand stack); at most 2048")]
+    FrameTooLarge {
+        /// The function's index.
+        function: u32,
+        /// Slots it needs.
+        slots: u64,
+    },
+    /// A table starts with more than [`MAX_TABLE_ELEMENTS`] elements.
+    #[error("a table of {0} elements; tables start with at most 4096")]
+    TableLimit(u64),
     /// No exported function `call: () -> ()`.
     #[error("the module must export the entry point `call` with no parameters and no results")]
     NoEntryPoint,
 }
 
 /// The deterministic feature set: MVP integers, mutable globals, sign extension, multi-value and
-/// the bulk memory instructions; no floats, SIMD, threads, exceptions or reference types.
+/// `memory.copy`/`memory.fill` (charged per byte, see `depth::BulkMemoryGas`); no floats, SIMD,
+/// threads, exceptions or reference types.
 fn features() -> WasmFeatures {
     WasmFeatures::GC_TYPES
         | WasmFeatures::MUTABLE_GLOBAL
@@ -81,12 +103,39 @@ pub fn check_bytes(code: &[u8]) -> Result<(), ValidationError> {
     if code.len() > MAX_MODULE_BYTES {
         return Err(ValidationError::TooLarge(code.len()));
     }
-    Validator::new_with_features(features())
-        .validate_all(code)
-        .map_err(|error| ValidationError::Malformed(error.to_string()))?;
+    let malformed = |error: wasmer::wasmparser::BinaryReaderError| ValidationError::Malformed(error.to_string());
+    let mut validator = Validator::new_with_features(features());
+    let mut allocations = FuncValidatorAllocations::default();
     for payload in Parser::new(0).parse_all(code) {
-        if let Payload::StartSection { .. } = payload.map_err(|error| ValidationError::Malformed(error.to_string()))? {
-            return Err(ValidationError::StartFunction);
+        let payload = payload.map_err(malformed)?;
+        match &payload {
+            Payload::StartSection { .. } => return Err(ValidationError::StartFunction),
+            Payload::TableSection(tables) => {
+                for table in tables.clone() {
+                    let table = table.map_err(malformed)?;
+                    if table.ty.initial > MAX_TABLE_ELEMENTS {
+                        return Err(ValidationError::TableLimit(table.ty.initial));
+                    }
+                }
+            }
+            _ => {}
+        }
+        if let ValidPayload::Func(function, body) = validator.payload(&payload).map_err(malformed)? {
+            let mut function = function.into_validator(allocations);
+            let mut reader = body.get_binary_reader();
+            function.read_locals(&mut reader).map_err(malformed)?;
+            let mut deepest = 0;
+            while !reader.eof() {
+                let offset = reader.original_position();
+                reader.visit_operator(&mut function.visitor(offset)).map_err(malformed)?.map_err(malformed)?;
+                deepest = deepest.max(function.operand_stack_height());
+            }
+            reader.finish_expression(&function.visitor(reader.original_position())).map_err(malformed)?;
+            let slots = u64::from(function.len_locals()) + u64::from(deepest);
+            if slots > MAX_FRAME_SLOTS {
+                return Err(ValidationError::FrameTooLarge { function: function.index(), slots });
+            }
+            allocations = function.into_allocations();
         }
     }
     Ok(())

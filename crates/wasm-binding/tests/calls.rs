@@ -126,6 +126,49 @@ fn unbounded_recursion_traps_cleanly() {
     assert_eq!(receipt.status, CallStatus::OutOfGas);
 }
 
+/// Recursion through the largest frames validation allows still stops at the call-depth limit,
+/// not at the machine's stack: 1,024 frames of 2,000 slots fit in the WASM stack.
+#[test]
+fn recursion_with_the_largest_frames_stops_at_the_depth_limit() {
+    let mut harness = Harness::new();
+    let locals = "(local i64) ".repeat(1_990);
+    let wat = format!(
+        r#"(module
+            (memory (export "memory") 1 2)
+            (func $down (param i64) (result i64) {locals}
+                (local.set 1990 (local.get 0))
+                (call $down (i64.add (local.get 1990) (i64.const 1))))
+            (func (export "call") (drop (call $down (i64.const 0)))))"#
+    );
+    let module = harness.deploy_wat("deep", &wat).unwrap();
+    let receipt = harness.call_as(ALICE, module, b"", u64::MAX / 2);
+    assert_trap(&receipt, "call depth limit of 1024 nested calls exceeded");
+}
+
+/// `memory.fill` and `memory.copy` pay for every 16 bytes they touch, from the same counter.
+#[test]
+fn bulk_memory_is_charged_by_length() {
+    let mut harness = Harness::new();
+    let gas = |harness: &mut Harness, name: &str, body: &str| {
+        let module = harness.deploy_wat(name, &module(IMPORTS, body)).unwrap();
+        let receipt = harness.call(module, b"");
+        assert_eq!(receipt.status, CallStatus::Success, "{body}");
+        receipt.gas_used
+    };
+    let small = gas(&mut harness, "small", "(memory.fill (i32.const 0) (i32.const 7) (i32.const 16))");
+    let large = gas(&mut harness, "large", "(memory.fill (i32.const 0) (i32.const 7) (i32.const 65536))");
+    assert_eq!(large - small, (65_536 - 16) / 16);
+    let copy = gas(&mut harness, "copy", "(memory.copy (i32.const 0) (i32.const 32768) (i32.const 32768))");
+    assert!(copy >= 32_768 / 16, "{copy}");
+    // Too little gas for the bytes: out of gas, and the write before it is discarded.
+    let module = harness
+        .deploy_wat("starved", &module(IMPORTS, "(call $state_set (i64.const 1) (i64.const 1)) (memory.fill (i32.const 0) (i32.const 7) (i32.const 65536))"))
+        .unwrap();
+    let receipt = harness.call_as(ALICE, module, b"", gas::STATE_SET + 1_000);
+    assert_eq!(receipt.status, CallStatus::OutOfGas);
+    assert_eq!(harness.overlay.get_u64(&Namespace::wasm(module).slot_key(1)).unwrap(), 0);
+}
+
 #[test]
 fn an_infinite_loop_runs_out_of_gas_and_uses_the_whole_limit() {
     let mut harness = Harness::new();

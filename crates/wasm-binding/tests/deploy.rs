@@ -73,6 +73,17 @@ fn bad_modules_are_refused() {
         ),
         ("SIMD", wat(&module("", "(drop (i32x4.splat (i32.const 1)))")), |e| matches!(e, Invalid(V::Malformed(_)))),
         (
+            "a frame of 3,000 locals",
+            wat(&module("", "(local i64) (local i64)")
+                .replace("(local i64) (local i64)", &"(local i64) ".repeat(3_000))),
+            |e| matches!(e, Invalid(V::FrameTooLarge { slots: 3_000, .. })),
+        ),
+        (
+            "a table of 5,000 elements",
+            wat(r#"(module (memory (export "memory") 1 2) (table 5000 funcref) (func (export "call")))"#),
+            |e| matches!(e, Invalid(V::TableLimit(5_000))),
+        ),
+        (
             "start function",
             wat(r#"(module (memory (export "memory") 1 2) (func $s) (start $s) (func (export "call")))"#),
             |e| matches!(e, Invalid(V::StartFunction)),

@@ -337,7 +337,7 @@ fn describe(key: &[u8], value: &[u8]) -> String {
                 format!("account: nonce {}, balance {}, code hash {}", record.nonce, record.balance, record.code_hash)
             })
             .unwrap_or_else(|error| error.to_string()),
-        Ok(KeyLayout::EvmStorage) => format!("word {}", U256::from_be_slice(value)),
+        Ok(KeyLayout::EvmStorage) if value.len() == 32 => format!("word {}", U256::from_be_slice(value)),
         Ok(KeyLayout::WasmModule) => ModuleRecord::decode(value)
             .map(|record| format!("module {} v{}, code hash {}", record.name, record.version, record.code_hash))
             .unwrap_or_else(|error| error.to_string()),
@@ -371,30 +371,36 @@ fn prove_command(dir: &Path, key: &str, out: &Path, height: Option<u64>, json: b
     let runtime = open(dir, None, false)?;
     let key = parse_key(key)?;
     let height = height.unwrap_or(runtime.height());
-    let proof = runtime.prove(&key, Some(height)).map_err(|error| store_failure(dir, error))?;
+    let (proof, commitment) =
+        runtime.prove_commitment(&key, Some(height)).map_err(|error| store_failure(dir, error))?;
     let root = runtime.store().root_at(height)?;
-    // Values are only kept for the latest state; older heights prove the key without it.
+    // Values are kept only for the latest state; at an older height the proof carries the
+    // value's commitment (keccak256), which whoever holds the value can check.
     let value =
         if height == runtime.height() { runtime.get(&key).map_err(|error| store_failure(dir, error))? } else { None };
-    kv_core::verify(root, &key, value.as_deref(), &proof)
-        .map_err(|error| Failure(format!("the fresh proof does not verify: {error}")))?;
+    let checked = match &value {
+        Some(value) => kv_core::verify(root, &key, Some(value), &proof),
+        None => kv_core::verify_commitment(root, &key, commitment, &proof),
+    };
+    checked.map_err(|error| Failure(format!("the fresh proof does not verify: {error}")))?;
     let file = json!({
         "format": PROOF_FORMAT,
         "root": root.to_string(),
         "height": height,
         "key": hex::encode_prefixed(&key),
         "value": value.as_ref().map(hex::encode_prefixed),
+        "value_hash": commitment.map(|hash| hash.to_string()),
         "proof": hex::encode_prefixed(proof.encode()),
     });
     std::fs::write(out, serde_json::to_string_pretty(&file)? + "\n")
         .map_err(|error| Failure(format!("cannot write {}: {error}", out.display())))?;
+    let what = if commitment.is_some() { "inclusion" } else { "exclusion" };
     if json {
         println!(
             "{}",
-            json!({ "written": out.display().to_string(), "bytes": proof.encoded_len(), "root": root.to_string() })
+            json!({ "written": out.display().to_string(), "kind": what, "bytes": proof.encoded_len(), "root": root.to_string() })
         );
     } else {
-        let what = if value.is_some() { "inclusion" } else { "exclusion" };
         println!(
             "wrote {what} proof of {} ({} bytes) to {}",
             hex::encode_prefixed(&key),
@@ -437,8 +443,16 @@ fn verify_command(path: &Path, root: Option<&str>, json: bool) -> CliResult {
     let proof_bytes = hex_field(&file, "proof")?.ok_or_else(|| Failure("proof file field `proof`: missing".into()))?;
     let proof =
         KeyProof::decode(&proof_bytes).map_err(|error| Failure(format!("proof file field `proof`: {error}")))?;
-    kv_core::verify(root, &key, value.as_deref(), &proof)
-        .map_err(|error| Failure(format!("proof does NOT verify against {root}: {error}")))?;
+    let value_hash = match hex_field(&file, "value_hash")? {
+        None => None,
+        Some(bytes) if bytes.len() == 32 => Some(B256::from_slice(&bytes)),
+        Some(_) => return Err(Failure("proof file field `value_hash`: expected 32 bytes".into())),
+    };
+    let checked = match &value {
+        Some(value) => kv_core::verify(root, &key, Some(value), &proof),
+        None => kv_core::verify_commitment(root, &key, value_hash, &proof),
+    };
+    checked.map_err(|error| Failure(format!("proof does NOT verify against {root}: {error}")))?;
     if json {
         println!(
             "{}",
@@ -451,7 +465,13 @@ fn verify_command(path: &Path, root: Option<&str>, json: bool) -> CliResult {
                 hex::encode_prefixed(&key),
                 hex::encode_prefixed(&value)
             ),
-            None => println!("verified: {} is absent under root {root}", hex::encode_prefixed(&key)),
+            None => match value_hash {
+                Some(hash) => println!(
+                    "verified: {} has the value hashing to {hash} under root {root}",
+                    hex::encode_prefixed(&key)
+                ),
+                None => println!("verified: {} is absent under root {root}", hex::encode_prefixed(&key)),
+            },
         }
     }
     Ok(())

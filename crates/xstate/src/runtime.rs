@@ -19,6 +19,8 @@ pub const SPEC: SpecId = SpecId::PRAGUE;
 pub const DEFAULT_CHAIN_ID: u64 = 31337;
 /// The gas limit of a block.
 pub const BLOCK_GAS_LIMIT: u64 = 1_000_000_000;
+/// The WASM gas a block may spend in all its WASM calls (10 WASM gas per EVM gas).
+pub const BLOCK_WASM_GAS_LIMIT: u64 = BLOCK_GAS_LIMIT * wasm_binding::gas::WASM_GAS_PER_EVM_GAS;
 const CHAIN_ID_LABEL: &str = "chain_id";
 
 /// Why the runtime could not do what was asked. A block that fails this way commits nothing.
@@ -36,7 +38,9 @@ pub enum RuntimeError {
         requested: u64,
     },
     /// A genesis can only be imported into an empty store.
-    #[error("genesis can only be imported into an empty store (this one is at height {0})")]
+    #[error(
+        "genesis can only be imported into an empty store (this one is at height {0}); remove `genesis` from the block file to run it on this store"
+    )]
     GenesisNotEmpty(u64),
     /// A genesis entry is invalid.
     #[error("invalid genesis: {0}")]
@@ -137,6 +141,11 @@ impl Runtime {
         Ok(self.store.prove(key, height)?)
     }
 
+    /// A proof of `key` at `height` with the commitment (keccak256) of its value then.
+    pub fn prove_commitment(&self, key: &[u8], height: Option<u64>) -> Result<(KeyProof, Option<B256>), RuntimeError> {
+        Ok(self.store.prove_commitment(key, height)?)
+    }
+
     /// A namespace's sub-root and its proof.
     pub fn prove_namespace(
         &self,
@@ -182,10 +191,33 @@ impl Runtime {
             ..Default::default()
         };
         let mut receipts = Vec::with_capacity(transactions.len());
+        let (mut evm_gas_left, mut wasm_gas_left) = (BLOCK_GAS_LIMIT, BLOCK_WASM_GAS_LIMIT);
         {
             let mut session = self.evm.session(&mut overlay, &block, XStatePrecompiles::new(SPEC));
             for (index, transaction) in transactions.iter().enumerate() {
-                receipts.push(self.execute(&mut session, index, transaction)?);
+                // A transaction whose gas limit no longer fits the block's budget is rejected
+                // before it runs; the budget shrinks by what each transaction used.
+                let budget = match transaction {
+                    Transaction::EvmCreate { gas, .. } | Transaction::EvmCall { gas, .. } => {
+                        Some((&mut evm_gas_left, *gas, "EVM"))
+                    }
+                    Transaction::WasmCall { gas, .. } => Some((&mut wasm_gas_left, *gas, "WASM")),
+                    Transaction::WasmDeploy { .. } => None,
+                };
+                let receipt = match budget {
+                    Some((left, gas, engine)) if gas > *left => rejected(
+                        index,
+                        transaction.kind(),
+                        format!("gas limit {gas} exceeds the {left} {engine} gas left in the block"),
+                    ),
+                    Some((left, _, _)) => {
+                        let receipt = self.execute(&mut session, index, transaction)?;
+                        *left = left.saturating_sub(receipt.gas_used);
+                        receipt
+                    }
+                    None => self.execute(&mut session, index, transaction)?,
+                };
+                receipts.push(receipt);
                 progress(index + 1);
             }
         }
@@ -248,6 +280,7 @@ impl Runtime {
                         Ok(receipt(status, result.gas_used, result.output.into(), Vec::new(), None))
                     }
                     Err(CallError::State(error)) => Err(fatal(error.to_string())),
+                    Err(error @ CallError::Corrupt { .. }) => Err(fatal(error.to_string())),
                     Err(error) => Ok(receipt(Status::Rejected(error.to_string()), 0, Bytes::new(), Vec::new(), None)),
                 }
             }
@@ -276,6 +309,19 @@ impl Runtime {
             chain_id: Some(self.chain_id),
             ..Default::default()
         })
+    }
+}
+
+/// The receipt of a transaction refused before it ran.
+fn rejected(index: usize, kind: &'static str, reason: String) -> Receipt {
+    Receipt {
+        index,
+        kind,
+        status: Status::Rejected(reason),
+        gas_used: 0,
+        output: Bytes::new(),
+        logs: Vec::new(),
+        created: None,
     }
 }
 

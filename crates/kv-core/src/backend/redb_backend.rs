@@ -40,7 +40,9 @@ struct Reader {
 /// A store on a redb file.
 pub struct RedbBackend {
     database: Database,
-    reader: RwLock<Arc<Reader>>,
+    /// The read transaction of the latest commit, or `None` when it could not be opened after a
+    /// commit; the next read opens it (and fails loudly if it still cannot).
+    reader: RwLock<Option<Arc<Reader>>>,
     fault: Mutex<FaultPlan>,
 }
 
@@ -76,7 +78,7 @@ impl RedbBackend {
             transaction.open_table(definition(table)).map_err(storage)?;
         }
         transaction.commit().map_err(storage)?;
-        let reader = RwLock::new(Arc::new(open_reader(&database)?));
+        let reader = RwLock::new(Some(Arc::new(open_reader(&database)?)));
         Ok(Self { database, reader, fault: Mutex::new(FaultPlan::Never) })
     }
 
@@ -85,8 +87,17 @@ impl RedbBackend {
         *self.fault.lock() = plan;
     }
 
-    fn reader(&self) -> Arc<Reader> {
-        Arc::clone(&self.reader.read())
+    fn reader(&self) -> Result<Arc<Reader>, BackendError> {
+        if let Some(reader) = self.reader.read().as_ref() {
+            return Ok(Arc::clone(reader));
+        }
+        let mut slot = self.reader.write();
+        if let Some(reader) = slot.as_ref() {
+            return Ok(Arc::clone(reader));
+        }
+        let reader = Arc::new(open_reader(&self.database)?);
+        *slot = Some(Arc::clone(&reader));
+        Ok(reader)
     }
 }
 
@@ -101,7 +112,7 @@ fn open_reader(database: &Database) -> Result<Reader, BackendError> {
 
 impl Backend for RedbBackend {
     fn read(&self, table: Table, key: &[u8], visit: &mut dyn FnMut(&[u8])) -> Result<bool, BackendError> {
-        let reader = self.reader();
+        let reader = self.reader()?;
         match reader.tables[table.index()].get(key).map_err(storage)? {
             Some(guard) => {
                 visit(guard.value());
@@ -118,7 +129,7 @@ impl Backend for RedbBackend {
         end: Option<&[u8]>,
         visit: &mut ScanVisitor<'_>,
     ) -> Result<(), BackendError> {
-        let reader = self.reader();
+        let reader = self.reader()?;
         let upper = end.map_or(Bound::Unbounded, Bound::Excluded);
         let range = reader.tables[table.index()].range::<&[u8]>((Bound::Included(start), upper)).map_err(storage)?;
         for entry in range {
@@ -158,7 +169,9 @@ impl Backend for RedbBackend {
             return Err(BackendError::Injected("commit interrupted before it was durable"));
         }
         transaction.commit().map_err(storage)?;
-        *self.reader.write() = Arc::new(open_reader(&self.database)?);
+        // The batch is durable from here on, so this write has succeeded whatever happens next:
+        // a read transaction that cannot be opened now is opened by the next read instead.
+        *self.reader.write() = open_reader(&self.database).ok().map(Arc::new);
         Ok(())
     }
 }

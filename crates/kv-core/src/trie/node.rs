@@ -6,7 +6,7 @@
 //! the stored form simple (a child is always `hash | version`) and makes every proof a list of
 //! whole nodes that alloy-trie's `verify_proof` checks unchanged.
 
-use crate::backend::{Backend, BackendExt, Table};
+use crate::backend::{Backend, Table};
 use crate::store::StoreError;
 use alloy_primitives::map::HashMap;
 use alloy_primitives::{B256, keccak256};
@@ -173,6 +173,16 @@ impl Node {
         Some(node)
     }
 
+    /// Whether the node can sit at `position`: a leaf ends exactly at 64 nibbles, an extension
+    /// ends before them, a branch starts before them. A stored node that cannot is corrupt.
+    pub(crate) fn fits(&self, position: &Nibbles) -> bool {
+        match self {
+            Self::Leaf { path, .. } => position.len() + path.len() == 64,
+            Self::Extension { path, .. } => position.len() + path.len() < 64,
+            Self::Branch { .. } => position.len() < 64,
+        }
+    }
+
     /// The node's Ethereum RLP encoding, written into `out` (which is cleared first).
     pub(crate) fn rlp(&self, out: &mut Vec<u8>) {
         out.clear();
@@ -251,7 +261,11 @@ fn read(backend: &dyn Backend, tree: &TreeId, reference: ChildRef, position: &Ni
             reference.version
         )));
     }
-    node.ok_or_else(|| StoreError::Corrupt("undecodable trie node".to_owned()))
+    let node = node.ok_or_else(|| StoreError::Corrupt("undecodable trie node".to_owned()))?;
+    if !node.fits(position) {
+        return Err(StoreError::Corrupt(format!("trie node does not fit at depth {}", position.len())));
+    }
+    Ok(node)
 }
 
 /// Reads the node `reference` at `position` of `tree` and checks it against its hash; proofs are
@@ -263,11 +277,7 @@ pub(crate) fn load_verified(
     position: &Nibbles,
     scratch: &mut Vec<u8>,
 ) -> Result<Node, StoreError> {
-    let key = node_key(tree, reference.version, position);
-    let bytes = backend.get(Table::Nodes, &key)?.ok_or_else(|| {
-        StoreError::Corrupt(format!("missing trie node at version {} (pruned or never written)", reference.version))
-    })?;
-    let node = Node::decode(&bytes).ok_or_else(|| StoreError::Corrupt("undecodable trie node".to_owned()))?;
+    let node = read(backend, tree, reference, position)?;
     if node.hash(scratch) != reference.hash {
         return Err(StoreError::Corrupt("trie node does not match its hash".to_owned()));
     }
