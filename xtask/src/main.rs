@@ -33,6 +33,11 @@ fn main() -> ExitCode {
         eprintln!("{USAGE}");
         return ExitCode::from(2);
     };
+    // `cargo xtask bench --help` should explain itself rather than fail on an unknown argument.
+    if asks_for_help(rest) {
+        println!("{USAGE}");
+        return ExitCode::SUCCESS;
+    }
     let result = match command.as_str() {
         "ci" => phase::parse(rest).and_then(ci::run_ci),
         "bench" => bench::Options::parse(rest).and_then(bench::run_benches),
@@ -40,7 +45,7 @@ fn main() -> ExitCode {
         "contracts" => artifacts::contracts(rest.iter().any(|arg| arg == "--check")),
         "wasm" => artifacts::wasm(rest.iter().any(|arg| arg == "--check")),
         "fetch-fixtures" => artifacts::fetch_fixtures(rest.first().map(String::as_str)),
-        "help" | "--help" | "-h" => {
+        _ if asks_for_help(std::slice::from_ref(command)) => {
             println!("{USAGE}");
             Ok(())
         }
@@ -51,6 +56,26 @@ fn main() -> ExitCode {
         Err(message) => {
             eprintln!("xtask: {message}");
             ExitCode::FAILURE
+        }
+    }
+}
+
+fn asks_for_help(args: &[String]) -> bool {
+    args.iter().any(|arg| matches!(arg.as_str(), "help" | "--help" | "-h"))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::asks_for_help;
+
+    #[test]
+    fn help_is_recognised_anywhere_but_not_in_other_arguments() {
+        let args = |list: &[&str]| list.iter().map(|arg| (*arg).to_owned()).collect::<Vec<_>>();
+        for help in [&["--help"][..], &["-h"], &["--phase", "a", "--help"], &["help"]] {
+            assert!(asks_for_help(&args(help)), "{help:?}");
+        }
+        for other in [&[][..], &["--phase", "a"], &["--quick"], &["--helpful"]] {
+            assert!(!asks_for_help(&args(other)), "{other:?}");
         }
     }
 }
