@@ -27,7 +27,6 @@ fn record_fact(name: &str, value: f64) {
 fn bench(c: &mut Criterion) {
     let dir = tempfile::tempdir().unwrap();
     let runtime = Runtime::open(&dir.path().join("state.redb"), xstate::DEFAULT_CHAIN_ID).unwrap();
-    runtime.import_genesis(&xstate::demo::genesis()).unwrap();
     let name = |text: &str| ModuleName::new(text).unwrap();
     let erc20 = DEPLOYER.create(0);
     let reader = DEPLOYER.create(2);
@@ -55,7 +54,7 @@ fn bench(c: &mut Criterion) {
         wasm(ALICE, "token", token_input(0x00, ALICE, None).slice(..1)),
         wasm(ALICE, "token", token_input(0x01, ALICE, Some(u64::MAX / 2))),
     ];
-    let outcome = runtime.execute_block(&setup, |_| {}).unwrap();
+    let outcome = runtime.execute_block(Some(&xstate::demo::genesis()), &setup, |_| {}).unwrap();
     assert!(outcome.receipts.iter().all(|receipt| receipt.status.is_success()), "{:?}", outcome.receipts);
 
     let mut reader_input = erc20.to_vec();
@@ -83,7 +82,7 @@ fn bench(c: &mut Criterion) {
     let mut commit = Duration::ZERO;
     group.bench_function("mixed_block_1000", |b| {
         b.iter(|| {
-            let outcome = runtime.execute_block(&block, |_| {}).unwrap();
+            let outcome = runtime.execute_block(None, &block, |_| {}).unwrap();
             assert!(outcome.receipts.iter().all(|receipt| receipt.status.is_success()));
             execution += outcome.execution_time;
             commit += outcome.commit_time;

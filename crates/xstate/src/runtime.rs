@@ -80,20 +80,24 @@ impl Runtime {
     /// A runtime over `store` for chain `chain_id`. A new store remembers the chain id; an
     /// existing one must have been created for the same chain.
     pub fn new(store: Store, chain_id: u64) -> Result<Self, RuntimeError> {
-        match store.label(CHAIN_ID_LABEL)? {
-            Some(bytes) => {
-                let stored = bytes
-                    .as_slice()
-                    .try_into()
-                    .map(u64::from_be_bytes)
-                    .map_err(|_| StoreError::Corrupt("chain id label is not 8 bytes".to_owned()))?;
-                if stored != chain_id {
-                    return Err(RuntimeError::ChainMismatch { stored, requested: chain_id });
-                }
+        match Self::stored_chain_id(&store)? {
+            Some(stored) if stored != chain_id => {
+                return Err(RuntimeError::ChainMismatch { stored, requested: chain_id });
             }
+            Some(_) => {}
             None => store.set_label(CHAIN_ID_LABEL, &chain_id.to_be_bytes())?,
         }
         Ok(Self { store, chain_id, wasm: cross_read::wasm_engine(chain_id), evm: EvmExecutor::new(chain_id, SPEC) })
+    }
+
+    /// The chain id `store` was created for, or `None` for a store no runtime has opened yet.
+    pub fn stored_chain_id(store: &Store) -> Result<Option<u64>, RuntimeError> {
+        let Some(bytes) = store.label(CHAIN_ID_LABEL)? else {
+            return Ok(None);
+        };
+        let bytes =
+            bytes.as_slice().try_into().map_err(|_| StoreError::Corrupt("chain id label is not 8 bytes".to_owned()))?;
+        Ok(Some(u64::from_be_bytes(bytes)))
     }
 
     /// A runtime on a fresh in-memory store.
@@ -155,34 +159,22 @@ impl Runtime {
         Ok(self.store.prove_namespace(namespace, height)?)
     }
 
-    /// Imports `genesis` into the empty store and commits it as height 1.
-    pub fn import_genesis(&self, genesis: &Genesis) -> Result<CommitInfo, RuntimeError> {
-        if self.store.height() != 0 {
-            return Err(RuntimeError::GenesisNotEmpty(self.store.height()));
-        }
-        let mut overlay = self.store.begin();
-        for (address, account) in &genesis.accounts {
-            insert_account(&mut overlay, *address, account)
-                .map_err(|error| RuntimeError::Genesis(format!("account {address}: {error}")))?;
-        }
-        for (name, version, code) in &genesis.modules {
-            self.wasm
-                .deploy(&mut overlay, name, *version, code)
-                .map_err(|error| RuntimeError::Genesis(format!("module {name} v{version}: {error}")))?;
-        }
-        Ok(self.store.commit(&overlay)?)
-    }
-
-    /// Executes `transactions` in order as the next block and commits it. A transaction that
-    /// fails is a failed receipt and the block goes on; a failure of the store abandons the whole
-    /// block, and nothing of it is committed. `progress` is called after each transaction.
+    /// Executes `transactions` in order as the next block and commits it, with `genesis` (allowed
+    /// only on an empty store) imported first in the same commit. A transaction that fails is a
+    /// failed receipt and the block goes on; an invalid genesis or a failure of the store abandons
+    /// the whole block, and nothing of it is committed. `progress` is called after each
+    /// transaction.
     pub fn execute_block(
         &self,
+        genesis: Option<&Genesis>,
         transactions: &[Transaction],
         mut progress: impl FnMut(usize),
     ) -> Result<BlockOutcome, RuntimeError> {
         let started = Instant::now();
         let mut overlay = self.store.begin();
+        if let Some(genesis) = genesis {
+            self.import_genesis(&mut overlay, genesis)?;
+        }
         let height = self.store.height() + 1;
         let block = BlockEnv {
             number: U256::from(height),
@@ -205,10 +197,10 @@ impl Runtime {
                     Transaction::WasmDeploy { .. } => None,
                 };
                 let receipt = match budget {
-                    Some((left, gas, engine)) if gas > *left => rejected(
+                    Some((left, gas, engine)) if gas > *left => Receipt::new(
                         index,
                         transaction.kind(),
-                        format!("gas limit {gas} exceeds the {left} {engine} gas left in the block"),
+                        Status::Rejected(format!("gas limit {gas} exceeds the {left} {engine} gas left in the block")),
                     ),
                     Some((left, _, _)) => {
                         let receipt = self.execute(&mut session, index, transaction)?;
@@ -227,39 +219,52 @@ impl Runtime {
         Ok(BlockOutcome { receipts, commit, execution_time, commit_time: committing.elapsed() })
     }
 
+    /// Writes `genesis` into the overlay of the first block.
+    fn import_genesis(&self, overlay: &mut Overlay, genesis: &Genesis) -> Result<(), RuntimeError> {
+        if self.store.height() != 0 {
+            return Err(RuntimeError::GenesisNotEmpty(self.store.height()));
+        }
+        for (address, account) in &genesis.accounts {
+            insert_account(overlay, *address, account)
+                .map_err(|error| RuntimeError::Genesis(format!("account {address}: {error}")))?;
+        }
+        for (name, version, code) in &genesis.modules {
+            self.wasm
+                .deploy(overlay, name, *version, code)
+                .map_err(|error| RuntimeError::Genesis(format!("module {name} v{version}: {error}")))?;
+        }
+        Ok(())
+    }
+
     fn execute(
         &self,
         session: &mut EvmSession<'_, XStatePrecompiles>,
         index: usize,
         transaction: &Transaction,
     ) -> Result<Receipt, RuntimeError> {
-        let receipt = |status, gas_used, output, logs, created| Receipt {
-            index,
-            kind: transaction.kind(),
-            status,
-            gas_used,
-            output,
-            logs,
-            created,
-        };
+        let new_receipt = |status| Receipt::new(index, transaction.kind(), status);
         let fatal = |reason: String| RuntimeError::Execution { index, reason };
         match transaction {
             Transaction::EvmCreate { from, code, value, gas } => {
                 let tx = self.tx(session.state(), *from, TxKind::Create, code.clone(), *value, *gas).map_err(fatal)?;
-                evm_receipt(session.transact(tx), index, transaction.kind()).map_err(fatal)
+                evm_receipt(session.transact(tx), new_receipt).map_err(fatal)
             }
             Transaction::EvmCall { from, to, data, value, gas } => {
                 let tx =
                     self.tx(session.state(), *from, TxKind::Call(*to), data.clone(), *value, *gas).map_err(fatal)?;
-                evm_receipt(session.transact(tx), index, transaction.kind()).map_err(fatal)
+                evm_receipt(session.transact(tx), new_receipt).map_err(fatal)
             }
             Transaction::WasmDeploy { name, version, code } => {
                 match self.wasm.deploy(session.overlay(), name, *version, code) {
                     Ok(identity) => {
-                        Ok(receipt(Status::Success, 0, Bytes::new(), Vec::new(), Some(Created::Module(identity))))
+                        Ok(Receipt { created: Some(Created::Module(identity)), ..new_receipt(Status::Success) })
                     }
                     Err(DeployError::State(error)) => Err(fatal(error.to_string())),
-                    Err(error) => Ok(receipt(Status::Rejected(error.to_string()), 0, Bytes::new(), Vec::new(), None)),
+                    Err(
+                        error @ (DeployError::Invalid(_)
+                        | DeployError::Compile(_)
+                        | DeployError::AlreadyDeployed { .. }),
+                    ) => Ok(new_receipt(Status::Rejected(error.to_string()))),
                 }
             }
             Transaction::WasmCall { from, module, input, gas } => {
@@ -267,8 +272,7 @@ impl Runtime {
                     ModuleRef::Identity(identity) => *identity,
                     ModuleRef::Named(name, version) => self.wasm.identity(name, *version),
                 };
-                let request =
-                    CallRequest { module: identity, caller: Identity(from.into_array()), input, gas_limit: *gas };
+                let request = CallRequest { module: identity, caller: Identity::from(*from), input, gas_limit: *gas };
                 match self.wasm.call(session.overlay(), &request) {
                     Ok(result) => {
                         let status = match result.status {
@@ -277,11 +281,11 @@ impl Runtime {
                             CallStatus::Trap(reason) => Status::Failed(format!("trap: {reason}")),
                             CallStatus::OutOfGas => Status::Failed("out of gas".to_owned()),
                         };
-                        Ok(receipt(status, result.gas_used, result.output.into(), Vec::new(), None))
+                        Ok(Receipt { gas_used: result.gas_used, output: result.output.into(), ..new_receipt(status) })
                     }
-                    Err(CallError::State(error)) => Err(fatal(error.to_string())),
-                    Err(error @ CallError::Corrupt { .. }) => Err(fatal(error.to_string())),
-                    Err(error) => Ok(receipt(Status::Rejected(error.to_string()), 0, Bytes::new(), Vec::new(), None)),
+                    // A damaged store or module record is the node's failure, not the caller's.
+                    Err(error @ (CallError::State(_) | CallError::Corrupt { .. })) => Err(fatal(error.to_string())),
+                    Err(error @ CallError::UnknownModule(_)) => Ok(new_receipt(Status::Rejected(error.to_string()))),
                 }
             }
         }
@@ -312,45 +316,31 @@ impl Runtime {
     }
 }
 
-/// The receipt of a transaction refused before it ran.
-fn rejected(index: usize, kind: &'static str, reason: String) -> Receipt {
-    Receipt {
-        index,
-        kind,
-        status: Status::Rejected(reason),
-        gas_used: 0,
-        output: Bytes::new(),
-        logs: Vec::new(),
-        created: None,
-    }
-}
-
-/// Turns revm's outcome into a receipt; only a failure of the store underneath is an error.
+/// Turns revm's outcome into a receipt. A failure of the store underneath, a fatal EVM error and
+/// an invalid block environment are the node's failures and abandon the block; an invalid
+/// transaction is rejected.
 fn evm_receipt(
     outcome: Result<ExecutionResult, EvmError>,
-    index: usize,
-    kind: &'static str,
+    new_receipt: impl Fn(Status) -> Receipt,
 ) -> Result<Receipt, String> {
-    let receipt =
-        |status, gas_used, output, logs, created| Receipt { index, kind, status, gas_used, output, logs, created };
     match outcome {
         Ok(ExecutionResult::Success { gas, logs, output, .. }) => {
             let created = match &output {
                 Output::Create(_, Some(address)) => Some(Created::Contract(*address)),
                 _ => None,
             };
-            let data = match output {
+            let output = match output {
                 Output::Call(data) | Output::Create(data, _) => data,
             };
-            Ok(receipt(Status::Success, gas.tx_gas_used(), data, logs, created))
+            Ok(Receipt { gas_used: gas.tx_gas_used(), output, logs, created, ..new_receipt(Status::Success) })
         }
         Ok(ExecutionResult::Revert { gas, output, .. }) => {
-            Ok(receipt(Status::Revert(output), gas.tx_gas_used(), Bytes::new(), Vec::new(), None))
+            Ok(Receipt { gas_used: gas.tx_gas_used(), ..new_receipt(Status::Revert(output)) })
         }
         Ok(ExecutionResult::Halt { reason, gas, .. }) => {
-            Ok(receipt(Status::Failed(format!("{reason:?}")), gas.tx_gas_used(), Bytes::new(), Vec::new(), None))
+            Ok(Receipt { gas_used: gas.tx_gas_used(), ..new_receipt(Status::Failed(format!("{reason:?}"))) })
         }
-        Err(EvmError::Database(error)) => Err(error.to_string()),
-        Err(error) => Ok(receipt(Status::Rejected(error.to_string()), 0, Bytes::new(), Vec::new(), None)),
+        Err(error @ EvmError::Transaction(_)) => Ok(new_receipt(Status::Rejected(error.to_string()))),
+        Err(error @ (EvmError::Database(_) | EvmError::Header(_) | EvmError::Custom(_))) => Err(error.to_string()),
     }
 }

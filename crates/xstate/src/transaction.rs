@@ -132,6 +132,14 @@ pub struct Receipt {
     pub created: Option<Created>,
 }
 
+impl Receipt {
+    /// A receipt that used no gas and returned, logged and created nothing; callers fill in what
+    /// their transaction did with struct update syntax.
+    pub fn new(index: usize, kind: &'static str, status: Status) -> Self {
+        Self { index, kind, status, gas_used: 0, output: Bytes::new(), logs: Vec::new(), created: None }
+    }
+}
+
 /// State to import before the first block.
 #[derive(Clone, Debug, Default, PartialEq, Eq)]
 pub struct Genesis {
@@ -278,7 +286,7 @@ pub fn parse_hex(text: &str) -> Result<Bytes, String> {
 fn parse_u64(value: &Value) -> Result<u64, String> {
     match value {
         Value::Number(number) => number.as_u64().ok_or_else(|| "expected a non-negative integer".to_owned()),
-        Value::String(text) => parse_u256(value)
+        Value::String(text) => parse_number(text)
             .and_then(|wide| u64::try_from(wide).map_err(|_| format!("{text} does not fit in 64 bits"))),
         _ => Err("expected an integer".into()),
     }
@@ -289,11 +297,18 @@ fn parse_u256(value: &Value) -> Result<U256, String> {
         Value::Number(number) => {
             number.as_u64().map(U256::from).ok_or_else(|| "expected a non-negative integer".to_owned())
         }
-        Value::String(text) => match text.strip_prefix("0x") {
-            Some(digits) => U256::from_str_radix(digits, 16).map_err(|error| format!("invalid hex number: {error}")),
-            None => U256::from_str_radix(text, 10).map_err(|error| format!("invalid decimal number: {error}")),
-        },
+        Value::String(text) => parse_number(text),
         _ => Err("expected a number or a numeric string".into()),
+    }
+}
+
+/// Parses a number written as decimal digits or as a 0x-prefixed hex string.
+pub fn parse_number(text: &str) -> Result<U256, String> {
+    match text.strip_prefix("0x") {
+        Some(digits) => {
+            U256::from_str_radix(digits, 16).map_err(|error| format!("invalid hex number `{text}`: {error}"))
+        }
+        None => U256::from_str_radix(text, 10).map_err(|error| format!("invalid decimal number `{text}`: {error}")),
     }
 }
 
@@ -360,10 +375,10 @@ fn genesis(value: &Value) -> Result<Genesis, BlockFileError> {
         return Err(top(format!("unknown field `{key}`")));
     }
     let mut genesis = Genesis::default();
-    let list = |name: &str| -> Result<Vec<Value>, BlockFileError> {
+    let list = |name: &str| -> Result<&[Value], BlockFileError> {
         match object.get(name) {
-            None => Ok(Vec::new()),
-            Some(Value::Array(items)) => Ok(items.clone()),
+            None => Ok(&[]),
+            Some(Value::Array(items)) => Ok(items),
             Some(_) => Err(top(format!("`{name}` must be an array"))),
         }
     };
@@ -378,8 +393,7 @@ fn genesis(value: &Value) -> Result<Genesis, BlockFileError> {
                 .as_object()
                 .ok_or_else(|| error(("storage".into(), "expected an object of slot: word".into())))?;
             for (slot, word) in entries {
-                let slot =
-                    parse_u256(&Value::String(slot.clone())).map_err(|reason| error(("storage".into(), reason)))?;
+                let slot = parse_number(slot).map_err(|reason| error(("storage".into(), reason)))?;
                 let word = parse_u256(word).map_err(|reason| error(("storage".into(), reason)))?;
                 storage.push((slot, word));
             }

@@ -115,12 +115,39 @@ fn run_get_prove_verify_round_trip() {
     let next = write_block(dir.path(), "next.json", &json!({"transactions": [counter_call(ALICE)]}));
     ok(&["run", next.to_str().unwrap(), "--db", db]);
     let old = dir.path().join("old.json");
-    ok(&["prove", "--db", db, &slot, "--out", old.to_str().unwrap(), "--height", "2"]);
+    ok(&["prove", "--db", db, &slot, "--out", old.to_str().unwrap(), "--height", "1"]);
     let file: Value = serde_json::from_str(&std::fs::read_to_string(&old).unwrap()).unwrap();
     assert_eq!(file["value"], Value::Null);
     assert_eq!(file["value_hash"], alloy_primitives::keccak256(42u64.to_be_bytes()).to_string());
     assert!(ok(&["verify", old.to_str().unwrap()]).contains("has the value hashing to"));
     assert!(ok(&["get", "--db", db, &slot]).contains("u64 43"));
+    // Roots of retained heights stay readable, and match the proof written for height 1.
+    let root_one: Value = serde_json::from_str(&ok(&["--json", "root", "--db", db, "--height", "1"])).unwrap();
+    assert_eq!(root_one["root"], file["root"]);
+    assert_ne!(root_one["root"].as_str().unwrap(), root_of(Path::new(db)));
+}
+
+#[test]
+fn get_reads_every_key_form() {
+    let dir = tempfile::tempdir().unwrap();
+    let db = dir.path().join("db");
+    let db = db.to_str().unwrap();
+    ok(&["run", example().to_str().unwrap(), "--db", db]);
+    let storage = "0x5e5e5e5e5e5e5e5e5e5e5e5e5e5e5e5e5e5e5e5e";
+    // Genesis storage, and the word the block's first transaction wrote: `set(1, 0x63)` stores in
+    // the contract's first mapping, at keccak256(key || 0).
+    assert!(ok(&["get", "--db", db, &format!("evm-slot:{storage}:7")]).contains("word 42"));
+    let mut preimage = [0u8; 64];
+    preimage[31] = 1;
+    let slot = alloy_primitives::keccak256(preimage);
+    assert!(ok(&["get", "--db", db, &format!("evm-slot:{storage}:{slot}")]).contains("word 99"));
+    assert!(ok(&["get", "--db", db, &format!("evm-account:{ALICE}")]).contains("nonce 1"));
+    let counter = ok(&["identity", "counter", "1"]).trim().to_owned();
+    assert!(ok(&["get", "--db", db, &format!("module:{counter}")]).contains("counter v1"));
+    let json: Value =
+        serde_json::from_str(&ok(&["--json", "get", "--db", db, &format!("wasm-key:{counter}:0x0102")])).unwrap();
+    assert_eq!(json["value"], Value::Null);
+    fails(&["get", "--db", db, &format!("evm-slot:{storage}")], "cannot read key");
 }
 
 #[test]
@@ -216,7 +243,24 @@ fn store_problems_are_clear_errors() {
         fails(&["root", "--db", db.to_str().unwrap()], "in use by another process");
         fails(&["run", example().to_str().unwrap(), "--db", db.to_str().unwrap()], "in use by another process");
     }
-    fails(&["run", example().to_str().unwrap(), "--db", db.to_str().unwrap(), "--chain-id", "5"], "chain");
+    let no_chain = write_block(dir.path(), "no-chain.json", &json!({"transactions": []}));
+    fails(
+        &["run", no_chain.to_str().unwrap(), "--db", db.to_str().unwrap(), "--chain-id", "5"],
+        "belongs to chain 31337, not chain 5",
+    );
+    // A flag and a block file that disagree are refused before the store is touched.
+    fails(
+        &["run", example().to_str().unwrap(), "--db", missing.to_str().unwrap(), "--chain-id", "5"],
+        "--chain-id 5 contradicts the block file's chain_id 31337",
+    );
+    assert!(!missing.exists());
+    // The example carries a genesis, which only an empty store accepts; the store is unchanged.
+    let root = root_of(&db);
+    fails(
+        &["run", example().to_str().unwrap(), "--db", db.to_str().unwrap()],
+        "genesis can only be imported into an empty store",
+    );
+    assert_eq!(root_of(&db), root);
 
     let corrupt = dir.path().join("corrupt");
     std::fs::create_dir(&corrupt).unwrap();
@@ -295,10 +339,9 @@ fn two_blocks_in_two_processes_equal_both_in_one() {
     // Both blocks in this one process, through the library.
     let runtime = xstate::Runtime::in_memory(xstate::DEFAULT_CHAIN_ID);
     let first = xstate::BlockFile::parse(&std::fs::read_to_string(example()).unwrap()).unwrap();
-    runtime.import_genesis(first.genesis.as_ref().unwrap()).unwrap();
-    runtime.execute_block(&first.transactions, |_| {}).unwrap();
+    runtime.execute_block(first.genesis.as_ref(), &first.transactions, |_| {}).unwrap();
     let next = xstate::BlockFile::parse(&std::fs::read_to_string(&second).unwrap()).unwrap();
-    let outcome = runtime.execute_block(&next.transactions, |_| {}).unwrap();
+    let outcome = runtime.execute_block(None, &next.transactions, |_| {}).unwrap();
     assert_eq!(root_of(&two), outcome.commit.root.to_string());
 }
 

@@ -1,11 +1,11 @@
-//! The runtime library: a store failure under a transaction abandons the whole block, and the
-//! block gas budgets reject what no longer fits.
+//! The runtime library: a store failure under a transaction abandons the whole block (genesis
+//! included), failures are receipts, and the block gas budgets reject what no longer fits.
 
 #![allow(clippy::unwrap_used, clippy::expect_used, clippy::panic)] // Test code: a failed unwrap is a failed test.
 
 use alloy_primitives::Address;
 use kv_core::{Identity, ModuleRecord, Namespace, Store, Table, WriteBatch};
-use xstate::{ModuleRef, Runtime, RuntimeError, Transaction};
+use xstate::{ModuleRef, Runtime, RuntimeError, Status, Transaction};
 
 #[test]
 fn a_corrupt_module_abandons_the_block() {
@@ -18,7 +18,6 @@ fn a_corrupt_module_abandons_the_block() {
     batch.put(Table::State, Namespace::wasm(module).record_key(), record.encode());
     store.backend().write(batch).unwrap();
     let runtime = Runtime::new(store, xstate::DEFAULT_CHAIN_ID).unwrap();
-    runtime.import_genesis(&xstate::demo::genesis()).unwrap();
     let (height, root) = (runtime.height(), runtime.root());
     let transactions = vec![
         Transaction::EvmCall {
@@ -35,15 +34,74 @@ fn a_corrupt_module_abandons_the_block() {
             gas: 1_000_000,
         },
     ];
-    let error = runtime.execute_block(&transactions, |_| {}).unwrap_err();
+    let error = runtime.execute_block(Some(&xstate::demo::genesis()), &transactions, |_| {}).unwrap_err();
     assert!(matches!(&error, RuntimeError::Execution { index: 1, .. }), "{error}");
-    assert_eq!((runtime.height(), runtime.root()), (height, root), "nothing of the block was committed");
+    assert_eq!(
+        (runtime.height(), runtime.root()),
+        (height, root),
+        "nothing of the block, genesis included, was committed"
+    );
+}
+
+#[test]
+fn a_genesis_is_refused_on_a_store_that_has_blocks() {
+    let runtime = Runtime::in_memory(xstate::DEFAULT_CHAIN_ID);
+    let genesis = xstate::demo::genesis();
+    let first = runtime.execute_block(Some(&genesis), &[], |_| {}).unwrap();
+    assert_eq!(first.commit.height, 1);
+    let error = runtime.execute_block(Some(&genesis), &[], |_| {}).unwrap_err();
+    assert!(matches!(error, RuntimeError::GenesisNotEmpty(1)), "{error}");
+    assert_eq!(runtime.height(), 1);
+}
+
+#[test]
+fn failed_transactions_are_receipts_that_keep_nothing() {
+    let runtime = Runtime::in_memory(xstate::DEFAULT_CHAIN_ID);
+    let name = kv_core::ModuleName::new("token").unwrap();
+    let token = runtime.module_identity(&name, 1);
+    let mut mint = vec![0x01];
+    mint.extend_from_slice(xstate::demo::ALICE.as_slice());
+    mint.extend_from_slice(&900u64.to_be_bytes());
+    let mint = |gas| Transaction::WasmCall {
+        from: xstate::demo::ALICE,
+        module: ModuleRef::Named(name.clone(), 1),
+        input: mint.clone().into(),
+        gas,
+    };
+    let transactions = [
+        Transaction::WasmDeploy { name: name.clone(), version: 1, code: xstate::demo::TOKEN_WASM.into() },
+        // Initialisation makes Alice the owner.
+        Transaction::WasmCall {
+            from: xstate::demo::ALICE,
+            module: ModuleRef::Named(name.clone(), 1),
+            input: vec![0x00].into(),
+            gas: 1_000_000,
+        },
+        // Too little gas to finish: the mint's writes are discarded.
+        mint(8_000),
+        // Init code that is just INVALID (0xfe): the EVM halts.
+        Transaction::EvmCreate {
+            from: xstate::demo::ALICE,
+            code: vec![0xfe].into(),
+            value: Default::default(),
+            gas: 100_000,
+        },
+    ];
+    let outcome = runtime.execute_block(Some(&xstate::demo::genesis()), &transactions, |_| {}).unwrap();
+    assert!(outcome.receipts[0].status.is_success() && outcome.receipts[1].status.is_success());
+    assert_eq!(outcome.receipts[2].status, Status::Failed("out of gas".into()));
+    assert_eq!(outcome.receipts[2].gas_used, 8_000);
+    let halted = &outcome.receipts[3];
+    assert!(matches!(&halted.status, Status::Failed(reason) if reason.contains("InvalidFEOpcode")), "{halted:?}");
+    assert_eq!(halted.gas_used, 100_000, "a halt consumes the whole gas limit");
+    assert_eq!(halted.created, None);
+    let balance = Namespace::wasm(token).slot_key(xstate::demo::token_balance_slot(xstate::demo::ALICE));
+    assert_eq!(runtime.get(&balance).unwrap(), None, "the failed mint left no balance");
 }
 
 #[test]
 fn transactions_beyond_the_block_gas_budget_are_rejected() {
     let runtime = Runtime::in_memory(xstate::DEFAULT_CHAIN_ID);
-    runtime.import_genesis(&xstate::demo::genesis()).unwrap();
     let name = kv_core::ModuleName::new("token").unwrap();
     let deploy = Transaction::WasmDeploy { name: name.clone(), version: 1, code: xstate::demo::TOKEN_WASM.into() };
     let call = |gas| Transaction::WasmCall {
@@ -59,15 +117,38 @@ fn transactions_beyond_the_block_gas_budget_are_rejected() {
         value: Default::default(),
         gas,
     };
-    let outcome = runtime
+    // A probe block on another runtime learns what the calls use (gas is deterministic).
+    let probe = Runtime::in_memory(xstate::DEFAULT_CHAIN_ID)
         .execute_block(
-            &[deploy, call(u64::MAX), call(1_000_000), evm(xstate::BLOCK_GAS_LIMIT + 1), evm(21_000)],
+            Some(&xstate::demo::genesis()),
+            &[deploy.clone(), call(xstate::BLOCK_WASM_GAS_LIMIT), evm(xstate::BLOCK_GAS_LIMIT)],
             |_| {},
         )
         .unwrap();
+    assert!(probe.receipts.iter().all(|receipt| receipt.status.is_success()));
+    let (wasm_used, evm_used) = (probe.receipts[1].gas_used, probe.receipts[2].gas_used);
+    assert!(wasm_used > 0 && evm_used == 21_000);
+    // Within one block, the first transaction of each engine may ask for the whole budget; after
+    // it, one unit more than what is left is rejected and exactly what is left still runs.
+    let (wasm_left, evm_left) = (xstate::BLOCK_WASM_GAS_LIMIT - wasm_used, xstate::BLOCK_GAS_LIMIT - evm_used);
+    let outcome = runtime
+        .execute_block(
+            Some(&xstate::demo::genesis()),
+            &[
+                deploy,
+                call(xstate::BLOCK_WASM_GAS_LIMIT),
+                call(wasm_left + 1),
+                call(wasm_left),
+                evm(xstate::BLOCK_GAS_LIMIT),
+                evm(evm_left + 1),
+                evm(evm_left),
+            ],
+            |_| {},
+        )
+        .unwrap();
+    let rejected = |index: usize, engine: &str| matches!(&outcome.receipts[index].status, Status::Rejected(reason) if reason.contains(&format!("{engine} gas left")));
     let statuses: Vec<bool> = outcome.receipts.iter().map(|receipt| receipt.status.is_success()).collect();
-    assert_eq!(statuses, [true, false, true, false, true]);
-    assert!(
-        matches!(&outcome.receipts[1].status, xstate::Status::Rejected(reason) if reason.contains("WASM gas left"))
-    );
+    assert_eq!(statuses, [true, true, false, true, true, false, true]);
+    assert!(rejected(2, "WASM"), "{:?}", outcome.receipts[2].status);
+    assert!(rejected(5, "EVM"), "{:?}", outcome.receipts[5].status);
 }
