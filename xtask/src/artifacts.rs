@@ -19,6 +19,11 @@ fn fixture_paths(args: &[String]) -> Vec<PathBuf> {
     if shared.exists() { vec![shared] } else { Vec::new() }
 }
 
+/// Whether any fixture folder is found without arguments.
+pub(crate) fn fixtures_available() -> bool {
+    !fixture_paths(&[]).is_empty()
+}
+
 /// `cargo xtask conformance [PATH...]`.
 pub(crate) fn conformance(args: &[String]) -> Result<(), String> {
     run_conformance(args, false)
@@ -69,16 +74,20 @@ fn build_guests(target_dir: &Path) -> Result<(), String> {
         root().display(),
         cargo_home.display()
     );
-    let mut command = Command::new(std::env::var_os("CARGO").unwrap_or_else(|| "cargo".into()));
+    let mut command = guest_cargo();
     command
-        .current_dir(guest_dir())
-        .env_remove("RUSTFLAGS")
-        .env_remove("CARGO_ENCODED_RUSTFLAGS")
         .args(["build", "--release", "--locked", "--target", "wasm32-unknown-unknown", "--config"])
         .arg(remap)
         .arg("--target-dir")
         .arg(target_dir);
     run("build guest modules", &mut command)
+}
+
+/// Cargo in the guest workspace, without the host's flags (they would change the built bytes).
+fn guest_cargo() -> Command {
+    let mut command = Command::new(std::env::var_os("CARGO").unwrap_or_else(|| "cargo".into()));
+    command.current_dir(guest_dir()).env_remove("RUSTFLAGS").env_remove("CARGO_ENCODED_RUSTFLAGS");
+    command
 }
 
 fn built_module(target_dir: &Path, module: &str) -> PathBuf {
@@ -122,6 +131,12 @@ pub(crate) fn wasm(check: bool) -> Result<(), String> {
 /// The wasm check inside `ci`: runs where the target is installed, otherwise says why not.
 pub(crate) fn check_wasm_if_possible() -> Result<(), String> {
     if wasm_target_installed() {
+        let mut clippy = guest_cargo();
+        clippy
+            .args(["clippy", "--locked", "--target", "wasm32-unknown-unknown", "--target-dir"])
+            .arg(root().join("target").join("xtask").join("guest-clippy"))
+            .args(["--", "-D", "warnings"]);
+        run("clippy guest modules", &mut clippy)?;
         wasm(true)
     } else {
         println!(

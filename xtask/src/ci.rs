@@ -7,6 +7,11 @@ use crate::phase::Phase;
 /// Runs the checks of `phase`.
 pub(crate) fn run_ci(phase: Phase) -> Result<(), String> {
     run("format", cargo().args(["fmt", "--all", "--", "--check"]))?;
+    // The guest modules are a workspace of their own, which `--all` does not reach.
+    run(
+        "format guest modules",
+        cargo().args(["fmt", "--all", "--manifest-path", "guest/Cargo.toml", "--", "--check"]),
+    )?;
     let packages = phase.packages();
     let mut selection: Vec<String> = Vec::new();
     if phase == Phase::All {

@@ -41,10 +41,14 @@ fn main() -> ExitCode {
     let result = match command.as_str() {
         "ci" => phase::parse(rest).and_then(ci::run_ci),
         "bench" => bench::Options::parse(rest).and_then(bench::run_benches),
-        "conformance" => artifacts::conformance(rest),
-        "contracts" => artifacts::contracts(rest.iter().any(|arg| arg == "--check")),
-        "wasm" => artifacts::wasm(rest.iter().any(|arg| arg == "--check")),
-        "fetch-fixtures" => artifacts::fetch_fixtures(rest.first().map(String::as_str)),
+        "conformance" => paths(rest).and_then(|()| artifacts::conformance(rest)),
+        "contracts" => check_flag(rest).and_then(artifacts::contracts),
+        "wasm" => check_flag(rest).and_then(artifacts::wasm),
+        "fetch-fixtures" => match rest {
+            [] => artifacts::fetch_fixtures(None),
+            [dir] if !dir.starts_with('-') => artifacts::fetch_fixtures(Some(dir)),
+            _ => Err(format!("fetch-fixtures takes at most one directory, not {rest:?}")),
+        },
         _ if asks_for_help(std::slice::from_ref(command)) => {
             println!("{USAGE}");
             Ok(())
@@ -60,17 +64,48 @@ fn main() -> ExitCode {
     }
 }
 
+/// `[--check]`: a typo must not turn a check into a regeneration that overwrites committed files.
+fn check_flag(args: &[String]) -> Result<bool, String> {
+    match args {
+        [] => Ok(false),
+        [flag] if flag == "--check" => Ok(true),
+        _ => Err(format!("expected nothing or `--check`, not {args:?}")),
+    }
+}
+
+/// Fixture paths only: an option here is a mistake, not a directory.
+fn paths(args: &[String]) -> Result<(), String> {
+    match args.iter().find(|arg| arg.starts_with('-')) {
+        Some(option) => Err(format!("unexpected option `{option}`: conformance takes fixture paths only")),
+        None => Ok(()),
+    }
+}
+
 fn asks_for_help(args: &[String]) -> bool {
     args.iter().any(|arg| matches!(arg.as_str(), "help" | "--help" | "-h"))
 }
 
 #[cfg(test)]
 mod tests {
-    use super::asks_for_help;
+    use super::{asks_for_help, check_flag, paths};
+
+    fn args(list: &[&str]) -> Vec<String> {
+        list.iter().map(|arg| (*arg).to_owned()).collect()
+    }
+
+    #[test]
+    fn artifact_commands_refuse_what_they_do_not_know() {
+        assert_eq!(check_flag(&args(&[])), Ok(false));
+        assert_eq!(check_flag(&args(&["--check"])), Ok(true));
+        for wrong in [&["--chek"][..], &["--check", "--check"], &["check"]] {
+            assert!(check_flag(&args(wrong)).is_err(), "{wrong:?}");
+        }
+        assert!(paths(&args(&["fixtures/a", "b"])).is_ok());
+        assert!(paths(&args(&["fixtures", "--quick"])).is_err());
+    }
 
     #[test]
     fn help_is_recognised_anywhere_but_not_in_other_arguments() {
-        let args = |list: &[&str]| list.iter().map(|arg| (*arg).to_owned()).collect::<Vec<_>>();
         for help in [&["--help"][..], &["-h"], &["--phase", "a", "--help"], &["help"]] {
             assert!(asks_for_help(&args(help)), "{help:?}");
         }

@@ -64,7 +64,9 @@ pub extern "C" fn call() {
             let amount = host::read_u64(arguments, 20, b"transfer: expected amount");
             let from = host::caller();
             let from_slot = balance_slot(&from);
-            let Some(left) = host::state_get(from_slot).checked_sub(amount) else { host::revert(b"insufficient balance") };
+            let Some(left) = host::state_get(from_slot).checked_sub(amount) else {
+                host::revert(b"insufficient balance")
+            };
             host::state_set(from_slot, left);
             credit(&to, amount);
             host::output(&host::state_get(from_slot).to_be_bytes());
