@@ -135,15 +135,22 @@ pub struct ModuleName(String);
 impl ModuleName {
     /// Validates `name`; anything outside the allowed alphabet or length is an error.
     pub fn new(name: &str) -> Result<Self, KeyError> {
+        Self::from_bytes(name.as_bytes())
+    }
+
+    /// Validates raw name bytes, such as a stored record's: the error names the first byte
+    /// outside the alphabet and its position, whether or not the bytes are UTF-8.
+    pub fn from_bytes(name: &[u8]) -> Result<Self, KeyError> {
         if !MODULE_NAME_LEN.contains(&name.len()) {
             return Err(KeyError::ModuleNameLength(name.len()));
         }
-        if let Some((position, byte)) =
-            name.bytes().enumerate().find(|(_, byte)| !matches!(byte, b'a'..=b'z' | b'0'..=b'9' | b'_' | b'-'))
+        if let Some((position, &byte)) =
+            name.iter().enumerate().find(|(_, byte)| !matches!(byte, b'a'..=b'z' | b'0'..=b'9' | b'_' | b'-'))
         {
             return Err(KeyError::ModuleNameByte { position, byte });
         }
-        Ok(Self(name.to_owned()))
+        // Every byte is ASCII now, and an ASCII byte is the character of the same value.
+        Ok(Self(name.iter().copied().map(char::from).collect()))
     }
 
     /// The name as text.

@@ -5,9 +5,9 @@
 //! [`Store::commit`](crate::Store::commit). A WASM call that traps or an EVM transaction that fails
 //! is wrapped in a checkpoint and reverted, so it leaves no trace in the block.
 
-use crate::backend::{Backend, BackendError, BackendExt, Entry, Table, prefix_end};
-use crate::key::{KeyError, KeyLayout, Namespace, PREFIX_LEN, SLOT_KEY_LEN, check_user_value};
-use crate::record::{ACCOUNT_RECORD_LEN, ModuleRecord, RecordError};
+use crate::backend::{Backend, BackendError, Entry, Table, prefix_end};
+use crate::key::{Engine, KeyError, KeyLayout, Namespace, PREFIX_LEN, SLOT_KEY_LEN, check_user_value};
+use crate::record::{AccountRecord, ModuleRecord, RecordError};
 use alloy_primitives::keccak256;
 use std::collections::{BTreeMap, BTreeSet};
 use std::ops::{Bound, ControlFlow};
@@ -49,6 +49,13 @@ pub enum StateError {
     /// A checkpoint was used out of order.
     #[error("checkpoint used out of order: it is not the innermost open checkpoint")]
     CheckpointOrder,
+    /// A code blob was to be removed: blobs are never deleted, since any number of accounts and
+    /// modules may share one.
+    #[error("code blobs are never deleted")]
+    CodeRemoval,
+    /// The runtime namespace was to be wiped: it holds the code blobs, which are never deleted.
+    #[error("the runtime namespace cannot be wiped: code blobs are never deleted")]
+    RuntimeWipe,
     /// Reading the committed state failed.
     #[error(transparent)]
     Backend(#[from] BackendError),
@@ -164,9 +171,11 @@ impl Overlay {
         Ok(())
     }
 
-    /// Removes `key`.
+    /// Removes `key`. Code blobs are never deleted: removing a code key is refused.
     pub fn remove(&mut self, key: &[u8]) -> Result<(), StateError> {
-        KeyLayout::of(key)?;
+        if KeyLayout::of(key)? == KeyLayout::Code {
+            return Err(StateError::CodeRemoval);
+        }
         self.record(key.to_vec(), None);
         Ok(())
     }
@@ -181,8 +190,25 @@ impl Overlay {
     }
 
     /// Removes every entry of `namespace`, committed or pending, in one step: the store then
-    /// rebuilds the namespace's sub-trie from what is written afterwards.
+    /// rebuilds the namespace's sub-trie from what is written afterwards. The runtime namespace
+    /// holds the code blobs, which are never deleted, so wiping it is refused.
+    pub fn try_wipe(&mut self, namespace: &Namespace) -> Result<(), StateError> {
+        if namespace.engine() == Engine::Runtime {
+            return Err(StateError::RuntimeWipe);
+        }
+        self.wipe_unchecked(namespace);
+        Ok(())
+    }
+
+    /// [`Overlay::try_wipe`] for callers written before it could fail: a wipe of the runtime
+    /// namespace leaves the overlay unchanged, since code blobs are never deleted. Prefer
+    /// `try_wipe`, which reports that refusal as [`StateError::RuntimeWipe`].
     pub fn wipe(&mut self, namespace: &Namespace) {
+        // The only refusal is the runtime namespace, whose blobs staying is what the spec asks.
+        let _ = self.try_wipe(namespace);
+    }
+
+    fn wipe_unchecked(&mut self, namespace: &Namespace) {
         let prefix = *namespace.prefix();
         let end = prefix_end(&prefix);
         let upper = end.as_deref().map_or(Bound::Unbounded, Bound::Excluded);
@@ -285,11 +311,6 @@ impl Overlay {
     pub(crate) fn wiped(&self) -> &BTreeSet<Prefix> {
         &self.wiped
     }
-
-    /// Reads a committed value, bypassing the overlay.
-    pub fn committed_get(&self, key: &[u8]) -> Result<Option<Vec<u8>>, StateError> {
-        Ok(self.committed.get(Table::State, key)?)
-    }
 }
 
 fn check_value(layout: KeyLayout, key: &[u8], value: &[u8]) -> Result<(), StateError> {
@@ -302,9 +323,7 @@ fn check_value(layout: KeyLayout, key: &[u8], value: &[u8]) -> Result<(), StateE
             ModuleRecord::decode(value)?;
         }
         KeyLayout::EvmAccount => {
-            if value.len() != ACCOUNT_RECORD_LEN {
-                return Err(RecordError::Length { record: "account", len: value.len() }.into());
-            }
+            AccountRecord::decode(value)?;
         }
         KeyLayout::EvmStorage => {
             if value.len() != 32 {

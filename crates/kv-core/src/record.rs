@@ -57,9 +57,7 @@ impl ModuleRecord {
         if name_bytes.len() != name_len {
             return Err(RecordError::Length { record: "module", len: bytes.len() });
         }
-        let name = std::str::from_utf8(name_bytes)
-            .map_err(|_| RecordError::Name(KeyError::ModuleNameByte { position: 0, byte: 0xff }))
-            .and_then(|name| ModuleName::new(name).map_err(RecordError::Name))?;
+        let name = ModuleName::from_bytes(name_bytes).map_err(RecordError::Name)?;
         Ok(Self { code_hash, name, version })
     }
 }

@@ -18,60 +18,82 @@ fn scan_all(backend: &dyn Backend, table: Table, start: &[u8], end: Option<&[u8]
     out
 }
 
-/// The behaviour every backend must have.
+/// A value that names its table, so that a read from the wrong table shows.
+fn tagged(table: Table, value: &str) -> Vec<u8> {
+    format!("{}:{value}", table.name()).into_bytes()
+}
+
+/// The behaviour every backend must have, in every table: the memory backend keeps the node table
+/// in a hash map and sorts it for scans, so each table's scans are checked on their own.
 fn behavioural_suite(backend: &dyn Backend) {
     // Empty reads.
-    assert_eq!(backend.get(Table::State, b"missing").unwrap(), None);
-    let mut called = false;
-    assert!(!backend.read(Table::State, b"missing", &mut |_| called = true).unwrap());
-    assert!(!called);
+    for table in Table::ALL {
+        assert_eq!(backend.get(table, b"missing").unwrap(), None);
+        let mut called = false;
+        assert!(!backend.read(table, b"missing", &mut |_| called = true).unwrap());
+        assert!(!called);
+    }
 
     // A batch applies in order; a later op on the same key wins.
     let mut batch = WriteBatch::new();
-    batch.put(Table::State, b"b".to_vec(), b"2".to_vec());
-    batch.put(Table::State, b"a".to_vec(), b"1".to_vec());
-    batch.put(Table::State, b"c".to_vec(), b"x".to_vec());
-    batch.delete(Table::State, b"c".to_vec());
-    batch.put(Table::State, b"ab".to_vec(), b"3".to_vec());
-    batch.put(Table::Meta, b"a".to_vec(), b"meta".to_vec());
-    batch.put(Table::State, b"d".to_vec(), b"4".to_vec());
-    batch.put(Table::State, b"d".to_vec(), b"5".to_vec());
-    batch.put(Table::State, vec![0xff, 0xff], b"top".to_vec());
+    for table in Table::ALL {
+        batch.put(table, b"b".to_vec(), tagged(table, "2"));
+        batch.put(table, b"a".to_vec(), tagged(table, "1"));
+        batch.put(table, b"c".to_vec(), tagged(table, "x"));
+        batch.delete(table, b"c".to_vec());
+        batch.put(table, b"ab".to_vec(), tagged(table, "3"));
+        batch.put(table, b"d".to_vec(), tagged(table, "4"));
+        batch.put(table, b"d".to_vec(), tagged(table, "5"));
+        batch.put(table, vec![0xff, 0xff], tagged(table, "top"));
+    }
+    batch.put(Table::Meta, b"0 meta only".to_vec(), b"meta".to_vec());
     backend.write(batch).unwrap();
-    assert_eq!(backend.get(Table::State, b"a").unwrap(), Some(b"1".to_vec()));
-    assert_eq!(backend.get(Table::State, b"c").unwrap(), None);
-    assert_eq!(backend.get(Table::State, b"d").unwrap(), Some(b"5".to_vec()));
-    // Tables are separate key spaces.
-    assert_eq!(backend.get(Table::Meta, b"a").unwrap(), Some(b"meta".to_vec()));
-    assert_eq!(backend.get(Table::Nodes, b"a").unwrap(), None);
 
-    // Scans are ordered, bounded and stop on request.
     let keys = |entries: Vec<(Vec<u8>, Vec<u8>)>| entries.into_iter().map(|(k, _)| k).collect::<Vec<_>>();
-    assert_eq!(
-        keys(scan_all(backend, Table::State, b"", None)),
-        vec![b"a".to_vec(), b"ab".to_vec(), b"b".to_vec(), b"d".to_vec(), vec![0xff, 0xff]]
-    );
-    assert_eq!(keys(scan_all(backend, Table::State, b"a", Some(b"b"))), vec![b"a".to_vec(), b"ab".to_vec()]);
-    assert_eq!(
-        keys(backend.scan_prefix(Table::State, b"a").unwrap().into_iter().collect()),
-        vec![b"a".to_vec(), b"ab".to_vec()]
-    );
-    assert_eq!(keys(backend.scan_prefix(Table::State, &[0xff]).unwrap()), vec![vec![0xff, 0xff]]);
-    let mut first = Vec::new();
-    backend
-        .scan(Table::State, b"", None, &mut |key, _| {
-            first.push(key.to_vec());
-            ControlFlow::Break(())
-        })
-        .unwrap();
-    assert_eq!(first, vec![b"a".to_vec()]);
+    for table in Table::ALL {
+        assert_eq!(backend.get(table, b"a").unwrap(), Some(tagged(table, "1")), "{table:?}");
+        assert_eq!(backend.get(table, b"c").unwrap(), None, "{table:?}");
+        assert_eq!(backend.get(table, b"d").unwrap(), Some(tagged(table, "5")), "{table:?}");
+        // Tables are separate key spaces.
+        let meta_only = backend.get(table, b"0 meta only").unwrap();
+        assert_eq!(meta_only.is_some(), table == Table::Meta, "{table:?}");
 
-    // Deleting a missing key is not an error; deletes remove.
+        // Scans are ordered, bounded and stop on request.
+        let mut all = vec![b"a".to_vec(), b"ab".to_vec(), b"b".to_vec(), b"d".to_vec(), vec![0xff, 0xff]];
+        if table == Table::Meta {
+            all.insert(0, b"0 meta only".to_vec());
+        }
+        let scanned = scan_all(backend, table, b"", None);
+        assert_eq!(keys(scanned.clone()), all, "{table:?}");
+        assert!(scanned.iter().all(|(key, value)| backend.get(table, key).unwrap().as_ref() == Some(value)));
+        assert_eq!(keys(scan_all(backend, table, b"a", Some(b"b"))), vec![b"a".to_vec(), b"ab".to_vec()], "{table:?}");
+        assert_eq!(keys(scan_all(backend, table, b"ab", Some(b"d"))), vec![b"ab".to_vec(), b"b".to_vec()], "{table:?}");
+        assert_eq!(keys(scan_all(backend, table, b"b", Some(b"b"))), Vec::<Vec<u8>>::new(), "{table:?}");
+        assert_eq!(keys(scan_all(backend, table, b"e", Some(b"z"))), Vec::<Vec<u8>>::new(), "{table:?}");
+        assert_eq!(keys(scan_all(backend, table, &[0xff], None)), vec![vec![0xff, 0xff]], "{table:?}");
+        assert_eq!(keys(backend.scan_prefix(table, b"a").unwrap()), vec![b"a".to_vec(), b"ab".to_vec()], "{table:?}");
+        assert_eq!(keys(backend.scan_prefix(table, &[0xff]).unwrap()), vec![vec![0xff, 0xff]], "{table:?}");
+        for stop_after in [1, 3] {
+            let mut seen = Vec::new();
+            backend
+                .scan(table, b"", None, &mut |key, _| {
+                    seen.push(key.to_vec());
+                    if seen.len() == stop_after { ControlFlow::Break(()) } else { ControlFlow::Continue(()) }
+                })
+                .unwrap();
+            assert_eq!(seen, all[..stop_after], "{table:?}, stop after {stop_after}");
+        }
+    }
+
+    // Deleting a missing key is not an error; deletes remove, in their own table only.
     let mut batch = WriteBatch::new();
     batch.delete(Table::State, b"never".to_vec());
     batch.delete(Table::State, b"a".to_vec());
     backend.write(batch).unwrap();
     assert_eq!(backend.get(Table::State, b"a").unwrap(), None);
+    for table in [Table::Nodes, Table::Stale, Table::Meta] {
+        assert_eq!(backend.get(table, b"a").unwrap(), Some(tagged(table, "1")), "{table:?}");
+    }
     // An empty batch is fine.
     backend.write(WriteBatch::new()).unwrap();
 }

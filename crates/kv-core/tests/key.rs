@@ -5,7 +5,7 @@
 
 use alloy_primitives::{Address, B256, hex};
 use kv_core::key::{KeyError, MAX_USER_KEY_LEN};
-use kv_core::{Engine, Identity, ModuleName, Namespace, StateKey};
+use kv_core::{Engine, Identity, ModuleName, ModuleRecord, Namespace, RecordError, StateKey};
 use proptest::prelude::*;
 
 /// Decodes each hex input and compares the outcome with the expected one.
@@ -67,10 +67,36 @@ fn module_names_are_validated_never_mapped() {
     ];
     for (name, expected) in cases {
         assert_eq!(ModuleName::new(name).map(|_| ()), *expected, "{name:?}");
+        assert_eq!(ModuleName::from_bytes(name.as_bytes()).map(|_| ()), *expected, "{name:?} as bytes");
     }
+    assert_eq!(ModuleName::from_bytes(b"token").unwrap(), ModuleName::new("token").unwrap());
     // Every error has a message a user can act on.
     let message = ModuleName::new("Counter").unwrap_err().to_string();
     assert!(message.contains("[a-z0-9_-]"), "{message}");
+}
+
+/// A stored module record whose name is not UTF-8 is reported with the real offending byte and
+/// its position, not a placeholder.
+#[test]
+fn module_records_name_the_bad_byte_of_a_non_utf8_name() {
+    let record = |name: &[u8]| {
+        let mut bytes = vec![kv_core::record::MODULE_RECORD_FORMAT];
+        bytes.extend_from_slice(&[7; 32]);
+        bytes.extend_from_slice(&1u32.to_be_bytes());
+        bytes.push(u8::try_from(name.len()).unwrap());
+        bytes.extend_from_slice(name);
+        bytes
+    };
+    let cases: &[(&[u8], KeyError)] = &[
+        (b"ab\xffc", KeyError::ModuleNameByte { position: 2, byte: 0xff }),
+        (b"\x80", KeyError::ModuleNameByte { position: 0, byte: 0x80 }),
+        (b"tok\xc3", KeyError::ModuleNameByte { position: 3, byte: 0xc3 }),
+        (b"", KeyError::ModuleNameLength(0)),
+    ];
+    for (name, expected) in cases {
+        assert_eq!(ModuleRecord::decode(&record(name)), Err(RecordError::Name(expected.clone())), "{name:02x?}");
+    }
+    assert_eq!(ModuleRecord::decode(&record(b"token")).unwrap().name.as_str(), "token");
 }
 
 #[test]

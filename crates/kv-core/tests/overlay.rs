@@ -5,7 +5,7 @@
 
 mod common;
 
-use common::{entry_strategy, namespace_strategy};
+use common::{code_entry_strategy, entry_strategy, namespace_strategy};
 use kv_core::{Namespace, StateError, StateKey, Store};
 use proptest::prelude::*;
 use std::collections::BTreeMap;
@@ -14,6 +14,7 @@ use std::collections::BTreeMap;
 enum Op {
     Set(Vec<u8>, Vec<u8>),
     Remove(Vec<u8>),
+    RemoveCode(Vec<u8>),
     Wipe(Namespace),
     Checkpoint,
     Revert,
@@ -24,7 +25,9 @@ enum Op {
 fn op_strategy() -> impl Strategy<Value = Op> {
     prop_oneof![
         8 => entry_strategy().prop_map(|(k, v)| Op::Set(k, v)),
+        2 => code_entry_strategy().prop_map(|(k, v)| Op::Set(k, v)),
         3 => entry_strategy().prop_map(|(k, _)| Op::Remove(k)),
+        1 => code_entry_strategy().prop_map(|(k, _)| Op::RemoveCode(k)),
         1 => namespace_strategy().prop_map(Op::Wipe),
         3 => Just(Op::Checkpoint),
         2 => Just(Op::Revert),
@@ -70,8 +73,14 @@ proptest! {
                     model.remove(&key);
                     probes.push(key);
                 }
+                Op::RemoveCode(key) => {
+                    // Code blobs are never deleted: the overlay refuses and stays as it was.
+                    let refused = matches!(overlay.remove(&key), Err(StateError::CodeRemoval));
+                    prop_assert!(refused);
+                    probes.push(key);
+                }
                 Op::Wipe(namespace) => {
-                    overlay.wipe(&namespace);
+                    overlay.try_wipe(&namespace).unwrap();
                     model.retain(|key, _| !key.starts_with(namespace.prefix()));
                 }
                 Op::Checkpoint => {
@@ -161,4 +170,46 @@ fn invalid_writes_are_refused_without_partial_state() {
     let slot = wasm.slot_key(3);
     overlay.set(&slot, &[1, 2, 3]).unwrap();
     assert!(matches!(overlay.get_u64(&slot), Err(StateError::SlotValueLength(3))));
+}
+
+/// Code blobs are never deleted: removing a code key and wiping the runtime namespace are refused
+/// with typed errors, before and after the blob is committed, and leave every blob in place. The
+/// infallible `wipe` keeps them too.
+#[test]
+fn code_blobs_are_never_deleted() {
+    let store = Store::in_memory();
+    let code = [0x60, 0x00];
+    let key = kv_core::key::code_key(&alloy_primitives::keccak256(code));
+    let pending = [0x60, 0x01];
+    let pending_key = kv_core::key::code_key(&alloy_primitives::keccak256(pending));
+    let mut overlay = store.begin();
+    overlay.set(&key, &code).unwrap();
+    store.commit(&overlay).unwrap();
+
+    let mut overlay = store.begin();
+    overlay.set(&pending_key, &pending).unwrap();
+    let checkpoint = overlay.checkpoint();
+    for blob in [&key, &pending_key] {
+        assert!(matches!(overlay.remove(blob), Err(StateError::CodeRemoval)));
+    }
+    assert!(matches!(overlay.try_wipe(&Namespace::runtime()), Err(StateError::RuntimeWipe)));
+    overlay.wipe(&Namespace::runtime());
+    overlay.release(checkpoint).unwrap();
+    assert_eq!(overlay.get(&key).unwrap(), Some(code.to_vec()));
+    assert_eq!(overlay.get(&pending_key).unwrap(), Some(pending.to_vec()));
+    assert_eq!(overlay.scan_prefix(Namespace::runtime().prefix()).unwrap().len(), 2);
+    store.commit(&overlay).unwrap();
+    assert_eq!(store.get(&key).unwrap(), Some(code.to_vec()));
+    assert_eq!(store.get(&pending_key).unwrap(), Some(pending.to_vec()));
+
+    // Engine namespaces can still be wiped, and removing other keys still works.
+    let evm = Namespace::evm(alloy_primitives::Address::repeat_byte(2));
+    let word = evm.word_key(&[1; 32]);
+    let mut overlay = store.begin();
+    overlay.set(&word, &[1; 32]).unwrap();
+    overlay.try_wipe(&evm).unwrap();
+    assert_eq!(overlay.get(&word).unwrap(), None);
+    overlay.set(&word, &[2; 32]).unwrap();
+    overlay.remove(&word).unwrap();
+    assert_eq!(overlay.get(&word).unwrap(), None);
 }

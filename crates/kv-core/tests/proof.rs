@@ -5,7 +5,10 @@
 
 mod common;
 
-use kv_core::{KeyProof, NamespaceProof, ProofError, Store, verify};
+use alloy_primitives::{B256, Bytes, keccak256};
+use kv_core::{
+    Identity, KeyProof, Namespace, NamespaceProof, ProofError, Store, SubtreeProof, verify, verify_namespace,
+};
 use proptest::prelude::*;
 use proptest::strategy::ValueTree;
 
@@ -79,7 +82,206 @@ fn overlong_paths_are_refused() {
     assert_eq!(kv_core::verify_namespace(root, &namespace, None, &proof), Err(ProofError::PathTooLong));
 }
 
+/// One node of a generated proof path, before it is chained to the next by hash.
+#[derive(Clone, Debug)]
+enum NodeSpec {
+    /// A branch with random children; the next node hangs at the key's nibble when `follow`.
+    Branch { mask: u16, follow: bool, nibble: u8 },
+    /// An extension of `len` nibbles (up to 80, beyond what one node may hold), along the key
+    /// when `follow`, random otherwise.
+    Extension { len: usize, follow: bool },
+    /// A leaf of `len` nibbles, or of exactly what remains of the 64-nibble key when `None`.
+    Leaf { len: Option<usize>, follow: bool, value: LeafSpec },
+    /// Bytes that are probably no trie node at all.
+    Garbage(Vec<u8>),
+}
+
+/// What a generated leaf holds.
+#[derive(Clone, Debug)]
+enum LeafSpec {
+    /// The commitment of the value the verifier is asked about.
+    Claimed,
+    /// Any bytes.
+    Other(Vec<u8>),
+}
+
+fn node_spec() -> impl Strategy<Value = NodeSpec> {
+    let follow = prop::bool::weighted(0.9);
+    let len = prop_oneof![4 => 1usize..16, 1 => 1usize..=80];
+    // Garbage is rare: the shape check decodes every node first, so one garbage node stops the
+    // verifier before the walk.
+    prop_oneof![
+        8 => (any::<u16>(), follow, 0u8..16)
+            .prop_map(|(mask, follow, nibble)| NodeSpec::Branch { mask, follow, nibble }),
+        6 => (len.clone(), follow).prop_map(|(len, follow)| NodeSpec::Extension { len, follow }),
+        4 => (prop::option::weighted(0.7, len.prop_map(|len| len - 1)), follow, prop_oneof![
+            3 => Just(LeafSpec::Claimed),
+            1 => prop::collection::vec(any::<u8>(), 0..40).prop_map(LeafSpec::Other),
+        ])
+            .prop_map(|(len, follow, value)| NodeSpec::Leaf { len, follow, value }),
+        1 => prop::collection::vec(any::<u8>(), 1..80).prop_map(NodeSpec::Garbage),
+    ]
+}
+
+/// RLP of a byte string.
+fn rlp_string(bytes: &[u8]) -> Vec<u8> {
+    let mut out = Vec::new();
+    alloy_rlp::Encodable::encode(&bytes, &mut out);
+    out
+}
+
+/// RLP of a list of already encoded items.
+fn rlp_list(items: &[Vec<u8>]) -> Vec<u8> {
+    let payload: Vec<u8> = items.concat();
+    let mut out = Vec::new();
+    alloy_rlp::Header { list: true, payload_length: payload.len() }.encode(&mut out);
+    out.extend_from_slice(&payload);
+    out
+}
+
+/// Ethereum's hex-prefix encoding of a path, by hand, so that paths longer than 64 nibbles (which
+/// alloy-trie's `Nibbles` cannot hold) can be encoded too.
+fn hex_prefix(path: &[u8], leaf: bool) -> Vec<u8> {
+    let flag = if leaf { 0x20 } else { 0x00 };
+    let (mut out, rest) = match path.split_first() {
+        Some((first, rest)) if path.len() % 2 == 1 => (vec![flag | 0x10 | first], rest),
+        _ => (vec![flag], path),
+    };
+    out.extend(rest.chunks(2).map(|pair| (pair[0] << 4) | pair[1]));
+    out
+}
+
+/// The nodes of `specs` chained by hash along `key` (nibbles): each node's RLP, with every
+/// parent referring to keccak256 of the next node's RLP, so that the verifier gets past each hash
+/// comparison and walks the paths. Returns the nodes and whether they are a well-formed proof of
+/// `claimed` (`expect_ok`).
+fn chain(specs: &[NodeSpec], key: &[u8], noise: &[u8], claimed: B256) -> (Vec<Bytes>, bool) {
+    // The nibble at `depth` of the key, or noise once the key is exhausted.
+    let along = |depth: usize, offset: usize| key.get(depth).copied().unwrap_or(noise[(depth + offset) % noise.len()]);
+    let random = |depth: usize, offset: usize| noise[(depth * 7 + offset) % noise.len()];
+    // Top-down: each node's shape, given the depth it sits at.
+    enum Shape {
+        Branch(u16, u8),
+        Extension(Vec<u8>),
+        Leaf(Vec<u8>, Vec<u8>),
+        Garbage(Vec<u8>),
+    }
+    let mut depth = 0;
+    let mut well_formed = true;
+    let mut shapes = Vec::with_capacity(specs.len());
+    for (index, spec) in specs.iter().enumerate() {
+        let last = index + 1 == specs.len();
+        shapes.push(match spec {
+            NodeSpec::Branch { mask, follow, nibble } => {
+                let next = if *follow { along(depth, index) } else { *nibble };
+                well_formed &= *follow && !last && depth < 64;
+                depth += 1;
+                Shape::Branch(mask | (1 << next), next)
+            }
+            NodeSpec::Extension { len, follow } => {
+                let path: Vec<u8> =
+                    (depth..depth + len).map(|at| if *follow { along(at, index) } else { random(at, index) }).collect();
+                well_formed &= *follow && !last && depth + len < 64;
+                depth += len;
+                Shape::Extension(path)
+            }
+            NodeSpec::Leaf { len, follow, value } => {
+                let len = len.unwrap_or(64usize.saturating_sub(depth));
+                let path: Vec<u8> =
+                    (depth..depth + len).map(|at| if *follow { along(at, index) } else { random(at, index) }).collect();
+                let value = match value {
+                    LeafSpec::Claimed => claimed.to_vec(),
+                    LeafSpec::Other(bytes) => bytes.clone(),
+                };
+                well_formed &= *follow && last && depth + len == 64 && value == claimed.as_slice();
+                depth += len;
+                Shape::Leaf(path, value)
+            }
+            NodeSpec::Garbage(bytes) => {
+                well_formed = false;
+                Shape::Garbage(bytes.clone())
+            }
+        });
+    }
+    // Bottom-up: encode each node with the hash of the one after it (a random hash for the last).
+    let mut next_hash = keccak256(noise);
+    let mut nodes = Vec::with_capacity(shapes.len());
+    for (index, shape) in shapes.iter().enumerate().rev() {
+        let encoded = match shape {
+            Shape::Branch(mask, next) => {
+                let mut items: Vec<Vec<u8>> = (0u8..16)
+                    .map(|nibble| {
+                        if nibble == *next {
+                            rlp_string(next_hash.as_slice())
+                        } else if mask & (1 << nibble) != 0 {
+                            rlp_string(keccak256([nibble, u8::try_from(index).unwrap()]).as_slice())
+                        } else {
+                            rlp_string(&[])
+                        }
+                    })
+                    .collect();
+                items.push(rlp_string(&[]));
+                rlp_list(&items)
+            }
+            Shape::Extension(path) => {
+                rlp_list(&[rlp_string(&hex_prefix(path, false)), rlp_string(next_hash.as_slice())])
+            }
+            Shape::Leaf(path, value) => rlp_list(&[rlp_string(&hex_prefix(path, true)), rlp_string(value)]),
+            Shape::Garbage(bytes) => bytes.clone(),
+        };
+        next_hash = keccak256(&encoded);
+        nodes.push(Bytes::from(encoded));
+    }
+    nodes.reverse();
+    (nodes, well_formed)
+}
+
+/// A one-leaf global trie holding `subroot` for `namespace`: a valid global half, so that the
+/// verifier goes on to the sub-trie half.
+fn one_leaf_global(namespace: &Namespace, subroot: B256) -> (B256, Vec<Bytes>) {
+    let path: Vec<u8> = nibbles(keccak256(namespace.prefix()).as_slice());
+    let leaf = rlp_list(&[rlp_string(&hex_prefix(&path, true)), rlp_string(subroot.as_slice())]);
+    (keccak256(&leaf), vec![Bytes::from(leaf)])
+}
+
+fn nibbles(bytes: &[u8]) -> Vec<u8> {
+    bytes.iter().flat_map(|byte| [byte >> 4, byte & 0x0f]).collect()
+}
+
+/// The generator itself produces a proof the verifier accepts when every node follows the key:
+/// a branch, an extension and a leaf that ends at nibble 64, in both halves.
+#[test]
+fn chained_nodes_along_the_key_verify() {
+    let namespace = Namespace::wasm(Identity([1; 20]));
+    let key = namespace.slot_key(1);
+    let value = [1u8];
+    let specs = [
+        NodeSpec::Branch { mask: 0b1001, follow: true, nibble: 0 },
+        NodeSpec::Extension { len: 5, follow: true },
+        NodeSpec::Branch { mask: 0xffff, follow: true, nibble: 0 },
+        NodeSpec::Leaf { len: None, follow: true, value: LeafSpec::Claimed },
+    ];
+    let entry = nibbles(keccak256(&key[kv_core::key::PREFIX_LEN..]).as_slice());
+    let (subtree, well_formed) = chain(&specs, &entry, &[3, 1, 4], keccak256(value));
+    assert!(well_formed);
+    let subroot = keccak256(&subtree[0]);
+    let (root, global) = one_leaf_global(&namespace, subroot);
+    let proof = KeyProof { global, subtree: Some(SubtreeProof { root: subroot, nodes: subtree }) };
+    verify(root, &key, Some(&value), &proof).unwrap();
+    assert!(verify(root, &key, Some(&[2]), &proof).is_err());
+
+    let global_key = nibbles(keccak256(namespace.prefix()).as_slice());
+    let (global, well_formed) = chain(&specs, &global_key, &[2, 7], subroot);
+    assert!(well_formed);
+    let root = keccak256(&global[0]);
+    verify_namespace(root, &namespace, Some(subroot), &NamespaceProof { global }).unwrap();
+}
+
 proptest! {
+    #![proptest_config(ProptestConfig { cases: 512, ..ProptestConfig::default() })]
+
+    /// Random bytes never panic the proof decoders, nor the verifier on whatever decodes; the
+    /// root is the first global node's hash, so the verifier gets past its first comparison.
     #[test]
     fn arbitrary_bytes_never_panic(bytes in prop::collection::vec(any::<u8>(), 0..600)) {
         let _ = KeyProof::decode(&bytes);
@@ -87,20 +289,53 @@ proptest! {
         let mut framed = vec![1, 1];
         framed.extend_from_slice(&bytes);
         if let Ok(proof) = KeyProof::decode(&framed) {
-            let key = kv_core::Namespace::wasm(kv_core::Identity([1; 20])).slot_key(1);
-            let _ = verify(alloy_primitives::B256::ZERO, &key, Some(&[1]), &proof);
+            let key = Namespace::wasm(Identity([1; 20])).slot_key(1);
+            let root = proof.global.first().map_or(B256::ZERO, keccak256);
+            let _ = verify(root, &key, Some(&[1]), &proof);
+            let _ = verify(root, &key, None, &proof);
         }
     }
 
-    /// Random node lists, including real RLP lists, never panic the verifier.
+    /// Structured trie nodes chained by hash (branches with random masks, extensions and leaves
+    /// with random paths of up to 80 nibbles, along the key or not, and garbage) reach
+    /// alloy-trie's path walk in the global half and, behind a valid global half, in the sub-trie
+    /// half. The verifier returns a result, never panics, and accepts exactly-formed proofs.
     #[test]
-    fn arbitrary_nodes_never_panic(nodes in prop::collection::vec(prop::collection::vec(any::<u8>(), 1..100), 0..8), root in any::<[u8; 32]>()) {
-        let proof = KeyProof {
-            global: nodes.iter().map(|n| alloy_primitives::Bytes::from(n.clone())).collect(),
-            subtree: Some(kv_core::SubtreeProof { root: root.into(), nodes: nodes.into_iter().map(Into::into).collect() }),
-        };
-        let key = kv_core::Namespace::wasm(kv_core::Identity([1; 20])).slot_key(1);
-        let _ = verify(root.into(), &key, Some(&[1]), &proof);
-        let _ = verify(root.into(), &key, None, &proof);
+    fn chained_nodes_never_panic(
+        specs in prop::collection::vec(node_spec(), 1..10),
+        noise in prop::collection::vec(0u8..16, 1..90),
+        slot in any::<u64>(),
+        value in prop::collection::vec(any::<u8>(), 1..40),
+    ) {
+        let namespace = Namespace::wasm(Identity([1; 20]));
+        let key = namespace.slot_key(slot);
+        let claimed = keccak256(&value);
+
+        // The sub-trie half, behind a valid global half.
+        let entry = nibbles(keccak256(&key[kv_core::key::PREFIX_LEN..]).as_slice());
+        let (subtree, well_formed) = chain(&specs, &entry, &noise, claimed);
+        let subroot = keccak256(&subtree[0]);
+        let (root, global) = one_leaf_global(&namespace, subroot);
+        verify_namespace(root, &namespace, Some(subroot), &NamespaceProof { global: global.clone() }).unwrap();
+        let proof = KeyProof { global, subtree: Some(SubtreeProof { root: subroot, nodes: subtree }) };
+        let shown = verify(root, &key, Some(&value), &proof);
+        if well_formed {
+            prop_assert!(shown.is_ok(), "{shown:?}");
+        }
+        let _ = verify(root, &key, None, &proof);
+
+        // The global half.
+        let global_key = nibbles(keccak256(namespace.prefix()).as_slice());
+        let (global, well_formed) = chain(&specs, &global_key, &noise, subroot);
+        let root = keccak256(&global[0]);
+        let namespace_proof = NamespaceProof { global: global.clone() };
+        let shown = verify_namespace(root, &namespace, Some(subroot), &namespace_proof);
+        if well_formed {
+            prop_assert!(shown.is_ok(), "{shown:?}");
+        }
+        let _ = verify_namespace(root, &namespace, None, &namespace_proof);
+        let proof = KeyProof { global, subtree: proof.subtree };
+        let _ = verify(root, &key, Some(&value), &proof);
+        let _ = verify(root, &key, None, &KeyProof { global: proof.global.clone(), subtree: None });
     }
 }

@@ -51,13 +51,6 @@ impl Map {
         };
     }
 
-    fn len(&self) -> usize {
-        match self {
-            Self::Ordered(map) => map.len(),
-            Self::Hashed(map) => map.len(),
-        }
-    }
-
     fn scan(&self, start: &[u8], end: Option<&[u8]>, visit: &mut ScanVisitor<'_>) {
         let upper = end.map_or(Bound::Unbounded, Bound::Excluded);
         match self {
@@ -98,16 +91,6 @@ impl MemoryBackend {
     /// An empty store.
     pub fn new() -> Self {
         Self::default()
-    }
-
-    /// Number of entries in `table`.
-    pub fn len(&self, table: Table) -> usize {
-        self.tables.read()[table.index()].len()
-    }
-
-    /// Whether `table` is empty.
-    pub fn is_empty(&self, table: Table) -> bool {
-        self.len(table) == 0
     }
 }
 

@@ -10,7 +10,6 @@ use parking_lot::{Mutex, RwLock};
 use redb::{Database, ReadOnlyTable, ReadableDatabase, TableDefinition};
 use std::ops::Bound;
 use std::path::Path;
-use std::sync::Arc;
 
 type Bytes = &'static [u8];
 
@@ -42,7 +41,7 @@ pub struct RedbBackend {
     database: Database,
     /// The read transaction of the latest commit, or `None` when it could not be opened after a
     /// commit; the next read opens it (and fails loudly if it still cannot).
-    reader: RwLock<Option<Arc<Reader>>>,
+    reader: RwLock<Option<Reader>>,
     fault: Mutex<FaultPlan>,
 }
 
@@ -78,7 +77,7 @@ impl RedbBackend {
             transaction.open_table(definition(table)).map_err(storage)?;
         }
         transaction.commit().map_err(storage)?;
-        let reader = RwLock::new(Some(Arc::new(open_reader(&database)?)));
+        let reader = RwLock::new(Some(open_reader(&database)?));
         Ok(Self { database, reader, fault: Mutex::new(FaultPlan::Never) })
     }
 
@@ -87,17 +86,19 @@ impl RedbBackend {
         *self.fault.lock() = plan;
     }
 
-    fn reader(&self) -> Result<Arc<Reader>, BackendError> {
+    /// Runs `read` on the read transaction of the latest commit, under the shared lock. Only when
+    /// a commit could not open that transaction is it opened here, under the exclusive lock; that
+    /// first read then runs under it too, which is rare enough not to matter.
+    fn with_reader<T>(&self, read: impl FnOnce(&Reader) -> Result<T, BackendError>) -> Result<T, BackendError> {
         if let Some(reader) = self.reader.read().as_ref() {
-            return Ok(Arc::clone(reader));
+            return read(reader);
         }
         let mut slot = self.reader.write();
         if let Some(reader) = slot.as_ref() {
-            return Ok(Arc::clone(reader));
+            return read(reader);
         }
-        let reader = Arc::new(open_reader(&self.database)?);
-        *slot = Some(Arc::clone(&reader));
-        Ok(reader)
+        let reader = slot.insert(open_reader(&self.database)?);
+        read(reader)
     }
 }
 
@@ -112,14 +113,13 @@ fn open_reader(database: &Database) -> Result<Reader, BackendError> {
 
 impl Backend for RedbBackend {
     fn read(&self, table: Table, key: &[u8], visit: &mut dyn FnMut(&[u8])) -> Result<bool, BackendError> {
-        let reader = self.reader()?;
-        match reader.tables[table.index()].get(key).map_err(storage)? {
+        self.with_reader(|reader| match reader.tables[table.index()].get(key).map_err(storage)? {
             Some(guard) => {
                 visit(guard.value());
                 Ok(true)
             }
             None => Ok(false),
-        }
+        })
     }
 
     fn scan(
@@ -129,16 +129,18 @@ impl Backend for RedbBackend {
         end: Option<&[u8]>,
         visit: &mut ScanVisitor<'_>,
     ) -> Result<(), BackendError> {
-        let reader = self.reader()?;
         let upper = end.map_or(Bound::Unbounded, Bound::Excluded);
-        let range = reader.tables[table.index()].range::<&[u8]>((Bound::Included(start), upper)).map_err(storage)?;
-        for entry in range {
-            let (key, value) = entry.map_err(storage)?;
-            if visit(key.value(), value.value()).is_break() {
-                break;
+        self.with_reader(|reader| {
+            let range =
+                reader.tables[table.index()].range::<&[u8]>((Bound::Included(start), upper)).map_err(storage)?;
+            for entry in range {
+                let (key, value) = entry.map_err(storage)?;
+                if visit(key.value(), value.value()).is_break() {
+                    break;
+                }
             }
-        }
-        Ok(())
+            Ok(())
+        })
     }
 
     fn write(&self, batch: WriteBatch) -> Result<(), BackendError> {
@@ -171,7 +173,7 @@ impl Backend for RedbBackend {
         transaction.commit().map_err(storage)?;
         // The batch is durable from here on, so this write has succeeded whatever happens next:
         // a read transaction that cannot be opened now is opened by the next read instead.
-        *self.reader.write() = open_reader(&self.database).ok().map(Arc::new);
+        *self.reader.write() = open_reader(&self.database).ok();
         Ok(())
     }
 }

@@ -3,7 +3,8 @@
 #![allow(dead_code)]
 #![allow(clippy::unwrap_used, clippy::expect_used)] // Test code: a failed unwrap is a failed test.
 
-use alloy_primitives::{Address, B256};
+use alloy_primitives::{Address, B256, keccak256};
+use kv_core::key::code_key;
 use kv_core::{Identity, Namespace, Store, StoreConfig};
 use proptest::prelude::*;
 
@@ -27,6 +28,15 @@ pub(crate) fn entry_strategy() -> impl Strategy<Value = (Vec<u8>, Vec<u8>)> {
             let word = B256::left_padding_from(&[slot]);
             (namespace.word_key(&word.0).to_vec(), B256::left_padding_from(&value.to_be_bytes()).to_vec())
         }
+    })
+}
+
+/// A code blob under its key, from a small pool of blobs (so the same blob is written again) of up
+/// to a few kilobytes.
+pub(crate) fn code_entry_strategy() -> impl Strategy<Value = (Vec<u8>, Vec<u8>)> {
+    (1u8..8, prop::sample::select(vec![1usize, 2, 33, 700, 4096])).prop_map(|(seed, len)| {
+        let code: Vec<u8> = (0..len).map(|index| seed.wrapping_mul(index.to_le_bytes()[0] | 1)).collect();
+        (code_key(&keccak256(&code)).to_vec(), code)
     })
 }
 
