@@ -7,7 +7,7 @@
 //! our trie never produces (inline nodes, paths longer than 64 nibbles), so that untrusted proof
 //! bytes can never make the verifier panic.
 
-use crate::key::{KeyError, Namespace, PREFIX_LEN, StateKey};
+use crate::key::{KeyError, KeyLayout, Namespace, PREFIX_LEN};
 use crate::trie::{entry_key, global_key};
 use alloy_primitives::{B256, Bytes, keccak256};
 use alloy_rlp::Decodable;
@@ -105,7 +105,7 @@ pub fn verify(root: B256, key: &[u8], value: Option<&[u8]>, proof: &KeyProof) ->
 /// under `root`. The store keeps values only for its latest height, so a proof at an older height
 /// shows the value's commitment; the holder of the value checks it with [`verify`].
 pub fn verify_commitment(root: B256, key: &[u8], commitment: Option<B256>, proof: &KeyProof) -> Result<(), ProofError> {
-    StateKey::decode(key)?;
+    KeyLayout::of(key)?;
     let (prefix, suffix) = key.split_at(PREFIX_LEN);
     match &proof.subtree {
         Some(subtree) => {

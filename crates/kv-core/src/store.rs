@@ -6,19 +6,21 @@
 //! or the new root and never in between.
 
 use crate::backend::{Backend, BackendError, BackendExt, MemoryBackend, RedbBackend, Table, WriteBatch};
-use crate::key::{KeyError, Namespace, PREFIX_LEN, StateKey};
-use crate::overlay::{Overlay, StateError};
+use crate::key::{CODE_KEY_LEN, Engine, KeyError, KeyLayout, Namespace, PREFIX_LEN, STORAGE_TAG};
+use crate::overlay::Overlay;
 use crate::proof::{KeyProof, NamespaceProof, SubtreeProof};
 use crate::trie::node::{ChildRef, GLOBAL_TREE, LeafValue, NodeSource, TreeId};
 use crate::trie::update::{Change, TreeWriter};
-use crate::trie::{entry_key, find_leaves, global_key, mark_tree_stale, prune, root_hash, subtree_link, walk};
+use crate::trie::{
+    entry_key, find_leaves, global_key, mark_tree_stale, prune, prune_replaced, root_hash, subtree_link, walk,
+};
 use alloy_primitives::{B256, keccak256};
 use alloy_trie::Nibbles;
 use parking_lot::Mutex;
 use std::collections::BTreeMap;
 use std::ops::ControlFlow;
 use std::path::Path;
-use std::sync::Arc;
+use std::sync::{Arc, LazyLock};
 
 const FORMAT_KEY: &[u8] = b"format";
 const FORMAT_VALUE: &[u8] = b"xstate-kv/1";
@@ -56,9 +58,6 @@ pub enum StoreError {
     /// A key is invalid.
     #[error(transparent)]
     Key(#[from] KeyError),
-    /// The overlay refused an operation.
-    #[error(transparent)]
-    State(#[from] StateError),
     /// The stored data contradicts itself.
     #[error("corrupt store: {0}")]
     Corrupt(String),
@@ -98,39 +97,45 @@ struct SubtreeJob<'a> {
 /// would cost more than it saves.
 const PARALLEL_WRITES: usize = 256;
 
+/// The number of cores, asked once: `available_parallelism` may read the cgroup files on every
+/// call, which is too slow for a path every commit takes.
+static CORES: LazyLock<usize> = LazyLock::new(|| std::thread::available_parallelism().map_or(1, usize::from));
+
+impl SubtreeJob<'_> {
+    /// How much work the job is, for splitting jobs evenly between workers. The one is for the
+    /// sub-root lookup and global change that even a wipe without writes costs.
+    fn size(&self) -> usize {
+        self.writes.len() + 1
+    }
+}
+
 /// Runs `work` over `jobs`, on every available core when the jobs are large enough, and returns
-/// the results in job order.
-fn run_jobs<J: JobSize + Sync, R: Send>(
-    jobs: &[J],
-    work: impl Fn(&J) -> Result<R, StoreError> + Sync,
+/// the results in job order. The calling thread takes the first share of the jobs itself.
+fn run_jobs<R: Send>(
+    jobs: &[SubtreeJob<'_>],
+    work: impl Fn(&SubtreeJob<'_>) -> Result<R, StoreError> + Sync,
 ) -> Result<Vec<R>, StoreError> {
-    let total: usize = jobs.iter().map(JobSize::size).sum();
-    let workers = std::thread::available_parallelism().map_or(1, usize::from).min(jobs.len());
-    if workers <= 1 || total < PARALLEL_WRITES {
+    let total: usize = jobs.iter().map(SubtreeJob::size).sum();
+    if total < PARALLEL_WRITES {
         return jobs.iter().map(&work).collect();
     }
-    // Contiguous chunks of roughly equal write counts keep the results in order.
-    let mut chunks = Vec::with_capacity(workers);
-    let mut start = 0;
-    let mut taken = 0;
-    for (index, job) in jobs.iter().enumerate() {
-        taken += job.size();
-        if taken * workers >= total * (chunks.len() + 1) && chunks.len() + 1 < workers {
-            chunks.push(&jobs[start..=index]);
-            start = index + 1;
-        }
+    let chunks = split_jobs(jobs, total, *CORES);
+    let Some((first, rest)) = chunks.split_first() else {
+        return Ok(Vec::new());
+    };
+    if rest.is_empty() {
+        return first.iter().map(&work).collect();
     }
-    chunks.push(&jobs[start..]);
     let work = &work;
+    let run = move |chunk: &[SubtreeJob<'_>]| chunk.iter().map(work).collect::<Result<Vec<R>, StoreError>>();
     let parts: Vec<Result<Vec<R>, StoreError>> = std::thread::scope(|scope| {
-        let handles: Vec<_> = chunks
-            .iter()
-            .map(|chunk| scope.spawn(move || chunk.iter().map(work).collect::<Result<Vec<R>, StoreError>>()))
-            .collect();
-        handles
-            .into_iter()
-            .map(|handle| handle.join().unwrap_or_else(|_| Err(StoreError::Corrupt("a commit worker panicked".into()))))
-            .collect()
+        let handles: Vec<_> = rest.iter().map(|chunk| scope.spawn(move || run(chunk))).collect();
+        let mut parts = Vec::with_capacity(chunks.len());
+        parts.push(run(first));
+        parts.extend(handles.into_iter().map(|handle| {
+            handle.join().unwrap_or_else(|_| Err(StoreError::Corrupt("a commit worker panicked".into())))
+        }));
+        parts
     });
     let mut results = Vec::with_capacity(jobs.len());
     for part in parts {
@@ -139,15 +144,25 @@ fn run_jobs<J: JobSize + Sync, R: Send>(
     Ok(results)
 }
 
-/// How much work a job is, for splitting jobs evenly between workers.
-trait JobSize {
-    fn size(&self) -> usize;
-}
-
-impl JobSize for SubtreeJob<'_> {
-    fn size(&self) -> usize {
-        self.writes.len() + 1
+/// Splits `jobs` (of summed size `total`) into at most `workers` contiguous, non-empty chunks of
+/// roughly equal size, so that concatenating the chunks' results keeps the job order.
+fn split_jobs<'s, 'a>(jobs: &'s [SubtreeJob<'a>], total: usize, workers: usize) -> Vec<&'s [SubtreeJob<'a>]> {
+    let workers = workers.clamp(1, jobs.len().max(1));
+    let mut chunks = Vec::with_capacity(workers);
+    let mut start = 0;
+    let mut taken = 0;
+    for (index, job) in jobs.iter().enumerate() {
+        taken += job.size();
+        // A chunk closes once it reaches its share; the last chunk takes whatever is left.
+        if chunks.len() + 1 < workers && taken * workers >= total * (chunks.len() + 1) {
+            chunks.push(&jobs[start..=index]);
+            start = index + 1;
+        }
     }
+    if start < jobs.len() {
+        chunks.push(&jobs[start..]);
+    }
+    chunks
 }
 
 /// One namespace's part of an overlay: whether it was wiped, and its writes in key order.
@@ -220,11 +235,6 @@ impl Store {
     /// The backend.
     pub fn backend(&self) -> &Arc<dyn Backend> {
         &self.backend
-    }
-
-    /// The configuration.
-    pub fn config(&self) -> StoreConfig {
-        self.config
     }
 
     /// The height of the latest commit (0 for a new store).
@@ -306,7 +316,7 @@ impl Store {
             let old_root = leaf.map(subtree_link).transpose()?;
             jobs.push(SubtreeJob { global_key: *global_key, prefix, wiped: *wiped, old_root, writes });
         }
-        let results = run_jobs(&jobs, |job| self.update_subtree(overlay, job, height))?;
+        let results = run_jobs(&jobs, |job| self.update_subtree(job, height))?;
         let mut global_changes = Vec::with_capacity(results.len());
         for (change, part) in results {
             batch.append(part);
@@ -320,6 +330,12 @@ impl Store {
 
         let oldest = self.oldest_retained(height);
         prune(backend, oldest, &mut batch)?;
+        if oldest == height {
+            // Only the new root is retained, so the nodes this very commit replaces are needed by
+            // no retained root either; they are in this batch's stale records, which `prune`
+            // cannot see in the backend yet.
+            prune_replaced(&mut batch);
+        }
         let mut old_roots = Vec::new();
         backend.scan(Table::Meta, &root_record_key(0), Some(&root_record_key(oldest)), &mut |key, _| {
             old_roots.push(key.to_vec());
@@ -336,16 +352,13 @@ impl Store {
 
     /// Writes one namespace's new values and sub-trie into a batch of its own and returns the
     /// global-trie change for its new sub-root, if the sub-root changed.
-    fn update_subtree(
-        &self,
-        overlay: &Overlay,
-        job: &SubtreeJob<'_>,
-        height: u64,
-    ) -> Result<(Option<Change>, WriteBatch), StoreError> {
+    fn update_subtree(&self, job: &SubtreeJob<'_>, height: u64) -> Result<(Option<Change>, WriteBatch), StoreError> {
         let mut batch = WriteBatch::new();
-        let mut old_root = job.old_root;
+        // A wiped namespace is rebuilt from nothing; its old sub-root still decides below whether
+        // the global trie changes.
+        let base = if job.wiped { None } else { job.old_root };
         if job.wiped {
-            self.delete_namespace(overlay, job.prefix, old_root.take(), height, &mut batch)?;
+            self.delete_namespace(job, height, &mut batch)?;
         }
         let mut changes = Vec::with_capacity(job.writes.len());
         for &(key, value) in job.writes {
@@ -355,13 +368,16 @@ impl Store {
             }
             changes.push(Change {
                 key: entry_key(&key[PREFIX_LEN..]),
-                value: value.map(|value| LeafValue { commitment: keccak256(value), link: None }),
+                value: value.map(|value| LeafValue { commitment: value_commitment(key, value), link: None }),
             });
         }
         changes.sort_unstable_by_key(|change| change.key);
         let mut source = NodeSource::new(self.backend.as_ref(), *job.prefix, false);
-        let new_root = TreeWriter::new(&mut source, height, &mut batch).apply(old_root, &changes)?;
-        let change = (new_root != old_root || job.wiped).then(|| Change {
+        let new_root = TreeWriter::new(&mut source, height, &mut batch).apply(base, &changes)?;
+        // A reference names a node version, so a wiped namespace rebuilt to the same contents
+        // still changes its global leaf (its link moves to the new nodes), while a wipe of a
+        // namespace that had no entries and gets none changes nothing.
+        let change = (new_root != job.old_root).then(|| Change {
             key: job.global_key,
             value: new_root.map(|root| LeafValue { commitment: root.hash, link: Some(root.version) }),
         });
@@ -369,19 +385,13 @@ impl Store {
     }
 
     /// Adds to `batch` the deletion of every committed entry of a wiped namespace that the
-    /// overlay does not write again, and marks every node of its old sub-trie stale.
-    fn delete_namespace(
-        &self,
-        overlay: &Overlay,
-        prefix: &TreeId,
-        old_root: Option<ChildRef>,
-        height: u64,
-        batch: &mut WriteBatch,
-    ) -> Result<(), StoreError> {
+    /// job does not write again, and marks every node of its old sub-trie stale.
+    fn delete_namespace(&self, job: &SubtreeJob<'_>, height: u64, batch: &mut WriteBatch) -> Result<(), StoreError> {
         let mut gone = Vec::new();
-        let end = crate::backend::prefix_end(prefix);
-        self.backend.scan(Table::State, prefix, end.as_deref(), &mut |key, _| {
-            if !overlay.writes().contains_key(key) {
+        let end = crate::backend::prefix_end(job.prefix);
+        self.backend.scan(Table::State, job.prefix, end.as_deref(), &mut |key, _| {
+            // The job's writes are in key order, as the overlay keeps them.
+            if job.writes.binary_search_by(|(written, _)| (*written).cmp(key)).is_err() {
                 gone.push(key.to_vec());
             }
             ControlFlow::Continue(())
@@ -389,8 +399,8 @@ impl Store {
         for key in gone {
             batch.delete(Table::State, key);
         }
-        if let Some(root) = old_root {
-            mark_tree_stale(&mut NodeSource::new(self.backend.as_ref(), *prefix, false), root, height, batch)?;
+        if let Some(root) = job.old_root {
+            mark_tree_stale(&mut NodeSource::new(self.backend.as_ref(), *job.prefix, false), root, height, batch)?;
         }
         Ok(())
     }
@@ -423,22 +433,19 @@ impl Store {
     /// the value the key had then, or `None` when it had none. Values themselves are kept only for
     /// the latest height.
     pub fn prove_commitment(&self, key: &[u8], height: Option<u64>) -> Result<(KeyProof, Option<B256>), StoreError> {
-        StateKey::decode(key)?;
+        KeyLayout::of(key)?;
+        let (prefix, suffix) = key
+            .split_first_chunk::<PREFIX_LEN>()
+            .ok_or(KeyError::Truncated { len: key.len(), expected: PREFIX_LEN })?;
         let head = self.head.lock();
         let global_root = self.global_root_at(&head, height.unwrap_or(head.height))?;
         let backend = self.backend.as_ref();
-        let (prefix, suffix) = key.split_at(PREFIX_LEN);
         let (global, leaf) = walk(backend, &GLOBAL_TREE, global_root, &global_key(prefix))?;
         let mut commitment = None;
         let subtree = match leaf {
             None => None,
             Some(leaf) => {
-                let tree: TreeId =
-                    prefix.try_into().map_err(|_| KeyError::Truncated { len: key.len(), expected: PREFIX_LEN })?;
-                let version =
-                    leaf.link.ok_or_else(|| StoreError::Corrupt("global trie leaf without a sub-trie link".into()))?;
-                let root = ChildRef { hash: leaf.commitment, version };
-                let (nodes, found) = walk(backend, &tree, Some(root), &entry_key(suffix))?;
+                let (nodes, found) = walk(backend, prefix, Some(subtree_link(leaf)?), &entry_key(suffix))?;
                 commitment = found.map(|value| value.commitment);
                 Some(SubtreeProof { root: leaf.commitment, nodes })
             }
@@ -457,6 +464,17 @@ impl Store {
         let global_root = self.global_root_at(&head, height.unwrap_or(head.height))?;
         let (global, leaf) = walk(self.backend.as_ref(), &GLOBAL_TREE, global_root, &global_key(namespace.prefix()))?;
         Ok((leaf.map(|leaf| leaf.commitment), NamespaceProof { global }))
+    }
+}
+
+/// The commitment of `value` under `key`: its keccak256. A code blob's key is already that hash
+/// (the overlay refuses a blob that does not hash to its key), so a blob of hundreds of kilobytes
+/// is not hashed a second time.
+fn value_commitment(key: &[u8], value: &[u8]) -> B256 {
+    if key.len() == CODE_KEY_LEN && key[0] == Engine::Runtime.tag() && key[PREFIX_LEN] == STORAGE_TAG {
+        B256::from_slice(&key[PREFIX_LEN + 1..])
+    } else {
+        keccak256(value)
     }
 }
 
@@ -508,4 +526,54 @@ fn decode_head(bytes: &[u8]) -> Result<Head, StoreError> {
     let mut height_bytes = [0u8; 8];
     height_bytes.copy_from_slice(height);
     Ok(Head { height: u64::from_be_bytes(height_bytes), global: decode_root(root)? })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// Jobs are split into at most one chunk per worker, in order, covering every job once and
+    /// never leaving a chunk empty (an empty chunk would cost a thread for nothing).
+    #[test]
+    fn jobs_split_into_ordered_non_empty_chunks() {
+        let prefix: TreeId = [1; PREFIX_LEN];
+        let writes: Vec<(&[u8], Option<&[u8]>)> = vec![(&[][..], None); 1000];
+        let cases: &[&[usize]] = &[&[0, 999], &[999, 0], &[5], &[0, 0, 0, 0], &[300, 1, 1, 1, 300, 2, 2], &[10; 40]];
+        for sizes in cases {
+            let jobs: Vec<SubtreeJob<'_>> = sizes
+                .iter()
+                .map(|&size| SubtreeJob {
+                    global_key: Nibbles::new(),
+                    prefix: &prefix,
+                    wiped: false,
+                    old_root: None,
+                    writes: &writes[..size],
+                })
+                .collect();
+            let total: usize = jobs.iter().map(SubtreeJob::size).sum();
+            for workers in [1, 2, 3, 8, 64] {
+                let chunks = split_jobs(&jobs, total, workers);
+                assert!(!chunks.is_empty() && chunks.len() <= workers, "{sizes:?} on {workers}: {}", chunks.len());
+                assert!(chunks.iter().all(|chunk| !chunk.is_empty()), "{sizes:?} on {workers}");
+                let mut next = jobs.as_ptr();
+                for chunk in &chunks {
+                    assert_eq!(chunk.as_ptr(), next, "{sizes:?} on {workers}: chunks out of order");
+                    next = next.wrapping_add(chunk.len());
+                }
+                assert_eq!(chunks.iter().map(|chunk| chunk.len()).sum::<usize>(), jobs.len());
+            }
+        }
+        // Even jobs are shared evenly.
+        let jobs: Vec<SubtreeJob<'_>> = (0..40)
+            .map(|_| SubtreeJob {
+                global_key: Nibbles::new(),
+                prefix: &prefix,
+                wiped: false,
+                old_root: None,
+                writes: &writes[..10],
+            })
+            .collect();
+        let chunks = split_jobs(&jobs, 440, 4);
+        assert_eq!(chunks.iter().map(|chunk| chunk.len()).collect::<Vec<_>>(), [10, 10, 10, 10]);
+    }
 }

@@ -5,12 +5,12 @@
 
 mod common;
 
-use alloy_primitives::B256;
-use common::{entry_strategy, memory_store};
-use kv_core::{KeyProof, Namespace, Store, StoreConfig, Table, root_from_scratch, verify};
+use alloy_primitives::{B256, keccak256};
+use common::{code_entry_strategy, entry_strategy, memory_store};
+use kv_core::{KeyProof, Namespace, Store, StoreConfig, StoreError, Table, root_from_scratch, verify};
 use proptest::prelude::*;
 use proptest::strategy::ValueTree;
-use std::collections::BTreeMap;
+use std::collections::{BTreeMap, BTreeSet};
 use std::ops::ControlFlow;
 
 #[derive(Clone, Debug)]
@@ -24,6 +24,7 @@ enum Op {
 fn op_strategy() -> impl Strategy<Value = Op> {
     prop_oneof![
         6 => entry_strategy().prop_map(|(key, value)| Op::Set(key, value)),
+        1 => code_entry_strategy().prop_map(|(key, value)| Op::Set(key, value)),
         3 => entry_strategy().prop_map(|(key, _)| Op::Remove(key)),
         1 => common::namespace_strategy().prop_map(Op::Wipe),
         2 => Just(Op::Commit),
@@ -60,23 +61,25 @@ fn check_proofs(store: &Store, model: &BTreeMap<Vec<u8>, Vec<u8>>, probes: &[Vec
 fn run(ops: Vec<Op>, retained: u64) {
     let store = memory_store(retained);
     let mut model: BTreeMap<Vec<u8>, Vec<u8>> = BTreeMap::new();
-    let mut committed = model.clone();
     let mut overlay = store.begin();
     let mut probes = Vec::new();
+    let mut touched = BTreeSet::new();
     let mut history: Vec<(u64, B256, Model)> = Vec::new();
     for op in ops.into_iter().chain([Op::Commit]) {
         match op {
             Op::Set(key, value) => {
                 overlay.set(&key, &value).unwrap();
+                touched.insert(key.clone());
                 model.insert(key, value);
             }
             Op::Remove(key) => {
                 overlay.remove(&key).unwrap();
                 model.remove(&key);
+                touched.insert(key.clone());
                 probes.push(key);
             }
             Op::Wipe(namespace) => {
-                overlay.wipe(&namespace);
+                overlay.try_wipe(&namespace).unwrap();
                 model.retain(|key, _| !key.starts_with(namespace.prefix()));
             }
             Op::Commit => {
@@ -89,28 +92,37 @@ fn run(ops: Vec<Op>, retained: u64) {
                     assert_eq!(store.get(key).unwrap(), model.get(key).cloned());
                 }
                 check_proofs(&store, &model, &probes);
-                committed = model.clone();
-                history.push((info.height, info.root, committed.clone()));
+                history.push((info.height, info.root, model.clone()));
                 overlay = store.begin();
             }
         }
     }
-    // Every retained height still proves its own contents.
+    // Every retained height still proves its own contents, and the absence of every other key
+    // the run touched; older heights are refused with the retained range.
     let latest = store.height();
+    let oldest = (latest + 1).saturating_sub(retained);
     for (height, root, contents) in &history {
         if height + retained > latest {
             assert_eq!(store.root_at(*height).unwrap(), *root);
             for (key, value) in contents {
                 let (proof, commitment) = store.prove_commitment(key, Some(*height)).unwrap();
                 verify(*root, key, Some(value), &proof).unwrap();
-                assert_eq!(commitment, Some(alloy_primitives::keccak256(value)));
+                assert_eq!(commitment, Some(keccak256(value)));
                 kv_core::verify_commitment(*root, key, commitment, &proof).unwrap();
             }
+            for key in touched.iter().filter(|key| !contents.contains_key(*key)) {
+                let (proof, commitment) = store.prove_commitment(key, Some(*height)).unwrap();
+                assert_eq!(commitment, None, "height {height}");
+                verify(*root, key, None, &proof).unwrap();
+                assert!(verify(*root, key, Some(&[1; 32]), &proof).is_err());
+            }
         } else {
-            assert!(store.root_at(*height).is_err());
+            let refused = |error| matches!(error, StoreError::HeightNotRetained { height: h, oldest: o, latest: l } if h == *height && o == oldest && l == latest);
+            assert!(refused(store.root_at(*height).unwrap_err()), "height {height}");
+            let any_key = Namespace::wasm(kv_core::Identity([0; 20])).slot_key(0);
+            assert!(refused(store.prove(&any_key, Some(*height)).unwrap_err()), "height {height}");
         }
     }
-    let _ = committed;
 }
 
 proptest! {
@@ -160,11 +172,11 @@ proptest! {
     }
 }
 
-fn node_count(store: &Store) -> usize {
+fn count(store: &Store, table: Table) -> usize {
     let mut count = 0;
     store
         .backend()
-        .scan(Table::Nodes, &[], None, &mut |_, _| {
+        .scan(table, &[], None, &mut |_, _| {
             count += 1;
             ControlFlow::Continue(())
         })
@@ -172,15 +184,37 @@ fn node_count(store: &Store) -> usize {
     count
 }
 
-/// With one retained root, pruning leaves exactly the nodes of the latest trie: nothing leaks.
-#[test]
-fn pruning_leaves_exactly_the_latest_trie() {
-    let churned = memory_store(1);
+/// The heights under which the stale table lists nodes.
+fn stale_heights(store: &Store) -> BTreeSet<u64> {
+    let mut heights = BTreeSet::new();
+    store
+        .backend()
+        .scan(Table::Stale, &[], None, &mut |key, _| {
+            heights.insert(u64::from_be_bytes(key[..8].try_into().unwrap()));
+            ControlFlow::Continue(())
+        })
+        .unwrap();
+    heights
+}
+
+/// The number of nodes of the trie of `model` alone, built from scratch.
+fn fresh_node_count(model: &Model) -> usize {
+    let fresh = memory_store(1);
+    let mut overlay = fresh.begin();
+    for (key, value) in model {
+        overlay.set(key, value).unwrap();
+    }
+    fresh.commit(&overlay).unwrap();
+    count(&fresh, Table::Nodes)
+}
+
+/// Commits blocks of sets, deletes and wipes, calling `check` with the model after each commit.
+fn churn(store: &Store, mut check: impl FnMut(u64, &Model)) {
     let mut runner = proptest::test_runner::TestRunner::deterministic();
     let entries = prop::collection::vec(entry_strategy(), 200).new_tree(&mut runner).unwrap().current();
     let mut model = BTreeMap::new();
     for chunk in entries.chunks(17) {
-        let mut overlay = churned.begin();
+        let mut overlay = store.begin();
         for (index, (key, value)) in chunk.iter().enumerate() {
             if index % 5 == 4 {
                 overlay.remove(key).unwrap();
@@ -192,31 +226,46 @@ fn pruning_leaves_exactly_the_latest_trie() {
         }
         if chunk.len() > 10 {
             let namespace = Namespace::from_prefix(&chunk[3].0).unwrap();
-            overlay.wipe(&namespace);
+            overlay.try_wipe(&namespace).unwrap();
             model.retain(|key, _| !key.starts_with(namespace.prefix()));
         }
-        churned.commit(&overlay).unwrap();
+        let info = store.commit(&overlay).unwrap();
+        assert_eq!(info.root, model_root(&model));
+        check(info.height, &model);
     }
-    // One empty commit lets the last commit's stale nodes fall out of the window.
-    churned.commit(&churned.begin()).unwrap();
+}
 
-    let fresh = memory_store(1);
-    let mut overlay = fresh.begin();
-    for (key, value) in &model {
-        overlay.set(key, value).unwrap();
+/// With one retained root, every commit leaves exactly the nodes of its own trie: the nodes it
+/// replaces go in the same commit, and nothing leaks.
+#[test]
+fn pruning_with_one_retained_root_leaves_exactly_the_latest_trie() {
+    let store = memory_store(1);
+    churn(&store, |height, model| {
+        assert_eq!(count(&store, Table::Nodes), fresh_node_count(model), "height {height}");
+        assert_eq!(count(&store, Table::Stale), 0, "height {height}");
+    });
+}
+
+/// Committing height h deletes exactly the nodes listed stale at heights <= h + 1 - N: the stale
+/// records left are all above that, and the node table holds the latest trie plus exactly the
+/// nodes those records list (nothing leaks, nothing a retained root needs is gone; `run` checks
+/// the proofs of every retained root).
+#[test]
+fn pruning_keeps_exactly_what_the_retained_roots_need() {
+    for retained in [2u64, 3] {
+        let store = memory_store(retained);
+        let mut listed_heights = BTreeSet::new();
+        churn(&store, |height, model| {
+            let heights = stale_heights(&store);
+            let cutoff = (height + 1).saturating_sub(retained);
+            assert!(heights.iter().all(|&since| since > cutoff), "N = {retained}, height {height}: {heights:?}");
+            listed_heights.extend(heights);
+            let nodes = count(&store, Table::Nodes);
+            assert_eq!(nodes, fresh_node_count(model) + count(&store, Table::Stale), "N = {retained}, height {height}");
+        });
+        // The churn did replace nodes, so the window above was not trivially empty.
+        assert!(listed_heights.len() > 3, "N = {retained}: {listed_heights:?}");
     }
-    fresh.commit(&overlay).unwrap();
-    assert_eq!(churned.root(), fresh.root());
-    assert_eq!(node_count(&churned), node_count(&fresh));
-    let mut stale = 0;
-    churned
-        .backend()
-        .scan(Table::Stale, &[], None, &mut |_, _| {
-            stale += 1;
-            ControlFlow::Continue(())
-        })
-        .unwrap();
-    assert_eq!(stale, 0);
 }
 
 /// The root of the same contents is the same on both backends.
@@ -281,4 +330,71 @@ fn large_parallel_commits_match_the_model() {
         assert_eq!(info.root, model_root(&model), "round {round}");
     }
     check_proofs(&store, &model, &[]);
+}
+
+/// Deleting keys that are absent, including ones whose hashed path leaves an extension's path,
+/// and wiping a namespace that has no entries, writes no node and no stale record: the root, the
+/// node table and the stale table stay as they were.
+#[test]
+fn deleting_absent_keys_writes_nothing() {
+    let store = memory_store(8);
+    let namespace = Namespace::wasm(kv_core::Identity([3; 20]));
+    let nibbles = |slot: u64| {
+        let hash = keccak256(&namespace.slot_key(slot)[kv_core::key::PREFIX_LEN..]);
+        (hash[0] >> 4, hash[0] & 0x0f)
+    };
+    // Two slots whose hashed keys share the first nibble only: the sub-trie's root is then an
+    // extension of one nibble above a branch.
+    let first = nibbles(0);
+    let partner = (1..).find(|&slot| nibbles(slot).0 == first.0 && nibbles(slot).1 != first.1).unwrap();
+    let mut overlay = store.begin();
+    overlay.set_u64(&namespace.slot_key(0), 1).unwrap();
+    overlay.set_u64(&namespace.slot_key(partner), 2).unwrap();
+    // Another namespace, so that the global trie is more than one leaf.
+    overlay.set_u64(&Namespace::wasm(kv_core::Identity([4; 20])).slot_key(0), 3).unwrap();
+    store.commit(&overlay).unwrap();
+    let (root, nodes, stale) = (store.root(), count(&store, Table::Nodes), count(&store, Table::Stale));
+
+    let mut overlay = store.begin();
+    let absent: Vec<u64> = (1..200).filter(|&slot| slot != partner).collect();
+    // Most of these leave the extension's one-nibble path; some follow it and end in the branch.
+    assert!(absent.iter().any(|&slot| nibbles(slot).0 != first.0));
+    assert!(absent.iter().any(|&slot| nibbles(slot).0 == first.0));
+    for &slot in &absent {
+        overlay.remove(&namespace.slot_key(slot)).unwrap();
+        overlay.remove(&Namespace::wasm(kv_core::Identity([5; 20])).slot_key(slot)).unwrap();
+    }
+    overlay.try_wipe(&Namespace::evm(alloy_primitives::Address::repeat_byte(6))).unwrap();
+    let info = store.commit(&overlay).unwrap();
+    assert_eq!(info.root, root);
+    assert_eq!(count(&store, Table::Nodes), nodes);
+    assert_eq!(count(&store, Table::Stale), stale);
+}
+
+/// Code blobs commit to their keccak256 like every value (the store takes it from the key), and
+/// prove like every value, present and absent, at the latest and an older height.
+#[test]
+fn code_blobs_commit_and_prove_like_any_value() {
+    let store = memory_store(4);
+    let mut runner = proptest::test_runner::TestRunner::deterministic();
+    let blobs = prop::collection::vec(code_entry_strategy(), 20).new_tree(&mut runner).unwrap().current();
+    let mut model = Model::new();
+    let (first, rest) = blobs.split_at(10);
+    for part in [first, rest] {
+        let mut overlay = store.begin();
+        for (key, code) in part {
+            overlay.set(key, code).unwrap();
+            model.insert(key.clone(), code.clone());
+        }
+        let info = store.commit(&overlay).unwrap();
+        assert_eq!(info.root, model_root(&model));
+    }
+    check_proofs(&store, &model, &[]);
+    let first_root = store.root_at(1).unwrap();
+    for (key, code) in rest.iter().filter(|(key, _)| !first.iter().any(|(other, _)| other == key)) {
+        let (proof, commitment) = store.prove_commitment(key, Some(1)).unwrap();
+        assert_eq!(commitment, None);
+        verify(first_root, key, None, &proof).unwrap();
+        assert!(verify(first_root, key, Some(code), &proof).is_err());
+    }
 }

@@ -96,6 +96,11 @@ impl WriteBatch {
         self.ops.append(&mut other.ops);
     }
 
+    /// The ops in order, to rewrite in place.
+    pub(crate) fn ops_mut(&mut self) -> &mut [BatchOp] {
+        &mut self.ops
+    }
+
     /// The ops in order, by value.
     pub fn into_ops(self) -> Vec<BatchOp> {
         self.ops
@@ -135,10 +140,14 @@ pub enum BackendError {
 /// read) allocates nothing: the visitor decodes straight from the backend's own buffer.
 pub trait Backend: Send + Sync {
     /// Calls `visit` with the value of `key` in `table` if there is one; returns whether there was.
+    /// As for [`Backend::scan`], the visitor must not call back into the backend.
     fn read(&self, table: Table, key: &[u8], visit: &mut dyn FnMut(&[u8])) -> Result<bool, BackendError>;
 
     /// Calls `visit` for every entry of `table` with `start <= key < end` (no upper bound when
     /// `end` is `None`) in ascending key order, until it returns [`ControlFlow::Break`].
+    ///
+    /// Implementations may hold a lock while they call `visit` (both of this crate's do), so the
+    /// visitor must not call back into the backend.
     fn scan(
         &self,
         table: Table,

@@ -192,6 +192,20 @@ pub(crate) fn prune(backend: &dyn Backend, oldest_retained: u64, batch: &mut Wri
     Ok(())
 }
 
+/// Turns every stale record in `batch` into the deletion of the node it lists. A commit calls this
+/// when it retains only its own root: the nodes it replaces are then needed by no retained root,
+/// and `prune`, which reads stale records from the backend, would only find them one commit later.
+pub(crate) fn prune_replaced(batch: &mut WriteBatch) {
+    for op in batch.ops_mut() {
+        if op.table == Table::Stale && op.value.is_some() && op.key.len() > 8 {
+            // A stale key is `since (u64) | node key`; what remains is the node key.
+            op.key.drain(..8);
+            op.table = Table::Nodes;
+            op.value = None;
+        }
+    }
+}
+
 /// The root hash of an optional root reference.
 pub(crate) fn root_hash(root: Option<ChildRef>) -> B256 {
     root.map_or(alloy_trie::EMPTY_ROOT_HASH, |root| root.hash)

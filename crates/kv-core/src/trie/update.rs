@@ -78,28 +78,33 @@ impl<'a, 'b> TreeWriter<'a, 'b> {
                 Existing::VirtualExtension { path, child } => Sub::Extension { path, child },
             }));
         }
-        let (node, stored) = match existing {
+        match existing {
             None => {
                 let entries: Vec<(Nibbles, LeafValue)> =
                     changes.iter().filter_map(|change| change.value.map(|value| (change.key, value))).collect();
-                return self.build(position, &entries);
+                self.build(position, &entries)
             }
-            Some(Existing::Stored(reference)) => (self.source.load(reference, position)?, Some(reference)),
-            Some(Existing::VirtualExtension { path, child }) => (Node::Extension { path, child }, None),
-        };
-        match node {
-            Node::Leaf { path, value } => self.update_leaf(position, stored, path, value, changes),
-            Node::Extension { path, child } => self.update_extension(position, stored, path, child, changes),
-            Node::Branch { children } => {
-                self.update_branch(position, stored, children.map(|c| c.map(Existing::Stored)), changes)
+            Some(Existing::VirtualExtension { path, child }) => {
+                self.update_extension(position, None, path, child, changes)
             }
+            Some(Existing::Stored(reference)) => match self.source.load(reference, position)? {
+                Node::Leaf { path, value } => self.update_leaf(position, reference, path, value, changes),
+                Node::Extension { path, child } => {
+                    self.update_extension(position, Some(reference), path, child, changes)
+                }
+                Node::Branch { children } => {
+                    self.update_branch(position, Some(reference), children.map(|c| c.map(Existing::Stored)), changes)
+                }
+            },
         }
     }
 
+    /// Updates the stored leaf `stored` (only stored leaves exist before an update: a virtual
+    /// node is always an extension).
     fn update_leaf(
         &mut self,
         position: &Nibbles,
-        stored: Option<ChildRef>,
+        stored: ChildRef,
         path: Nibbles,
         value: LeafValue,
         changes: &[Change],
@@ -127,12 +132,9 @@ impl<'a, 'b> TreeWriter<'a, 'b> {
             entries.push((leaf_key, value));
         }
         if !changed {
-            return Ok(Some(match stored {
-                Some(reference) => Sub::Keep(reference),
-                None => Sub::Leaf { path, value },
-            }));
+            return Ok(Some(Sub::Keep(stored)));
         }
-        self.mark_stale(stored, position);
+        self.mark_stale(Some(stored), position);
         self.build(position, &entries)
     }
 
@@ -145,10 +147,14 @@ impl<'a, 'b> TreeWriter<'a, 'b> {
         changes: &[Change],
     ) -> Result<Option<Sub>, StoreError> {
         let child_position = position.join(&path);
-        let all_below_child = changes.first().is_some_and(|c| c.key.starts_with(&child_position))
-            && changes.last().is_some_and(|c| c.key.starts_with(&child_position));
-        if all_below_child {
-            let sub = self.update(&child_position, Some(Existing::Stored(child)), changes)?;
+        // The changes below the child are contiguous in the sorted list. Deletes outside them are
+        // of absent keys (nothing but the child lies under this extension), so they must not split
+        // the extension: that would rebuild it unchanged and rewrite the path to the root.
+        let start = changes.partition_point(|c| c.key < child_position);
+        let end = start + changes[start..].iter().take_while(|c| c.key.starts_with(&child_position)).count();
+        let writes_outside = changes[..start].iter().chain(&changes[end..]).any(|c| c.value.is_some());
+        if !writes_outside {
+            let sub = self.update(&child_position, Some(Existing::Stored(child)), &changes[start..end])?;
             if let Some(Sub::Keep(kept)) = sub
                 && kept == child
             {
