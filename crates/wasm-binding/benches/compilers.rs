@@ -1,4 +1,4 @@
-//! Singlepass against Cranelift, for the compiler decision (docs/adr/0003-wasm-compiler.md):
+//! Singlepass against Cranelift, for the compiler decision (docs/adr/0003-wasm-engine.md):
 //! compile time of the example token, of two pathological modules (a function with 20,000 locals
 //! in one long dependency chain, and 5,000 nested blocks), and execution time of a compute loop.
 //! Run with `cargo bench -p wasm-binding --features cranelift --bench compilers`.
