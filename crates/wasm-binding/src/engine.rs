@@ -1,6 +1,6 @@
 //! The engine: deploys modules into the shared state and calls them with metered gas.
 
-use crate::depth::{BulkMemoryGas, CallDepth, DEPTH_GLOBAL, MAX_CALL_DEPTH};
+use crate::depth::{DEPTH_GLOBAL, Instrumentation, MAX_CALL_DEPTH, POINTS_EXHAUSTED_GLOBAL, REMAINING_POINTS_GLOBAL};
 use crate::gas;
 use crate::host::{CoreHost, GasMeter, HostEnv, HostError, HostExtension};
 use crate::validate::{self, ENTRY_POINT, HOST_NAMESPACE, MEMORY_EXPORT, ValidationError};
@@ -10,8 +10,9 @@ use kv_core::{Identity, ModuleName, ModuleRecord, Namespace, Overlay, RecordErro
 use parking_lot::RwLock;
 use std::collections::HashMap;
 use std::sync::Arc;
+use std::sync::atomic::{AtomicU64, Ordering};
 use wasmer::sys::{CompilerConfig, EngineBuilder, Singlepass};
-use wasmer::{Engine, FunctionEnv, FunctionType, Imports, Instance, Module, RuntimeError, Store, TypedFunction};
+use wasmer::{Engine, ExportError, FunctionEnv, FunctionType, Imports, Instance, Module, RuntimeError, Store};
 use wasmer_middlewares::Metering;
 use wasmer_middlewares::metering::{MeteringPoints, get_remaining_points, set_remaining_points};
 
@@ -24,7 +25,8 @@ pub enum CallStatus {
     Revert(Vec<u8>),
     /// The module trapped (or a host function refused its input); its writes are discarded.
     Trap(String),
-    /// The gas limit was reached; the call's writes are discarded.
+    /// The gas limit was reached (possibly before the module started: see [`gas::call_base`]);
+    /// the call's writes are discarded.
     OutOfGas,
 }
 
@@ -97,9 +99,31 @@ pub enum CallError {
         /// What is wrong.
         reason: String,
     },
+    /// The module, valid at deploy, could not be instantiated: a fault of this machine (resources
+    /// exhausted, or a host extension that changed its functions), not of the module, so it is
+    /// not a receipt. Nothing was written.
+    #[error("module {identity} could not be instantiated: {reason}")]
+    Instantiation {
+        /// The module.
+        identity: Identity,
+        /// What wasmer reported.
+        reason: String,
+    },
     /// The state failed underneath; the call's writes were discarded.
     #[error(transparent)]
     State(#[from] StateError),
+}
+
+/// Why a started call produced no receipt.
+enum Fault {
+    State(StateError),
+    Instantiation(String),
+}
+
+impl From<StateError> for Fault {
+    fn from(error: StateError) -> Self {
+        Self::State(error)
+    }
 }
 
 /// A host function name defined twice.
@@ -114,6 +138,8 @@ pub const MAX_CACHED_MODULES: usize = 1_024;
 struct Compiled {
     engine: Engine,
     module: Module,
+    /// The length of the code, on which every call's base cost depends.
+    code_len: usize,
 }
 
 /// WASM modules on wasmer (singlepass, metered), with their state in the shared substrate.
@@ -122,16 +148,17 @@ pub struct WasmEngine {
     extensions: Vec<Arc<dyn HostExtension>>,
     signatures: HashMap<String, FunctionType>,
     compiled: RwLock<HashMap<B256, Compiled>>,
+    compilations: AtomicU64,
 }
 
-/// A fresh singlepass engine with its own metering and call-depth middlewares. Both can
+/// A fresh singlepass engine with its own metering and instrumentation middlewares. Both can
 /// instrument only one module, so every module gets its own engine. Metering comes first, so it
-/// prices the module's own instructions and not the depth bookkeeping around calls.
+/// prices the module's own instructions and not the depth bookkeeping around calls, and so its
+/// globals exist for the bulk memory charge.
 fn compiler_engine() -> Engine {
     let mut compiler = Singlepass::new();
     compiler.push_middleware(Arc::new(Metering::new(0, gas::operator_cost)));
-    compiler.push_middleware(Arc::new(CallDepth::default()));
-    compiler.push_middleware(Arc::new(BulkMemoryGas::default()));
+    compiler.push_middleware(Arc::new(Instrumentation::default()));
     EngineBuilder::new(compiler).engine().into()
 }
 
@@ -145,6 +172,7 @@ impl WasmEngine {
             extensions: Vec::new(),
             signatures: HashMap::new(),
             compiled: RwLock::new(HashMap::new()),
+            compilations: AtomicU64::new(0),
         };
         // The core ABI's names are distinct, so adding it cannot fail.
         let _ = engine.add_extension(Arc::new(CoreHost));
@@ -183,21 +211,20 @@ impl WasmEngine {
         module_identity(self.chain_id, name, version)
     }
 
-    /// The host functions a module may import, by name.
-    pub fn host_functions(&self) -> &HashMap<String, FunctionType> {
-        &self.signatures
+    fn cached(&self, code_hash: &B256) -> Option<Compiled> {
+        self.compiled.read().get(code_hash).cloned()
     }
 
     /// Validates and compiles `code`, caching the result by code hash.
     fn compile(&self, code_hash: B256, code: &[u8]) -> Result<Compiled, DeployError> {
-        if let Some(compiled) = self.compiled.read().get(&code_hash) {
-            return Ok(compiled.clone());
+        if let Some(compiled) = self.cached(&code_hash) {
+            return Ok(compiled);
         }
-        validate::check_bytes(code)?;
+        validate::check(code, &self.signatures)?;
         let engine = compiler_engine();
+        self.compilations.fetch_add(1, Ordering::Relaxed);
         let module = Module::new(&engine, code).map_err(|error| DeployError::Compile(error.to_string()))?;
-        validate::check_interface(&module, &self.signatures)?;
-        let compiled = Compiled { engine, module };
+        let compiled = Compiled { engine, module, code_len: code.len() };
         let mut cache = self.compiled.write();
         if cache.len() >= MAX_CACHED_MODULES {
             // Starting over costs one compilation per module still in use; it keeps the cache
@@ -213,6 +240,12 @@ impl WasmEngine {
         self.compiled.read().len()
     }
 
+    /// How many modules this engine has compiled: once per code hash while it stays cached, again
+    /// after the cache has dropped it.
+    pub fn compilations(&self) -> u64 {
+        self.compilations.load(Ordering::Relaxed)
+    }
+
     /// Validates `code` and stores it as module `(name, version)`; returns its identity.
     /// The code blob and the module record are written together or not at all.
     pub fn deploy(
@@ -224,7 +257,7 @@ impl WasmEngine {
     ) -> Result<Identity, DeployError> {
         let identity = self.identity(name, version);
         let record_key = Namespace::wasm(identity).record_key();
-        if state.get(&record_key)?.is_some() {
+        if state.read(&record_key, &mut |_| {})? {
             return Err(DeployError::AlreadyDeployed { name: name.clone(), version, identity });
         }
         let code_hash = keccak256(code);
@@ -233,7 +266,7 @@ impl WasmEngine {
         let checkpoint = state.checkpoint();
         let written = (|| -> Result<(), StateError> {
             let blob_key = code_key(&code_hash);
-            if state.get(&blob_key)?.is_none() {
+            if !state.read(&blob_key, &mut |_| {})? {
                 state.set(&blob_key, code)?;
             }
             state.set(&record_key, &record.encode())
@@ -258,48 +291,76 @@ impl WasmEngine {
             .map_err(|error: RecordError| CallError::Corrupt { identity, reason: error.to_string() })
     }
 
-    fn load(&self, state: &Overlay, identity: Identity) -> Result<Compiled, CallError> {
-        let record = self.module_record(state, identity)?.ok_or(CallError::UnknownModule(identity))?;
-        if let Some(compiled) = self.compiled.read().get(&record.code_hash) {
-            return Ok(compiled.clone());
-        }
+    /// The length of the stored code blob `code_hash`, read without copying it.
+    fn stored_code_len(&self, state: &Overlay, identity: Identity, code_hash: &B256) -> Result<usize, CallError> {
+        let mut len = None;
+        state.read(&code_key(code_hash), &mut |code| len = Some(code.len()))?;
+        len.ok_or_else(|| CallError::Corrupt { identity, reason: "its code blob is missing".into() })
+    }
+
+    /// Compiles the stored code blob `code_hash` (a module evicted from the cache, or one deployed
+    /// before this engine started).
+    fn load(&self, state: &Overlay, identity: Identity, code_hash: B256) -> Result<Compiled, CallError> {
         let corrupt = |reason: String| CallError::Corrupt { identity, reason };
-        let code =
-            state.get(&code_key(&record.code_hash))?.ok_or_else(|| corrupt("its code blob is missing".into()))?;
-        self.compile(record.code_hash, &code).map_err(|error| corrupt(error.to_string()))
+        let code = state.get(&code_key(&code_hash))?.ok_or_else(|| corrupt("its code blob is missing".into()))?;
+        self.compile(code_hash, &code).map_err(|error| corrupt(error.to_string()))
     }
 
     /// Calls the module's entry point. Only a successful call's writes stay in `state`; a revert,
     /// trap or out-of-gas call leaves no trace. `Err` means the call could not run at all (unknown
-    /// module) or the state failed underneath, in which case its writes were discarded too.
+    /// or corrupt module, a module this machine cannot instantiate) or the state failed underneath,
+    /// in which case its writes were discarded too.
+    ///
+    /// The call's base cost ([`gas::call_base`]) is charged first: a limit below it ends the call
+    /// out of gas, using the whole limit, before the module is compiled or instantiated.
     pub fn call(&self, state: &mut Overlay, request: &CallRequest<'_>) -> Result<Receipt, CallError> {
-        let compiled = self.load(state, request.module)?;
+        let identity = request.module;
+        let record = self.module_record(state, identity)?.ok_or(CallError::UnknownModule(identity))?;
+        let cached = self.cached(&record.code_hash);
+        let code_len = match &cached {
+            Some(compiled) => compiled.code_len,
+            None => self.stored_code_len(state, identity, &record.code_hash)?,
+        };
+        let base = gas::call_base(code_len);
+        let Some(metered) = request.gas_limit.checked_sub(base) else {
+            return Ok(Receipt { status: CallStatus::OutOfGas, gas_used: request.gas_limit, output: Vec::new() });
+        };
+        let compiled = match cached {
+            Some(compiled) => compiled,
+            None => self.load(state, identity, record.code_hash)?,
+        };
         let checkpoint = state.checkpoint();
-        let (outcome, returned) = self.execute(&compiled, state.take(), request);
+        let (outcome, returned) = self.execute(&compiled, state.take(), request, metered);
         *state = returned;
         match outcome {
-            Ok(receipt) if receipt.is_success() => {
-                state.release(checkpoint)?;
+            Ok(mut receipt) => {
+                receipt.gas_used += base;
+                if receipt.is_success() {
+                    state.release(checkpoint)?;
+                } else {
+                    state.revert(checkpoint)?;
+                }
                 Ok(receipt)
             }
-            Ok(receipt) => {
+            Err(fault) => {
                 state.revert(checkpoint)?;
-                Ok(receipt)
-            }
-            Err(error) => {
-                state.revert(checkpoint)?;
-                Err(error.into())
+                Err(match fault {
+                    Fault::State(error) => CallError::State(error),
+                    Fault::Instantiation(reason) => CallError::Instantiation { identity, reason },
+                })
             }
         }
     }
 
-    /// Runs one call on a fresh store and instance; always hands the state back.
+    /// Runs one call on a fresh store and instance with `gas_limit` for the module itself; always
+    /// hands the state back.
     fn execute(
         &self,
         compiled: &Compiled,
         state: Overlay,
         request: &CallRequest<'_>,
-    ) -> (Result<Receipt, StateError>, Overlay) {
+        gas_limit: u64,
+    ) -> (Result<Receipt, Fault>, Overlay) {
         let mut store = Store::new(compiled.engine.clone());
         let env = FunctionEnv::new(
             &mut store,
@@ -311,7 +372,7 @@ impl WasmEngine {
                 imports.define(HOST_NAMESPACE, name, function);
             }
         }
-        let outcome = run(&mut store, &env, &compiled.module, &imports, request.gas_limit);
+        let outcome = run(&mut store, &env, &compiled.module, &imports, gas_limit);
         let data = env.as_mut(&mut store);
         let state = data.take_state();
         let output = std::mem::take(&mut data.output);
@@ -331,40 +392,20 @@ fn run(
     module: &Module,
     imports: &Imports,
     gas_limit: u64,
-) -> Result<(CallStatus, u64), StateError> {
-    let instance = match Instance::new(store, module, imports) {
-        Ok(instance) => instance,
-        // A call that cannot even start (resources exhausted) is charged its whole limit, like
-        // one that runs out of gas: failing must never be cheaper than working.
-        Err(error) => {
-            return Ok((CallStatus::Trap(format!("instantiation failed: {error}")), gas_limit));
-        }
-    };
-    let prepared = (|| -> Result<TypedFunction<(), ()>, String> {
-        let memory = instance.exports.get_memory(MEMORY_EXPORT).map_err(|error| error.to_string())?.clone();
-        let meter = GasMeter {
-            remaining: instance
-                .exports
-                .get_global("wasmer_metering_remaining_points")
-                .map_err(|error| error.to_string())?
-                .clone(),
-            exhausted: instance
-                .exports
-                .get_global("wasmer_metering_points_exhausted")
-                .map_err(|error| error.to_string())?
-                .clone(),
-        };
-        let data = env.as_mut(store);
-        data.memory = Some(memory);
-        data.meter = Some(meter);
-        instance.exports.get_typed_function::<(), ()>(store, ENTRY_POINT).map_err(|error| error.to_string())
-    })();
-    let entry = match prepared {
-        Ok(entry) => entry,
-        Err(reason) => {
-            return Ok((CallStatus::Trap(format!("instance is missing part of the ABI: {reason}")), gas_limit));
-        }
-    };
+) -> Result<(CallStatus, u64), Fault> {
+    // Validation refuses every module whose segments do not fit, so only this machine (its
+    // resources, or an extension that changed its functions since the module was validated) can
+    // make instantiation fail, and neither is the module's fault.
+    let instance = Instance::new(store, module, imports).map_err(|error| Fault::Instantiation(error.to_string()))?;
+    // Validation and the middlewares guarantee these exports; without them the call cannot run.
+    let missing = |error: ExportError| Fault::Instantiation(format!("the instance lacks part of the ABI: {error}"));
+    let memory = instance.exports.get_memory(MEMORY_EXPORT).map_err(missing)?.clone();
+    let remaining = instance.exports.get_global(REMAINING_POINTS_GLOBAL).map_err(missing)?.clone();
+    let exhausted = instance.exports.get_global(POINTS_EXHAUSTED_GLOBAL).map_err(missing)?.clone();
+    let entry = instance.exports.get_typed_function::<(), ()>(store, ENTRY_POINT).map_err(missing)?;
+    let data = env.as_mut(store);
+    data.memory = Some(memory);
+    data.meter = Some(GasMeter { remaining, exhausted });
     set_remaining_points(store, &instance, gas_limit);
     let result = entry.call(store);
     let remaining = get_remaining_points(store, &instance);

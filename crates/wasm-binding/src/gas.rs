@@ -1,7 +1,8 @@
 //! The WASM gas schedule: what an instruction and each host call cost.
 //!
 //! WASM gas is counted by wasmer's metering middleware (one point per instruction unless listed
-//! below) and charged by each host function before it does any work, from the same counter.
+//! below) and charged by each host function before it does any work, from the same counter. Every
+//! call first pays [`call_base`] for starting at all, before the module is compiled or instantiated.
 //! One EVM gas unit is worth [`WASM_GAS_PER_EVM_GAS`] WASM gas: a WASM instruction compiled by
 //! singlepass runs in about a nanosecond, while one EVM gas of interpreted work costs roughly ten.
 //! The table is normative; `docs/spec/abi/wasm-host.md` prints it.
@@ -10,6 +11,14 @@ use wasmer::wasmparser::Operator;
 
 /// WASM gas per EVM gas unit, for costs defined in EVM terms.
 pub const WASM_GAS_PER_EVM_GAS: u64 = 10;
+
+/// The part of every call's base cost that does not depend on the module: 1,000 EVM gas. It pays
+/// for what a call does before the guest's first instruction (a fresh store, the host functions,
+/// the memory and table), so a call with a limit of 0 cannot make the host do that work for free.
+pub const CALL_BASE: u64 = 10_000;
+/// Every call also pays one unit per this many bytes of the module's code (rounded up): an upper
+/// bound on what instantiation copies, since data segments are part of the code.
+pub const CODE_BYTES_PER_GAS: u64 = 16;
 
 /// Most instructions.
 pub const INSTRUCTION: u64 = 1;
@@ -50,4 +59,11 @@ pub fn operator_cost(operator: &Operator<'_>) -> u64 {
 /// The cost of copying `bytes` bytes between guest memory and the host.
 pub fn per_byte(bytes: u32, rate: u64) -> u64 {
     u64::from(bytes).saturating_mul(rate)
+}
+
+/// The base cost of a call to a module of `code_len` bytes, charged before anything else: a call
+/// whose limit is below it ends out of gas without the module being compiled or instantiated.
+pub fn call_base(code_len: usize) -> u64 {
+    let code_len = u64::try_from(code_len).unwrap_or(u64::MAX);
+    CALL_BASE.saturating_add(code_len.div_ceil(CODE_BYTES_PER_GAS))
 }

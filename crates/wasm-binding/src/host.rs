@@ -3,12 +3,14 @@
 //!
 //! Every pointer and length a guest passes is checked against the guest's memory before use; a
 //! violation is a trap whose message names the function, the pointer, the length and the memory
-//! size. Every host function charges its gas before doing any work. State writes go through the
-//! instance's own cached namespace prefix, so no host function can write another module's, or
-//! another engine's, state.
+//! size. Every host function checks the lengths it was given against its limits, then charges its
+//! gas (base and per-byte parts together), and only then reads or copies anything; `storage_read`
+//! charges for the bytes it copies out once it knows how many there are, before copying them.
+//! State writes go through the instance's own cached namespace prefix, so no host function can
+//! write another module's, or another engine's, state.
 
 use crate::gas;
-use kv_core::key::{MAX_KEY_LEN, MAX_USER_VALUE_LEN};
+use kv_core::key::{MAX_KEY_LEN, MAX_USER_KEY_LEN, MAX_USER_VALUE_LEN};
 use kv_core::{Identity, Namespace, Overlay, StateError};
 use wasmer::{Function, FunctionEnv, FunctionEnvMut, Global, Memory, RuntimeError, Store, Value};
 
@@ -69,11 +71,6 @@ impl HostEnv {
         self.state.take()
     }
 
-    /// The namespace of the module being called.
-    pub fn namespace(&self) -> &Namespace {
-        &self.namespace
-    }
-
     /// The block state, read-only. Extensions read other engines' state through it.
     pub fn state(&self) -> &Overlay {
         &self.state
@@ -124,7 +121,8 @@ struct GuestRange<'a> {
 }
 
 impl GuestRange<'_> {
-    /// Runs `access` on the guest's memory view once the range is known to lie inside it.
+    /// Runs `access` on the guest's memory view; the view refuses a range that does not lie
+    /// inside the memory, which becomes a trap naming the range.
     fn access(
         &self,
         ctx: &FunctionEnvMut<'_, HostEnv>,
@@ -132,12 +130,8 @@ impl GuestRange<'_> {
     ) -> Result<(), RuntimeError> {
         let memory = memory(ctx)?;
         let view = memory.view(ctx);
-        let (len, size) = (self.len as u64, view.data_size());
-        let failure = || out_of_bounds(self.function, self.what, self.pointer, len, size);
-        if u64::from(self.pointer) + len > size {
-            return Err(failure());
-        }
-        access(&view, u64::from(self.pointer)).map_err(|_| failure())
+        access(&view, u64::from(self.pointer))
+            .map_err(|_| out_of_bounds(self.function, self.what, self.pointer, self.len as u64, view.data_size()))
     }
 }
 
@@ -163,21 +157,24 @@ pub fn write_guest(
     GuestRange { function, what, pointer, len: data.len() }.access(ctx, |view, offset| view.write(offset, data))
 }
 
-/// Reads a guest byte string whose length the guest chose, refusing lengths above `limit`
-/// before touching memory (so a huge length can never cause a huge allocation).
-fn read_guest_bytes(
+/// Refuses a length the guest chose above `limit`, before any gas is charged or memory touched:
+/// an absurd length is a clear trap and can never cause a huge allocation.
+fn check_len(function: &str, what: &str, len: u32, limit: usize) -> Result<usize, RuntimeError> {
+    match usize::try_from(len) {
+        Ok(len) if len <= limit => Ok(len),
+        _ => Err(HostError::trap(format!("{function}: {what} of {len} bytes exceeds the limit of {limit} bytes"))),
+    }
+}
+
+/// Copies `len` guest bytes (already checked against their limit and paid for) into a new vector.
+fn read_guest_vec(
     ctx: &FunctionEnvMut<'_, HostEnv>,
     function: &str,
     what: &str,
     pointer: u32,
-    len: u32,
-    limit: usize,
+    len: usize,
 ) -> Result<Vec<u8>, RuntimeError> {
-    let len_usize = usize::try_from(len).unwrap_or(usize::MAX);
-    if len_usize > limit {
-        return Err(HostError::trap(format!("{function}: {what} of {len} bytes exceeds the limit of {limit} bytes")));
-    }
-    let mut buffer = vec![0u8; len_usize];
+    let mut buffer = vec![0u8; len];
     read_guest(ctx, function, what, pointer, &mut buffer)?;
     Ok(buffer)
 }
@@ -236,20 +233,38 @@ fn state_set(mut ctx: FunctionEnvMut<'_, HostEnv>, slot: u64, value: u64) -> Res
     env.state_mut().set_u64(&key, value).map_err(state_failure)
 }
 
-/// Reads and validates a user key from guest memory into `buffer`, returning the full key.
-fn user_key<'b>(
-    ctx: &FunctionEnvMut<'_, HostEnv>,
-    function: &str,
-    pointer: u32,
-    len: u32,
-    buffer: &'b mut [u8; MAX_KEY_LEN],
-) -> Result<&'b [u8], RuntimeError> {
-    let bytes = read_guest_bytes(ctx, function, "key", pointer, len, kv_core::key::MAX_USER_KEY_LEN)?;
-    ctx.data().namespace.user_key(&bytes, buffer).map_err(|error| HostError::trap(format!("{function}: {error}")))
+/// Stack space for one user key: the guest's bytes, and the full state key built from them.
+struct KeyBuffers {
+    user: [u8; MAX_USER_KEY_LEN],
+    full: [u8; MAX_KEY_LEN],
+}
+
+impl KeyBuffers {
+    fn new() -> Self {
+        Self { user: [0; MAX_USER_KEY_LEN], full: [0; MAX_KEY_LEN] }
+    }
+
+    /// Reads the user key of `len` bytes (at most `MAX_USER_KEY_LEN`, checked and paid for by the
+    /// caller) from guest memory and returns the full key in the module's namespace.
+    fn read(
+        &mut self,
+        ctx: &FunctionEnvMut<'_, HostEnv>,
+        function: &str,
+        pointer: u32,
+        len: usize,
+    ) -> Result<&[u8], RuntimeError> {
+        let user = self.user.get_mut(..len).ok_or_else(|| HostError::trap(format!("{function}: key too long")))?;
+        read_guest(ctx, function, "key", pointer, user)?;
+        ctx.data()
+            .namespace
+            .user_key(user, &mut self.full)
+            .map_err(|error| HostError::trap(format!("{function}: {error}")))
+    }
 }
 
 /// `storage_read(key_ptr, key_len, out_ptr, out_cap) -> i32`: the value's length, or -1 when
-/// absent; copies `min(length, out_cap)` bytes to `out_ptr`.
+/// absent; copies `min(length, out_cap)` bytes to `out_ptr`. The base and the key bytes are paid
+/// before the lookup, the copied bytes once their number is known and before they are copied.
 fn storage_read(
     mut ctx: FunctionEnvMut<'_, HostEnv>,
     key_pointer: u32,
@@ -257,21 +272,20 @@ fn storage_read(
     out_pointer: u32,
     out_capacity: u32,
 ) -> Result<i32, RuntimeError> {
-    charge(&mut ctx, gas::STORAGE_READ)?;
-    let mut buffer = [0u8; MAX_KEY_LEN];
-    let key = user_key(&ctx, "storage_read", key_pointer, key_len, &mut buffer)?.to_vec();
-    charge(&mut ctx, gas::per_byte(key_len, gas::PER_BYTE_READ))?;
-    let value = ctx.data().state().get(&key).map_err(state_failure)?;
+    let key_bytes = check_len("storage_read", "key", key_len, MAX_USER_KEY_LEN)?;
+    charge(&mut ctx, gas::STORAGE_READ + gas::per_byte(key_len, gas::PER_BYTE_READ))?;
+    let mut buffers = KeyBuffers::new();
+    let key = buffers.read(&ctx, "storage_read", key_pointer, key_bytes)?;
+    let value = ctx.data().state().get(key).map_err(state_failure)?;
     let Some(value) = value else { return Ok(-1) };
     let len = u32::try_from(value.len()).unwrap_or(u32::MAX);
     let copied = len.min(out_capacity);
     charge(&mut ctx, gas::per_byte(copied, gas::PER_BYTE_READ))?;
-    write_guest(&ctx, "storage_read", "output buffer", out_pointer, &value[..copied as usize])?;
+    write_guest(&ctx, "storage_read", "output buffer", out_pointer, value.get(..copied as usize).unwrap_or(&value))?;
     Ok(i32::try_from(len).unwrap_or(i32::MAX))
 }
 
-/// `storage_write(key_ptr, key_len, value_ptr, value_len)`: stores a non-empty value. Lengths are
-/// checked before any per-byte price is charged, so an absurd length is a clear trap.
+/// `storage_write(key_ptr, key_len, value_ptr, value_len)`: stores a non-empty value.
 fn storage_write(
     mut ctx: FunctionEnvMut<'_, HostEnv>,
     key_pointer: u32,
@@ -279,25 +293,25 @@ fn storage_write(
     value_pointer: u32,
     value_len: u32,
 ) -> Result<(), RuntimeError> {
-    charge(&mut ctx, gas::STORAGE_WRITE)?;
     if value_len == 0 {
         return Err(HostError::trap("storage_write: empty value; use storage_remove to delete a key"));
     }
-    let mut buffer = [0u8; MAX_KEY_LEN];
-    let key = user_key(&ctx, "storage_write", key_pointer, key_len, &mut buffer)?.to_vec();
-    let value = read_guest_bytes(&ctx, "storage_write", "value", value_pointer, value_len, MAX_USER_VALUE_LEN)?;
-    let bytes = u64::from(key_len) + u64::from(value_len);
-    charge(&mut ctx, bytes * gas::PER_BYTE_WRITTEN)?;
-    ctx.data_mut().state_mut().set(&key, &value).map_err(state_failure)
+    let key_bytes = check_len("storage_write", "key", key_len, MAX_USER_KEY_LEN)?;
+    let value_bytes = check_len("storage_write", "value", value_len, MAX_USER_VALUE_LEN)?;
+    charge(&mut ctx, gas::STORAGE_WRITE + gas::per_byte(key_len.saturating_add(value_len), gas::PER_BYTE_WRITTEN))?;
+    let mut buffers = KeyBuffers::new();
+    let key = buffers.read(&ctx, "storage_write", key_pointer, key_bytes)?;
+    let value = read_guest_vec(&ctx, "storage_write", "value", value_pointer, value_bytes)?;
+    ctx.data_mut().state_mut().set(key, &value).map_err(state_failure)
 }
 
 /// `storage_remove(key_ptr, key_len)`: deletes a key (absent keys are fine).
 fn storage_remove(mut ctx: FunctionEnvMut<'_, HostEnv>, key_pointer: u32, key_len: u32) -> Result<(), RuntimeError> {
-    charge(&mut ctx, gas::STORAGE_REMOVE)?;
-    let mut buffer = [0u8; MAX_KEY_LEN];
-    let key = user_key(&ctx, "storage_remove", key_pointer, key_len, &mut buffer)?.to_vec();
-    charge(&mut ctx, gas::per_byte(key_len, gas::PER_BYTE_READ))?;
-    ctx.data_mut().state_mut().remove(&key).map_err(state_failure)
+    let key_bytes = check_len("storage_remove", "key", key_len, MAX_USER_KEY_LEN)?;
+    charge(&mut ctx, gas::STORAGE_REMOVE + gas::per_byte(key_len, gas::PER_BYTE_READ))?;
+    let mut buffers = KeyBuffers::new();
+    let key = buffers.read(&ctx, "storage_remove", key_pointer, key_bytes)?;
+    ctx.data_mut().state_mut().remove(key).map_err(state_failure)
 }
 
 /// `input_len() -> i32`.
@@ -318,9 +332,9 @@ fn input_read(mut ctx: FunctionEnvMut<'_, HostEnv>, out_pointer: u32) -> Result<
 
 /// `output_write(ptr, len)`: sets the call's output (replacing any earlier one).
 fn output_write(mut ctx: FunctionEnvMut<'_, HostEnv>, pointer: u32, len: u32) -> Result<(), RuntimeError> {
-    charge(&mut ctx, gas::CONTEXT)?;
-    let output = read_guest_bytes(&ctx, "output_write", "output", pointer, len, MAX_OUTPUT_BYTES)?;
-    charge(&mut ctx, gas::per_byte(len, gas::PER_BYTE_READ))?;
+    let bytes = check_len("output_write", "output", len, MAX_OUTPUT_BYTES)?;
+    charge(&mut ctx, gas::CONTEXT + gas::per_byte(len, gas::PER_BYTE_READ))?;
+    let output = read_guest_vec(&ctx, "output_write", "output", pointer, bytes)?;
     ctx.data_mut().output = output;
     Ok(())
 }
@@ -330,9 +344,9 @@ pub const MAX_OUTPUT_BYTES: usize = 64 * 1024;
 
 /// `revert(ptr, len)`: ends the call, discarding its writes, with `len` bytes of revert data.
 fn revert(mut ctx: FunctionEnvMut<'_, HostEnv>, pointer: u32, len: u32) -> Result<(), RuntimeError> {
-    charge(&mut ctx, gas::CONTEXT)?;
-    let data = read_guest_bytes(&ctx, "revert", "revert data", pointer, len, MAX_OUTPUT_BYTES)?;
-    charge(&mut ctx, gas::per_byte(len, gas::PER_BYTE_READ))?;
+    let bytes = check_len("revert", "revert data", len, MAX_OUTPUT_BYTES)?;
+    charge(&mut ctx, gas::CONTEXT + gas::per_byte(len, gas::PER_BYTE_READ))?;
+    let data = read_guest_vec(&ctx, "revert", "revert data", pointer, bytes)?;
     Err(fail(HostError::Revert(data)))
 }
 

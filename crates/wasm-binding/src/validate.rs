@@ -2,13 +2,19 @@
 //!
 //! The module must be well-formed WebAssembly restricted to a deterministic feature set (no
 //! floating point at all, no SIMD, threads or other post-MVP proposals beyond sign extension,
-//! multi-value and bulk memory), import only host functions of the documented namespace with
-//! their exact signatures, export a bounded memory and the entry point, and have no start function
-//! (which would run before metering is armed).
+//! multi-value and `memory.copy`/`memory.fill`), import only host functions of the documented
+//! namespace with their exact signatures, export a bounded memory and the entry point, have no
+//! start function (which would run before metering is armed), and have every data and element
+//! segment fit its memory or table as instantiated. All of it is checked in one pass over the bytes
+//! before the module is compiled, so a refused module never costs a compilation, and a module that
+//! passes can always be instantiated (short of the machine running out of resources).
 
 use std::collections::HashMap;
-use wasmer::wasmparser::{FuncValidatorAllocations, Parser, Payload, ValidPayload, Validator, WasmFeatures};
-use wasmer::{ExternType, FunctionType, Module};
+use wasmer::wasmparser::{
+    ConstExpr, DataKind, ElementItems, ElementKind, ExternalKind, FuncType, FuncValidatorAllocations, MemoryType,
+    Operator, Parser, Payload, TypeRef, ValType, ValidPayload, Validator, WasmFeatures,
+};
+use wasmer::{FunctionType, Type};
 
 /// The import module name of every host function.
 pub const HOST_NAMESPACE: &str = "xstate";
@@ -20,6 +26,8 @@ pub const MEMORY_EXPORT: &str = "memory";
 pub const MAX_MODULE_BYTES: usize = 512 * 1024;
 /// The most 64 KiB pages a module's memory may declare as its maximum (4 MiB).
 pub const MAX_MEMORY_PAGES: u64 = 64;
+/// The size of a WebAssembly page.
+const PAGE_BYTES: u64 = 64 * 1024;
 /// The most elements a table may start with (tables are allocated at every instantiation).
 pub const MAX_TABLE_ELEMENTS: u64 = 4_096;
 /// The most value slots one function's frame may need: its parameters and locals plus the
@@ -35,7 +43,7 @@ pub const WASM_STACK_BYTES: usize = 64 * 1024 * 1024;
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
 pub enum ValidationError {
     /// The module is larger than [`MAX_MODULE_BYTES`].
-    #[error("module is {0} bytes; the limit is 524288")]
+    #[error("module is {0} bytes; the limit is {MAX_MODULE_BYTES}")]
     TooLarge(usize),
     /// The bytes are not valid WebAssembly in the allowed feature set.
     #[error("invalid module: {0}")]
@@ -44,7 +52,7 @@ pub enum ValidationError {
     #[error("modules may not have a start function (it would run unmetered)")]
     StartFunction,
     /// An import outside the host namespace or of an unknown name.
-    #[error("unknown import `{module}`.`{name}`: only the host functions of `xstate` may be imported")]
+    #[error("unknown import `{module}`.`{name}`: only the host functions of `{HOST_NAMESPACE}` may be imported")]
     UnknownImport {
         /// Import module.
         module: String,
@@ -52,7 +60,7 @@ pub enum ValidationError {
         name: String,
     },
     /// A host function imported with the wrong signature.
-    #[error("import `xstate`.`{name}` has signature {found}, expected {expected}")]
+    #[error("import `{HOST_NAMESPACE}`.`{name}` has signature {found}, expected {expected}")]
     ImportSignature {
         /// Import name.
         name: String,
@@ -65,13 +73,16 @@ pub enum ValidationError {
     #[error("import `{0}` is not a function: modules may only import host functions")]
     NonFunctionImport(String),
     /// No exported memory named `memory`.
-    #[error("the module must export its memory as `memory`")]
+    #[error("the module must export its memory as `{MEMORY_EXPORT}`")]
     NoMemory,
     /// The memory has no maximum or a maximum above the limit.
-    #[error("memory must declare a maximum of at most 64 pages (4 MiB); it declares {0}")]
+    #[error(
+        "memory must declare a maximum of at most {MAX_MEMORY_PAGES} pages ({kib} KiB); it declares {0}",
+        kib = MAX_MEMORY_PAGES * PAGE_BYTES / 1024
+    )]
     MemoryLimit(String),
     /// A function's frame needs more than [`MAX_FRAME_SLOTS`] value slots.
-    #[error("function {function} needs {slots} value slots (locals and operand stack); at most 2048")]
+    #[error("function {function} needs {slots} value slots (locals and operand stack); at most {MAX_FRAME_SLOTS}")]
     FrameTooLarge {
         /// The function's index.
         function: u32,
@@ -79,16 +90,47 @@ pub enum ValidationError {
         slots: u64,
     },
     /// A table starts with more than [`MAX_TABLE_ELEMENTS`] elements.
-    #[error("a table of {0} elements; tables start with at most 4096")]
+    #[error("a table of {0} elements; tables start with at most {MAX_TABLE_ELEMENTS}")]
     TableLimit(u64),
+    /// An active data segment does not fit in the memory's initial size, so the module could
+    /// never be instantiated.
+    #[error(
+        "data segment {segment} writes {len} bytes at offset {offset}, past the initial memory of {memory_bytes} bytes"
+    )]
+    DataSegmentOutOfBounds {
+        /// The segment's index.
+        segment: u32,
+        /// Where it starts.
+        offset: u64,
+        /// Its length in bytes.
+        len: u64,
+        /// The memory's initial size in bytes.
+        memory_bytes: u64,
+    },
+    /// An active element segment does not fit in its table's initial size, so the module could
+    /// never be instantiated.
+    #[error(
+        "element segment {segment} writes {len} elements at index {offset}, past the table's {table_elements} initial elements"
+    )]
+    ElementSegmentOutOfBounds {
+        /// The segment's index.
+        segment: u32,
+        /// Where it starts.
+        offset: u64,
+        /// Its number of elements.
+        len: u64,
+        /// The table's initial size.
+        table_elements: u64,
+    },
     /// No exported function `call: () -> ()`.
-    #[error("the module must export the entry point `call` with no parameters and no results")]
+    #[error("the module must export the entry point `{ENTRY_POINT}` with no parameters and no results")]
     NoEntryPoint,
 }
 
 /// The deterministic feature set: MVP integers, mutable globals, sign extension, multi-value and
-/// `memory.copy`/`memory.fill` (charged per byte, see `depth::BulkMemoryGas`); no floats, SIMD,
-/// threads, exceptions or reference types.
+/// `memory.copy`/`memory.fill` (charged per byte, see `depth::Instrumentation`); no floats, SIMD,
+/// threads (so no shared memories), exceptions, reference types, tail calls, memory64, multiple
+/// memories, extended constants, or passive segments with `memory.init` and `data.drop`.
 fn features() -> WasmFeatures {
     WasmFeatures::GC_TYPES
         | WasmFeatures::MUTABLE_GLOBAL
@@ -98,29 +140,133 @@ fn features() -> WasmFeatures {
         | WasmFeatures::CALL_INDIRECT_OVERLONG
 }
 
-/// Checks the bytes before compilation: size, feature set, no start function.
-pub fn check_bytes(code: &[u8]) -> Result<(), ValidationError> {
+/// What the pass has learned so far about the module's functions, memory and tables.
+#[derive(Default)]
+struct Interface {
+    /// The function types of the type section.
+    types: Vec<FuncType>,
+    /// The type index of every function, imported ones first.
+    functions: Vec<u32>,
+    /// The memory (at most one: imports are functions only and multi-memory is off).
+    memory: Option<MemoryType>,
+    /// The initial size of every table.
+    tables: Vec<u64>,
+    /// Whether the memory is exported as [`MEMORY_EXPORT`].
+    memory_exported: bool,
+    /// Whether [`ENTRY_POINT`] is exported with the right signature.
+    entry_point: bool,
+}
+
+/// Checks `code` against everything above, in one pass before compilation; `host` holds the
+/// signatures of the host functions a module may import.
+pub fn check(code: &[u8], host: &HashMap<String, FunctionType>) -> Result<(), ValidationError> {
     if code.len() > MAX_MODULE_BYTES {
         return Err(ValidationError::TooLarge(code.len()));
     }
     let malformed = |error: wasmer::wasmparser::BinaryReaderError| ValidationError::Malformed(error.to_string());
     let mut validator = Validator::new_with_features(features());
     let mut allocations = FuncValidatorAllocations::default();
-    for payload in Parser::new(0).parse_all(code) {
+    let mut interface = Interface::default();
+    let mut parser = Parser::new(0);
+    parser.set_features(features());
+    for payload in parser.parse_all(code) {
         let payload = payload.map_err(malformed)?;
+        // The validator sees each section first, so the checks below only meet well-formed
+        // sections of the allowed feature set.
+        let valid = validator.payload(&payload).map_err(malformed)?;
         match &payload {
             Payload::StartSection { .. } => return Err(ValidationError::StartFunction),
-            Payload::TableSection(tables) => {
-                for table in tables.clone() {
+            Payload::TypeSection(section) => {
+                for ty in section.clone().into_iter_err_on_gc_types() {
+                    interface.types.push(ty.map_err(malformed)?);
+                }
+            }
+            Payload::ImportSection(section) => {
+                for import in section.clone().into_imports() {
+                    let import = import.map_err(malformed)?;
+                    let TypeRef::Func(type_index) = import.ty else {
+                        return Err(ValidationError::NonFunctionImport(import.name.to_owned()));
+                    };
+                    check_import(import.module, import.name, interface.func_type(type_index), host)?;
+                    interface.functions.push(type_index);
+                }
+            }
+            Payload::FunctionSection(section) => {
+                for type_index in section.clone() {
+                    interface.functions.push(type_index.map_err(malformed)?);
+                }
+            }
+            Payload::TableSection(section) => {
+                for table in section.clone() {
                     let table = table.map_err(malformed)?;
                     if table.ty.initial > MAX_TABLE_ELEMENTS {
                         return Err(ValidationError::TableLimit(table.ty.initial));
+                    }
+                    interface.tables.push(table.ty.initial);
+                }
+            }
+            Payload::MemorySection(section) => {
+                for memory in section.clone() {
+                    let memory = memory.map_err(malformed)?;
+                    match memory.maximum {
+                        Some(maximum) if maximum <= MAX_MEMORY_PAGES => {}
+                        Some(maximum) => return Err(ValidationError::MemoryLimit(format!("{maximum} pages"))),
+                        None => return Err(ValidationError::MemoryLimit("no maximum".to_owned())),
+                    }
+                    interface.memory = Some(memory);
+                }
+            }
+            Payload::ExportSection(section) => {
+                for export in section.clone() {
+                    let export = export.map_err(malformed)?;
+                    match (export.name, export.kind) {
+                        (MEMORY_EXPORT, ExternalKind::Memory) => interface.memory_exported = true,
+                        (ENTRY_POINT, ExternalKind::Func) => {
+                            let ty =
+                                interface.functions.get(export.index as usize).and_then(|&t| interface.func_type(t));
+                            interface.entry_point =
+                                ty.is_some_and(|ty| ty.params().is_empty() && ty.results().is_empty());
+                        }
+                        _ => {}
+                    }
+                }
+            }
+            Payload::ElementSection(section) => {
+                for (segment, element) in (0u32..).zip(section.clone()) {
+                    let element = element.map_err(malformed)?;
+                    let ElementKind::Active { table_index, offset_expr } = element.kind else { continue };
+                    let len = match element.items {
+                        ElementItems::Functions(items) => items.count(),
+                        ElementItems::Expressions(_, items) => items.count(),
+                    };
+                    let table_elements = interface.tables.get(table_index.unwrap_or(0) as usize).copied().unwrap_or(0);
+                    let offset = segment_offset(&offset_expr)?;
+                    if offset + u64::from(len) > table_elements {
+                        let len = u64::from(len);
+                        return Err(ValidationError::ElementSegmentOutOfBounds {
+                            segment,
+                            offset,
+                            len,
+                            table_elements,
+                        });
+                    }
+                }
+            }
+            Payload::DataSection(section) => {
+                let memory_bytes = interface.memory.map_or(0, |memory| memory.initial * PAGE_BYTES);
+                for (segment, data) in (0u32..).zip(section.clone()) {
+                    let data = data.map_err(malformed)?;
+                    let DataKind::Active { offset_expr, .. } = data.kind else { continue };
+                    let offset = segment_offset(&offset_expr)?;
+                    let len = data.data.len() as u64;
+                    if offset + len > memory_bytes {
+                        return Err(ValidationError::DataSegmentOutOfBounds { segment, offset, len, memory_bytes });
                     }
                 }
             }
             _ => {}
         }
-        if let ValidPayload::Func(function, body) = validator.payload(&payload).map_err(malformed)? {
+        if let ValidPayload::Func(function, body) = valid {
             let mut function = function.into_validator(allocations);
             let mut reader = body.get_binary_reader();
             function.read_locals(&mut reader).map_err(malformed)?;
@@ -138,50 +284,88 @@ pub fn check_bytes(code: &[u8]) -> Result<(), ValidationError> {
             allocations = function.into_allocations();
         }
     }
-    Ok(())
-}
-
-/// Checks a compiled module's imports and exports against the host ABI.
-pub fn check_interface(module: &Module, host: &HashMap<String, FunctionType>) -> Result<(), ValidationError> {
-    for import in module.imports() {
-        let name = import.name().to_owned();
-        if import.module() != HOST_NAMESPACE {
-            return Err(ValidationError::UnknownImport { module: import.module().to_owned(), name });
-        }
-        let ExternType::Function(found) = import.ty() else {
-            return Err(ValidationError::NonFunctionImport(name));
-        };
-        let expected = host
-            .get(&name)
-            .ok_or_else(|| ValidationError::UnknownImport { module: HOST_NAMESPACE.to_owned(), name: name.clone() })?;
-        if found != expected {
-            return Err(ValidationError::ImportSignature {
-                name,
-                found: found.to_string(),
-                expected: expected.to_string(),
-            });
-        }
+    if !interface.memory_exported {
+        return Err(ValidationError::NoMemory);
     }
-    let mut memory = None;
-    let mut entry = false;
-    for export in module.exports() {
-        match (export.name(), export.ty()) {
-            (MEMORY_EXPORT, ExternType::Memory(ty)) => memory = Some(*ty),
-            (ENTRY_POINT, ExternType::Function(ty)) => entry = ty.params().is_empty() && ty.results().is_empty(),
-            _ => {}
-        }
-    }
-    let memory = memory.ok_or(ValidationError::NoMemory)?;
-    match memory.maximum {
-        Some(maximum) if u64::from(maximum.0) <= MAX_MEMORY_PAGES => {}
-        Some(maximum) => return Err(ValidationError::MemoryLimit(format!("{} pages", maximum.0))),
-        None => return Err(ValidationError::MemoryLimit("no maximum".to_owned())),
-    }
-    if memory.shared {
-        return Err(ValidationError::MemoryLimit("a shared memory".to_owned()));
-    }
-    if !entry {
+    if !interface.entry_point {
         return Err(ValidationError::NoEntryPoint);
     }
     Ok(())
+}
+
+impl Interface {
+    fn func_type(&self, type_index: u32) -> Option<&FuncType> {
+        self.types.get(type_index as usize)
+    }
+}
+
+/// Checks one function import against the host's functions.
+fn check_import(
+    module: &str,
+    name: &str,
+    found: Option<&FuncType>,
+    host: &HashMap<String, FunctionType>,
+) -> Result<(), ValidationError> {
+    let unknown = || ValidationError::UnknownImport { module: module.to_owned(), name: name.to_owned() };
+    if module != HOST_NAMESPACE {
+        return Err(unknown());
+    }
+    let expected = host.get(name).ok_or_else(unknown)?;
+    let found_signature = found.and_then(host_signature);
+    if found_signature.as_ref() != Some(expected) {
+        return Err(ValidationError::ImportSignature {
+            name: name.to_owned(),
+            found: found_signature.map_or_else(|| format!("{found:?}"), |signature| signature.to_string()),
+            expected: expected.to_string(),
+        });
+    }
+    Ok(())
+}
+
+/// A parsed function type in wasmer's terms, to compare with a host function's. The validator
+/// admits only `i32` and `i64` in signatures (floats, SIMD and references are off), so any other
+/// type has no host counterpart and the signature cannot match.
+fn host_signature(ty: &FuncType) -> Option<FunctionType> {
+    let convert = |types: &[ValType]| -> Option<Vec<Type>> {
+        types
+            .iter()
+            .map(|ty| match ty {
+                ValType::I32 => Some(Type::I32),
+                ValType::I64 => Some(Type::I64),
+                _ => None,
+            })
+            .collect()
+    };
+    Some(FunctionType::new(convert(ty.params())?, convert(ty.results())?))
+}
+
+/// The offset of an active segment. The validator allows an `i32.const` here, or a `global.get`
+/// of an imported immutable global (extended constants and GC are off); global imports are
+/// refused before any segment is read, so anything but a lone `i32.const` is refused rather than
+/// guessed at.
+fn segment_offset(expr: &ConstExpr<'_>) -> Result<u64, ValidationError> {
+    let mut reader = expr.get_operators_reader();
+    match (reader.read(), reader.read(), reader.eof()) {
+        (Ok(Operator::I32Const { value }), Ok(Operator::End), true) => Ok(u64::from(value.cast_unsigned())),
+        _ => Err(ValidationError::Malformed("a segment offset that is not a single i32.const".to_owned())),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    #![allow(clippy::unwrap_used, clippy::expect_used, clippy::panic)] // Test code: a failed unwrap is a failed test.
+
+    use super::*;
+    use wasmer::wasmparser::BinaryReader;
+
+    #[test]
+    fn segment_offsets_are_single_i32_constants() {
+        let offset = |bytes: &[u8]| segment_offset(&ConstExpr::new(BinaryReader::new(bytes, 0)));
+        // i32.const -1; end: offsets are unsigned.
+        assert_eq!(offset(&[0x41, 0x7f, 0x0b]), Ok(u64::from(u32::MAX)));
+        // global.get 0; end.
+        assert!(matches!(offset(&[0x23, 0x00, 0x0b]), Err(ValidationError::Malformed(_))));
+        // i32.const 1; i32.const 2; i32.add; end (extended constants).
+        assert!(matches!(offset(&[0x41, 0x01, 0x41, 0x02, 0x6a, 0x0b]), Err(ValidationError::Malformed(_))));
+    }
 }

@@ -7,7 +7,10 @@ mod common;
 
 use common::{ALICE, GAS, Harness, assert_trap, module};
 use kv_core::Namespace;
-use wasm_binding::{CallStatus, gas};
+use std::sync::Arc;
+use std::sync::atomic::{AtomicBool, Ordering as AtomicOrdering};
+use wasm_binding::{CallError, CallRequest, CallStatus, HostEnv, HostExtension, WasmEngine, gas};
+use wasmer::{Function, FunctionEnv, FunctionEnvMut};
 
 const IMPORTS: &str = r#"
     (import "xstate" "state_get" (func $state_get (param i64) (result i64)))
@@ -122,7 +125,7 @@ fn unbounded_recursion_traps_cleanly() {
     assert_eq!(first, second);
     assert_eq!(harness.overlay.get_u64(&Namespace::wasm(module).slot_key(1)).unwrap(), 0);
     // With a small limit the same module runs out of gas first: calls are priced.
-    let receipt = harness.call_as(ALICE, module, b"", 5_000);
+    let receipt = harness.call_as(ALICE, module, b"", harness.call_base(module) + 5_000);
     assert_eq!(receipt.status, CallStatus::OutOfGas);
 }
 
@@ -164,7 +167,7 @@ fn bulk_memory_is_charged_by_length() {
     let module = harness
         .deploy_wat("starved", &module(IMPORTS, "(call $state_set (i64.const 1) (i64.const 1)) (memory.fill (i32.const 0) (i32.const 7) (i32.const 65536))"))
         .unwrap();
-    let receipt = harness.call_as(ALICE, module, b"", gas::STATE_SET + 1_000);
+    let receipt = harness.call_as(ALICE, module, b"", harness.call_base(module) + gas::STATE_SET + 1_000);
     assert_eq!(receipt.status, CallStatus::OutOfGas);
     assert_eq!(harness.overlay.get_u64(&Namespace::wasm(module).slot_key(1)).unwrap(), 0);
 }
@@ -183,13 +186,15 @@ fn an_infinite_loop_runs_out_of_gas_and_uses_the_whole_limit() {
 fn running_out_of_gas_inside_a_host_function() {
     let mut harness = Harness::new();
     let module = deploy(&mut harness, "(drop (call $state_get (i64.const 1)))");
+    let base = harness.call_base(module);
     // Enough for the few instructions, not for the host call's price.
-    let receipt = harness.call_as(ALICE, module, b"", gas::STATE_GET / 2);
+    let receipt = harness.call_as(ALICE, module, b"", base + gas::STATE_GET / 2);
     assert_eq!(receipt.status, CallStatus::OutOfGas);
-    assert_eq!(receipt.gas_used, gas::STATE_GET / 2);
-    let receipt = harness.call_as(ALICE, module, b"", gas::STATE_GET + 100);
+    assert_eq!(receipt.gas_used, base + gas::STATE_GET / 2);
+    let receipt = harness.call_as(ALICE, module, b"", base + gas::STATE_GET + 100);
     assert_eq!(receipt.status, CallStatus::Success);
-    assert!(receipt.gas_used > gas::STATE_GET && receipt.gas_used < gas::STATE_GET + 100, "{}", receipt.gas_used);
+    let used = receipt.gas_used - base;
+    assert!(used > gas::STATE_GET && used < gas::STATE_GET + 100, "{used}");
 }
 
 #[test]
@@ -247,7 +252,7 @@ fn state_slots_bytes_input_output_and_identities() {
     let mut buffer = [0u8; kv_core::key::MAX_KEY_LEN];
     let key = Namespace::wasm(module).user_key(b"hello", &mut buffer).unwrap();
     assert_eq!(harness.overlay.get(key).unwrap().as_deref(), Some(&b"hello"[..]));
-    // Writing 0 to a slot removes it, as the spec says.
+    // Slot 3 was incremented once per call.
     assert_eq!(harness.overlay.get_u64(&Namespace::wasm(module).slot_key(3)).unwrap(), 2);
 }
 
@@ -260,8 +265,9 @@ fn gas_is_deterministic_and_includes_host_calls() {
     let second = harness.call(module, b"");
     assert_eq!(first.status, CallStatus::Success);
     assert_eq!(first.gas_used, second.gas_used);
-    assert!(first.gas_used >= 100 * gas::STATE_GET, "{}", first.gas_used);
-    assert!(first.gas_used < 100 * (gas::STATE_GET + 30), "{}", first.gas_used);
+    let used = first.gas_used - harness.call_base(module);
+    assert!(used >= 100 * gas::STATE_GET, "{used}");
+    assert!(used < 100 * (gas::STATE_GET + 30), "{used}");
 }
 
 #[test]
@@ -305,4 +311,311 @@ fn calling_an_unknown_module_is_an_error() {
         )
         .unwrap_err();
     assert!(matches!(error, wasm_binding::CallError::UnknownModule(id) if id == missing), "{error}");
+}
+
+/// Every call pays `CALL_BASE` plus one unit per 16 bytes of code before its first instruction;
+/// a limit below that ends the call out of gas without compiling or instantiating the module.
+#[test]
+fn the_call_base_is_charged_before_the_module_starts() {
+    assert_eq!(gas::CALL_BASE, 10_000);
+    for (code_len, base) in [(0, 10_000), (1, 10_001), (16, 10_001), (17, 10_002), (512 * 1024, 42_768)] {
+        assert_eq!(gas::call_base(code_len), base, "{code_len} bytes");
+    }
+    let mut harness = Harness::new();
+    let module = deploy(&mut harness, "(call $state_set (i64.const 1) (i64.const 1))");
+    harness.commit();
+    let base = harness.call_base(module);
+    let work = harness.call(module, b"").gas_used - base;
+    harness.overlay = harness.store.begin();
+    // Exactly enough succeeds; one unit less runs out of gas in the module, using the whole limit.
+    let exact = harness.call_as(ALICE, module, b"", base + work);
+    assert_eq!((exact.status, exact.gas_used), (CallStatus::Success, base + work));
+    harness.overlay = harness.store.begin();
+    let short = harness.call_as(ALICE, module, b"", base + work - 1);
+    assert_eq!((short.status, short.gas_used), (CallStatus::OutOfGas, base + work - 1));
+    assert_eq!(harness.overlay.get_u64(&Namespace::wasm(module).slot_key(1)).unwrap(), 0);
+    // Below the base nothing runs, and on an engine that has not compiled the module yet (a
+    // restarted node) nothing is compiled either.
+    harness.commit();
+    harness.engine = WasmEngine::new(common::CHAIN_ID);
+    for limit in [0, 1, base - 1] {
+        let receipt = harness.call_as(ALICE, module, b"", limit);
+        assert_eq!((receipt.status, receipt.gas_used), (CallStatus::OutOfGas, limit));
+    }
+    assert_eq!((harness.engine.compilations(), harness.engine.cached_modules()), (0, 0));
+    assert!(harness.call(module, b"").is_success());
+    assert_eq!(harness.engine.compilations(), 1);
+}
+
+/// The code-size part of the base: the same entry point with a 1,600-byte data segment costs
+/// exactly the extra code's 16-byte units more, though the segment runs no instruction.
+#[test]
+fn the_call_base_grows_with_the_code() {
+    let mut harness = Harness::new();
+    let with_data = |bytes: usize| {
+        module(IMPORTS, "").replace(
+            "(func (export \"call\")",
+            &format!("(data (i32.const 0) \"{}\") (func (export \"call\")", "x".repeat(bytes)),
+        )
+    };
+    let (small, large) = (with_data(16), with_data(1_616));
+    let (small_len, large_len) = (wat::parse_str(&small).unwrap().len(), wat::parse_str(&large).unwrap().len());
+    let small = harness.deploy_wat("small", &small).unwrap();
+    let large = harness.deploy_wat("large", &large).unwrap();
+    let extra = harness.call(large, b"").gas_used - harness.call(small, b"").gas_used;
+    assert_eq!(extra, gas::call_base(large_len) - gas::call_base(small_len));
+    assert!(extra >= 100, "{extra}");
+}
+
+/// A module whose entry point reads a 4-byte little-endian length `$n` from its input, then runs
+/// `body`, over a one-page memory whose first bytes are "key-and-value".
+fn length_probe(harness: &mut Harness, name: &str, body: &str) -> kv_core::Identity {
+    let body =
+        format!("(local $n i32) (call $input_read (i32.const 0)) (local.set $n (i32.load (i32.const 0))) {body}");
+    let wat = module(IMPORTS, &body)
+        .replace("(func (export \"call\")", "(data (i32.const 100) \"key-and-value\") (func (export \"call\")");
+    harness.deploy_wat(name, &wat).unwrap()
+}
+
+/// Per-byte prices are exact: 100 more bytes cost exactly 100 times the byte's price more, for
+/// every length a host function is given.
+#[test]
+fn per_byte_prices_are_exact() {
+    let cases: &[(&str, &str, u64)] = &[
+        ("value written", "(call $storage_write (i32.const 100) (i32.const 4) (i32.const 200) (local.get $n))", 1_000),
+        ("key written", "(call $storage_write (i32.const 100) (local.get $n) (i32.const 200) (i32.const 1))", 1_000),
+        ("key read", "(drop (call $storage_read (i32.const 100) (local.get $n) (i32.const 400) (i32.const 0)))", 100),
+        (
+            "bytes copied out",
+            "(call $storage_write (i32.const 100) (i32.const 3) (i32.const 1000) (i32.const 500)) (drop (call $storage_read (i32.const 100) (i32.const 3) (i32.const 2000) (local.get $n)))",
+            100,
+        ),
+        ("key removed", "(call $storage_remove (i32.const 100) (local.get $n))", 100),
+        ("output", "(call $output_write (i32.const 100) (local.get $n))", 100),
+        ("revert data", "(call $revert (i32.const 100) (local.get $n))", 100),
+    ];
+    for (what, body, expected) in cases {
+        let mut harness = Harness::new();
+        let module = length_probe(&mut harness, "probe", body);
+        let one = harness.call(module, &1u32.to_le_bytes());
+        let hundred_one = harness.call(module, &101u32.to_le_bytes());
+        assert_eq!(std::mem::discriminant(&one.status), std::mem::discriminant(&hundred_one.status), "{what}");
+        assert!(matches!(one.status, CallStatus::Success | CallStatus::Revert(_)), "{what}: {:?}", one.status);
+        assert_eq!(hundred_one.gas_used - one.gas_used, *expected, "{what}");
+    }
+    // `input_read` copies the whole input: 100 more input bytes cost 100 more.
+    let mut harness = Harness::new();
+    let module = deploy(&mut harness, "(call $input_read (i32.const 0))");
+    assert_eq!(harness.call(module, &[7; 101]).gas_used - harness.call(module, &[7; 1]).gas_used, 100);
+}
+
+/// A host function charges for what it is given before doing the work: one unit short of the
+/// whole price, the call ends out of gas even where the work itself would have trapped (the range
+/// lies outside memory); with enough gas the trap comes after the whole price was paid.
+#[test]
+fn lengths_are_paid_before_the_work() {
+    let write = |key: u64, value: u64| gas::STORAGE_WRITE + 10 * (key + value);
+    // (what, body, $n, the price of the host calls, the trap with enough gas)
+    let cases: &[(&str, &str, u32, u64, &str)] = &[
+        (
+            "storage_write",
+            "(call $storage_write (i32.const 100) (i32.const 4) (i32.const 60000) (local.get $n))",
+            16_384,
+            write(4, 16_384),
+            "storage_write: value at 0x0000ea60",
+        ),
+        (
+            "storage_read key",
+            "(drop (call $storage_read (i32.const 65500) (local.get $n) (i32.const 0) (i32.const 0)))",
+            128,
+            gas::STORAGE_READ + 128,
+            "storage_read: key at 0x0000ffdc",
+        ),
+        (
+            "storage_read copy",
+            "(call $storage_write (i32.const 100) (i32.const 3) (i32.const 0) (i32.const 500)) (drop (call $storage_read (i32.const 100) (i32.const 3) (i32.const 65500) (local.get $n)))",
+            500,
+            write(3, 500) + gas::STORAGE_READ + 3 + 500,
+            "storage_read: output buffer at 0x0000ffdc",
+        ),
+        (
+            "storage_remove",
+            "(call $storage_remove (i32.const 65500) (local.get $n))",
+            128,
+            gas::STORAGE_REMOVE + 128,
+            "storage_remove: key at 0x0000ffdc",
+        ),
+        (
+            "output_write",
+            "(call $output_write (i32.const 60000) (local.get $n))",
+            16_384,
+            gas::CONTEXT + 16_384,
+            "output_write: output at 0x0000ea60",
+        ),
+        (
+            "revert",
+            "(call $revert (i32.const 60000) (local.get $n))",
+            16_384,
+            gas::CONTEXT + 16_384,
+            "revert: revert data at 0x0000ea60",
+        ),
+    ];
+    for (what, body, n, price, trap) in cases {
+        let mut harness = Harness::new();
+        let module = length_probe(&mut harness, "long", body);
+        // The probe's own `input_read` and instructions come on top of `price`.
+        let limit = harness.call_base(module) + price - 1;
+        let short = harness.call_as(ALICE, module, &n.to_le_bytes(), limit);
+        assert_eq!((short.status, short.gas_used), (CallStatus::OutOfGas, limit), "{what}");
+        let trapped = harness.call(module, &n.to_le_bytes());
+        assert_trap(&trapped, trap);
+        assert!(trapped.gas_used > limit, "{what}: the trap came before paying ({})", trapped.gas_used);
+    }
+    // In bounds too: a 16 KiB write short of gas ends out of gas and writes nothing.
+    let mut harness = Harness::new();
+    let module = length_probe(
+        &mut harness,
+        "write",
+        "(call $storage_write (i32.const 100) (i32.const 4) (i32.const 0) (local.get $n))",
+    );
+    let receipt = harness.call_as(ALICE, module, &16_384u32.to_le_bytes(), harness.call_base(module) + 100_000);
+    assert_eq!(receipt.status, CallStatus::OutOfGas);
+    assert_eq!(harness.overlay.scan_prefix(Namespace::wasm(module).prefix()).unwrap().len(), 1);
+}
+
+/// `state_set(slot, 0)` removes the entry (it does not store eight zero bytes).
+#[test]
+fn setting_a_slot_to_zero_removes_it() {
+    let mut harness = Harness::new();
+    let module =
+        length_probe(&mut harness, "zero", "(call $state_set (i64.const 5) (i64.extend_i32_u (local.get $n)))");
+    let key = Namespace::wasm(module).slot_key(5);
+    assert!(harness.call(module, &7u32.to_le_bytes()).is_success());
+    harness.commit();
+    assert_eq!(harness.overlay.get(&key).unwrap().as_deref(), Some(&7u64.to_be_bytes()[..]));
+    assert!(harness.call(module, &0u32.to_le_bytes()).is_success());
+    assert_eq!(harness.overlay.get(&key).unwrap(), None);
+    harness.commit();
+    assert_eq!(harness.overlay.get(&key).unwrap(), None);
+    assert_eq!(harness.overlay.scan_prefix(Namespace::wasm(module).prefix()).unwrap().len(), 1, "only the record");
+}
+
+/// Slot `n` is the 8-byte user key `n`, so bytes written there through `storage_write` are seen
+/// by `state_get`, which traps unless they are exactly 8 bytes.
+#[test]
+fn state_get_traps_on_a_slot_holding_other_than_eight_bytes() {
+    let mut harness = Harness::new();
+    // Input 0 writes the 3 bytes "abc" under the user key 00..09 (slot 9); any other input reads
+    // slot 9.
+    let body = "(if (i32.eqz (local.get $n)) \
+        (then (call $storage_write (i32.const 16) (i32.const 8) (i32.const 32) (i32.const 3))) \
+        (else (i64.store (i32.const 48) (call $state_get (i64.const 9))) (call $output_write (i32.const 48) (i32.const 8))))";
+    let wat = module(
+        IMPORTS,
+        &format!("(local $n i32) (call $input_read (i32.const 0)) (local.set $n (i32.load (i32.const 0))) {body}"),
+    )
+    .replace(
+        "(func (export \"call\")",
+        r#"(data (i32.const 16) "\00\00\00\00\00\00\00\09") (data (i32.const 32) "abc") (func (export "call")"#,
+    );
+    let module = harness.deploy_wat("alias", &wat).unwrap();
+    assert!(harness.call(module, &0u32.to_le_bytes()).is_success());
+    assert_eq!(harness.overlay.get(&Namespace::wasm(module).slot_key(9)).unwrap().as_deref(), Some(&b"abc"[..]));
+    let receipt = harness.call(module, &1u32.to_le_bytes());
+    assert_trap(&receipt, "state_get: slot 9 holds a 3-byte value, not a u64");
+    // Eight bytes are a u64, read big-endian.
+    let mut buffer = [0u8; kv_core::key::MAX_KEY_LEN];
+    let key = Namespace::wasm(module).user_key(&9u64.to_be_bytes(), &mut buffer).unwrap().to_vec();
+    harness.overlay.set(&key, &[0, 0, 0, 0, 0, 0, 1, 2]).unwrap();
+    assert_eq!(harness.call(module, &1u32.to_le_bytes()).output, 0x0102u64.to_le_bytes());
+}
+
+#[test]
+fn storage_remove_removes_and_absent_keys_are_fine() {
+    let mut harness = Harness::new();
+    // Input 1 writes "key" = "and"; input 2 removes "key"; input 3 removes "kez", never written.
+    let body = r#"
+        (if (i32.eq (local.get $n) (i32.const 1)) (then (call $storage_write (i32.const 100) (i32.const 3) (i32.const 104) (i32.const 3))))
+        (if (i32.eq (local.get $n) (i32.const 2)) (then (call $storage_remove (i32.const 100) (i32.const 3))))
+        (if (i32.eq (local.get $n) (i32.const 3)) (then (i32.store8 (i32.const 102) (i32.const 0x7a)) (call $storage_remove (i32.const 100) (i32.const 3))))"#;
+    let module = length_probe(&mut harness, "remove", body);
+    let mut buffer = [0u8; kv_core::key::MAX_KEY_LEN];
+    let key = Namespace::wasm(module).user_key(b"key", &mut buffer).unwrap().to_vec();
+    assert!(harness.call(module, &1u32.to_le_bytes()).is_success());
+    harness.commit();
+    assert_eq!(harness.overlay.get(&key).unwrap().as_deref(), Some(&b"and"[..]));
+    assert!(harness.call(module, &3u32.to_le_bytes()).is_success(), "removing an absent key is fine");
+    assert_eq!(harness.overlay.get(&key).unwrap().as_deref(), Some(&b"and"[..]), "and removes nothing else");
+    assert!(harness.call(module, &2u32.to_le_bytes()).is_success());
+    assert_eq!(harness.overlay.get(&key).unwrap(), None);
+    harness.commit();
+    assert_eq!(harness.overlay.scan_prefix(Namespace::wasm(module).prefix()).unwrap().len(), 1, "only the record");
+}
+
+#[test]
+fn output_write_replaces_earlier_output() {
+    let mut harness = Harness::new();
+    let body = "(call $output_write (i32.const 100) (i32.const 3)) (call $output_write (i32.const 108) (i32.const 5))";
+    let module = length_probe(&mut harness, "output", body);
+    assert_eq!(harness.call(module, &0u32.to_le_bytes()).output, b"value");
+}
+
+/// Host functions that define an existing name are refused, whether the name is the core ABI's or
+/// another extension's.
+#[test]
+fn duplicate_host_functions_are_refused() {
+    struct Named(&'static str);
+    impl HostExtension for Named {
+        fn functions(&self, store: &mut wasmer::Store, env: &FunctionEnv<HostEnv>) -> Vec<(&'static str, Function)> {
+            fn nothing(_: FunctionEnvMut<'_, HostEnv>) {}
+            vec![(self.0, Function::new_typed_with_env(store, env, nothing))]
+        }
+    }
+    let error = WasmEngine::new(1).with_extension(Arc::new(Named("state_get"))).err().unwrap();
+    assert_eq!(error.0, "state_get");
+    let engine = WasmEngine::new(1).with_extension(Arc::new(Named("extra"))).unwrap();
+    let error = engine.with_extension(Arc::new(Named("extra"))).err().unwrap();
+    assert_eq!(error.0, "extra");
+    assert!(error.to_string().contains("`extra`"), "{error}");
+}
+
+/// A module that passed validation but cannot be instantiated here is an error of the call (a
+/// fault of this machine), not a receipt: an extension that changes a function's signature after
+/// modules were validated against it makes linking fail.
+#[test]
+fn instantiation_failures_are_errors_of_the_call() {
+    struct Fickle(AtomicBool);
+    impl HostExtension for Fickle {
+        fn functions(&self, store: &mut wasmer::Store, env: &FunctionEnv<HostEnv>) -> Vec<(&'static str, Function)> {
+            fn narrow(_: FunctionEnvMut<'_, HostEnv>, _: u32) {}
+            fn wide(_: FunctionEnvMut<'_, HostEnv>, _: u64) {}
+            let function = if self.0.swap(true, AtomicOrdering::Relaxed) {
+                Function::new_typed_with_env(store, env, wide)
+            } else {
+                Function::new_typed_with_env(store, env, narrow)
+            };
+            vec![("fickle", function)]
+        }
+    }
+    let mut harness = Harness::new();
+    harness.engine =
+        WasmEngine::new(common::CHAIN_ID).with_extension(Arc::new(Fickle(AtomicBool::new(false)))).unwrap();
+    let wat = module(
+        r#"(import "xstate" "fickle" (func $fickle (param i32))) (import "xstate" "state_set" (func $state_set (param i64 i64)))"#,
+        "(call $state_set (i64.const 1) (i64.const 1)) (call $fickle (i32.const 0))",
+    );
+    let module = harness.deploy_wat("fickle", &wat).unwrap();
+    let error = harness
+        .engine
+        .call(&mut harness.overlay, &CallRequest { module, caller: ALICE, input: b"", gas_limit: GAS })
+        .unwrap_err();
+    match error {
+        CallError::Instantiation { identity, reason } => {
+            assert_eq!(identity, module);
+            assert!(!reason.is_empty());
+        }
+        other => panic!("expected an instantiation error, got {other:?}"),
+    }
+    assert_eq!(harness.overlay.get_u64(&Namespace::wasm(module).slot_key(1)).unwrap(), 0);
+    assert!(!harness.overlay.has_open_checkpoint());
 }

@@ -7,9 +7,11 @@ mod common;
 
 use common::{CHAIN_ID, Harness, module};
 use kv_core::{ModuleName, Namespace, StateKey, module_identity};
-use wasm_binding::{DeployError, ValidationError};
+use wasm_binding::validate::{MAX_FRAME_SLOTS, MAX_MEMORY_PAGES, MAX_MODULE_BYTES, MAX_TABLE_ELEMENTS};
+use wasm_binding::{DeployError, MAX_CACHED_MODULES, ValidationError};
 
-/// Deploys each module and checks the error it is refused with.
+/// Deploys each module and checks the error it is refused with, and that it was refused before
+/// being compiled and without writing anything.
 fn check_refused(cases: &[(&str, Vec<u8>, fn(&DeployError) -> bool)]) {
     for (what, code, expected) in cases {
         let mut harness = Harness::new();
@@ -17,6 +19,7 @@ fn check_refused(cases: &[(&str, Vec<u8>, fn(&DeployError) -> bool)]) {
         assert!(expected(&error), "{what}: unexpected error {error:?}");
         assert!(!error.to_string().is_empty());
         assert!(harness.overlay.is_empty(), "{what}: a refused deploy wrote state");
+        assert_eq!(harness.engine.compilations(), 0, "{what}: refused only after compiling");
     }
 }
 
@@ -140,5 +143,136 @@ fn deploy_stores_code_and_record_and_refuses_a_second_deploy() {
     assert_ne!(second, identity);
     assert_eq!(harness.overlay.scan_prefix(Namespace::wasm(second).prefix()).unwrap().len(), 1);
     harness.commit();
-    assert_eq!(harness.engine.cached_modules(), 1, "identical code compiles once");
+    assert_eq!(harness.engine.compilations(), 1, "identical code compiles once");
+    assert_eq!(harness.engine.cached_modules(), 1);
+}
+
+/// Post-MVP proposals outside the deterministic feature set are refused at deploy, each by the
+/// validator for the feature it needs.
+#[test]
+fn proposals_outside_the_feature_set_are_refused() {
+    let memory = r#"(memory (export "memory") 1 2)"#;
+    let cases: &[(&str, String, &str)] = &[
+        ("reference types", module("", "(drop (ref.null extern))"), "reference types"),
+        (
+            "an externref table",
+            format!(r#"(module {memory} (table 1 externref) (func (export "call")))"#),
+            "reference types",
+        ),
+        ("a passive data segment", format!(r#"(module {memory} (data "abc") (func (export "call")))"#), "bulk-memory"),
+        (
+            "memory.init",
+            format!(
+                r#"(module {memory} (data "abc") (func (export "call") (memory.init 0 (i32.const 0) (i32.const 0) (i32.const 1))))"#
+            ),
+            "bulk memory",
+        ),
+        (
+            "a shared memory",
+            r#"(module (memory (export "memory") 1 2 shared) (func (export "call")))"#.to_owned(),
+            "threads",
+        ),
+        ("atomics", module("", "(drop (i32.atomic.load (i32.const 0)))"), "threads"),
+        ("tail calls", module("", "(return_call 0)"), "tail calls"),
+        ("memory64", r#"(module (memory (export "memory") i64 1 2) (func (export "call")))"#.to_owned(), "memory64"),
+        ("two memories", format!(r#"(module {memory} (memory 1 2) (func (export "call")))"#), "multiple memories"),
+        ("exceptions", format!(r#"(module {memory} (tag) (func (export "call")))"#), "exceptions"),
+        (
+            "extended constants",
+            format!(r#"(module {memory} (global i32 (i32.add (i32.const 1) (i32.const 2))) (func (export "call")))"#),
+            "constant expression",
+        ),
+    ];
+    for (what, wat, needle) in cases {
+        let mut harness = Harness::new();
+        let code = wat::parse_str(wat).unwrap_or_else(|error| panic!("{what}: {error}"));
+        match harness.deploy_bytes("bad", &code) {
+            Err(DeployError::Invalid(ValidationError::Malformed(reason))) => {
+                assert!(reason.contains(needle), "{what}: `{reason}` should mention `{needle}`");
+            }
+            other => panic!("{what}: expected a malformed module, got {other:?}"),
+        }
+        assert_eq!(harness.engine.compilations(), 0, "{what}");
+    }
+}
+
+/// Segments are checked against the memory and table as instantiated, so a module that deploys
+/// can always be instantiated: one that does not fit is refused, one that just fits runs.
+#[test]
+fn segments_must_fit_their_memory_and_table() {
+    let with = |segments: &str| {
+        wat::parse_str(format!(
+            r#"(module (memory (export "memory") 1 2) (table 2 funcref) (func $f) {segments} (func (export "call")))"#
+        ))
+        .unwrap()
+    };
+    let cases: &[(&str, &str, Option<ValidationError>)] = &[
+        ("data up to the end of memory", r#"(data (i32.const 65534) "ab")"#, None),
+        (
+            "data one byte past the initial memory",
+            r#"(data (i32.const 1) "ok") (data (i32.const 65535) "ab")"#,
+            Some(ValidationError::DataSegmentOutOfBounds { segment: 1, offset: 65_535, len: 2, memory_bytes: 65_536 }),
+        ),
+        (
+            "data at a negative offset",
+            r#"(data (i32.const -1) "a")"#,
+            Some(ValidationError::DataSegmentOutOfBounds {
+                segment: 0,
+                offset: 4_294_967_295,
+                len: 1,
+                memory_bytes: 65_536,
+            }),
+        ),
+        ("elements up to the end of the table", "(elem (i32.const 0) $f $f)", None),
+        (
+            "elements past the table",
+            "(elem (i32.const 1) $f $f)",
+            Some(ValidationError::ElementSegmentOutOfBounds { segment: 0, offset: 1, len: 2, table_elements: 2 }),
+        ),
+    ];
+    for (what, segments, expected) in cases {
+        let mut harness = Harness::new();
+        match (harness.deploy_bytes("segments", &with(segments)), expected) {
+            (Ok(module), None) => assert!(harness.call(module, b"").is_success(), "{what}"),
+            (Err(DeployError::Invalid(error)), Some(expected)) => {
+                assert_eq!(&error, expected, "{what}");
+                assert_eq!(harness.engine.compilations(), 0, "{what}");
+            }
+            (other, _) => panic!("{what}: unexpected {other:?}"),
+        }
+    }
+}
+
+/// Error messages print the limits from their constants.
+#[test]
+fn validation_messages_name_the_limits() {
+    let cases = [
+        (ValidationError::TooLarge(1), MAX_MODULE_BYTES.to_string()),
+        (ValidationError::MemoryLimit("no maximum".into()), format!("{MAX_MEMORY_PAGES} pages")),
+        (ValidationError::FrameTooLarge { function: 0, slots: 1 }, MAX_FRAME_SLOTS.to_string()),
+        (ValidationError::TableLimit(1), MAX_TABLE_ELEMENTS.to_string()),
+    ];
+    for (error, limit) in cases {
+        assert!(error.to_string().contains(&limit), "`{error}` should mention {limit}");
+    }
+}
+
+/// The cache holds at most `MAX_CACHED_MODULES` compiled modules; one more starts it over, and an
+/// evicted module is compiled again on its next call.
+#[test]
+fn the_module_cache_is_bounded() {
+    let mut harness = Harness::new();
+    let code = |index: usize| wat::parse_str(module("", &format!("(drop (i32.const {index}))"))).unwrap();
+    let first = harness.deploy_bytes("m0", &code(0)).unwrap();
+    for index in 1..MAX_CACHED_MODULES {
+        harness.deploy_bytes(&format!("m{index}"), &code(index)).unwrap();
+    }
+    assert_eq!(harness.engine.cached_modules(), MAX_CACHED_MODULES);
+    assert_eq!(harness.engine.compilations(), MAX_CACHED_MODULES as u64);
+    harness.deploy_bytes("one-more", &code(MAX_CACHED_MODULES)).unwrap();
+    assert_eq!(harness.engine.cached_modules(), 1);
+    assert!(harness.call(first, b"").is_success());
+    assert!(harness.call(first, b"").is_success());
+    assert_eq!(harness.engine.compilations(), MAX_CACHED_MODULES as u64 + 2, "evicted, compiled once more");
+    assert_eq!(harness.engine.cached_modules(), 2);
 }

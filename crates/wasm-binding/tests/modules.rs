@@ -104,10 +104,13 @@ fn compiled_modules_are_cached_and_reloaded_from_state() {
     for _ in 0..5 {
         harness.call(counter, b"");
     }
+    assert_eq!(harness.engine.compilations(), 1, "compiled at deploy, never again");
     assert_eq!(harness.engine.cached_modules(), 1);
     harness.commit();
-    // A fresh engine (a restarted node) compiles the module from the code blob in the state.
+    // A fresh engine (a restarted node) compiles the module from the code blob in the state, once.
     harness.engine = wasm_binding::WasmEngine::new(common::CHAIN_ID);
     assert_eq!(u64_output(&harness.call(counter, &[1])), 5);
+    assert_eq!(u64_output(&harness.call(counter, &[1])), 5);
+    assert_eq!(harness.engine.compilations(), 1);
     assert_eq!(harness.engine.cached_modules(), 1);
 }

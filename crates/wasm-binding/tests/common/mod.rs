@@ -42,6 +42,14 @@ impl Harness {
         self.call_as(ALICE, module, input, GAS)
     }
 
+    /// What every call to `module` pays before its first instruction (`gas::call_base` of its
+    /// code's length).
+    pub(crate) fn call_base(&self, module: Identity) -> u64 {
+        let record = self.engine.module_record(&self.overlay, module).unwrap().expect("the module is deployed");
+        let code = self.overlay.get(&kv_core::key::code_key(&record.code_hash)).unwrap().expect("its code is stored");
+        wasm_binding::gas::call_base(code.len())
+    }
+
     pub(crate) fn commit(&mut self) {
         self.store.commit(&self.overlay).unwrap();
         self.overlay = self.store.begin();
