@@ -14,7 +14,6 @@ use crate::ethereum::{EthAccount, ethereum_accounts, logs_hash, state_root};
 use crate::executor::{EvmError, EvmExecutor};
 use kv_core::Store;
 use revm::context::CfgEnv;
-use revm::context::result::ExecutionResult;
 use revm::primitives::hardfork::SpecId;
 use revm::primitives::{Address, U256, keccak256};
 use revm_statetest_types::{AccountInfo, SpecName, Test, TestSuite, TestUnit};
@@ -135,18 +134,26 @@ pub fn run_file(path: &Path) -> Vec<CaseReport> {
     };
     let mut reports = Vec::new();
     for (name, unit) in &suite.0 {
+        let keys = post_keys(&json, name);
         for (fork, tests) in &unit.post {
-            let fork_name = format!("{fork:?}");
+            let key = match keys.get(fork).map(Vec::as_slice) {
+                Some([key]) => Ok(key.as_str()),
+                found => Err(format!("{} keys of the fixture's post name fork {fork:?}", found.map_or(0, <[_]>::len))),
+            };
+            let fork_name = key.as_ref().map_or_else(|_| format!("{fork:?}"), |key| (*key).to_owned());
             for (index, test) in tests.iter().enumerate() {
-                let verdict = match fork {
-                    _ if skipped.is_some() => Verdict::Skipped(skipped.unwrap_or_default().to_owned()),
-                    SpecName::Constantinople | SpecName::ByzantiumToConstantinopleAt5 => {
-                        Verdict::Skipped("Constantinople was replaced by Petersburg (skipped by revme too)".to_owned())
-                    }
-                    SpecName::Unknown => Verdict::Skipped("unknown fork name (skipped by revme too)".to_owned()),
-                    _ => {
-                        let expected_state = expected_post_state(&json, name, &fork_name, index);
-                        run_case(unit, fork.to_spec_id(), test, expected_state.as_ref())
+                let verdict = if let Some(reason) = skipped {
+                    Verdict::Skipped(reason.to_owned())
+                } else {
+                    match fork {
+                        SpecName::Constantinople | SpecName::ByzantiumToConstantinopleAt5 => Verdict::Skipped(
+                            "Constantinople was replaced by Petersburg (skipped by revme too)".to_owned(),
+                        ),
+                        SpecName::Unknown => Verdict::Skipped("unknown fork name (skipped by revme too)".to_owned()),
+                        _ => match key.clone().and_then(|key| expected_post_state(&json, name, key, index)) {
+                            Ok(expected) => run_case(unit, fork.to_spec_id(), test, expected.as_ref()),
+                            Err(reason) => Verdict::Failed(reason),
+                        },
                     }
                 };
                 reports.push(report(name, &fork_name, index, verdict));
@@ -156,16 +163,40 @@ pub fn run_file(path: &Path) -> Vec<CaseReport> {
     reports
 }
 
+/// The keys of `test`'s post entries in the raw fixture, by the fork each names. `SpecName`
+/// accepts aliases (`TangerineWhistle`, `SpuriousDragon`), so a fork's own name need not be its
+/// key; two keys naming one fork would have been merged by the fixture types.
+fn post_keys(json: &serde_json::Value, test: &str) -> BTreeMap<SpecName, Vec<String>> {
+    let mut keys: BTreeMap<SpecName, Vec<String>> = BTreeMap::new();
+    let post = json.get(test).and_then(|test| test.get("post")).and_then(serde_json::Value::as_object);
+    for key in post.into_iter().flat_map(serde_json::Map::keys) {
+        if let Ok(fork) = SpecName::deserialize(serde_json::Value::String(key.clone())) {
+            keys.entry(fork).or_default().push(key.clone());
+        }
+    }
+    keys
+}
+
 /// The full post state an execution-spec-tests fixture lists for a case (its `state` field),
-/// read from the raw JSON because the fixture types keep that field private.
+/// read from the raw JSON because the fixture types keep that field private. `None` when the
+/// fixture lists none (the legacy tests); a state that does not parse is an error, never a
+/// comparison silently left out.
 fn expected_post_state(
     json: &serde_json::Value,
     test: &str,
-    fork: &str,
+    fork_key: &str,
     index: usize,
-) -> Option<BTreeMap<Address, AccountInfo>> {
-    let state = json.get(test)?.get("post")?.get(fork)?.get(index)?.get("state")?;
-    BTreeMap::<Address, AccountInfo>::deserialize(state).ok()
+) -> Result<Option<BTreeMap<Address, AccountInfo>>, String> {
+    let entry = json
+        .get(test)
+        .and_then(|test| test.get("post"))
+        .and_then(|post| post.get(fork_key))
+        .and_then(|entries| entries.get(index))
+        .ok_or_else(|| format!("post entry {fork_key} #{index} is missing from the fixture"))?;
+    let Some(state) = entry.get("state") else { return Ok(None) };
+    BTreeMap::<Address, AccountInfo>::deserialize(state)
+        .map(Some)
+        .map_err(|error| format!("the expected post state does not parse: {error}"))
 }
 
 fn max_blobs(spec: SpecId) -> u64 {
@@ -243,7 +274,7 @@ fn try_case(
     {
         return Ok(Verdict::Failed(format!("output {output} differs from the expected {expected}")));
     }
-    let logs = logs_hash(result_logs(&result));
+    let logs = logs_hash(result.logs());
     if logs != test.logs {
         return Ok(Verdict::Failed(format!("logs hash {logs} differs from the expected {}", test.logs)));
     }
@@ -258,10 +289,6 @@ fn try_case(
         return Ok(Verdict::Failed(format!("state root {root} differs from the expected {}", test.hash)));
     }
     Ok(Verdict::Passed)
-}
-
-fn result_logs(result: &ExecutionResult) -> &[revm::primitives::Log] {
-    result.logs()
 }
 
 /// The first difference between the store's accounts and a fixture's expected post state.

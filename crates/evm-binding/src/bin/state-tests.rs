@@ -56,7 +56,6 @@ fn main() -> ExitCode {
     let workers = std::thread::available_parallelism().map_or(1, usize::from);
     let (sender, receiver) = mpsc::channel::<Vec<CaseReport>>();
     let mut summary = Summary::default();
-    let mut failures = Vec::new();
     std::thread::scope(|scope| {
         for _ in 0..workers {
             let sender = sender.clone();
@@ -75,7 +74,6 @@ fn main() -> ExitCode {
                 summary.add(&report.verdict);
                 if let Verdict::Failed(reason) = &report.verdict {
                     progress.suspend(|| eprintln!("FAILED {}: {reason}", case_name(&report)));
-                    failures.push(report);
                 }
             }
             progress.set_message(format!("{} passed, {} failed", summary.passed, summary.failed));
