@@ -12,6 +12,7 @@
 
 use criterion::{Criterion, Throughput, criterion_group, criterion_main};
 use cross_read::XStatePrecompiles;
+use evm_binding::abi::{artifact, calldata, output_word};
 use evm_binding::revm::context::{BlockEnv, TxEnv};
 use evm_binding::revm::primitives::hardfork::SpecId;
 use evm_binding::revm::primitives::{Address, Bytes, TxKind, U256};
@@ -50,13 +51,6 @@ fn loop_module(cross: bool) -> Vec<u8> {
     .unwrap()
 }
 
-fn artifact(name: &str) -> Vec<u8> {
-    let path = format!("{}/../../contracts/artifacts/{name}.json", env!("CARGO_MANIFEST_DIR"));
-    evm_binding::abi::artifact_bytecode(&std::fs::read_to_string(path).unwrap()).unwrap().to_vec()
-}
-
-use evm_binding::abi::calldata;
-
 fn bench(c: &mut Criterion) {
     let store = Store::in_memory();
     let engine = cross_read::wasm_engine(1);
@@ -81,7 +75,8 @@ fn bench(c: &mut Criterion) {
         chain_id: Some(1),
         ..Default::default()
     };
-    let result = executor.transact(&mut overlay, &block, tx(TxKind::Create, artifact("CrossBench").into(), 0)).unwrap();
+    let result =
+        executor.transact(&mut overlay, &block, tx(TxKind::Create, artifact("CrossBench").unwrap(), 0)).unwrap();
     let bench_contract = result.created_address().unwrap();
     store.commit(&overlay).unwrap();
     let mut overlay = store.begin();
@@ -106,7 +101,7 @@ fn bench(c: &mut Criterion) {
     group.bench_function("evm_precompile_read", |b| {
         b.iter(|| {
             let result = session.transact(tx(TxKind::Call(bench_contract), read_loop.clone(), nonce)).unwrap();
-            assert_eq!(U256::from_be_slice(&result.output().unwrap()[..32]), U256::from(4 * READS));
+            assert_eq!(output_word(&result, 0), Some(U256::from(4 * READS)));
             nonce += 1;
         });
     });
@@ -117,7 +112,7 @@ fn bench(c: &mut Criterion) {
     group.bench_function("evm_identity_call", |b| {
         b.iter(|| {
             let result = session.transact(tx(TxKind::Call(bench_contract), identity_loop.clone(), nonce)).unwrap();
-            assert_eq!(U256::from_be_slice(&result.output().unwrap()[..32]), U256::from(68 * READS));
+            assert_eq!(output_word(&result, 0), Some(U256::from(68 * READS)));
             nonce += 1;
         });
     });
@@ -125,7 +120,7 @@ fn bench(c: &mut Criterion) {
     group.bench_function("evm_warm_sload", |b| {
         b.iter(|| {
             let result = session.transact(tx(TxKind::Call(bench_contract), sload_loop.clone(), nonce)).unwrap();
-            assert_eq!(U256::from_be_slice(&result.output().unwrap()[..32]), U256::from(READS));
+            assert_eq!(output_word(&result, 0), Some(U256::from(READS)));
             nonce += 1;
         });
     });

@@ -1,20 +1,22 @@
 //! The Solidity ABI of the precompile at `0x…0a00`: selectors, strict calldata decoding and the
 //! documented custom errors. Decoding accepts only canonical encodings: exact lengths, zero
 //! padding, in-range integers, the standard offset for the string.
+//!
+//! Selectors are constants, since the precompile matches them on every call; a test checks each
+//! against `evm_binding::abi::selector` of its signature.
 
-use evm_binding::revm::primitives::{Address, Bytes, keccak256};
+use evm_binding::abi::word;
+use evm_binding::revm::primitives::{Address, Bytes};
 use kv_core::ModuleName;
 
 /// `readU64(address,uint64)`.
 pub const READ_U64_SIGNATURE: &str = "readU64(address,uint64)";
 /// `moduleAddress(string,uint32)`.
 pub const MODULE_ADDRESS_SIGNATURE: &str = "moduleAddress(string,uint32)";
-
-/// The first four bytes of keccak256 of `signature`.
-pub fn selector(signature: &str) -> [u8; 4] {
-    let hash = keccak256(signature.as_bytes());
-    [hash[0], hash[1], hash[2], hash[3]]
-}
+/// The selector of [`READ_U64_SIGNATURE`].
+pub const READ_U64_SELECTOR: [u8; 4] = [0xf5, 0xc7, 0x16, 0xee];
+/// The selector of [`MODULE_ADDRESS_SIGNATURE`].
+pub const MODULE_ADDRESS_SELECTOR: [u8; 4] = [0x77, 0xef, 0x69, 0x96];
 
 /// A decoded call to the precompile.
 #[derive(Clone, Debug, PartialEq, Eq)]
@@ -72,9 +74,21 @@ impl CallError {
         }
     }
 
+    /// The selector of this error: the first four bytes of keccak256 of [`Self::signature`].
+    pub const fn selector(&self) -> [u8; 4] {
+        match self {
+            Self::UnknownSelector(_) => [0xc2, 0xa8, 0x25, 0xf5],
+            Self::MalformedCalldata => [0x59, 0x17, 0x0b, 0xf0],
+            Self::ValueNotAccepted => [0x0d, 0x7b, 0x65, 0xad],
+            Self::InvalidModuleName => [0x65, 0xfb, 0x67, 0xe4],
+            Self::SlotNotU64 { .. } => [0x96, 0x34, 0x9f, 0x03],
+        }
+    }
+
     /// The revert data: the error's selector and its ABI-encoded arguments.
     pub fn encode(&self) -> Bytes {
-        let mut out = selector(self.signature()).to_vec();
+        let mut out = Vec::with_capacity(4 + 64);
+        out.extend_from_slice(&self.selector());
         match self {
             Self::UnknownSelector(found) => {
                 let mut word = [0u8; 32];
@@ -82,20 +96,13 @@ impl CallError {
                 out.extend_from_slice(&word);
             }
             Self::SlotNotU64 { module, slot } => {
-                out.extend_from_slice(&address_word(*module));
+                out.extend_from_slice(&word(*module).to_be_bytes::<32>());
                 out.extend_from_slice(&u64_word(*slot));
             }
             Self::MalformedCalldata | Self::ValueNotAccepted | Self::InvalidModuleName => {}
         }
         out.into()
     }
-}
-
-/// An address as an ABI word.
-pub fn address_word(address: Address) -> [u8; 32] {
-    let mut word = [0u8; 32];
-    word[12..].copy_from_slice(address.as_slice());
-    word
 }
 
 /// A u64 as an ABI word.
@@ -105,7 +112,7 @@ pub fn u64_word(value: u64) -> [u8; 32] {
     word
 }
 
-fn word(data: &[u8], index: usize) -> Result<&[u8], CallError> {
+fn argument(data: &[u8], index: usize) -> Result<&[u8], CallError> {
     data.get(index * 32..index * 32 + 32).ok_or(CallError::MalformedCalldata)
 }
 
@@ -118,36 +125,42 @@ fn decode_uint(word: &[u8], bytes: usize) -> Result<&[u8], CallError> {
     if zero(padding) { Ok(value) } else { Err(CallError::MalformedCalldata) }
 }
 
-/// Decodes calldata strictly.
+/// Decodes calldata strictly. A canonically encoded name that is not a module name (of any
+/// length, empty included) is [`CallError::InvalidModuleName`]; a length that does not match the
+/// bytes that follow is [`CallError::MalformedCalldata`].
 pub fn decode(input: &[u8]) -> Result<Call, CallError> {
     let (found, arguments) = input.split_at_checked(4).ok_or(CallError::MalformedCalldata)?;
     let found: [u8; 4] = found.try_into().map_err(|_| CallError::MalformedCalldata)?;
-    if found == selector(READ_U64_SIGNATURE) {
+    if found == READ_U64_SELECTOR {
         if arguments.len() != 64 {
             return Err(CallError::MalformedCalldata);
         }
-        let module = Address::from_slice(decode_uint(word(arguments, 0)?, 20)?);
+        let module = Address::from_slice(decode_uint(argument(arguments, 0)?, 20)?);
         let slot = u64::from_be_bytes(
-            decode_uint(word(arguments, 1)?, 8)?.try_into().map_err(|_| CallError::MalformedCalldata)?,
+            decode_uint(argument(arguments, 1)?, 8)?.try_into().map_err(|_| CallError::MalformedCalldata)?,
         );
         return Ok(Call::ReadU64 { module, slot });
     }
-    if found == selector(MODULE_ADDRESS_SIGNATURE) {
+    if found == MODULE_ADDRESS_SELECTOR {
         // Head: offset of the string (always 0x40), the version; tail: length, padded bytes.
-        let offset = word(arguments, 0)?;
+        let offset = argument(arguments, 0)?;
         if decode_uint(offset, 1)? != [0x40] {
             return Err(CallError::MalformedCalldata);
         }
         let version = u32::from_be_bytes(
-            decode_uint(word(arguments, 1)?, 4)?.try_into().map_err(|_| CallError::MalformedCalldata)?,
+            decode_uint(argument(arguments, 1)?, 4)?.try_into().map_err(|_| CallError::MalformedCalldata)?,
         );
-        let length = decode_uint(word(arguments, 2)?, 1)?[0];
-        let length = usize::from(length);
-        let padded = length.div_ceil(32) * 32;
-        if arguments.len() != 96 + padded {
+        // A length beyond 64 bits could never be followed by its bytes.
+        let length = u64::from_be_bytes(
+            decode_uint(argument(arguments, 2)?, 8)?.try_into().map_err(|_| CallError::MalformedCalldata)?,
+        );
+        let length = usize::try_from(length).map_err(|_| CallError::MalformedCalldata)?;
+        let padded = length.div_ceil(32).checked_mul(32).ok_or(CallError::MalformedCalldata)?;
+        if Some(arguments.len()) != padded.checked_add(96) {
             return Err(CallError::MalformedCalldata);
         }
-        let (name, padding) = arguments[96..].split_at(length);
+        let tail = arguments.get(96..).ok_or(CallError::MalformedCalldata)?;
+        let (name, padding) = tail.split_at_checked(length).ok_or(CallError::MalformedCalldata)?;
         if !zero(padding) {
             return Err(CallError::MalformedCalldata);
         }
@@ -160,15 +173,15 @@ pub fn decode(input: &[u8]) -> Result<Call, CallError> {
 
 /// Calldata for `readU64(module, slot)`.
 pub fn encode_read_u64(module: Address, slot: u64) -> Vec<u8> {
-    let mut out = selector(READ_U64_SIGNATURE).to_vec();
-    out.extend_from_slice(&address_word(module));
+    let mut out = READ_U64_SELECTOR.to_vec();
+    out.extend_from_slice(&word(module).to_be_bytes::<32>());
     out.extend_from_slice(&u64_word(slot));
     out
 }
 
 /// Calldata for `moduleAddress(name, version)`.
 pub fn encode_module_address(name: &str, version: u32) -> Vec<u8> {
-    let mut out = selector(MODULE_ADDRESS_SIGNATURE).to_vec();
+    let mut out = MODULE_ADDRESS_SELECTOR.to_vec();
     out.extend_from_slice(&u64_word(0x40));
     out.extend_from_slice(&u64_word(u64::from(version)));
     out.extend_from_slice(&u64_word(name.len() as u64));

@@ -2,6 +2,7 @@
 //! module slots (`readU64`) and derive module identities (`moduleAddress`), read-only.
 
 use crate::abi::{self, Call, CallError};
+use evm_binding::abi::word;
 use evm_binding::revm::context::Cfg;
 use evm_binding::revm::handler::{EthPrecompiles, PrecompileProvider, precompile_output_to_interpreter_result};
 use evm_binding::revm::interpreter::{CallInputs, InterpreterResult};
@@ -24,7 +25,7 @@ pub const MODULE_ADDRESS_GAS: u64 = 36;
 /// The gas a call with `input` costs.
 pub fn gas_cost(input: &[u8]) -> u64 {
     let words = (input.len() as u64).div_ceil(32);
-    let hashing = if input.starts_with(&abi::selector(abi::MODULE_ADDRESS_SIGNATURE)) { MODULE_ADDRESS_GAS } else { 0 };
+    let hashing = if input.starts_with(&abi::MODULE_ADDRESS_SELECTOR) { MODULE_ADDRESS_GAS } else { 0 };
     BASE_GAS + GAS_PER_WORD * words + hashing
 }
 
@@ -33,16 +34,16 @@ pub fn gas_cost(input: &[u8]) -> u64 {
 fn answer(state: &Overlay, chain_id: u64, call: Call) -> Result<Bytes, Result<CallError, StateError>> {
     match call {
         Call::ReadU64 { module, slot } => {
-            let key = Namespace::wasm(Identity(module.into_array())).slot_key(slot);
+            let key = Namespace::wasm(Identity::from(module)).slot_key(slot);
             match state.get_u64(&key) {
-                Ok(value) => Ok(abi::u64_word(value).to_vec().into()),
+                Ok(value) => Ok(Bytes::copy_from_slice(&abi::u64_word(value))),
                 Err(StateError::SlotValueLength(_)) => Err(Ok(CallError::SlotNotU64 { module, slot })),
                 Err(error) => Err(Err(error)),
             }
         }
         Call::ModuleAddress { name, version } => {
             let identity = module_identity(chain_id, &name, version);
-            Ok(abi::address_word(identity.to_address()).to_vec().into())
+            Ok(Bytes::copy_from_slice(&word(identity.to_address()).to_be_bytes::<32>()))
         }
     }
 }
@@ -88,15 +89,19 @@ impl<'a> PrecompileProvider<EvmContext<'a>> for XStatePrecompiles {
         if inputs.bytecode_address != XSTATE_PRECOMPILE {
             return <EthPrecompiles as PrecompileProvider<EvmContext<'a>>>::run(&mut self.ethereum, context, inputs);
         }
-        let input = inputs.input.bytes(context);
+        // Borrowed, not copied: the calldata may live in the caller's shared memory.
+        let input = inputs.input.as_bytes(context);
         let cost = gas_cost(&input);
         let reservoir = inputs.reservoir;
         if cost > inputs.gas_limit {
             let output = PrecompileOutput::halt(PrecompileHalt::OutOfGas, reservoir);
             return Ok(Some(precompile_output_to_interpreter_result(output, inputs.gas_limit)));
         }
-        let attached = inputs.transfers_value() || inputs.apparent_value().is_some_and(|value| !value.is_zero());
-        let decoded = if attached { Err(CallError::ValueNotAccepted) } else { abi::decode(&input) };
+        // Only ether that would move is refused: a DELEGATECALL passes its caller's msg.value
+        // along as an apparent value, but carries none.
+        let decoded = if inputs.transfers_value() { Err(CallError::ValueNotAccepted) } else { abi::decode(&input) };
+        // The borrow of the caller's memory ends here, before the context is needed mutably.
+        drop(input);
         let state = context.journaled_state.database.overlay();
         let answered = decoded.map_err(Ok).and_then(|call| answer(state, context.cfg.chain_id, call));
         let output = match answered {

@@ -4,6 +4,7 @@
 #![allow(clippy::unwrap_used, clippy::expect_used, clippy::panic)] // Test code: a failed unwrap is a failed test.
 
 use cross_read::abi::{self, Call, CallError};
+use evm_binding::abi::selector;
 use evm_binding::revm::primitives::{Address, hex};
 use kv_core::ModuleName;
 
@@ -20,7 +21,25 @@ fn selectors_and_error_selectors() {
         ("SlotNotU64(address,uint64)", "96349f03"),
     ];
     for (signature, expected) in cases {
-        assert_eq!(hex::encode(abi::selector(signature)), expected, "{signature}");
+        assert_eq!(hex::encode(selector(signature)), expected, "{signature}");
+    }
+}
+
+/// The precompile matches constant selectors; each is the hash of its signature.
+#[test]
+fn constant_selectors_are_the_hashes_of_their_signatures() {
+    assert_eq!(abi::READ_U64_SELECTOR, selector(abi::READ_U64_SIGNATURE));
+    assert_eq!(abi::MODULE_ADDRESS_SELECTOR, selector(abi::MODULE_ADDRESS_SIGNATURE));
+    let errors = [
+        CallError::UnknownSelector([1, 2, 3, 4]),
+        CallError::MalformedCalldata,
+        CallError::ValueNotAccepted,
+        CallError::InvalidModuleName,
+        CallError::SlotNotU64 { module: Address::ZERO, slot: 0 },
+    ];
+    for error in errors {
+        assert_eq!(error.selector(), selector(error.signature()), "{error:?}");
+        assert_eq!(error.encode()[..4], selector(error.signature()), "{error:?}");
     }
 }
 
@@ -53,6 +72,13 @@ fn full_calldata_examples() {
     );
 }
 
+/// `moduleAddress` calldata carrying `name` as raw bytes, canonically encoded.
+fn encode_name_bytes(name: &[u8]) -> Vec<u8> {
+    let mut out = abi::encode_module_address(&"x".repeat(name.len()), 1);
+    out[100..100 + name.len()].copy_from_slice(name);
+    out
+}
+
 #[test]
 fn non_canonical_calldata_is_refused() {
     let module: Address = Address::repeat_byte(0x11);
@@ -69,6 +95,16 @@ fn non_canonical_calldata_is_refused() {
     *dirty_padding.last_mut().unwrap() = 1;
     let mut huge_version = abi::encode_module_address("token", 1);
     huge_version[40] = 1;
+    // The length word says 33 bytes, but one padded word follows.
+    let mut long_length = abi::encode_module_address("token", 1);
+    long_length[99] = 33;
+    let mut short_length = abi::encode_module_address("token", 1);
+    short_length[99] = 4;
+    // A length of 2^64 + 5: never followed by its bytes.
+    let mut huge_length = abi::encode_module_address("token", 1);
+    huge_length[91] = 1;
+    let mut missing_padding = abi::encode_module_address("token", 1);
+    missing_padding.truncate(missing_padding.len() - 1);
     let cases: Vec<(&str, Vec<u8>, CallError)> = vec![
         ("empty", vec![], CallError::MalformedCalldata),
         ("three bytes", vec![0xf5, 0xc7, 0x16], CallError::MalformedCalldata),
@@ -81,10 +117,25 @@ fn non_canonical_calldata_is_refused() {
         ("string offset not 0x40", bad_offset, CallError::MalformedCalldata),
         ("dirty string padding", dirty_padding, CallError::MalformedCalldata),
         ("version above u32", huge_version, CallError::MalformedCalldata),
+        ("length beyond the name", long_length, CallError::MalformedCalldata),
+        ("length short of the name", short_length, CallError::MalformedCalldata),
+        ("length above u64", huge_length, CallError::MalformedCalldata),
+        ("name without its padding", missing_padding, CallError::MalformedCalldata),
         ("invalid name", abi::encode_module_address("Token", 1), CallError::InvalidModuleName),
         ("empty name", abi::encode_module_address("", 1), CallError::InvalidModuleName),
+        // Any canonically encoded name outside 1-64 bytes is an invalid name, whatever its length.
+        ("65-byte name", abi::encode_module_address(&"a".repeat(65), 1), CallError::InvalidModuleName),
+        ("255-byte name", abi::encode_module_address(&"a".repeat(255), 1), CallError::InvalidModuleName),
+        ("256-byte name", abi::encode_module_address(&"a".repeat(256), 1), CallError::InvalidModuleName),
+        ("1000-byte name", abi::encode_module_address(&"a".repeat(1000), 1), CallError::InvalidModuleName),
+        ("name that is not UTF-8", encode_name_bytes(&[0x74, 0xff]), CallError::InvalidModuleName),
     ];
     for (what, input, expected) in cases {
         assert_eq!(abi::decode(&input), Err(expected), "{what}");
     }
+    let longest = "a".repeat(64);
+    assert_eq!(
+        abi::decode(&abi::encode_module_address(&longest, 7)).unwrap(),
+        Call::ModuleAddress { name: ModuleName::new(&longest).unwrap(), version: 7 }
+    );
 }

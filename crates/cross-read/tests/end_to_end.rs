@@ -7,14 +7,14 @@
 
 mod common;
 
-use common::{ALICE, BOB, DEPLOYER, World, calldata, guest, output_word, token_input, word};
+use common::{ALICE, BOB, DEPLOYER, World, guest, token_input};
+use evm_binding::abi::{calldata, mapping_slot, output_word, word};
 use evm_binding::revm::primitives::{Address, B256, U256, keccak256};
 use kv_core::{Namespace, Store, StoreConfig, verify};
 
+/// OpenZeppelin's ERC-20 keeps `_balances` in slot 0.
 fn erc20_balance_key(token: Address, holder: Address) -> Vec<u8> {
-    let mut preimage = [0u8; 64];
-    preimage[12..32].copy_from_slice(holder.as_slice());
-    Namespace::evm(token).word_key(&keccak256(preimage).0).to_vec()
+    Namespace::evm(token).word_key(&mapping_slot(word(holder), U256::ZERO).to_be_bytes::<32>()).to_vec()
 }
 
 fn wasm_balance_slot(holder: Address) -> u64 {
@@ -62,7 +62,7 @@ fn both_directions_in_one_block_with_verified_proofs() {
         calldata("readTokenBalance(address,address)", &[word(token.to_address()), word(BOB)]),
     );
     assert!(read.is_success(), "{read:?}");
-    assert_eq!(output_word(&read), U256::from(640));
+    assert_eq!(output_word(&read, 0), Some(U256::from(640)));
 
     // WASM reads EVM: a Rust module reads BOB's ERC-20 balance and records it.
     let erc20_reader = world.deploy_module("erc20-reader", &guest("erc20-reader"));

@@ -1,16 +1,22 @@
-//! EVM contracts read WASM slots through the precompile: results, gas, STATICCALL, documented
-//! reverts that never abort the transaction, and no way to change WASM state.
+//! EVM contracts read WASM slots through the precompile: results, exact gas, a warm address,
+//! STATICCALL and DELEGATECALL, documented reverts that never abort the transaction, and no way to
+//! change WASM state.
 
 #![allow(clippy::unwrap_used, clippy::expect_used, clippy::panic)] // Test code: a failed unwrap is a failed test.
 
 mod common;
 
-use common::{ALICE, BOB, World, calldata, guest, output_word, token_input, word};
+use common::{ALICE, BOB, World, guest, token_input};
 use cross_read::abi::{self, CallError};
-use cross_read::{BASE_GAS, XSTATE_PRECOMPILE};
+use cross_read::{BASE_GAS, GAS_PER_WORD, MODULE_ADDRESS_GAS, XSTATE_PRECOMPILE, XStatePrecompiles, gas_cost};
+use evm_binding::EvmContext;
+use evm_binding::abi::{calldata, output_word, word};
 use evm_binding::revm::context::TxEnv;
 use evm_binding::revm::context::result::ExecutionResult;
-use evm_binding::revm::primitives::{Address, TxKind, U256};
+use evm_binding::revm::handler::PrecompileProvider;
+use evm_binding::revm::primitives::hardfork::SpecId;
+use evm_binding::revm::primitives::{Address, TxKind, U256, address};
+use evm_binding::{GenesisAccount, insert_account};
 use kv_core::{Engine, Namespace};
 
 fn direct(world: &mut World, input: Vec<u8>, value: U256) -> ExecutionResult {
@@ -29,21 +35,55 @@ fn read_u64_returns_the_slot_and_zero_for_unknown_modules() {
     for _ in 0..3 {
         assert!(world.wasm_call(ALICE, counter, b"").is_success());
     }
+    let wasm_before = wasm_state(&world);
     let result = direct(&mut world, abi::encode_read_u64(counter.to_address(), 0), U256::ZERO);
     assert!(result.is_success(), "{result:?}");
-    assert_eq!(output_word(&result), U256::from(3));
+    assert_eq!(output_word(&result, 0), Some(U256::from(3)));
     // Gas: the intrinsic 21,000 plus calldata, plus at least a cold SLOAD.
     assert!(result.tx_gas_used() >= 21_000 + BASE_GAS, "{}", result.tx_gas_used());
 
     // An unknown module reads 0, like an absent slot of a known one.
     let unknown = direct(&mut world, abi::encode_read_u64(Address::repeat_byte(0x77), 0), U256::ZERO);
-    assert_eq!(output_word(&unknown), U256::ZERO);
+    assert_eq!(output_word(&unknown, 0), Some(U256::ZERO));
     let absent_slot = direct(&mut world, abi::encode_read_u64(counter.to_address(), 99), U256::ZERO);
-    assert_eq!(output_word(&absent_slot), U256::ZERO);
+    assert_eq!(output_word(&absent_slot, 0), Some(U256::ZERO));
 
     // moduleAddress derives identities with the runtime's chain id.
     let derived = direct(&mut world, abi::encode_module_address("counter", 1), U256::ZERO);
-    assert_eq!(derived.output().unwrap()[12..32], *counter.as_bytes());
+    assert_eq!(output_word(&derived, 0), Some(word(counter.to_address())));
+    assert_eq!(wasm_state(&world), wasm_before, "a successful precompile call changed WASM state");
+}
+
+/// The documented prices, to the gas: 2,100 + 3 per calldata word, plus 36 for `moduleAddress`.
+#[test]
+fn gas_is_the_documented_price() {
+    // readU64: 4 + 64 bytes, 3 words.
+    let read = abi::encode_read_u64(Address::repeat_byte(0x11), 7);
+    assert_eq!(gas_cost(&read), 2_109);
+    assert_eq!(gas_cost(&read), BASE_GAS + 3 * GAS_PER_WORD);
+    // moduleAddress("token", 1): 4 + 128 bytes, 5 words.
+    let derive = abi::encode_module_address("token", 1);
+    assert_eq!(gas_cost(&derive), 2_151);
+    assert_eq!(gas_cost(&derive), BASE_GAS + 5 * GAS_PER_WORD + MODULE_ADDRESS_GAS);
+    // Refused calls pay the same: empty calldata is the base price.
+    assert_eq!(gas_cost(&[]), BASE_GAS);
+}
+
+/// Like every precompile, the address is warm from the start of a transaction, under every spec
+/// the provider is switched to.
+#[test]
+fn the_precompile_address_is_warm_under_every_spec() {
+    let mut precompiles = XStatePrecompiles::new(SpecId::SHANGHAI);
+    let warm = |precompiles: &XStatePrecompiles| {
+        <XStatePrecompiles as PrecompileProvider<EvmContext<'_>>>::warm_addresses(precompiles).clone()
+    };
+    let bls = address!("0x000000000000000000000000000000000000000b");
+    assert!(warm(&precompiles).contains(&XSTATE_PRECOMPILE));
+    assert!(!warm(&precompiles).contains(&bls), "BLS arrived with Prague");
+    assert!(<XStatePrecompiles as PrecompileProvider<EvmContext<'_>>>::set_spec(&mut precompiles, SpecId::PRAGUE));
+    assert!(warm(&precompiles).contains(&XSTATE_PRECOMPILE));
+    assert!(warm(&precompiles).contains(&bls));
+    assert!(<XStatePrecompiles as PrecompileProvider<EvmContext<'_>>>::contains(&precompiles, &XSTATE_PRECOMPILE));
 }
 
 #[test]
@@ -102,12 +142,58 @@ fn too_little_gas_fails_the_inner_call_not_the_transaction() {
             calldata("readWithGas(address,uint64,uint256)", &[word(counter.to_address()), U256::ZERO, U256::from(gas)]);
         let result = world.evm_call(ALICE, bench, data);
         assert!(result.is_success(), "the outer call goes on: {result:?}");
-        let output = result.output().unwrap();
-        (U256::from_be_slice(&output[..32]), U256::from_be_slice(&output[32..64]))
+        (output_word(&result, 0).unwrap(), output_word(&result, 1).unwrap())
     };
-    // Below the precompile's price the STATICCALL returns false; with enough it reads slot 0.
-    assert_eq!(read(&mut world, BASE_GAS - 1), (U256::ZERO, U256::ZERO));
-    assert_eq!(read(&mut world, BASE_GAS + 100), (U256::from(1), U256::from(1)));
+    // One gas short of the price the STATICCALL returns false; with exactly the price it reads
+    // slot 0.
+    let cost = gas_cost(&abi::encode_read_u64(counter.to_address(), 0));
+    assert_eq!(read(&mut world, cost - 1), (U256::ZERO, U256::ZERO));
+    assert_eq!(read(&mut world, cost), (U256::from(1), U256::from(1)));
+}
+
+/// Runtime code that forwards its calldata to the precompile with `call` and returns (or reverts
+/// with) what the precompile returned.
+fn forwarder(call: &[u8]) -> Vec<u8> {
+    // CALLDATACOPY(0, 0, CALLDATASIZE); then the call's return area (0, 0) and its input
+    // (0, CALLDATASIZE), innermost last.
+    let mut code = vec![0x36, 0x60, 0x00, 0x60, 0x00, 0x37, 0x60, 0x00, 0x60, 0x00, 0x36, 0x60, 0x00];
+    code.extend_from_slice(call);
+    // RETURNDATACOPY(0, 0, RETURNDATASIZE); JUMPI to the RETURN on success, else REVERT.
+    code.extend_from_slice(&[0x3d, 0x60, 0x00, 0x60, 0x00, 0x3e]);
+    let success = u8::try_from(code.len() + 7).unwrap();
+    code.extend_from_slice(&[0x60, success, 0x57, 0x3d, 0x60, 0x00, 0xfd, 0x5b, 0x3d, 0x60, 0x00, 0xf3]);
+    code
+}
+
+/// Only ether that moves is refused: a DELEGATECALL from a call that carries value passes that
+/// value along as `msg.value` but transfers nothing, so it is served; a CALLCODE with value
+/// transfers it and is refused.
+#[test]
+fn value_is_refused_only_when_it_would_move() {
+    let mut world = World::new();
+    let counter = world.deploy_module("counter", &guest("counter"));
+    assert!(world.wasm_call(ALICE, counter, b"").is_success());
+    // PUSH2 0x0a00, GAS, DELEGATECALL.
+    let delegating = Address::repeat_byte(0xde);
+    let code = forwarder(&[0x61, 0x0a, 0x00, 0x5a, 0xf4]);
+    insert_account(&mut world.overlay, delegating, &GenesisAccount { code, ..Default::default() }).unwrap();
+    // CALLVALUE, PUSH2 0x0a00, GAS, CALLCODE.
+    let callcode = Address::repeat_byte(0xcc);
+    let code = forwarder(&[0x34, 0x61, 0x0a, 0x00, 0x5a, 0xf2]);
+    insert_account(&mut world.overlay, callcode, &GenesisAccount { code, ..Default::default() }).unwrap();
+
+    let read = abi::encode_read_u64(counter.to_address(), 0);
+    let wasm_before = wasm_state(&world);
+    let tx = TxEnv { value: U256::from(5), ..world.tx(ALICE, TxKind::Call(delegating), read.clone()) };
+    let served = world.send(tx);
+    assert!(served.is_success(), "{served:?}");
+    assert_eq!(output_word(&served, 0), Some(U256::ONE));
+
+    let tx = TxEnv { value: U256::from(5), ..world.tx(ALICE, TxKind::Call(callcode), read) };
+    let refused = world.send(tx);
+    let ExecutionResult::Revert { output, .. } = &refused else { panic!("expected a revert, got {refused:?}") };
+    assert_eq!(output, &CallError::ValueNotAccepted.encode());
+    assert_eq!(wasm_state(&world), wasm_before);
 }
 
 #[test]
@@ -119,14 +205,15 @@ fn solidity_reads_through_staticcall_and_sees_earlier_writes_of_the_block() {
     let reader = world.deploy_contract("WasmReader", &[]);
 
     // balanceByName is a view: Solidity reaches the precompile with STATICCALL.
-    let mut by_name = calldata("balanceByName(string,uint32,address)", &[U256::from(0x60), U256::from(1), word(BOB)]);
+    let mut by_name =
+        calldata("balanceByName(string,uint32,address)", &[U256::from(0x60), U256::from(1), word(BOB)]).to_vec();
     by_name.extend_from_slice(&U256::from(5).to_be_bytes::<32>());
     let mut name = b"token".to_vec();
     name.resize(32, 0);
     by_name.extend_from_slice(&name);
     let result = world.evm_call(ALICE, reader, by_name.clone());
     assert!(result.is_success(), "{result:?}");
-    assert_eq!(output_word(&result), U256::from(640));
+    assert_eq!(output_word(&result, 0), Some(U256::from(640)));
 
     // A WASM transfer later in the same block is visible to the next EVM read.
     assert!(world.wasm_call(BOB, token, &token_input(0x02, ALICE, Some(40))).is_success());
@@ -136,6 +223,6 @@ fn solidity_reads_through_staticcall_and_sees_earlier_writes_of_the_block() {
         calldata("readTokenBalance(address,address)", &[word(token.to_address()), word(BOB)]),
     );
     assert!(result.is_success(), "{result:?}");
-    assert_eq!(output_word(&result), U256::from(600));
+    assert_eq!(output_word(&result, 0), Some(U256::from(600)));
     assert_eq!(result.logs().len(), 1, "BalanceRead event");
 }

@@ -11,12 +11,13 @@
 #![allow(clippy::unwrap_used, clippy::expect_used, clippy::panic)] // Test code: a failed unwrap is a failed test.
 
 use criterion::{Criterion, Throughput, criterion_group, criterion_main};
+use evm_binding::abi::{artifact, calldata, mapping_slot, output_word, word};
 use evm_binding::revm::context::result::ExecutionResult;
 use evm_binding::revm::context::{BlockEnv, CfgEnv, Context, TxEnv};
 use evm_binding::revm::database::{CacheDB, EmptyDB};
 use evm_binding::revm::handler::EthPrecompiles;
 use evm_binding::revm::primitives::hardfork::SpecId;
-use evm_binding::revm::primitives::{Address, Bytes, TxKind, U256, keccak256};
+use evm_binding::revm::primitives::{Address, Bytes, TxKind, U256};
 use evm_binding::revm::state::AccountInfo;
 use evm_binding::revm::{ExecuteCommitEvm, MainBuilder, MainContext};
 use evm_binding::{EvmExecutor, GenesisAccount, insert_account};
@@ -29,15 +30,6 @@ const CHAIN_ID: u64 = 1;
 const OWNER: Address = Address::repeat_byte(0xd0);
 const BOB: Address = Address::repeat_byte(0xb0);
 const SLOADS: u64 = 1_000;
-
-fn artifact(name: &str) -> Vec<u8> {
-    let path = format!("{}/../../contracts/artifacts/{name}.json", env!("CARGO_MANIFEST_DIR"));
-    evm_binding::abi::artifact_bytecode(&std::fs::read_to_string(path).unwrap()).unwrap().to_vec()
-}
-
-use evm_binding::abi::calldata;
-
-use evm_binding::abi::word;
 
 fn tx(kind: TxKind, data: Bytes, nonce: u64) -> TxEnv {
     TxEnv { caller: OWNER, kind, data, nonce, gas_limit: 30_000_000, chain_id: Some(CHAIN_ID), ..Default::default() }
@@ -62,18 +54,19 @@ fn bench(c: &mut Criterion) {
     let mut overlay = store.begin();
     insert_account(&mut overlay, OWNER, &GenesisAccount { balance: U256::from(10u128.pow(24)), ..Default::default() })
         .unwrap();
-    let mut code = artifact("XToken");
+    let mut code = artifact("XToken").unwrap().to_vec();
     code.extend_from_slice(&word(OWNER).to_be_bytes::<32>());
     let token = created(executor.transact(&mut overlay, &block(), tx(TxKind::Create, code.clone().into(), 0)).unwrap());
     let mint = calldata("mint(address,uint256)", &[word(OWNER), U256::MAX >> 1]);
     assert!(executor.transact(&mut overlay, &block(), tx(TxKind::Call(token), mint.clone(), 1)).unwrap().is_success());
-    let storage =
-        created(executor.transact(&mut overlay, &block(), tx(TxKind::Create, artifact("Storage").into(), 2)).unwrap());
+    let storage = created(
+        executor.transact(&mut overlay, &block(), tx(TxKind::Create, artifact("Storage").unwrap(), 2)).unwrap(),
+    );
     let bench_code = created(
-        executor.transact(&mut overlay, &block(), tx(TxKind::Create, artifact("CrossBench").into(), 3)).unwrap(),
+        executor.transact(&mut overlay, &block(), tx(TxKind::Create, artifact("CrossBench").unwrap(), 3)).unwrap(),
     );
     for key in 0..10_000u64 {
-        let slot = U256::from_be_bytes(keccak256([U256::from(key).to_be_bytes::<32>(), [0u8; 32]].concat()).0);
+        let slot = mapping_slot(U256::from(key), U256::ZERO);
         let key = kv_core::Namespace::evm(storage).word_key(&slot.to_be_bytes::<32>());
         overlay.set(&key, &U256::from(3).to_be_bytes::<32>()).unwrap();
     }
@@ -121,7 +114,7 @@ fn bench(c: &mut Criterion) {
         b.iter(|| {
             let result =
                 executor.transact(&mut reader, &block(), tx(TxKind::Call(storage), sum.clone(), read_nonce)).unwrap();
-            assert_eq!(U256::from_be_slice(&result.output().unwrap()[..32]), U256::from(3 * SLOADS));
+            assert_eq!(output_word(&result, 0), Some(U256::from(3 * SLOADS)));
             read_nonce += 1;
         });
     });
@@ -131,7 +124,7 @@ fn bench(c: &mut Criterion) {
             let result = executor
                 .transact(&mut reader, &block(), tx(TxKind::Call(bench_code), warm.clone(), read_nonce))
                 .unwrap();
-            assert_eq!(U256::from_be_slice(&result.output().unwrap()[..32]), U256::from(SLOADS));
+            assert_eq!(output_word(&result, 0), Some(U256::from(SLOADS)));
             read_nonce += 1;
         });
     });

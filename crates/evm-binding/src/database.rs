@@ -7,9 +7,10 @@
 //! empty storage, a touched empty account is deleted (EIP-161; revm's journal already keeps empty
 //! accounts alive before Spurious Dragon), and zero storage words are deletions.
 
+use alloy_primitives::map::Entry;
 use alloy_primitives::map::HashMap;
 use kv_core::key::code_key;
-use kv_core::{AccountRecord, Namespace, Overlay, RecordError, StateError};
+use kv_core::{AccountRecord, KeyError, Namespace, Overlay, RecordError, StateError};
 use parking_lot::RwLock;
 use revm::bytecode::Bytecode;
 use revm::database_interface::DBErrorMarker;
@@ -42,6 +43,15 @@ pub enum EvmDbError {
         address: Address,
         /// Bytes found.
         len: usize,
+    },
+    /// A key in the EVM namespace has none of the spec's layouts (kv-core refuses such keys on
+    /// write, so only a damaged store holds one).
+    #[error("corrupt key 0x{} in the EVM namespace: {error}", revm::primitives::hex::encode(key))]
+    CorruptKey {
+        /// The key as stored.
+        key: Vec<u8>,
+        /// Why it does not decode.
+        error: KeyError,
     },
 }
 
@@ -162,35 +172,21 @@ impl CodeCache {
         entries.insert(hash, bytecode.clone());
         Ok(bytecode)
     }
-
-    /// Number of cached contracts.
-    pub fn len(&self) -> usize {
-        self.entries.read().len()
-    }
-
-    /// Whether the cache is empty.
-    pub fn is_empty(&self) -> bool {
-        self.len() == 0
-    }
 }
 
 /// The EVM's read-write view of the store, for one transaction at a time.
 pub struct EvmDatabase<'a> {
     overlay: &'a mut Overlay,
     codes: CodeCache,
-    /// Decoded reads of this session, kept in step with every write `apply` makes. Cleared when
-    /// the overlay is handed out mutably, since the caller may change anything through it.
+    /// Decoded reads of this session, kept in step with every write `apply` makes (and cleared
+    /// when an apply is undone). Only this database writes the EVM namespace while it exists:
+    /// the overlay is handed out mutably only for writes outside it.
     accounts: HashMap<Address, Option<AccountRecord>>,
     words: HashMap<(Address, U256), U256>,
     failure: Option<EvmDbError>,
 }
 
 impl<'a> EvmDatabase<'a> {
-    /// A database over `overlay` with a code cache of its own.
-    pub fn new(overlay: &'a mut Overlay) -> Self {
-        Self::with_code_cache(overlay, CodeCache::default())
-    }
-
     /// A database over `overlay` sharing `codes`.
     pub fn with_code_cache(overlay: &'a mut Overlay, codes: CodeCache) -> Self {
         Self { overlay, codes, accounts: HashMap::default(), words: HashMap::default(), failure: None }
@@ -201,17 +197,11 @@ impl<'a> EvmDatabase<'a> {
         self.overlay
     }
 
-    /// The overlay underneath, for the session's own checkpoints: the caches stay valid, because
-    /// a checkpoint is only reverted when nothing was applied since it.
-    pub(crate) fn overlay_for_checkpoints(&mut self) -> &mut Overlay {
-        self.overlay
-    }
-
-    /// The overlay underneath. Drops the decoded-read caches, since the caller may change
-    /// anything through it.
-    pub fn overlay_mut(&mut self) -> &mut Overlay {
-        self.accounts.clear();
-        self.words.clear();
+    /// The overlay underneath, for writes outside the EVM namespace (the other engine's calls
+    /// between transactions). The decoded-read caches are kept, so a write through it to an EVM
+    /// key would leave them stale; crate-private so that a precompile, which reaches this
+    /// database through revm's context, cannot write at all.
+    pub(crate) fn overlay_mut(&mut self) -> &mut Overlay {
         self.overlay
     }
 
@@ -229,13 +219,22 @@ impl<'a> EvmDatabase<'a> {
         }
     }
 
-    /// Applies a transaction's state changes with Ethereum's rules; see the module docs.
+    /// Applies a transaction's state changes with Ethereum's rules (see the module docs), all or
+    /// nothing: when the store fails partway, every write of this call is undone and the
+    /// decoded-read caches, which followed those writes, are dropped.
     pub fn apply(&mut self, changes: AddressMap<Account>) -> Result<(), EvmDbError> {
+        let checkpoint = self.overlay.checkpoint();
         // The order does not matter: each account touches only its own keys.
-        for (address, account) in changes {
-            self.apply_account(address, account)?;
+        let applied = changes.into_iter().try_for_each(|(address, account)| self.apply_account(address, account));
+        match applied {
+            Ok(()) => Ok(self.overlay.release(checkpoint)?),
+            Err(error) => {
+                self.accounts.clear();
+                self.words.clear();
+                self.overlay.revert(checkpoint)?;
+                Err(error)
+            }
         }
-        Ok(())
     }
 }
 
@@ -265,7 +264,12 @@ impl EvmDatabase<'_> {
         }
         let info = &account.info;
         let code_hash = if info.code_hash == B256::ZERO { KECCAK_EMPTY } else { info.code_hash };
+        // revm hands over the code of every contract it loaded, but only a created account or a
+        // new code hash (an EIP-7702 delegation) can bring code the store may not hold yet. An
+        // account missing from the cache is checked against the store.
+        let known_code = matches!(self.accounts.get(&address), Some(Some(record)) if record.code_hash == code_hash);
         if code_hash != KECCAK_EMPTY
+            && (account.is_created() || !known_code)
             && let Some(bytecode) = &info.code
         {
             let key = code_key(&code_hash);
@@ -299,11 +303,10 @@ impl Database for EvmDatabase<'_> {
     type Error = EvmDbError;
 
     fn basic(&mut self, address: Address) -> Result<Option<AccountInfo>, EvmDbError> {
-        if let Some(record) = self.accounts.get(&address) {
-            return Ok(record.map(account_info));
-        }
-        let record = account(self.overlay, address)?;
-        self.accounts.insert(address, record);
+        let record = match self.accounts.entry(address) {
+            Entry::Occupied(entry) => *entry.get(),
+            Entry::Vacant(entry) => *entry.insert(account(self.overlay, address)?),
+        };
         Ok(record.map(account_info))
     }
 
@@ -312,12 +315,10 @@ impl Database for EvmDatabase<'_> {
     }
 
     fn storage(&mut self, address: Address, index: U256) -> Result<U256, EvmDbError> {
-        if let Some(word) = self.words.get(&(address, index)) {
-            return Ok(*word);
+        match self.words.entry((address, index)) {
+            Entry::Occupied(entry) => Ok(*entry.get()),
+            Entry::Vacant(entry) => Ok(*entry.insert(storage_word(self.overlay, address, index)?)),
         }
-        let word = storage_word(self.overlay, address, index)?;
-        self.words.insert((address, index), word);
-        Ok(word)
     }
 
     fn block_hash(&mut self, number: u64) -> Result<B256, EvmDbError> {
@@ -326,8 +327,8 @@ impl Database for EvmDatabase<'_> {
 }
 
 impl DatabaseCommit for EvmDatabase<'_> {
-    /// Applies the changes; an error is kept for [`EvmDatabase::take_failure`], since this trait
-    /// cannot return one. The runtime uses [`EvmDatabase::apply`] instead.
+    /// Applies the changes, all or nothing; an error is kept for [`EvmDatabase::take_failure`],
+    /// since this trait cannot return one. The runtime uses [`EvmDatabase::apply`] instead.
     fn commit(&mut self, changes: AddressMap<Account>) {
         if let Err(error) = self.apply(changes)
             && self.failure.is_none()

@@ -8,8 +8,7 @@
 use crate::database::EvmDbError;
 use alloy_trie::root::storage_root_unhashed;
 use alloy_trie::{HashBuilder, Nibbles, TrieAccount};
-use kv_core::key::{PREFIX_LEN, RECORD_TAG, STORAGE_TAG};
-use kv_core::{AccountRecord, Engine, Overlay};
+use kv_core::{AccountRecord, Engine, KeyError, Overlay, StateKey};
 use revm::primitives::{Address, B256, U256, keccak256};
 use std::collections::BTreeMap;
 
@@ -26,14 +25,15 @@ pub struct EthAccount {
     pub storage: BTreeMap<U256, U256>,
 }
 
-/// Every EVM account in `overlay`'s current state, by address.
+/// Every EVM account in `overlay`'s current state, by address. A key of the namespace that has
+/// none of the spec's layouts is a [`EvmDbError::CorruptKey`].
 pub fn ethereum_accounts(overlay: &Overlay) -> Result<BTreeMap<Address, EthAccount>, EvmDbError> {
     let mut accounts: BTreeMap<Address, EthAccount> = BTreeMap::new();
-    let mut orphan_storage: BTreeMap<Address, BTreeMap<U256, U256>> = BTreeMap::new();
+    // The scan is in key order, so an account's record (`0x02 | address | 0x00`) comes before
+    // its words (`0x02 | address | 0x01 | slot`).
     for (key, value) in overlay.scan_prefix(&[Engine::Evm.tag()])? {
-        let address = Address::from_slice(&key[1..PREFIX_LEN]);
-        match (key[PREFIX_LEN], key.len()) {
-            (RECORD_TAG, len) if len == PREFIX_LEN + 1 => {
+        match evm_key(&key) {
+            Ok((address, None)) => {
                 let record =
                     AccountRecord::decode(&value).map_err(|error| EvmDbError::CorruptAccount { address, error })?;
                 let account = accounts.entry(address).or_default();
@@ -41,24 +41,30 @@ pub fn ethereum_accounts(overlay: &Overlay) -> Result<BTreeMap<Address, EthAccou
                 account.balance = record.balance;
                 account.code_hash = record.code_hash;
             }
-            (STORAGE_TAG, len) if len == PREFIX_LEN + 33 => {
+            Ok((address, Some(slot))) => {
                 if value.len() != 32 {
                     return Err(EvmDbError::CorruptWord { address, len: value.len() });
                 }
-                let slot = U256::from_be_slice(&key[PREFIX_LEN + 1..]);
-                orphan_storage.entry(address).or_default().insert(slot, U256::from_be_slice(&value));
+                // Storage only counts under an account record; the binding never leaves it
+                // without one.
+                if let Some(account) = accounts.get_mut(&address) {
+                    account.storage.insert(slot, U256::from_be_slice(&value));
+                }
             }
-            // kv-core refuses any other EVM key on write.
-            _ => {}
-        }
-    }
-    // Storage only counts under an account record; the binding never leaves it without one.
-    for (address, storage) in orphan_storage {
-        if let Some(account) = accounts.get_mut(&address) {
-            account.storage = storage;
+            Err(error) => return Err(EvmDbError::CorruptKey { key, error }),
         }
     }
     Ok(accounts)
+}
+
+/// The address of an EVM key, and the slot when it is a storage word.
+fn evm_key(key: &[u8]) -> Result<(Address, Option<U256>), KeyError> {
+    match StateKey::decode(key)? {
+        StateKey::EvmAccount(address) => Ok((address, None)),
+        StateKey::EvmStorage(address, slot) => Ok((address, Some(U256::from_be_bytes(slot.0)))),
+        // Only keys under the runtime or WASM prefix decode to these, and the scan yields none.
+        other => Err(KeyError::UnknownEngine(other.namespace().engine().tag())),
+    }
 }
 
 /// Ethereum's state root of the EVM namespace of `overlay`.

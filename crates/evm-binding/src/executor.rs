@@ -70,11 +70,6 @@ impl EvmExecutor {
         Self { cfg, codes: CodeCache::default() }
     }
 
-    /// The analysed-code cache this executor shares with its clones.
-    pub fn code_cache(&self) -> &CodeCache {
-        &self.codes
-    }
-
     /// The chain id.
     pub fn chain_id(&self) -> u64 {
         self.cfg.chain_id
@@ -132,29 +127,9 @@ impl<'a, P> EvmSession<'a, P>
 where
     P: PrecompileProvider<EvmContext<'a>, Output = InterpreterResult>,
 {
-    /// Executes `tx` and applies its state changes; an invalid transaction changes nothing.
+    /// Executes `tx` and applies its state changes. An error changes nothing: revm writes
+    /// nothing before its result is applied, and [`EvmDatabase::apply`] is all or nothing.
     pub fn transact(&mut self, tx: TxEnv) -> Result<ExecutionResult, EvmError> {
-        let checkpoint = self.evm.ctx.journaled_state.database.overlay_for_checkpoints().checkpoint();
-        let outcome = self.run(tx);
-        let database = &mut self.evm.ctx.journaled_state.database;
-        if outcome.is_err() {
-            // A failed apply may have written part of a transaction; the caches must forget it.
-            database.overlay_mut();
-        }
-        let overlay = database.overlay_for_checkpoints();
-        match outcome {
-            Ok(result) => {
-                overlay.release(checkpoint)?;
-                Ok(result)
-            }
-            Err(error) => {
-                overlay.revert(checkpoint)?;
-                Err(error)
-            }
-        }
-    }
-
-    fn run(&mut self, tx: TxEnv) -> Result<ExecutionResult, EvmError> {
         let outcome = self.evm.transact(tx);
         let database = &mut self.evm.ctx.journaled_state.database;
         // A store failure met by a precompile outranks whatever revm made of it.
@@ -171,8 +146,13 @@ where
         self.evm.ctx.journaled_state.database.overlay()
     }
 
-    /// The block overlay, for the other engine's calls between EVM transactions.
-    pub fn overlay(&mut self) -> &mut Overlay {
+    /// The block overlay, for the WASM engine's deploys and calls between EVM transactions.
+    ///
+    /// Writes through it must stay outside the EVM namespace (`0x02 | address | …`): the session
+    /// keeps its decoded accounts and storage words across the call, so the next EVM transaction
+    /// starts warm, and an EVM key written here would not be seen by it. WASM only ever writes
+    /// its own module namespaces and code blobs by hash, which this holds for.
+    pub fn overlay_for_wasm(&mut self) -> &mut Overlay {
         self.evm.ctx.journaled_state.database.overlay_mut()
     }
 }

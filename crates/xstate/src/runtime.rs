@@ -255,7 +255,7 @@ impl Runtime {
                 evm_receipt(session.transact(tx), new_receipt).map_err(fatal)
             }
             Transaction::WasmDeploy { name, version, code } => {
-                match self.wasm.deploy(session.overlay(), name, *version, code) {
+                match self.wasm.deploy(session.overlay_for_wasm(), name, *version, code) {
                     Ok(identity) => {
                         Ok(Receipt { created: Some(Created::Module(identity)), ..new_receipt(Status::Success) })
                     }
@@ -273,7 +273,7 @@ impl Runtime {
                     ModuleRef::Named(name, version) => self.wasm.identity(name, *version),
                 };
                 let request = CallRequest { module: identity, caller: Identity::from(*from), input, gas_limit: *gas };
-                match self.wasm.call(session.overlay(), &request) {
+                match self.wasm.call(session.overlay_for_wasm(), &request) {
                     Ok(result) => {
                         let status = match result.status {
                             CallStatus::Success => Status::Success,
@@ -283,8 +283,11 @@ impl Runtime {
                         };
                         Ok(Receipt { gas_used: result.gas_used, output: result.output.into(), ..new_receipt(status) })
                     }
-                    // A damaged store or module record is the node's failure, not the caller's.
-                    Err(error @ (CallError::State(_) | CallError::Corrupt { .. })) => Err(fatal(error.to_string())),
+                    // A damaged store or module record, or a module this machine cannot instantiate, is the
+                    // node's failure, not the caller's.
+                    Err(
+                        error @ (CallError::State(_) | CallError::Corrupt { .. } | CallError::Instantiation { .. }),
+                    ) => Err(fatal(error.to_string())),
                     Err(error @ CallError::UnknownModule(_)) => Ok(new_receipt(Status::Rejected(error.to_string()))),
                 }
             }

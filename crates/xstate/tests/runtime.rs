@@ -77,8 +77,9 @@ fn failed_transactions_are_receipts_that_keep_nothing() {
             input: vec![0x00].into(),
             gas: 1_000_000,
         },
-        // Too little gas to finish: the mint's writes are discarded.
-        mint(8_000),
+        // Enough gas to start the mint (the call's base cost and its first host calls) but not
+        // to finish it: the mint's writes are discarded.
+        mint(15_000),
         // Init code that is just INVALID (0xfe): the EVM halts.
         Transaction::EvmCreate {
             from: xstate::demo::ALICE,
@@ -90,7 +91,7 @@ fn failed_transactions_are_receipts_that_keep_nothing() {
     let outcome = runtime.execute_block(Some(&xstate::demo::genesis()), &transactions, |_| {}).unwrap();
     assert!(outcome.receipts[0].status.is_success() && outcome.receipts[1].status.is_success());
     assert_eq!(outcome.receipts[2].status, Status::Failed("out of gas".into()));
-    assert_eq!(outcome.receipts[2].gas_used, 8_000);
+    assert_eq!(outcome.receipts[2].gas_used, 15_000);
     let halted = &outcome.receipts[3];
     assert!(matches!(&halted.status, Status::Failed(reason) if reason.contains("InvalidFEOpcode")), "{halted:?}");
     assert_eq!(halted.gas_used, 100_000, "a halt consumes the whole gas limit");

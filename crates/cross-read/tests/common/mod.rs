@@ -1,5 +1,6 @@
-//! One harness for cross-engine tests: a store with both engines, the committed guest modules and
-//! Solidity artifacts, and helpers to run transactions of either kind in one block.
+//! One harness for cross-engine tests: a store with both engines, the committed guest modules,
+//! and helpers to run transactions of either kind in one block (ABI helpers and Solidity
+//! artifacts are `evm_binding::abi`'s).
 #![allow(dead_code)]
 
 use evm_binding::revm::context::result::ExecutionResult;
@@ -15,28 +16,10 @@ pub(crate) const DEPLOYER: Address = Address::repeat_byte(0xd0);
 pub(crate) const ALICE: Address = Address::repeat_byte(0xa1);
 pub(crate) const BOB: Address = Address::repeat_byte(0xb0);
 
-pub(crate) fn identity(address: Address) -> Identity {
-    Identity(address.into_array())
-}
-
 pub(crate) fn guest(name: &str) -> Vec<u8> {
     let path =
         std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("../../guest").join(name).join(format!("{name}.wasm"));
     std::fs::read(path).unwrap()
-}
-
-pub(crate) fn artifact(name: &str) -> Vec<u8> {
-    let path =
-        std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("../../contracts/artifacts").join(format!("{name}.json"));
-    evm_binding::abi::artifact_bytecode(&std::fs::read_to_string(path).unwrap()).unwrap().to_vec()
-}
-
-pub(crate) fn calldata(signature: &str, words: &[U256]) -> Vec<u8> {
-    evm_binding::abi::calldata(signature, words).to_vec()
-}
-
-pub(crate) fn word(address: Address) -> U256 {
-    evm_binding::abi::word(address)
 }
 
 pub(crate) struct World {
@@ -73,16 +56,16 @@ impl World {
     }
 
     pub(crate) fn wasm_call(&mut self, caller: Address, module: Identity, input: &[u8]) -> Receipt {
-        let request = CallRequest { module, caller: identity(caller), input, gas_limit: 100_000_000 };
+        let request = CallRequest { module, caller: Identity::from(caller), input, gas_limit: 100_000_000 };
         self.wasm.call(&mut self.overlay, &request).unwrap()
     }
 
-    pub(crate) fn tx(&self, caller: Address, kind: TxKind, data: Vec<u8>) -> TxEnv {
+    pub(crate) fn tx(&self, caller: Address, kind: TxKind, data: impl Into<Bytes>) -> TxEnv {
         let nonce = evm_binding::database::account(&self.overlay, caller).unwrap().map_or(0, |record| record.nonce);
         TxEnv {
             caller,
             kind,
-            data: Bytes::from(data),
+            data: data.into(),
             gas_limit: 5_000_000,
             nonce,
             chain_id: Some(CHAIN_ID),
@@ -94,13 +77,13 @@ impl World {
         cross_read::evm_transact(&self.evm, &mut self.overlay, &self.block, tx).unwrap()
     }
 
-    pub(crate) fn evm_call(&mut self, caller: Address, to: Address, data: Vec<u8>) -> ExecutionResult {
+    pub(crate) fn evm_call(&mut self, caller: Address, to: Address, data: impl Into<Bytes>) -> ExecutionResult {
         let tx = self.tx(caller, TxKind::Call(to), data);
         self.send(tx)
     }
 
     pub(crate) fn deploy_contract(&mut self, name: &str, constructor: &[U256]) -> Address {
-        let mut code = artifact(name);
+        let mut code = evm_binding::abi::artifact(name).unwrap().to_vec();
         for word in constructor {
             code.extend_from_slice(&word.to_be_bytes::<32>());
         }
@@ -118,8 +101,4 @@ pub(crate) fn token_input(operation: u8, holder: Address, amount: Option<u64>) -
         input.extend_from_slice(&amount.to_be_bytes());
     }
     input
-}
-
-pub(crate) fn output_word(result: &ExecutionResult) -> U256 {
-    U256::from_be_slice(&result.output().unwrap()[..32])
 }

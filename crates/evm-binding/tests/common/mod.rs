@@ -1,11 +1,11 @@
-//! One harness for the EVM binding's tests: a store, an executor, genesis accounts, compiled
-//! contracts from `contracts/artifacts`, and small ABI helpers.
+//! One harness for the EVM binding's tests: a store, an executor, genesis accounts and compiled
+//! contracts from `contracts/artifacts` (ABI helpers are `evm_binding::abi`'s).
 #![allow(dead_code)]
 
 use evm_binding::revm::context::result::ExecutionResult;
 use evm_binding::revm::context::{BlockEnv, TxEnv};
 use evm_binding::revm::primitives::hardfork::SpecId;
-use evm_binding::revm::primitives::{Address, Bytes, TxKind, U256, keccak256};
+use evm_binding::revm::primitives::{Address, Bytes, TxKind, U256};
 use evm_binding::{EvmError, EvmExecutor, GenesisAccount, insert_account};
 use kv_core::{Overlay, Store};
 
@@ -13,29 +13,6 @@ pub(crate) const CHAIN_ID: u64 = 31337;
 pub(crate) const DEPLOYER: Address = Address::repeat_byte(0xd0);
 pub(crate) const ALICE: Address = Address::repeat_byte(0xa1);
 pub(crate) const BOB: Address = Address::repeat_byte(0xb0);
-
-/// The deployment bytecode of `name` from the committed artifacts.
-pub(crate) fn artifact(name: &str) -> Vec<u8> {
-    let path =
-        std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("../../contracts/artifacts").join(format!("{name}.json"));
-    evm_binding::abi::artifact_bytecode(&std::fs::read_to_string(path).unwrap()).unwrap().to_vec()
-}
-
-pub(crate) fn calldata(signature: &str, words: &[U256]) -> Vec<u8> {
-    evm_binding::abi::calldata(signature, words).to_vec()
-}
-
-pub(crate) fn word(address: Address) -> U256 {
-    evm_binding::abi::word(address)
-}
-
-/// The storage slot of `holder` in a Solidity `mapping(address => ...)` at slot `mapping`.
-pub(crate) fn mapping_slot(holder: Address, mapping: u64) -> U256 {
-    let mut preimage = [0u8; 64];
-    preimage[12..32].copy_from_slice(holder.as_slice());
-    preimage[56..].copy_from_slice(&mapping.to_be_bytes());
-    U256::from_be_bytes(keccak256(preimage).0)
-}
 
 pub(crate) struct Chain {
     pub(crate) store: Store,
@@ -66,11 +43,11 @@ impl Chain {
         evm_binding::database::account(&self.overlay, address).unwrap().map_or(0, |record| record.nonce)
     }
 
-    pub(crate) fn tx(&self, caller: Address, kind: TxKind, data: Vec<u8>) -> TxEnv {
+    pub(crate) fn tx(&self, caller: Address, kind: TxKind, data: impl Into<Bytes>) -> TxEnv {
         TxEnv {
             caller,
             kind,
-            data: Bytes::from(data),
+            data: data.into(),
             gas_limit: 5_000_000,
             gas_price: 0,
             nonce: self.nonce(caller),
@@ -84,7 +61,7 @@ impl Chain {
     }
 
     pub(crate) fn deploy(&mut self, name: &str, constructor: &[U256]) -> Address {
-        let mut code = artifact(name);
+        let mut code = evm_binding::abi::artifact(name).unwrap().to_vec();
         for word in constructor {
             code.extend_from_slice(&word.to_be_bytes::<32>());
         }
@@ -94,7 +71,7 @@ impl Chain {
         result.created_address().unwrap()
     }
 
-    pub(crate) fn call(&mut self, caller: Address, to: Address, data: Vec<u8>) -> ExecutionResult {
+    pub(crate) fn call(&mut self, caller: Address, to: Address, data: impl Into<Bytes>) -> ExecutionResult {
         let tx = self.tx(caller, TxKind::Call(to), data);
         self.send(tx).unwrap()
     }
@@ -107,9 +84,4 @@ impl Chain {
         self.store.commit(&self.overlay).unwrap();
         self.overlay = self.store.begin();
     }
-}
-
-pub(crate) fn output_word(result: &ExecutionResult) -> U256 {
-    let output = result.output().expect("an output");
-    U256::from_be_slice(&output[..32])
 }
