@@ -250,7 +250,7 @@ impl EvmDatabase<'_> {
         let existed = !account.is_loaded_as_not_existing();
         if account.is_selfdestructed() || (account.is_empty() && !account.is_created()) {
             if existed {
-                overlay.wipe(&namespace);
+                overlay.wipe(&namespace)?;
                 self.words.retain(|(owner, _), _| *owner != address);
             }
             self.accounts.insert(address, None);
@@ -259,7 +259,7 @@ impl EvmDatabase<'_> {
         if account.is_created() && existed {
             // A created account starts from empty storage, whatever an earlier incarnation left,
             // and exists even when empty (revm marks empty accounts it must keep as created).
-            overlay.wipe(&namespace);
+            overlay.wipe(&namespace)?;
             self.words.retain(|(owner, _), _| *owner != address);
         }
         let info = &account.info;

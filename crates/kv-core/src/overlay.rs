@@ -192,20 +192,12 @@ impl Overlay {
     /// Removes every entry of `namespace`, committed or pending, in one step: the store then
     /// rebuilds the namespace's sub-trie from what is written afterwards. The runtime namespace
     /// holds the code blobs, which are never deleted, so wiping it is refused.
-    pub fn try_wipe(&mut self, namespace: &Namespace) -> Result<(), StateError> {
+    pub fn wipe(&mut self, namespace: &Namespace) -> Result<(), StateError> {
         if namespace.engine() == Engine::Runtime {
             return Err(StateError::RuntimeWipe);
         }
         self.wipe_unchecked(namespace);
         Ok(())
-    }
-
-    /// [`Overlay::try_wipe`] for callers written before it could fail: a wipe of the runtime
-    /// namespace leaves the overlay unchanged, since code blobs are never deleted. Prefer
-    /// `try_wipe`, which reports that refusal as [`StateError::RuntimeWipe`].
-    pub fn wipe(&mut self, namespace: &Namespace) {
-        // The only refusal is the runtime namespace, whose blobs staying is what the spec asks.
-        let _ = self.try_wipe(namespace);
     }
 
     fn wipe_unchecked(&mut self, namespace: &Namespace) {

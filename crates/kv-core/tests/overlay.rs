@@ -80,7 +80,7 @@ proptest! {
                     probes.push(key);
                 }
                 Op::Wipe(namespace) => {
-                    overlay.try_wipe(&namespace).unwrap();
+                    overlay.wipe(&namespace).unwrap();
                     model.retain(|key, _| !key.starts_with(namespace.prefix()));
                 }
                 Op::Checkpoint => {
@@ -192,8 +192,7 @@ fn code_blobs_are_never_deleted() {
     for blob in [&key, &pending_key] {
         assert!(matches!(overlay.remove(blob), Err(StateError::CodeRemoval)));
     }
-    assert!(matches!(overlay.try_wipe(&Namespace::runtime()), Err(StateError::RuntimeWipe)));
-    overlay.wipe(&Namespace::runtime());
+    assert!(matches!(overlay.wipe(&Namespace::runtime()), Err(StateError::RuntimeWipe)));
     overlay.release(checkpoint).unwrap();
     assert_eq!(overlay.get(&key).unwrap(), Some(code.to_vec()));
     assert_eq!(overlay.get(&pending_key).unwrap(), Some(pending.to_vec()));
@@ -207,7 +206,7 @@ fn code_blobs_are_never_deleted() {
     let word = evm.word_key(&[1; 32]);
     let mut overlay = store.begin();
     overlay.set(&word, &[1; 32]).unwrap();
-    overlay.try_wipe(&evm).unwrap();
+    overlay.wipe(&evm).unwrap();
     assert_eq!(overlay.get(&word).unwrap(), None);
     overlay.set(&word, &[2; 32]).unwrap();
     overlay.remove(&word).unwrap();

@@ -79,7 +79,7 @@ fn run(ops: Vec<Op>, retained: u64) {
                 probes.push(key);
             }
             Op::Wipe(namespace) => {
-                overlay.try_wipe(&namespace).unwrap();
+                overlay.wipe(&namespace).unwrap();
                 model.retain(|key, _| !key.starts_with(namespace.prefix()));
             }
             Op::Commit => {
@@ -226,7 +226,7 @@ fn churn(store: &Store, mut check: impl FnMut(u64, &Model)) {
         }
         if chunk.len() > 10 {
             let namespace = Namespace::from_prefix(&chunk[3].0).unwrap();
-            overlay.try_wipe(&namespace).unwrap();
+            overlay.wipe(&namespace).unwrap();
             model.retain(|key, _| !key.starts_with(namespace.prefix()));
         }
         let info = store.commit(&overlay).unwrap();
@@ -324,7 +324,7 @@ fn large_parallel_commits_match_the_model() {
             }
         }
         let wiped = Namespace::wasm(kv_core::Identity([u8::try_from(round * 5).unwrap(); 20]));
-        overlay.wipe(&wiped);
+        overlay.wipe(&wiped).unwrap();
         model.retain(|key, _| !key.starts_with(wiped.prefix()));
         let info = store.commit(&overlay).unwrap();
         assert_eq!(info.root, model_root(&model), "round {round}");
@@ -364,7 +364,7 @@ fn deleting_absent_keys_writes_nothing() {
         overlay.remove(&namespace.slot_key(slot)).unwrap();
         overlay.remove(&Namespace::wasm(kv_core::Identity([5; 20])).slot_key(slot)).unwrap();
     }
-    overlay.try_wipe(&Namespace::evm(alloy_primitives::Address::repeat_byte(6))).unwrap();
+    overlay.wipe(&Namespace::evm(alloy_primitives::Address::repeat_byte(6))).unwrap();
     let info = store.commit(&overlay).unwrap();
     assert_eq!(info.root, root);
     assert_eq!(count(&store, Table::Nodes), nodes);
