@@ -20,6 +20,13 @@ pub const CALL_BASE: u64 = 10_000;
 /// bound on what instantiation copies, since data segments are part of the code.
 pub const CODE_BYTES_PER_GAS: u64 = 16;
 
+/// The base cost of a deploy: 320,000, the 32,000 EVM gas of a `CREATE`. It pays for parsing,
+/// validating and compiling a module, which the engine does before storing it.
+pub const DEPLOY_BASE: u64 = 320_000;
+/// Every deploy also pays this per byte of code: 2,000, the 200 EVM gas per byte Ethereum charges
+/// for storing contract code, so a maximal module costs what the same bytes of EVM code would.
+pub const DEPLOY_PER_CODE_BYTE: u64 = 2_000;
+
 /// Most instructions.
 pub const INSTRUCTION: u64 = 1;
 /// `call` and `call_indirect`: calls also consume native stack, so recursion is priced.
@@ -66,4 +73,12 @@ pub fn per_byte(bytes: u32, rate: u64) -> u64 {
 pub fn call_base(code_len: usize) -> u64 {
     let code_len = u64::try_from(code_len).unwrap_or(u64::MAX);
     CALL_BASE.saturating_add(code_len.div_ceil(CODE_BYTES_PER_GAS))
+}
+
+/// What deploying a module of `code_len` bytes costs: [`DEPLOY_BASE`] plus
+/// [`DEPLOY_PER_CODE_BYTE`] per byte. The engine's `deploy` does not count gas itself (a deploy has
+/// no gas limit and no payer in this runtime); a block spends this from its WASM budget.
+pub fn deploy_cost(code_len: usize) -> u64 {
+    let code_len = u64::try_from(code_len).unwrap_or(u64::MAX);
+    DEPLOY_BASE.saturating_add(code_len.saturating_mul(DEPLOY_PER_CODE_BYTE))
 }

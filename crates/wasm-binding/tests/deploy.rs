@@ -276,3 +276,15 @@ fn the_module_cache_is_bounded() {
     assert_eq!(harness.engine.compilations(), MAX_CACHED_MODULES as u64 + 2, "evicted, compiled once more");
     assert_eq!(harness.engine.cached_modules(), 2);
 }
+
+/// The deploy price the runtime charges: 320,000 plus 2,000 per byte of code, saturating rather
+/// than wrapping for lengths no deploy can reach.
+#[test]
+fn the_deploy_cost_is_the_documented_price() {
+    use wasm_binding::gas::{DEPLOY_BASE, DEPLOY_PER_CODE_BYTE, deploy_cost};
+    assert_eq!((DEPLOY_BASE, DEPLOY_PER_CODE_BYTE), (320_000, 2_000));
+    for (code_len, cost) in [(0, 320_000), (1, 322_000), (5_468, 11_256_000), (MAX_MODULE_BYTES, 1_048_896_000)] {
+        assert_eq!(deploy_cost(code_len), cost, "{code_len} bytes");
+    }
+    assert_eq!(deploy_cost(usize::MAX), u64::MAX);
+}

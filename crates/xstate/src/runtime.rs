@@ -189,25 +189,26 @@ impl Runtime {
             for (index, transaction) in transactions.iter().enumerate() {
                 // A transaction whose gas limit no longer fits the block's budget is rejected
                 // before it runs; the budget shrinks by what each transaction used.
-                let budget = match transaction {
+                // A deploy has no gas limit of its own: it needs exactly its cost.
+                let (left, gas, what, engine) = match transaction {
                     Transaction::EvmCreate { gas, .. } | Transaction::EvmCall { gas, .. } => {
-                        Some((&mut evm_gas_left, *gas, "EVM"))
+                        (&mut evm_gas_left, *gas, "gas limit", "EVM")
                     }
-                    Transaction::WasmCall { gas, .. } => Some((&mut wasm_gas_left, *gas, "WASM")),
-                    Transaction::WasmDeploy { .. } => None,
+                    Transaction::WasmCall { gas, .. } => (&mut wasm_gas_left, *gas, "gas limit", "WASM"),
+                    Transaction::WasmDeploy { code, .. } => {
+                        (&mut wasm_gas_left, wasm_binding::gas::deploy_cost(code.len()), "deploy cost", "WASM")
+                    }
                 };
-                let receipt = match budget {
-                    Some((left, gas, engine)) if gas > *left => Receipt::new(
+                let receipt = if gas > *left {
+                    Receipt::new(
                         index,
                         transaction.kind(),
-                        Status::Rejected(format!("gas limit {gas} exceeds the {left} {engine} gas left in the block")),
-                    ),
-                    Some((left, _, _)) => {
-                        let receipt = self.execute(&mut session, index, transaction)?;
-                        *left = left.saturating_sub(receipt.gas_used);
-                        receipt
-                    }
-                    None => self.execute(&mut session, index, transaction)?,
+                        Status::Rejected(format!("{what} {gas} exceeds the {left} {engine} gas left in the block")),
+                    )
+                } else {
+                    let receipt = self.execute(&mut session, index, transaction)?;
+                    *left = left.saturating_sub(receipt.gas_used);
+                    receipt
                 };
                 receipts.push(receipt);
                 progress(index + 1);
@@ -255,16 +256,21 @@ impl Runtime {
                 evm_receipt(session.transact(tx), new_receipt).map_err(fatal)
             }
             Transaction::WasmDeploy { name, version, code } => {
+                // The cost is spent whatever the outcome: validating and compiling is the work it
+                // prices, and a refused module has had that work done.
+                let gas_used = wasm_binding::gas::deploy_cost(code.len());
                 match self.wasm.deploy(session.overlay_for_wasm(), name, *version, code) {
-                    Ok(identity) => {
-                        Ok(Receipt { created: Some(Created::Module(identity)), ..new_receipt(Status::Success) })
-                    }
+                    Ok(identity) => Ok(Receipt {
+                        gas_used,
+                        created: Some(Created::Module(identity)),
+                        ..new_receipt(Status::Success)
+                    }),
                     Err(DeployError::State(error)) => Err(fatal(error.to_string())),
                     Err(
                         error @ (DeployError::Invalid(_)
                         | DeployError::Compile(_)
                         | DeployError::AlreadyDeployed { .. }),
-                    ) => Ok(new_receipt(Status::Rejected(error.to_string()))),
+                    ) => Ok(Receipt { gas_used, ..new_receipt(Status::Rejected(error.to_string())) }),
                 }
             }
             Transaction::WasmCall { from, module, input, gas } => {

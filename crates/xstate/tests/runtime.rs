@@ -118,26 +118,32 @@ fn transactions_beyond_the_block_gas_budget_are_rejected() {
         value: Default::default(),
         gas,
     };
+    let deploy_cost = wasm_binding::gas::deploy_cost(xstate::demo::TOKEN_WASM.len());
     // A probe block on another runtime learns what the calls use (gas is deterministic).
     let probe = Runtime::in_memory(xstate::DEFAULT_CHAIN_ID)
         .execute_block(
             Some(&xstate::demo::genesis()),
-            &[deploy.clone(), call(xstate::BLOCK_WASM_GAS_LIMIT), evm(xstate::BLOCK_GAS_LIMIT)],
+            &[deploy.clone(), call(xstate::BLOCK_WASM_GAS_LIMIT - deploy_cost), evm(xstate::BLOCK_GAS_LIMIT)],
             |_| {},
         )
         .unwrap();
     assert!(probe.receipts.iter().all(|receipt| receipt.status.is_success()));
     let (wasm_used, evm_used) = (probe.receipts[1].gas_used, probe.receipts[2].gas_used);
     assert!(wasm_used > 0 && evm_used == 21_000);
-    // Within one block, the first transaction of each engine may ask for the whole budget; after
-    // it, one unit more than what is left is rejected and exactly what is left still runs.
-    let (wasm_left, evm_left) = (xstate::BLOCK_WASM_GAS_LIMIT - wasm_used, xstate::BLOCK_GAS_LIMIT - evm_used);
+    // The deploy spends its documented cost from the WASM budget, so a call asking for the whole
+    // budget after it no longer fits, while one asking for what is left runs. After that call, one
+    // unit more than what is left is rejected and exactly what is left still runs. The first EVM
+    // transaction may ask for the whole EVM budget.
+    assert_eq!(probe.receipts[0].gas_used, deploy_cost);
+    let after_deploy = xstate::BLOCK_WASM_GAS_LIMIT - deploy_cost;
+    let (wasm_left, evm_left) = (after_deploy - wasm_used, xstate::BLOCK_GAS_LIMIT - evm_used);
     let outcome = runtime
         .execute_block(
             Some(&xstate::demo::genesis()),
             &[
                 deploy,
                 call(xstate::BLOCK_WASM_GAS_LIMIT),
+                call(after_deploy),
                 call(wasm_left + 1),
                 call(wasm_left),
                 evm(xstate::BLOCK_GAS_LIMIT),
@@ -149,7 +155,41 @@ fn transactions_beyond_the_block_gas_budget_are_rejected() {
         .unwrap();
     let rejected = |index: usize, engine: &str| matches!(&outcome.receipts[index].status, Status::Rejected(reason) if reason.contains(&format!("{engine} gas left")));
     let statuses: Vec<bool> = outcome.receipts.iter().map(|receipt| receipt.status.is_success()).collect();
-    assert_eq!(statuses, [true, true, false, true, true, false, true]);
-    assert!(rejected(2, "WASM"), "{:?}", outcome.receipts[2].status);
-    assert!(rejected(5, "EVM"), "{:?}", outcome.receipts[5].status);
+    assert_eq!(statuses, [true, false, true, false, true, true, false, true]);
+    assert!(rejected(1, "WASM"), "{:?}", outcome.receipts[1].status);
+    assert!(rejected(3, "WASM"), "{:?}", outcome.receipts[3].status);
+    assert!(rejected(6, "EVM"), "{:?}", outcome.receipts[6].status);
+    let used: Vec<u64> = outcome.receipts.iter().map(|receipt| receipt.gas_used).collect();
+    assert_eq!(used, [deploy_cost, 0, wasm_used, 0, wasm_used, evm_used, 0, evm_used]);
+}
+
+/// A deploy whose module is refused still spends its cost (the validation was done), and a
+/// second deploy of the same (name, version) too; neither leaves anything in the state.
+#[test]
+fn refused_deploys_spend_their_cost_and_keep_nothing() {
+    let runtime = Runtime::in_memory(xstate::DEFAULT_CHAIN_ID);
+    let name = kv_core::ModuleName::new("token").unwrap();
+    let garbage = vec![0x00, 0x61, 0x73, 0x6d, 0xff];
+    let transactions = [
+        Transaction::WasmDeploy { name: name.clone(), version: 1, code: xstate::demo::TOKEN_WASM.into() },
+        Transaction::WasmDeploy { name: name.clone(), version: 1, code: xstate::demo::TOKEN_WASM.into() },
+        Transaction::WasmDeploy {
+            name: kv_core::ModuleName::new("bad").unwrap(),
+            version: 1,
+            code: garbage.clone().into(),
+        },
+    ];
+    let outcome = runtime.execute_block(None, &transactions, |_| {}).unwrap();
+    assert!(outcome.receipts[0].status.is_success());
+    assert!(
+        matches!(&outcome.receipts[1].status, Status::Rejected(reason) if reason.contains("already")),
+        "{:?}",
+        outcome.receipts[1].status
+    );
+    assert!(matches!(outcome.receipts[2].status, Status::Rejected(_)), "{:?}", outcome.receipts[2].status);
+    let cost = wasm_binding::gas::deploy_cost(xstate::demo::TOKEN_WASM.len());
+    let used: Vec<u64> = outcome.receipts.iter().map(|receipt| receipt.gas_used).collect();
+    assert_eq!(used, [cost, cost, wasm_binding::gas::deploy_cost(garbage.len())]);
+    let bad = kv_core::module_identity(xstate::DEFAULT_CHAIN_ID, &kv_core::ModuleName::new("bad").unwrap(), 1);
+    assert_eq!(runtime.get(&Namespace::wasm(bad).record_key()).unwrap(), None);
 }
