@@ -356,3 +356,57 @@ fn the_read_only_view_serves_calls_and_changes_nothing() {
     assert_eq!(view.storage_ref(storage, values_slot(7)).unwrap(), U256::from(5));
     assert_eq!(view.block_hash_ref(7).unwrap(), block_hash(7));
 }
+
+/// The same through `EvmDatabase::apply` directly, with the order fixed: an account whose change
+/// is applied (and cached) first, then a created contract whose code lookup fails. The failed
+/// apply must leave neither the store nor the decoded cache with the first account's change.
+#[test]
+fn a_failed_apply_drops_what_the_cache_learned_from_it() {
+    use evm_binding::revm::primitives::keccak256;
+    use evm_binding::revm::primitives::map::AddressMap;
+    use evm_binding::revm::state::{Account, AccountInfo, Bytecode};
+    use evm_binding::revm::{Database, DatabaseCommit};
+    use evm_binding::{CodeCache, EvmDatabase};
+
+    let backend = Watched::new(Namespace::runtime().prefix());
+    let store = Store::open(backend.clone(), StoreConfig::default()).unwrap();
+    let mut overlay = store.begin();
+    let funded = GenesisAccount { balance: U256::from(100), ..Default::default() };
+    insert_account(&mut overlay, ALICE, &funded).unwrap();
+    let mut database = EvmDatabase::with_code_cache(&mut overlay, CodeCache::default());
+    assert_eq!(database.basic(ALICE).unwrap().unwrap().balance, U256::from(100));
+
+    let mut paid = Account::from(AccountInfo { balance: U256::from(60), ..Default::default() });
+    paid.mark_touch();
+    let code = Bytes::from_static(&[0x60, 0x00, 0x60, 0x00, 0xf3]);
+    let mut created = Account::from(AccountInfo {
+        code_hash: keccak256(&code),
+        code: Some(Bytecode::new_raw(code)),
+        ..Default::default()
+    });
+    created.mark_touch();
+    created.mark_created();
+    // The map's hasher is fixed, so its order is too: pick a contract address that comes after
+    // Alice, so Alice's change is applied and cached before the failure.
+    let changes = (1..=u8::MAX)
+        .map(|byte| {
+            let mut changes = AddressMap::default();
+            changes.insert(ALICE, paid.clone());
+            changes.insert(Address::repeat_byte(byte), created.clone());
+            changes
+        })
+        .find(|changes| changes.keys().next() == Some(&ALICE))
+        .unwrap();
+
+    backend.failing.store(true, Ordering::Relaxed);
+    let error = database.apply(changes.clone()).unwrap_err();
+    assert!(matches!(error, EvmDbError::State(StateError::Backend(_))), "{error:?}");
+    assert_eq!(database.basic(ALICE).unwrap().unwrap().balance, U256::from(100), "the cache kept an undone change");
+    assert_eq!(account(database.overlay(), ALICE).unwrap().unwrap().balance, U256::from(100));
+
+    // Through `DatabaseCommit`, which cannot return the error, it is kept for `take_failure`.
+    database.commit(changes);
+    assert!(database.take_failure().is_some());
+    assert_eq!(database.basic(ALICE).unwrap().unwrap().balance, U256::from(100));
+    backend.failing.store(false, Ordering::Relaxed);
+}

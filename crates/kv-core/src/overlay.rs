@@ -2,8 +2,9 @@
 //! reverted, and the store commits the whole overlay as one batch.
 //!
 //! Engines execute against an [`Overlay`]; nothing reaches the backend until
-//! [`Store::commit`](crate::Store::commit). A WASM call that traps or an EVM transaction that fails
-//! is wrapped in a checkpoint and reverted, so it leaves no trace in the block.
+//! [`Store::commit`](crate::Store::commit). A WASM call runs inside a checkpoint that is reverted
+//! when it does not succeed, and the EVM binding applies each transaction's changes inside one
+//! that is reverted when the store fails partway, so neither leaves a partial trace in the block.
 
 use crate::backend::{Backend, BackendError, Entry, Table, prefix_end};
 use crate::key::{Engine, KeyError, KeyLayout, Namespace, PREFIX_LEN, SLOT_KEY_LEN, check_user_value};

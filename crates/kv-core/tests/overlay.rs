@@ -173,8 +173,7 @@ fn invalid_writes_are_refused_without_partial_state() {
 }
 
 /// Code blobs are never deleted: removing a code key and wiping the runtime namespace are refused
-/// with typed errors, before and after the blob is committed, and leave every blob in place. The
-/// infallible `wipe` keeps them too.
+/// with typed errors, before and after the blob is committed, and leave every blob in place.
 #[test]
 fn code_blobs_are_never_deleted() {
     let store = Store::in_memory();

@@ -266,6 +266,10 @@ impl Runtime {
                         ..new_receipt(Status::Success)
                     }),
                     Err(DeployError::State(error)) => Err(fatal(error.to_string())),
+                    // A compile error is a property of the bytes, the same on every node: singlepass
+                    // is deterministic, and running out of memory aborts the process rather than
+                    // returning an error. So it is the transaction's failure, unlike a module that
+                    // compiled but cannot be instantiated here.
                     Err(
                         error @ (DeployError::Invalid(_)
                         | DeployError::Compile(_)

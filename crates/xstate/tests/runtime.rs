@@ -68,7 +68,7 @@ fn failed_transactions_are_receipts_that_keep_nothing() {
         input: mint.clone().into(),
         gas,
     };
-    let transactions = [
+    let deploy_and_initialise = [
         Transaction::WasmDeploy { name: name.clone(), version: 1, code: xstate::demo::TOKEN_WASM.into() },
         // Initialisation makes Alice the owner.
         Transaction::WasmCall {
@@ -77,9 +77,18 @@ fn failed_transactions_are_receipts_that_keep_nothing() {
             input: vec![0x00].into(),
             gas: 1_000_000,
         },
-        // Enough gas to start the mint (the call's base cost and its first host calls) but not
-        // to finish it: the mint's writes are discarded.
-        mint(15_000),
+    ];
+    // A probe block on another runtime learns what the whole mint uses (gas is deterministic).
+    let probe = [deploy_and_initialise.to_vec(), vec![mint(1_000_000)]].concat();
+    let probe = Runtime::in_memory(xstate::DEFAULT_CHAIN_ID).execute_block(None, &probe, |_| {}).unwrap();
+    assert!(probe.receipts[2].status.is_success(), "{:?}", probe.receipts[2].status);
+    let mint_gas = probe.receipts[2].gas_used;
+    let transactions = [
+        deploy_and_initialise[0].clone(),
+        deploy_and_initialise[1].clone(),
+        // One unit short: the mint runs out of gas writing its output, after both its state_set
+        // calls (total supply, then balance) ran, and both writes are discarded.
+        mint(mint_gas - 1),
         // Init code that is just INVALID (0xfe): the EVM halts.
         Transaction::EvmCreate {
             from: xstate::demo::ALICE,
@@ -91,13 +100,15 @@ fn failed_transactions_are_receipts_that_keep_nothing() {
     let outcome = runtime.execute_block(Some(&xstate::demo::genesis()), &transactions, |_| {}).unwrap();
     assert!(outcome.receipts[0].status.is_success() && outcome.receipts[1].status.is_success());
     assert_eq!(outcome.receipts[2].status, Status::Failed("out of gas".into()));
-    assert_eq!(outcome.receipts[2].gas_used, 15_000);
+    assert_eq!(outcome.receipts[2].gas_used, mint_gas - 1);
     let halted = &outcome.receipts[3];
     assert!(matches!(&halted.status, Status::Failed(reason) if reason.contains("InvalidFEOpcode")), "{halted:?}");
     assert_eq!(halted.gas_used, 100_000, "a halt consumes the whole gas limit");
     assert_eq!(halted.created, None);
     let balance = Namespace::wasm(token).slot_key(xstate::demo::token_balance_slot(xstate::demo::ALICE));
     assert_eq!(runtime.get(&balance).unwrap(), None, "the failed mint left no balance");
+    let supply = Namespace::wasm(token).slot_key(0);
+    assert_eq!(runtime.get(&supply).unwrap(), None, "the failed mint left no total supply");
 }
 
 #[test]
