@@ -10,7 +10,7 @@
 use alloy_primitives::map::Entry;
 use alloy_primitives::map::HashMap;
 use kv_core::key::code_key;
-use kv_core::{AccountRecord, KeyError, Namespace, Overlay, RecordError, StateError};
+use kv_core::{AccountRecord, Engine, KeyError, Namespace, Overlay, RecordError, StateError};
 use parking_lot::RwLock;
 use revm::bytecode::Bytecode;
 use revm::database_interface::DBErrorMarker;
@@ -197,12 +197,19 @@ impl<'a> EvmDatabase<'a> {
         self.overlay
     }
 
-    /// The overlay underneath, for writes outside the EVM namespace (the other engine's calls
-    /// between transactions). The decoded-read caches are kept, so a write through it to an EVM
-    /// key would leave them stale; crate-private so that a precompile, which reaches this
-    /// database through revm's context, cannot write at all.
-    pub(crate) fn overlay_mut(&mut self) -> &mut Overlay {
-        self.overlay
+    /// Runs `f` on the overlay underneath, for the other engine's deploys and calls between EVM
+    /// transactions. The decoded accounts and words stay cached across it when `f` changed
+    /// nothing of the EVM namespace ([`Overlay::changes`]), which is the case for WASM, so the
+    /// next transaction starts warm; they are dropped when it did. Crate-private so that a
+    /// precompile, which reaches this database through revm's context, cannot write at all.
+    pub(crate) fn with_overlay<R>(&mut self, f: impl FnOnce(&mut Overlay) -> R) -> R {
+        let before = self.overlay.changes(Engine::Evm);
+        let result = f(self.overlay);
+        if self.overlay.changes(Engine::Evm) != before {
+            self.accounts.clear();
+            self.words.clear();
+        }
+        result
     }
 
     /// The error a [`DatabaseCommit::commit`] ran into, if any (that trait cannot return one).

@@ -146,13 +146,11 @@ where
         self.evm.ctx.journaled_state.database.overlay()
     }
 
-    /// The block overlay, for the WASM engine's deploys and calls between EVM transactions.
-    ///
-    /// Writes through it must stay outside the EVM namespace (`0x02 | address | …`): the session
-    /// keeps its decoded accounts and storage words across the call, so the next EVM transaction
-    /// starts warm, and an EVM key written here would not be seen by it. WASM only ever writes
-    /// its own module namespaces and code blobs by hash, which this holds for.
-    pub fn overlay_for_wasm(&mut self) -> &mut Overlay {
-        self.evm.ctx.journaled_state.database.overlay_mut()
+    /// Runs `f` on the block overlay, for the WASM engine's deploys and calls between EVM
+    /// transactions. The session keeps its decoded accounts and storage words across `f` when it
+    /// changed nothing of the EVM namespace (WASM never does), so the next transaction starts
+    /// warm, and drops them when it did, so no transaction ever reads a stale account or word.
+    pub fn with_overlay<R>(&mut self, f: impl FnOnce(&mut Overlay) -> R) -> R {
+        self.evm.ctx.journaled_state.database.with_overlay(f)
     }
 }

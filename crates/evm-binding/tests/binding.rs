@@ -410,3 +410,45 @@ fn a_failed_apply_drops_what_the_cache_learned_from_it() {
     assert_eq!(database.basic(ALICE).unwrap().unwrap().balance, U256::from(100));
     backend.failing.store(false, Ordering::Relaxed);
 }
+
+/// Between transactions the other engine works on the block overlay through
+/// `EvmSession::with_overlay`. Should anything there change an EVM account, the session's decoded
+/// caches are dropped, so the next transaction sees the account as the overlay holds it.
+#[test]
+fn the_session_sees_evm_changes_made_between_transactions() {
+    use evm_binding::revm::context::result::InvalidTransaction;
+    let mut chain = Chain::new();
+    let block = chain.block.clone();
+    let mut session = chain.executor.session(&mut chain.overlay, &block, EthPrecompiles::new(SpecId::PRAGUE));
+    // Alice pays one wei to Bob: her account is now cached, with its balance.
+    let transfer = |session: &EvmSession<'_, EthPrecompiles>| TxEnv {
+        caller: ALICE,
+        kind: TxKind::Call(BOB),
+        value: U256::ONE,
+        gas_limit: 21_000,
+        nonce: account(session.state(), ALICE).unwrap().unwrap().nonce,
+        chain_id: Some(CHAIN_ID),
+        ..Default::default()
+    };
+    let tx = transfer(&session);
+    assert!(session.transact(tx).unwrap().is_success());
+
+    // A WASM slot written in between changes nothing of the EVM's view.
+    session
+        .with_overlay(|overlay| overlay.set_u64(&Namespace::wasm(kv_core::Identity([3; 20])).slot_key(0), 1))
+        .unwrap();
+    let tx = transfer(&session);
+    assert!(session.transact(tx).unwrap().is_success());
+
+    // Alice's balance emptied in between: her next payment must fail for lack of funds.
+    let nonce = account(session.state(), ALICE).unwrap().unwrap().nonce;
+    session
+        .with_overlay(|overlay| insert_account(overlay, ALICE, &GenesisAccount { nonce, ..Default::default() }))
+        .unwrap();
+    let tx = transfer(&session);
+    let error = session.transact(tx).unwrap_err();
+    assert!(
+        matches!(error, EvmError::Transaction(InvalidTransaction::LackOfFundForMaxFee { .. })),
+        "a stale cached balance paid: {error:?}"
+    );
+}

@@ -70,6 +70,8 @@ pub struct Overlay {
     wiped: BTreeSet<Prefix>,
     journal: Vec<Undo>,
     checkpoints: Vec<usize>,
+    /// Per engine tag, how many times its entries may have changed; see [`Overlay::changes`].
+    changes: [u64; 3],
 }
 
 enum Lookup<'a> {
@@ -87,6 +89,7 @@ impl Overlay {
             wiped: BTreeSet::new(),
             journal: Vec::new(),
             checkpoints: Vec::new(),
+            changes: [0; 3],
         }
     }
 
@@ -181,7 +184,24 @@ impl Overlay {
         Ok(())
     }
 
+    /// A count that grows whenever an entry of `engine`'s namespaces may have changed in this
+    /// overlay: every set, remove and wipe under its tag, and every one of them a revert undoes.
+    /// Equal counts before and after some code mean it changed nothing of that engine, which is
+    /// how a cache of decoded state (the EVM binding's) knows whether it went stale.
+    pub fn changes(&self, engine: Engine) -> u64 {
+        self.changes[usize::from(engine.tag())]
+    }
+
+    /// Counts a change under the engine tag `key` starts with (keys reaching here are valid, so
+    /// the tag is one of the three).
+    fn count_change(&mut self, key: &[u8]) {
+        if let Some(count) = key.first().and_then(|&tag| self.changes.get_mut(usize::from(tag))) {
+            *count += 1;
+        }
+    }
+
     fn record(&mut self, key: Vec<u8>, value: Option<Value>) {
+        self.count_change(&key);
         if self.checkpoints.is_empty() {
             self.writes.insert(key, value);
         } else {
@@ -203,6 +223,7 @@ impl Overlay {
 
     fn wipe_unchecked(&mut self, namespace: &Namespace) {
         let prefix = *namespace.prefix();
+        self.count_change(&prefix);
         let end = prefix_end(&prefix);
         let upper = end.as_deref().map_or(Bound::Unbounded, Bound::Excluded);
         let keys: Vec<Vec<u8>> =
@@ -226,15 +247,19 @@ impl Overlay {
         let start = self.close(&checkpoint)?;
         while self.journal.len() > start {
             match self.journal.pop() {
-                Some(Undo::Write { key, previous }) => match previous {
-                    Some(value) => {
-                        self.writes.insert(key, value);
+                Some(Undo::Write { key, previous }) => {
+                    self.count_change(&key);
+                    match previous {
+                        Some(value) => {
+                            self.writes.insert(key, value);
+                        }
+                        None => {
+                            self.writes.remove(&key);
+                        }
                     }
-                    None => {
-                        self.writes.remove(&key);
-                    }
-                },
+                }
                 Some(Undo::Wipe { prefix, was_wiped, removed }) => {
+                    self.count_change(&prefix);
                     if !was_wiped {
                         self.wiped.remove(&prefix);
                     }

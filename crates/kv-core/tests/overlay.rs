@@ -211,3 +211,39 @@ fn code_blobs_are_never_deleted() {
     overlay.remove(&word).unwrap();
     assert_eq!(overlay.get(&word).unwrap(), None);
 }
+
+/// `Overlay::changes` counts, per engine, every set, remove and wipe and every one of them a
+/// revert undoes; reads and refused changes count nothing.
+#[test]
+fn changes_are_counted_per_engine_including_reverts() {
+    let store = Store::in_memory();
+    let mut overlay = store.begin();
+    let wasm = Namespace::wasm(kv_core::Identity([1; 20]));
+    let evm = Namespace::evm(alloy_primitives::Address::repeat_byte(2));
+    let counts = |overlay: &kv_core::Overlay| {
+        [kv_core::Engine::Runtime, kv_core::Engine::Wasm, kv_core::Engine::Evm].map(|engine| overlay.changes(engine))
+    };
+    assert_eq!(counts(&overlay), [0, 0, 0]);
+    overlay.set_u64(&wasm.slot_key(1), 5).unwrap();
+    overlay.remove(&wasm.slot_key(2)).unwrap();
+    assert_eq!(counts(&overlay), [0, 2, 0]);
+
+    let checkpoint = overlay.checkpoint();
+    overlay.set(&evm.word_key(&[1; 32]), &[7; 32]).unwrap();
+    overlay.wipe(&evm).unwrap();
+    assert_eq!(counts(&overlay), [0, 2, 2]);
+    overlay.revert(checkpoint).unwrap();
+    assert_eq!(counts(&overlay), [0, 2, 4], "each undone change counts again");
+
+    // Reads and refused changes leave every count as it is.
+    overlay.get(&evm.word_key(&[1; 32])).unwrap();
+    overlay.scan_prefix(evm.prefix()).unwrap();
+    assert!(overlay.set(&evm.word_key(&[1; 32]), &[0; 32]).is_err());
+    assert!(overlay.wipe(&Namespace::runtime()).is_err());
+    let code = [0x60, 0x00];
+    let code_key = kv_core::key::code_key(&alloy_primitives::keccak256(code));
+    assert!(overlay.remove(&code_key).is_err());
+    assert_eq!(counts(&overlay), [0, 2, 4]);
+    overlay.set(&code_key, &code).unwrap();
+    assert_eq!(counts(&overlay), [1, 2, 4]);
+}

@@ -259,7 +259,7 @@ impl Runtime {
                 // The cost is spent whatever the outcome: validating and compiling is the work it
                 // prices, and a refused module has had that work done.
                 let gas_used = wasm_binding::gas::deploy_cost(code.len());
-                match self.wasm.deploy(session.overlay_for_wasm(), name, *version, code) {
+                match session.with_overlay(|overlay| self.wasm.deploy(overlay, name, *version, code)) {
                     Ok(identity) => Ok(Receipt {
                         gas_used,
                         created: Some(Created::Module(identity)),
@@ -283,7 +283,7 @@ impl Runtime {
                     ModuleRef::Named(name, version) => self.wasm.identity(name, *version),
                 };
                 let request = CallRequest { module: identity, caller: Identity::from(*from), input, gas_limit: *gas };
-                match self.wasm.call(session.overlay_for_wasm(), &request) {
+                match session.with_overlay(|overlay| self.wasm.call(overlay, &request)) {
                     Ok(result) => {
                         let status = match result.status {
                             CallStatus::Success => Status::Success,
