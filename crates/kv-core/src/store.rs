@@ -6,16 +6,16 @@
 //! or the new root and never in between.
 
 use crate::backend::{Backend, BackendError, BackendExt, MemoryBackend, RedbBackend, Table, WriteBatch};
-use crate::key::{CODE_KEY_LEN, Engine, KeyError, KeyLayout, Namespace, PREFIX_LEN, STORAGE_TAG};
+use crate::commitment::{Placement, account_key, account_leaf, decode_storage_leaf, encode_account, placement, storage_leaf};
+use crate::key::{Engine, KeyError, KeyLayout, Namespace, PREFIX_LEN};
 use crate::overlay::Overlay;
-use crate::proof::{KeyProof, NamespaceProof, SubtreeProof};
-use crate::trie::node::{ChildRef, GLOBAL_TREE, LeafValue, NodeSource, TreeId};
+use crate::proof::{AccountProof, KeyProof, NamespaceProof, StorageProof};
+use crate::record::AccountRecord;
+use crate::trie::node::{ACCOUNT_TREE, ChildRef, LeafValue, NodeSource, TreeId};
 use crate::trie::update::{Change, TreeWriter};
-use crate::trie::{
-    entry_key, find_leaves, global_key, mark_tree_stale, prune, prune_replaced, root_hash, subtree_link, walk,
-};
-use alloy_primitives::{B256, keccak256};
-use alloy_trie::Nibbles;
+use crate::trie::{TrieError, find_leaves, mark_tree_stale, prune, prune_replaced, root_hash, walk};
+use alloy_primitives::{Address, B256, Bytes, U256, keccak256};
+use alloy_trie::{KECCAK_EMPTY, Nibbles, TrieAccount};
 use parking_lot::Mutex;
 use std::collections::BTreeMap;
 use std::ops::ControlFlow;
@@ -23,7 +23,7 @@ use std::path::Path;
 use std::sync::{Arc, LazyLock};
 
 const FORMAT_KEY: &[u8] = b"format";
-const FORMAT_VALUE: &[u8] = b"xstate-kv/1";
+const FORMAT_VALUE: &[u8] = b"xstate-kv/2";
 const HEAD_KEY: &[u8] = b"head";
 const ROOT_PREFIX: &[u8] = b"root/";
 
@@ -72,6 +72,13 @@ pub enum StoreError {
     /// The overlay still has an open checkpoint.
     #[error("cannot commit an overlay with an open checkpoint")]
     OpenCheckpoint,
+    /// A proof was asked for a code blob or the runtime namespace, which the trie does not hold:
+    /// code is committed through the code hashes of the accounts and modules that run it.
+    #[error("code blobs are not in the trie; prove the account or module whose code hash names the blob")]
+    NotCommitted,
+    /// A stored account leaf is not an account's RLP.
+    #[error("corrupt store: account leaf does not decode: {0}")]
+    CorruptAccount(#[source] alloy_rlp::Error),
     /// No root is retained for that height.
     #[error("height {height} is not provable: retained heights are {oldest}..={latest}")]
     HeightNotRetained {
@@ -84,12 +91,21 @@ pub enum StoreError {
     },
 }
 
-/// The work of updating one namespace's sub-trie in a commit.
+impl From<TrieError> for StoreError {
+    fn from(error: TrieError) -> Self {
+        match error {
+            TrieError::Backend(error) => Self::Backend(error),
+            TrieError::Corrupt(detail) => Self::Corrupt(detail),
+        }
+    }
+}
+
+/// The work of updating one namespace's storage trie and account leaf in a commit.
 struct SubtreeJob<'a> {
-    global_key: Nibbles,
+    account_key: Nibbles,
     prefix: &'a TreeId,
     wiped: bool,
-    old_root: Option<ChildRef>,
+    old_leaf: Option<LeafValue>,
     writes: &'a [(&'a [u8], Option<&'a [u8]>)],
 }
 
@@ -171,10 +187,15 @@ type NamespaceChanges<'a> = (bool, Vec<(&'a [u8], Option<&'a [u8]>)>);
 #[derive(Clone, Copy, Debug)]
 struct Head {
     height: u64,
-    global: Option<ChildRef>,
+    /// The oldest height whose nodes are still kept. Stored with the head, so that reopening the
+    /// store with more retained roots than it was pruned to cannot make pruned heights look
+    /// provable (they would fail as `Corrupt` on the first missing node).
+    oldest: u64,
+    root: Option<ChildRef>,
 }
 
-/// Committed state with one root over every engine.
+/// Committed state with one root over every engine: Ethereum's state root, extended with the
+/// WASM namespaces.
 pub struct Store {
     backend: Arc<dyn Backend>,
     config: StoreConfig,
@@ -192,8 +213,12 @@ impl Store {
                     .ok_or_else(|| StoreError::Corrupt("store has no head record".into()))?;
                 decode_head(&head)?
             }
-            Some(_) => {
-                return Err(StoreError::Corrupt("not a store of format xstate-kv/1".into()));
+            Some(format) => {
+                return Err(StoreError::Corrupt(format!(
+                    "not a store of format {} (found {:?}); a store of an older format must be created anew",
+                    String::from_utf8_lossy(FORMAT_VALUE),
+                    String::from_utf8_lossy(&format)
+                )));
             }
             None => {
                 let mut any = false;
@@ -204,7 +229,7 @@ impl Store {
                 if any {
                     return Err(StoreError::Corrupt("store metadata without a format record".into()));
                 }
-                let head = Head { height: 0, global: None };
+                let head = Head { height: 0, oldest: 0, root: None };
                 let mut batch = WriteBatch::new();
                 batch.put(Table::Meta, FORMAT_KEY, FORMAT_VALUE);
                 batch.put(Table::Meta, HEAD_KEY, encode_head(&head));
@@ -232,7 +257,8 @@ impl Store {
         Self::open(Arc::new(RedbBackend::open(path)?), config)
     }
 
-    /// The backend.
+    /// The backend, for tests that corrupt or inspect what is stored.
+    #[cfg(feature = "test-support")]
     pub fn backend(&self) -> &Arc<dyn Backend> {
         &self.backend
     }
@@ -244,12 +270,18 @@ impl Store {
 
     /// The latest state root.
     pub fn root(&self) -> B256 {
-        root_hash(self.head.lock().global)
+        root_hash(self.head.lock().root)
     }
 
     /// The state root at `height`, if it is retained.
     pub fn root_at(&self, height: u64) -> Result<B256, StoreError> {
-        Ok(root_hash(self.global_root_at(&self.head.lock(), height)?))
+        Ok(root_hash(self.root_ref_at(&self.head.lock(), height)?))
+    }
+
+    /// The oldest height whose root is still provable.
+    pub fn oldest_provable(&self) -> u64 {
+        let head = self.head.lock();
+        self.oldest_retained(&head, head.height)
     }
 
     /// A label the store keeps outside the state (not committed to by the root), such as the
@@ -288,47 +320,59 @@ impl Store {
         let backend = self.backend.as_ref();
         let mut batch = WriteBatch::new();
 
-        // Group the overlay by namespace; a wiped namespace may have no writes at all.
+        // Group the overlay by namespace; a wiped namespace may have no writes at all. Code blobs
+        // are stored but not in the trie: their hashes in account and module leaves commit them.
         let mut namespaces: BTreeMap<TreeId, NamespaceChanges<'_>> = BTreeMap::new();
         for prefix in overlay.wiped() {
             namespaces.entry(*prefix).or_default().0 = true;
         }
         for (key, value) in overlay.writes() {
+            if key[0] == Engine::Runtime.tag() {
+                match value {
+                    Some(value) => batch.put(Table::State, key.as_slice(), value.as_ref()),
+                    None => batch.delete(Table::State, key.as_slice()),
+                }
+                continue;
+            }
             let mut prefix = [0u8; PREFIX_LEN];
             prefix.copy_from_slice(&key[..PREFIX_LEN]);
             namespaces.entry(prefix).or_default().1.push((key.as_slice(), value.as_deref()));
         }
 
-        // Find every touched namespace's current sub-root in one descent of the global trie,
-        // whose nodes stay cached for the global update below.
-        let mut global = NodeSource::new(backend, GLOBAL_TREE, true);
-        let mut by_hash: Vec<(Nibbles, TreeId)> =
-            namespaces.keys().map(|prefix| (global_key(prefix), *prefix)).collect();
-        by_hash.sort_unstable();
-        let hashed: Vec<Nibbles> = by_hash.iter().map(|(key, _)| *key).collect();
-        let leaves = find_leaves(&mut global, head.global, &hashed)?;
-
-        // Sub-tries are independent of each other (that is what scoped commitments buy), so
-        // large commits update them on every core; each worker writes its own batch.
-        let mut jobs = Vec::with_capacity(by_hash.len());
-        for ((global_key, prefix), leaf) in by_hash.iter().zip(leaves) {
-            let (wiped, writes) = &namespaces[prefix];
-            let old_root = leaf.map(subtree_link).transpose()?;
-            jobs.push(SubtreeJob { global_key: *global_key, prefix, wiped: *wiped, old_root, writes });
+        // Find every touched namespace's current account leaf in one descent of the account
+        // trie, whose nodes stay cached for the account-trie update below.
+        let mut accounts = NodeSource::new(backend, ACCOUNT_TREE, true);
+        let mut by_key: Vec<(Nibbles, TreeId)> = Vec::with_capacity(namespaces.len());
+        for prefix in namespaces.keys() {
+            let namespace = Namespace::from_prefix(prefix)?;
+            if let Some(key) = account_key(&namespace) {
+                by_key.push((Nibbles::unpack(key), *prefix));
+            }
         }
-        let results = run_jobs(&jobs, |job| self.update_subtree(job, height))?;
-        let mut global_changes = Vec::with_capacity(results.len());
+        by_key.sort_unstable();
+        let keys: Vec<Nibbles> = by_key.iter().map(|(key, _)| *key).collect();
+        let leaves = find_leaves(&mut accounts, head.root, &keys)?;
+
+        // Storage tries are independent of each other, so large commits update them on every
+        // core; each worker writes its own batch.
+        let mut jobs = Vec::with_capacity(by_key.len());
+        for ((account_key, prefix), old_leaf) in by_key.iter().zip(leaves) {
+            let (wiped, writes) = &namespaces[prefix];
+            jobs.push(SubtreeJob { account_key: *account_key, prefix, wiped: *wiped, old_leaf, writes });
+        }
+        let results = run_jobs(&jobs, |job| self.update_namespace(job, height))?;
+        let mut account_changes = Vec::with_capacity(results.len());
         for (change, part) in results {
             batch.append(part);
-            global_changes.extend(change);
+            account_changes.extend(change);
         }
-        let global_root = TreeWriter::new(&mut global, height, &mut batch).apply(head.global, &global_changes)?;
+        let root = TreeWriter::new(&mut accounts, height, &mut batch).apply(head.root, &account_changes)?;
 
-        let new_head = Head { height, global: global_root };
+        let oldest = self.oldest_retained(&head, height);
+        let new_head = Head { height, oldest, root };
         batch.put(Table::Meta, HEAD_KEY, encode_head(&new_head));
-        batch.put(Table::Meta, root_record_key(height), encode_root(global_root));
+        batch.put(Table::Meta, root_record_key(height), encode_root(root));
 
-        let oldest = self.oldest_retained(height);
         prune(backend, oldest, &mut batch)?;
         if oldest == height {
             // Only the new root is retained, so the nodes this very commit replaces are needed by
@@ -347,18 +391,19 @@ impl Store {
 
         backend.write(batch)?;
         *head = new_head;
-        Ok(CommitInfo { height, root: root_hash(global_root) })
+        Ok(CommitInfo { height, root: root_hash(root) })
     }
 
-    /// Writes one namespace's new values and sub-trie into a batch of its own and returns the
-    /// global-trie change for its new sub-root, if the sub-root changed.
-    fn update_subtree(&self, job: &SubtreeJob<'_>, height: u64) -> Result<(Option<Change>, WriteBatch), StoreError> {
+    /// Writes one namespace's new values and storage trie into a batch of its own and returns the
+    /// account-trie change for its new account leaf, if the leaf changed.
+    fn update_namespace(&self, job: &SubtreeJob<'_>, height: u64) -> Result<(Option<Change>, WriteBatch), StoreError> {
         let mut batch = WriteBatch::new();
-        // A wiped namespace is rebuilt from nothing; its old sub-root still decides below whether
-        // the global trie changes.
-        let base = if job.wiped { None } else { job.old_root };
+        let old_storage = job.old_leaf.as_ref().and_then(|leaf| leaf.link);
+        // A wiped namespace is rebuilt from nothing; its old leaf still decides below whether
+        // the account trie changes.
+        let base = if job.wiped { None } else { old_storage };
         if job.wiped {
-            self.delete_namespace(job, height, &mut batch)?;
+            self.delete_namespace(job, old_storage, height, &mut batch)?;
         }
         let mut changes = Vec::with_capacity(job.writes.len());
         for &(key, value) in job.writes {
@@ -366,27 +411,58 @@ impl Store {
                 Some(value) => batch.put(Table::State, key, value),
                 None => batch.delete(Table::State, key),
             }
-            changes.push(Change {
-                key: entry_key(&key[PREFIX_LEN..]),
-                value: value.map(|value| LeafValue { commitment: value_commitment(key, value), link: None }),
-            });
+            if let Placement::Storage(slot) = placement(key)? {
+                let layout = KeyLayout::of(key)?;
+                let leaf = value.and_then(|value| storage_leaf(layout, value));
+                changes.push(Change {
+                    key: Nibbles::unpack(slot),
+                    value: leaf.map(|leaf| LeafValue { value: Bytes::from(leaf), link: None }),
+                });
+            }
         }
         changes.sort_unstable_by_key(|change| change.key);
         let mut source = NodeSource::new(self.backend.as_ref(), *job.prefix, false);
-        let new_root = TreeWriter::new(&mut source, height, &mut batch).apply(base, &changes)?;
+        let storage = TreeWriter::new(&mut source, height, &mut batch).apply(base, &changes)?;
+
+        let namespace = Namespace::from_prefix(job.prefix)?;
+        let record = self.current_record(job, &namespace)?;
+        let exists = storage.is_some() || (namespace.engine() == Engine::Evm && record.is_some());
+        let leaf = if exists {
+            let account = account_leaf(namespace.engine(), record.as_deref(), root_hash(storage))
+                .map_err(|error| StoreError::Corrupt(format!("record of {namespace:?}: {error}")))?;
+            Some(LeafValue { value: Bytes::from(encode_account(&account)), link: storage })
+        } else {
+            None
+        };
         // A reference names a node version, so a wiped namespace rebuilt to the same contents
-        // still changes its global leaf (its link moves to the new nodes), while a wipe of a
-        // namespace that had no entries and gets none changes nothing.
-        let change = (new_root != job.old_root).then(|| Change {
-            key: job.global_key,
-            value: new_root.map(|root| LeafValue { commitment: root.hash, link: Some(root.version) }),
-        });
+        // still changes its leaf (its link moves to the new nodes), while a wipe of a namespace
+        // that had no entries and gets none changes nothing.
+        let change = (leaf != job.old_leaf).then_some(Change { key: job.account_key, value: leaf });
         Ok((change, batch))
     }
 
+    /// The namespace's record (EVM account record or WASM module record) after the job: written
+    /// by it, gone with a wipe, or as committed.
+    fn current_record(&self, job: &SubtreeJob<'_>, namespace: &Namespace) -> Result<Option<Vec<u8>>, StoreError> {
+        let key = namespace.record_key();
+        if let Ok(index) = job.writes.binary_search_by(|(written, _)| (*written).cmp(key.as_slice())) {
+            return Ok(job.writes[index].1.map(<[u8]>::to_vec));
+        }
+        if job.wiped {
+            return Ok(None);
+        }
+        Ok(self.backend.get(Table::State, &key)?)
+    }
+
     /// Adds to `batch` the deletion of every committed entry of a wiped namespace that the
-    /// job does not write again, and marks every node of its old sub-trie stale.
-    fn delete_namespace(&self, job: &SubtreeJob<'_>, height: u64, batch: &mut WriteBatch) -> Result<(), StoreError> {
+    /// job does not write again, and marks every node of its old storage trie stale.
+    fn delete_namespace(
+        &self,
+        job: &SubtreeJob<'_>,
+        old_storage: Option<ChildRef>,
+        height: u64,
+        batch: &mut WriteBatch,
+    ) -> Result<(), StoreError> {
         let mut gone = Vec::new();
         let end = crate::backend::prefix_end(job.prefix);
         self.backend.scan(Table::State, job.prefix, end.as_deref(), &mut |key, _| {
@@ -399,23 +475,25 @@ impl Store {
         for key in gone {
             batch.delete(Table::State, key);
         }
-        if let Some(root) = job.old_root {
+        if let Some(root) = old_storage {
             mark_tree_stale(&mut NodeSource::new(self.backend.as_ref(), *job.prefix, false), root, height, batch)?;
         }
         Ok(())
     }
 
-    fn oldest_retained(&self, latest: u64) -> u64 {
-        (latest + 1).saturating_sub(self.config.retained_roots)
+    /// The oldest height retained once `latest` is committed: the setting's window, but never
+    /// below what earlier commits already pruned.
+    fn oldest_retained(&self, head: &Head, latest: u64) -> u64 {
+        (latest + 1).saturating_sub(self.config.retained_roots).max(head.oldest)
     }
 
-    fn global_root_at(&self, head: &Head, height: u64) -> Result<Option<ChildRef>, StoreError> {
-        let oldest = self.oldest_retained(head.height);
+    fn root_ref_at(&self, head: &Head, height: u64) -> Result<Option<ChildRef>, StoreError> {
+        let oldest = self.oldest_retained(head, head.height);
         if height > head.height || height < oldest {
             return Err(StoreError::HeightNotRetained { height, oldest, latest: head.height });
         }
         if height == head.height {
-            return Ok(head.global);
+            return Ok(head.root);
         }
         let record = self
             .backend
@@ -424,57 +502,110 @@ impl Store {
         decode_root(&record)
     }
 
-    /// A proof of `key`'s value (or absence) at `height` (the latest when `None`).
-    pub fn prove(&self, key: &[u8], height: Option<u64>) -> Result<KeyProof, StoreError> {
-        self.prove_commitment(key, height).map(|(proof, _)| proof)
-    }
-
-    /// A proof of `key` at `height` (the latest when `None`), with the commitment (keccak256) of
-    /// the value the key had then, or `None` when it had none. Values themselves are kept only for
-    /// the latest height.
-    pub fn prove_commitment(&self, key: &[u8], height: Option<u64>) -> Result<(KeyProof, Option<B256>), StoreError> {
-        KeyLayout::of(key)?;
-        let (prefix, suffix) = key
-            .split_first_chunk::<PREFIX_LEN>()
-            .ok_or(KeyError::Truncated { len: key.len(), expected: PREFIX_LEN })?;
-        let head = self.head.lock();
-        let global_root = self.global_root_at(&head, height.unwrap_or(head.height))?;
-        let backend = self.backend.as_ref();
-        let (global, leaf) = walk(backend, &GLOBAL_TREE, global_root, &global_key(prefix))?;
-        let mut commitment = None;
-        let subtree = match leaf {
+    /// The account leaf of `account_key` at the retained root `root`, with its proof path.
+    fn walk_account(
+        &self,
+        root: Option<ChildRef>,
+        account_key: B256,
+    ) -> Result<(Vec<Bytes>, Option<(TrieAccount, Option<ChildRef>)>), StoreError> {
+        let (nodes, leaf) = walk(self.backend.as_ref(), &ACCOUNT_TREE, root, &Nibbles::unpack(account_key))?;
+        let account = match leaf {
             None => None,
             Some(leaf) => {
-                let (nodes, found) = walk(backend, prefix, Some(subtree_link(leaf)?), &entry_key(suffix))?;
-                commitment = found.map(|value| value.commitment);
-                Some(SubtreeProof { root: leaf.commitment, nodes })
+                let account: TrieAccount =
+                    alloy_rlp::Decodable::decode(&mut leaf.value.as_ref()).map_err(StoreError::CorruptAccount)?;
+                if account.storage_root != root_hash(leaf.link) {
+                    return Err(StoreError::Corrupt("account leaf's storage root differs from its link".into()));
+                }
+                Some((account, leaf.link))
             }
         };
-        Ok((KeyProof { global, subtree }, commitment))
+        Ok((nodes, account))
     }
 
-    /// A namespace's sub-root at `height` (the latest when `None`) with its proof; the sub-root
-    /// is `None` when the namespace has no entries.
+    /// A proof of `key`'s value (or absence) at `height` (the latest when `None`).
+    pub fn prove(&self, key: &[u8], height: Option<u64>) -> Result<KeyProof, StoreError> {
+        self.prove_value(key, height).map(|(proof, _)| proof)
+    }
+
+    /// A proof of `key` at `height` (the latest when `None`), with the value the key had then,
+    /// read from the trie itself (so older heights, whose values the state table no longer
+    /// holds, are answered too). Code blobs are not in the trie and have no proof.
+    pub fn prove_value(&self, key: &[u8], height: Option<u64>) -> Result<(KeyProof, Option<Vec<u8>>), StoreError> {
+        let layout = KeyLayout::of(key)?;
+        let placement = placement(key)?;
+        let namespace = Namespace::from_prefix(key)?;
+        let account_key = account_key(&namespace).filter(|_| placement != Placement::CodeBlob);
+        let account_key = account_key.ok_or(StoreError::NotCommitted)?;
+        let head = self.head.lock();
+        let root = self.root_ref_at(&head, height.unwrap_or(head.height))?;
+        let (account_proof, found) = self.walk_account(root, account_key)?;
+        let Some((account, storage)) = found else {
+            return Ok((KeyProof { account_proof, account: None, storage_proof: Vec::new() }, None));
+        };
+        let (storage_proof, value) = match placement {
+            Placement::CodeBlob => return Err(StoreError::NotCommitted),
+            Placement::AccountLeaf => {
+                // An empty account's fields are what an account without a record but with storage
+                // commits to; the trie cannot tell a record of zeros from no record, so neither
+                // can its answer (see `verify`).
+                let record =
+                    AccountRecord { nonce: account.nonce, balance: account.balance, code_hash: account.code_hash };
+                let empty = record.nonce == 0 && record.balance.is_zero() && record.code_hash == KECCAK_EMPTY;
+                (Vec::new(), (!empty).then(|| record.encode().to_vec()))
+            }
+            Placement::Storage(slot) => {
+                let (nodes, leaf) = walk(self.backend.as_ref(), namespace.prefix(), storage, &Nibbles::unpack(slot))?;
+                let value = leaf
+                    .map(|leaf| decode_storage_leaf(layout, &leaf.value))
+                    .transpose()
+                    .map_err(|error| StoreError::Corrupt(format!("storage leaf does not decode: {error}")))?;
+                (nodes, value)
+            }
+        };
+        Ok((KeyProof { account_proof, account: Some(account), storage_proof }, value))
+    }
+
+    /// A namespace's storage root at `height` (the latest when `None`) with its proof; the
+    /// storage root is `None` when the namespace has no account leaf.
     pub fn prove_namespace(
         &self,
         namespace: &Namespace,
         height: Option<u64>,
     ) -> Result<(Option<B256>, NamespaceProof), StoreError> {
+        let account_key = account_key(namespace).ok_or(StoreError::NotCommitted)?;
         let head = self.head.lock();
-        let global_root = self.global_root_at(&head, height.unwrap_or(head.height))?;
-        let (global, leaf) = walk(self.backend.as_ref(), &GLOBAL_TREE, global_root, &global_key(namespace.prefix()))?;
-        Ok((leaf.map(|leaf| leaf.commitment), NamespaceProof { global }))
+        let root = self.root_ref_at(&head, height.unwrap_or(head.height))?;
+        let (account_proof, found) = self.walk_account(root, account_key)?;
+        let account = found.map(|(account, _)| account);
+        Ok((account.map(|account| account.storage_root), NamespaceProof { account_proof, account }))
     }
-}
 
-/// The commitment of `value` under `key`: its keccak256. A code blob's key is already that hash
-/// (the overlay refuses a blob that does not hash to its key), so a blob of hundreds of kilobytes
-/// is not hashed a second time.
-fn value_commitment(key: &[u8], value: &[u8]) -> B256 {
-    if key.len() == CODE_KEY_LEN && key[0] == Engine::Runtime.tag() && key[PREFIX_LEN] == STORAGE_TAG {
-        B256::from_slice(&key[PREFIX_LEN + 1..])
-    } else {
-        keccak256(value)
+    /// The EIP-1186 proof of `address` and `slots` at `height` (the latest when `None`): what
+    /// `eth_getProof` returns. Reads only the nodes on the proven paths.
+    pub fn eip1186_proof(
+        &self,
+        address: Address,
+        slots: &[B256],
+        height: Option<u64>,
+    ) -> Result<AccountProof, StoreError> {
+        let namespace = Namespace::evm(address);
+        let head = self.head.lock();
+        let root = self.root_ref_at(&head, height.unwrap_or(head.height))?;
+        let (account_proof, found) = self.walk_account(root, keccak256(address))?;
+        let storage_root = found.as_ref().and_then(|(_, link)| *link);
+        let mut storage = Vec::with_capacity(slots.len());
+        for slot in slots {
+            let (proof, leaf) =
+                walk(self.backend.as_ref(), namespace.prefix(), storage_root, &Nibbles::unpack(keccak256(slot)))?;
+            let value = leaf
+                .map(|leaf| alloy_rlp::Decodable::decode(&mut leaf.value.as_ref()))
+                .transpose()
+                .map_err(|error| StoreError::Corrupt(format!("storage leaf does not decode: {error}")))?
+                .unwrap_or(U256::ZERO);
+            storage.push(StorageProof { key: *slot, value, proof });
+        }
+        Ok(AccountProof { address, account: found.map(|(account, _)| account), account_proof, storage })
     }
 }
 
@@ -490,12 +621,14 @@ fn root_record_key(height: u64) -> Vec<u8> {
     key
 }
 
+/// A root record: `0` for the empty trie, or `1 | reference length (u8) | reference | version`.
 fn encode_root(root: Option<ChildRef>) -> Vec<u8> {
     match root {
         None => vec![0],
         Some(root) => {
-            let mut out = vec![1];
-            out.extend_from_slice(root.hash.as_slice());
+            let reference = root.node.as_slice();
+            let mut out = vec![1, u8::try_from(reference.len()).unwrap_or(u8::MAX)];
+            out.extend_from_slice(reference);
             out.extend_from_slice(&root.version.to_be_bytes());
             out
         }
@@ -503,29 +636,36 @@ fn encode_root(root: Option<ChildRef>) -> Vec<u8> {
 }
 
 fn decode_root(bytes: &[u8]) -> Result<Option<ChildRef>, StoreError> {
+    let malformed = || StoreError::Corrupt("malformed root record".into());
     match bytes {
         [0] => Ok(None),
-        [1, rest @ ..] if rest.len() == 40 => {
-            let mut version = [0u8; 8];
-            version.copy_from_slice(&rest[32..]);
-            Ok(Some(ChildRef { hash: B256::from_slice(&rest[..32]), version: u64::from_be_bytes(version) }))
+        [1, len, rest @ ..] if rest.len() == usize::from(*len) + 8 => {
+            let (reference, version) = rest.split_at(usize::from(*len));
+            let node = crate::trie::node::NodeRef::from_stored(reference).ok_or_else(malformed)?;
+            let version = u64::from_be_bytes(version.try_into().map_err(|_| malformed())?);
+            Ok(Some(ChildRef { node, version }))
         }
-        _ => Err(StoreError::Corrupt("malformed root record".into())),
+        _ => Err(malformed()),
     }
 }
 
+/// The head record: `height (u64 BE) | oldest kept height (u64 BE) | root record`.
 fn encode_head(head: &Head) -> Vec<u8> {
     let mut out = head.height.to_be_bytes().to_vec();
-    out.extend_from_slice(&encode_root(head.global));
+    out.extend_from_slice(&head.oldest.to_be_bytes());
+    out.extend_from_slice(&encode_root(head.root));
     out
 }
 
 fn decode_head(bytes: &[u8]) -> Result<Head, StoreError> {
-    let (height, root) =
-        bytes.split_at_checked(8).ok_or_else(|| StoreError::Corrupt("malformed head record".into()))?;
-    let mut height_bytes = [0u8; 8];
-    height_bytes.copy_from_slice(height);
-    Ok(Head { height: u64::from_be_bytes(height_bytes), global: decode_root(root)? })
+    let malformed = || StoreError::Corrupt("malformed head record".into());
+    let (height, rest) = bytes.split_first_chunk::<8>().ok_or_else(malformed)?;
+    let (oldest, root) = rest.split_first_chunk::<8>().ok_or_else(malformed)?;
+    let (height, oldest) = (u64::from_be_bytes(*height), u64::from_be_bytes(*oldest));
+    if oldest > height {
+        return Err(malformed());
+    }
+    Ok(Head { height, oldest, root: decode_root(root)? })
 }
 
 #[cfg(test)]
@@ -543,10 +683,10 @@ mod tests {
             let jobs: Vec<SubtreeJob<'_>> = sizes
                 .iter()
                 .map(|&size| SubtreeJob {
-                    global_key: Nibbles::new(),
+                    account_key: Nibbles::new(),
                     prefix: &prefix,
                     wiped: false,
-                    old_root: None,
+                    old_leaf: None,
                     writes: &writes[..size],
                 })
                 .collect();
@@ -566,10 +706,10 @@ mod tests {
         // Even jobs are shared evenly.
         let jobs: Vec<SubtreeJob<'_>> = (0..40)
             .map(|_| SubtreeJob {
-                global_key: Nibbles::new(),
+                account_key: Nibbles::new(),
                 prefix: &prefix,
                 wiped: false,
-                old_root: None,
+                old_leaf: None,
                 writes: &writes[..10],
             })
             .collect();

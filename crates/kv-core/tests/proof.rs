@@ -6,9 +6,8 @@
 mod common;
 
 use alloy_primitives::{B256, Bytes, keccak256};
-use kv_core::{
-    Identity, KeyProof, Namespace, NamespaceProof, ProofError, Store, SubtreeProof, verify, verify_namespace,
-};
+use alloy_trie::TrieAccount;
+use kv_core::{Identity, KeyProof, Namespace, NamespaceProof, ProofError, Store, verify, verify_namespace};
 use proptest::prelude::*;
 use proptest::strategy::ValueTree;
 
@@ -46,17 +45,19 @@ fn every_truncation_and_byte_flip_of_a_proof_is_rejected() {
             }
         }
     }
-    assert_eq!(KeyProof::decode(&[2, 1, 0, 0]), Err(ProofError::UnsupportedVersion(2)));
-    assert_eq!(KeyProof::decode(&[1, 2, 0, 0]), Err(ProofError::WrongKind(2)));
-    assert_eq!(KeyProof::decode(&[1, 1, 0, 7]), Err(ProofError::InvalidFlag(7)));
-    assert_eq!(KeyProof::decode(&[1, 1, 66]), Err(ProofError::TooManyNodes(66)));
-    assert_eq!(KeyProof::decode(&[1, 1, 1, 0, 0]), Err(ProofError::NodeLength(0)));
+    assert_eq!(KeyProof::decode(&[1, 1, 0, 0]), Err(ProofError::UnsupportedVersion(1)));
+    assert_eq!(KeyProof::decode(&[2, 2, 0, 0]), Err(ProofError::WrongKind(2)));
+    assert_eq!(KeyProof::decode(&[2, 1, 0, 7]), Err(ProofError::InvalidFlag(7)));
+    assert_eq!(KeyProof::decode(&[2, 1, 66]), Err(ProofError::TooManyNodes(66)));
+    assert_eq!(KeyProof::decode(&[2, 1, 1, 0, 0]), Err(ProofError::NodeLength(0)));
+    assert!(matches!(KeyProof::decode(&[2, 1, 0, 1, 0]), Err(ProofError::MalformedAccount(_))));
+    assert!(matches!(KeyProof::decode(&[2, 1, 0, 1, 3, 0xc2, 0x80, 0x80]), Err(ProofError::MalformedAccount(_))));
 }
 
 #[test]
 fn proofs_for_invalid_keys_are_rejected() {
     let (store, _) = populated();
-    let proof = KeyProof { global: vec![], subtree: None };
+    let proof = KeyProof { account_proof: vec![], account: None, storage_proof: vec![] };
     assert!(matches!(verify(store.root(), &[0x09; 30], None, &proof), Err(ProofError::InvalidKey(_))));
     assert!(store.prove(&[0x01; 5], None).is_err());
 }
@@ -77,7 +78,7 @@ fn overlong_paths_are_refused() {
     let mut extension_encoded = Vec::new();
     alloy_rlp::Encodable::encode(&extension, &mut extension_encoded);
     let root = alloy_primitives::keccak256(&extension_encoded);
-    let proof = NamespaceProof { global: vec![extension_encoded.into(), leaf_encoded.into()] };
+    let proof = NamespaceProof { account_proof: vec![extension_encoded.into(), leaf_encoded.into()], account: None };
     let namespace = kv_core::Namespace::wasm(kv_core::Identity([1; 20]));
     assert_eq!(kv_core::verify_namespace(root, &namespace, None, &proof), Err(ProofError::PathTooLong));
 }
@@ -99,7 +100,7 @@ enum NodeSpec {
 /// What a generated leaf holds.
 #[derive(Clone, Debug)]
 enum LeafSpec {
-    /// The commitment of the value the verifier is asked about.
+    /// The leaf the verifier is asked about.
     Claimed,
     /// Any bytes.
     Other(Vec<u8>),
@@ -155,7 +156,7 @@ fn hex_prefix(path: &[u8], leaf: bool) -> Vec<u8> {
 /// parent referring to keccak256 of the next node's RLP, so that the verifier gets past each hash
 /// comparison and walks the paths. Returns the nodes and whether they are a well-formed proof of
 /// `claimed` (`expect_ok`).
-fn chain(specs: &[NodeSpec], key: &[u8], noise: &[u8], claimed: B256) -> (Vec<Bytes>, bool) {
+fn chain(specs: &[NodeSpec], key: &[u8], noise: &[u8], claimed: &[u8]) -> (Vec<Bytes>, bool) {
     // The nibble at `depth` of the key, or noise once the key is exhausted.
     let along = |depth: usize, offset: usize| key.get(depth).copied().unwrap_or(noise[(depth + offset) % noise.len()]);
     let random = |depth: usize, offset: usize| noise[(depth * 7 + offset) % noise.len()];
@@ -193,7 +194,7 @@ fn chain(specs: &[NodeSpec], key: &[u8], noise: &[u8], claimed: B256) -> (Vec<By
                     LeafSpec::Claimed => claimed.to_vec(),
                     LeafSpec::Other(bytes) => bytes.clone(),
                 };
-                well_formed &= *follow && last && depth + len == 64 && value == claimed.as_slice();
+                well_formed &= *follow && last && depth + len == 64 && value == claimed;
                 depth += len;
                 Shape::Leaf(path, value)
             }
@@ -229,6 +230,9 @@ fn chain(specs: &[NodeSpec], key: &[u8], noise: &[u8], claimed: B256) -> (Vec<By
             Shape::Leaf(path, value) => rlp_list(&[rlp_string(&hex_prefix(path, true)), rlp_string(value)]),
             Shape::Garbage(bytes) => bytes.clone(),
         };
+        // Ethereum embeds a child shorter than 32 bytes in its parent; referenced by hash, as
+        // this generator references every child, it is no proof a standard verifier accepts.
+        well_formed &= index == 0 || encoded.len() >= 32;
         next_hash = keccak256(&encoded);
         nodes.push(Bytes::from(encoded));
     }
@@ -236,11 +240,21 @@ fn chain(specs: &[NodeSpec], key: &[u8], noise: &[u8], claimed: B256) -> (Vec<By
     (nodes, well_formed)
 }
 
-/// A one-leaf global trie holding `subroot` for `namespace`: a valid global half, so that the
-/// verifier goes on to the sub-trie half.
-fn one_leaf_global(namespace: &Namespace, subroot: B256) -> (B256, Vec<Bytes>) {
+/// The account leaf of a WASM module whose storage root is `subroot`.
+fn module_account(subroot: B256) -> TrieAccount {
+    TrieAccount { storage_root: subroot, ..TrieAccount::default() }
+}
+
+/// The RLP of an account leaf.
+fn account_rlp(account: &TrieAccount) -> Vec<u8> {
+    alloy_rlp::encode(account)
+}
+
+/// A one-leaf account trie holding `namespace` with storage root `subroot`: a valid account
+/// half, so that the verifier goes on to the storage half.
+fn one_leaf_accounts(namespace: &Namespace, subroot: B256) -> (B256, Vec<Bytes>) {
     let path: Vec<u8> = nibbles(keccak256(namespace.prefix()).as_slice());
-    let leaf = rlp_list(&[rlp_string(&hex_prefix(&path, true)), rlp_string(subroot.as_slice())]);
+    let leaf = rlp_list(&[rlp_string(&hex_prefix(&path, true)), rlp_string(&account_rlp(&module_account(subroot)))]);
     (keccak256(&leaf), vec![Bytes::from(leaf)])
 }
 
@@ -262,19 +276,20 @@ fn chained_nodes_along_the_key_verify() {
         NodeSpec::Leaf { len: None, follow: true, value: LeafSpec::Claimed },
     ];
     let entry = nibbles(keccak256(&key[kv_core::key::PREFIX_LEN..]).as_slice());
-    let (subtree, well_formed) = chain(&specs, &entry, &[3, 1, 4], keccak256(value));
+    let (subtree, well_formed) = chain(&specs, &entry, &[3, 1, 4], &rlp_string(&value));
     assert!(well_formed);
     let subroot = keccak256(&subtree[0]);
-    let (root, global) = one_leaf_global(&namespace, subroot);
-    let proof = KeyProof { global, subtree: Some(SubtreeProof { root: subroot, nodes: subtree }) };
+    let (root, account_proof) = one_leaf_accounts(&namespace, subroot);
+    let account = Some(module_account(subroot));
+    let proof = KeyProof { account_proof, account, storage_proof: subtree };
     verify(root, &key, Some(&value), &proof).unwrap();
     assert!(verify(root, &key, Some(&[2]), &proof).is_err());
 
-    let global_key = nibbles(keccak256(namespace.prefix()).as_slice());
-    let (global, well_formed) = chain(&specs, &global_key, &[2, 7], subroot);
+    let account_key = nibbles(keccak256(namespace.prefix()).as_slice());
+    let (account_proof, well_formed) = chain(&specs, &account_key, &[2, 7], &account_rlp(&module_account(subroot)));
     assert!(well_formed);
-    let root = keccak256(&global[0]);
-    verify_namespace(root, &namespace, Some(subroot), &NamespaceProof { global }).unwrap();
+    let root = keccak256(&account_proof[0]);
+    verify_namespace(root, &namespace, Some(subroot), &NamespaceProof { account_proof, account }).unwrap();
 }
 
 proptest! {
@@ -286,11 +301,11 @@ proptest! {
     fn arbitrary_bytes_never_panic(bytes in prop::collection::vec(any::<u8>(), 0..600)) {
         let _ = KeyProof::decode(&bytes);
         let _ = NamespaceProof::decode(&bytes);
-        let mut framed = vec![1, 1];
+        let mut framed = vec![2, 1];
         framed.extend_from_slice(&bytes);
         if let Ok(proof) = KeyProof::decode(&framed) {
             let key = Namespace::wasm(Identity([1; 20])).slot_key(1);
-            let root = proof.global.first().map_or(B256::ZERO, keccak256);
+            let root = proof.account_proof.first().map_or(B256::ZERO, keccak256);
             let _ = verify(root, &key, Some(&[1]), &proof);
             let _ = verify(root, &key, None, &proof);
         }
@@ -309,33 +324,35 @@ proptest! {
     ) {
         let namespace = Namespace::wasm(Identity([1; 20]));
         let key = namespace.slot_key(slot);
-        let claimed = keccak256(&value);
+        let claimed = rlp_string(&value);
 
-        // The sub-trie half, behind a valid global half.
+        // The storage half, behind a valid account half.
         let entry = nibbles(keccak256(&key[kv_core::key::PREFIX_LEN..]).as_slice());
-        let (subtree, well_formed) = chain(&specs, &entry, &noise, claimed);
+        let (subtree, well_formed) = chain(&specs, &entry, &noise, &claimed);
         let subroot = keccak256(&subtree[0]);
-        let (root, global) = one_leaf_global(&namespace, subroot);
-        verify_namespace(root, &namespace, Some(subroot), &NamespaceProof { global: global.clone() }).unwrap();
-        let proof = KeyProof { global, subtree: Some(SubtreeProof { root: subroot, nodes: subtree }) };
+        let (root, account_proof) = one_leaf_accounts(&namespace, subroot);
+        let account = Some(module_account(subroot));
+        let namespace_proof = NamespaceProof { account_proof: account_proof.clone(), account };
+        verify_namespace(root, &namespace, Some(subroot), &namespace_proof).unwrap();
+        let proof = KeyProof { account_proof, account, storage_proof: subtree };
         let shown = verify(root, &key, Some(&value), &proof);
         if well_formed {
             prop_assert!(shown.is_ok(), "{shown:?}");
         }
         let _ = verify(root, &key, None, &proof);
 
-        // The global half.
-        let global_key = nibbles(keccak256(namespace.prefix()).as_slice());
-        let (global, well_formed) = chain(&specs, &global_key, &noise, subroot);
-        let root = keccak256(&global[0]);
-        let namespace_proof = NamespaceProof { global: global.clone() };
+        // The account half.
+        let account_key = nibbles(keccak256(namespace.prefix()).as_slice());
+        let (account_proof, well_formed) = chain(&specs, &account_key, &noise, &account_rlp(&module_account(subroot)));
+        let root = keccak256(&account_proof[0]);
+        let namespace_proof = NamespaceProof { account_proof: account_proof.clone(), account };
         let shown = verify_namespace(root, &namespace, Some(subroot), &namespace_proof);
         if well_formed {
             prop_assert!(shown.is_ok(), "{shown:?}");
         }
         let _ = verify_namespace(root, &namespace, None, &namespace_proof);
-        let proof = KeyProof { global, subtree: proof.subtree };
+        let proof = KeyProof { account_proof, account, storage_proof: proof.storage_proof };
         let _ = verify(root, &key, Some(&value), &proof);
-        let _ = verify(root, &key, None, &KeyProof { global: proof.global.clone(), subtree: None });
+        let _ = verify(root, &key, None, &KeyProof { account: None, ..proof.clone() });
     }
 }

@@ -41,6 +41,11 @@ fn check_proofs(store: &Store, model: &BTreeMap<Vec<u8>, Vec<u8>>, probes: &[Vec
     let root = store.root();
     for key in model.keys().chain(probes) {
         let value = model.get(key);
+        if key[0] == kv_core::Engine::Runtime.tag() {
+            // Code blobs are committed through the code hashes that name them, not as leaves.
+            assert!(matches!(store.prove(key, None), Err(StoreError::NotCommitted)));
+            continue;
+        }
         let proof = store.prove(key, None).unwrap();
         let decoded = KeyProof::decode(&proof.encode()).unwrap();
         assert_eq!(decoded, proof);
@@ -104,15 +109,15 @@ fn run(ops: Vec<Op>, retained: u64) {
     for (height, root, contents) in &history {
         if height + retained > latest {
             assert_eq!(store.root_at(*height).unwrap(), *root);
-            for (key, value) in contents {
-                let (proof, commitment) = store.prove_commitment(key, Some(*height)).unwrap();
+            for (key, value) in contents.iter().filter(|(key, _)| key[0] != kv_core::Engine::Runtime.tag()) {
+                // The trie's leaves hold the values themselves, so an older height answers them.
+                let (proof, found) = store.prove_value(key, Some(*height)).unwrap();
                 verify(*root, key, Some(value), &proof).unwrap();
-                assert_eq!(commitment, Some(keccak256(value)));
-                kv_core::verify_commitment(*root, key, commitment, &proof).unwrap();
+                assert_eq!(found.as_ref(), Some(value), "height {height}");
             }
-            for key in touched.iter().filter(|key| !contents.contains_key(*key)) {
-                let (proof, commitment) = store.prove_commitment(key, Some(*height)).unwrap();
-                assert_eq!(commitment, None, "height {height}");
+            for key in touched.iter().filter(|key| !contents.contains_key(*key) && key[0] != kv_core::Engine::Runtime.tag()) {
+                let (proof, found) = store.prove_value(key, Some(*height)).unwrap();
+                assert_eq!(found, None, "height {height}");
                 verify(*root, key, None, &proof).unwrap();
                 assert!(verify(*root, key, Some(&[1; 32]), &proof).is_err());
             }
@@ -142,13 +147,10 @@ proptest! {
     /// were split into blocks.
     #[test]
     fn root_is_independent_of_write_order_and_block_boundaries(
-        entries in prop::collection::btree_map(entry_strategy().prop_map(|(k, _)| k), any::<u64>().prop_map(|v| v | 1), 1..60),
+        entries in prop::collection::vec(entry_strategy(), 1..60),
         split in 0usize..60,
     ) {
-        let entries: Vec<(Vec<u8>, Vec<u8>)> = entries.into_iter().map(|(key, value)| {
-            let value = if key.len() == kv_core::key::SLOT_KEY_LEN { value.to_be_bytes().to_vec() } else { alloy_primitives::B256::left_padding_from(&value.to_be_bytes()).to_vec() };
-            (key, value)
-        }).collect();
+        let entries: Vec<(Vec<u8>, Vec<u8>)> = entries.into_iter().collect::<Model>().into_iter().collect();
         let one = memory_store(8);
         let mut overlay = one.begin();
         for (key, value) in &entries {
@@ -371,30 +373,56 @@ fn deleting_absent_keys_writes_nothing() {
     assert_eq!(count(&store, Table::Stale), stale);
 }
 
-/// Code blobs commit to their keccak256 like every value (the store takes it from the key), and
-/// prove like every value, present and absent, at the latest and an older height.
+/// Code blobs are stored but not in the trie: writing them leaves the root as it was (the code
+/// hashes of accounts and modules commit to them), and proving one is refused with a typed error.
 #[test]
-fn code_blobs_commit_and_prove_like_any_value() {
+fn code_blobs_are_stored_but_not_committed_as_leaves() {
     let store = memory_store(4);
     let mut runner = proptest::test_runner::TestRunner::deterministic();
     let blobs = prop::collection::vec(code_entry_strategy(), 20).new_tree(&mut runner).unwrap().current();
+    let mut overlay = store.begin();
+    for (key, code) in &blobs {
+        overlay.set(key, code).unwrap();
+    }
+    let info = store.commit(&overlay).unwrap();
+    assert_eq!(info.root, alloy_trie::EMPTY_ROOT_HASH);
+    for (key, code) in &blobs {
+        assert_eq!(store.get(key).unwrap().as_ref(), Some(code));
+        assert!(matches!(store.prove(key, None), Err(StoreError::NotCommitted)));
+        let mut absent = key.clone();
+        absent[30] ^= 1;
+        assert!(matches!(store.prove(&absent, None), Err(StoreError::NotCommitted)));
+    }
+    assert_eq!(count(&store, Table::Nodes), 0);
+}
+
+/// Slots whose hashed keys share 8 leading nibbles, holding one-byte values, have leaves shorter
+/// than 32 bytes: the branch above them embeds them, the proof lists the branch last (the
+/// embedded leaf is inside it), and the proof verifies.
+#[test]
+fn short_leaves_are_embedded_in_their_branch() {
+    use alloy_rlp::Decodable;
+    use alloy_trie::nodes::TrieNode;
+    let store = memory_store(4);
+    let slots = &common::colliding_slots().evm;
+    let namespace = Namespace::evm(alloy_primitives::Address::repeat_byte(7));
+    let word = |slot: u64| B256::left_padding_from(&slot.to_be_bytes());
+    let mut overlay = store.begin();
     let mut model = Model::new();
-    let (first, rest) = blobs.split_at(10);
-    for part in [first, rest] {
-        let mut overlay = store.begin();
-        for (key, code) in part {
-            overlay.set(key, code).unwrap();
-            model.insert(key.clone(), code.clone());
-        }
-        let info = store.commit(&overlay).unwrap();
-        assert_eq!(info.root, model_root(&model));
+    for &slot in &slots[..2] {
+        let key = namespace.word_key(&word(slot).0).to_vec();
+        overlay.set(&key, B256::with_last_byte(1).as_slice()).unwrap();
+        model.insert(key, B256::with_last_byte(1).to_vec());
     }
+    let info = store.commit(&overlay).unwrap();
+    assert_eq!(info.root, model_root(&model));
+    let key = namespace.word_key(&word(slots[0]).0);
+    let proof = store.prove(&key, None).unwrap();
+    let last = proof.storage_proof.last().unwrap();
+    let TrieNode::Branch(branch) = TrieNode::decode(&mut last.as_ref()).unwrap() else {
+        panic!("the last node of the path is the branch holding the embedded leaves");
+    };
+    assert!(branch.stack.iter().all(|child| !child.is_hash()), "both leaves are embedded");
+    verify(info.root, &key, Some(B256::with_last_byte(1).as_slice()), &proof).unwrap();
     check_proofs(&store, &model, &[]);
-    let first_root = store.root_at(1).unwrap();
-    for (key, code) in rest.iter().filter(|(key, _)| !first.iter().any(|(other, _)| other == key)) {
-        let (proof, commitment) = store.prove_commitment(key, Some(1)).unwrap();
-        assert_eq!(commitment, None);
-        verify(first_root, key, None, &proof).unwrap();
-        assert!(verify(first_root, key, Some(code), &proof).is_err());
-    }
 }

@@ -9,7 +9,9 @@ mod memory;
 mod redb_backend;
 
 pub use memory::MemoryBackend;
-pub use redb_backend::{FaultPlan, RedbBackend};
+pub use redb_backend::RedbBackend;
+#[cfg(feature = "test-support")]
+pub use redb_backend::FaultPlan;
 
 use std::ops::ControlFlow;
 

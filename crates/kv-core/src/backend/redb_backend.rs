@@ -20,7 +20,11 @@ const fn definition(table: Table) -> TableDefinition<'static, Bytes, Bytes> {
 /// Failures a crash test can inject into the write path. The injected failure happens inside the
 /// write transaction, after some of the batch has been written into it, so it exercises exactly
 /// the path a real I/O error would take.
+///
+/// The plan can only be armed with the `test-support` feature; without it every write uses
+/// `Never`.
 #[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+#[cfg_attr(not(feature = "test-support"), allow(unreachable_pub, dead_code))]
 pub enum FaultPlan {
     /// No injected failure.
     #[default]
@@ -82,6 +86,7 @@ impl RedbBackend {
     }
 
     /// Arms an injected failure for the next batch written (and every later one until disarmed).
+    #[cfg(feature = "test-support")]
     pub fn set_fault_plan(&self, plan: FaultPlan) {
         *self.fault.lock() = plan;
     }

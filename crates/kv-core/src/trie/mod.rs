@@ -1,23 +1,35 @@
-//! The state root: a two-level Merkle-Patricia trie with versioned nodes.
+//! The state trie: Ethereum's account trie extended with WASM namespaces, each namespace with a
+//! storage trie of its own, stored as versioned nodes.
 //!
-//! Each namespace (engine, identity) has its own sub-trie mapping `keccak256(engine key)` to
-//! `keccak256(value)`. The global trie maps `keccak256(engine | identity)` to the namespace's
-//! sub-root. Both are Ethereum hexary tries: nodes are RLP-encoded with alloy-trie's node types and
-//! hashed with keccak256, so alloy-trie's `HashBuilder` recomputes any root from scratch and its
-//! `verify_proof` checks our proofs.
+//! The layout (which key and which leaf each entry has) is [`crate::commitment`]'s; this module
+//! stores and updates the tries. Both levels are Ethereum hexary tries: nodes are RLP-encoded
+//! with alloy-trie's node types, short nodes are embedded in their parents, and every root is
+//! keccak256 of its root node's RLP, so alloy-trie's `HashBuilder` recomputes any root from
+//! scratch and any standard Merkle-Patricia verifier checks our proofs.
 //!
 //! Nodes are stored per version (block height) and never overwritten; a node replaced at height
-//! `h` is listed in the `stale` table under `h` and deleted once no retained root needs it.
+//! `h` is listed in the `stale` table under `h` and deleted once no retained root needs it. The
+//! trie knows the backend seam but not the store above it: its failures are [`TrieError`]s.
 
 pub(crate) mod node;
 pub(crate) mod update;
 
-use crate::backend::{Backend, Table, WriteBatch};
-use crate::store::StoreError;
-use alloy_primitives::{B256, Bytes, keccak256};
+use crate::backend::{Backend, BackendError, Table, WriteBatch};
+use alloy_primitives::{B256, Bytes};
 use alloy_trie::Nibbles;
 use node::{ChildRef, LeafValue, Node, NodeSource, TreeId, load_verified};
 use std::ops::ControlFlow;
+
+/// Why a trie operation failed.
+#[derive(Debug, thiserror::Error)]
+pub(crate) enum TrieError {
+    /// The backend failed.
+    #[error(transparent)]
+    Backend(#[from] BackendError),
+    /// The stored nodes contradict themselves or the references that name them.
+    #[error("{0}")]
+    Corrupt(String),
+}
 
 /// The `stale` key recording that `node` (a `nodes` key) is unreachable from height `since` on:
 /// `since (u64) | node key`.
@@ -36,7 +48,7 @@ pub(crate) fn mark_tree_stale(
     root: ChildRef,
     since: u64,
     batch: &mut WriteBatch,
-) -> Result<(), StoreError> {
+) -> Result<(), TrieError> {
     let mut pending = vec![(root, Nibbles::new())];
     while let Some((reference, position)) = pending.pop() {
         let node = source.load(reference, &position)?;
@@ -59,32 +71,26 @@ pub(crate) fn mark_tree_stale(
     Ok(())
 }
 
-/// The hashed trie key of a namespace in the global trie.
-pub(crate) fn global_key(prefix: &[u8]) -> Nibbles {
-    Nibbles::unpack(keccak256(prefix))
-}
-
-/// The hashed trie key of an engine key (the bytes after the prefix) in its sub-trie.
-pub(crate) fn entry_key(suffix: &[u8]) -> Nibbles {
-    Nibbles::unpack(keccak256(suffix))
-}
-
 /// The nodes on the path to `key`, as RLP, and the leaf found there if any.
 pub(crate) fn walk(
     backend: &dyn Backend,
     tree: &TreeId,
     root: Option<ChildRef>,
     key: &Nibbles,
-) -> Result<(Vec<Bytes>, Option<LeafValue>), StoreError> {
+) -> Result<(Vec<Bytes>, Option<LeafValue>), TrieError> {
     let mut nodes = Vec::new();
     let mut scratch = Vec::new();
     let mut position = Nibbles::new();
     let mut current = root;
+    let mut is_root = true;
     while let Some(reference) = current {
         let node = load_verified(backend, tree, reference, &position, &mut scratch)?;
-        let mut rlp = Vec::new();
-        node.rlp(&mut rlp);
-        nodes.push(Bytes::from(rlp));
+        // An embedded node is already part of its parent's RLP; a proof lists only the root and
+        // the nodes referenced by hash, as `eth_getProof` does.
+        if is_root || reference.node.is_hash() {
+            nodes.push(Bytes::copy_from_slice(&scratch));
+        }
+        is_root = false;
         current = match node {
             Node::Leaf { path, value } => {
                 let found = (position.join(&path) == *key).then_some(value);
@@ -116,7 +122,7 @@ pub(crate) fn find_leaves(
     source: &mut NodeSource<'_>,
     root: Option<ChildRef>,
     keys: &[Nibbles],
-) -> Result<Vec<Option<LeafValue>>, StoreError> {
+) -> Result<Vec<Option<LeafValue>>, TrieError> {
     let mut found = vec![None; keys.len()];
     if let Some(root) = root {
         descend(source, root, &Nibbles::new(), keys, &mut found)?;
@@ -130,7 +136,7 @@ fn descend(
     position: &Nibbles,
     keys: &[Nibbles],
     found: &mut [Option<LeafValue>],
-) -> Result<(), StoreError> {
+) -> Result<(), TrieError> {
     match source.load(reference, position)? {
         Node::Leaf { path, value } => {
             let key = position.join(&path);
@@ -164,16 +170,9 @@ fn descend(
     Ok(())
 }
 
-/// The sub-trie root a global-trie leaf links to.
-pub(crate) fn subtree_link(leaf: LeafValue) -> Result<ChildRef, StoreError> {
-    leaf.link
-        .map(|version| ChildRef { hash: leaf.commitment, version })
-        .ok_or_else(|| StoreError::Corrupt("global trie leaf without a sub-trie link".to_owned()))
-}
-
 /// Adds to `batch` the deletion of every node that no root at or after `oldest_retained` needs,
 /// together with the stale records that listed them.
-pub(crate) fn prune(backend: &dyn Backend, oldest_retained: u64, batch: &mut WriteBatch) -> Result<(), StoreError> {
+pub(crate) fn prune(backend: &dyn Backend, oldest_retained: u64, batch: &mut WriteBatch) -> Result<(), TrieError> {
     let end = oldest_retained.saturating_add(1).to_be_bytes();
     let mut malformed = false;
     backend.scan(Table::Stale, &[], Some(&end), &mut |key, _| {
@@ -187,7 +186,7 @@ pub(crate) fn prune(backend: &dyn Backend, oldest_retained: u64, batch: &mut Wri
         ControlFlow::Continue(())
     })?;
     if malformed {
-        return Err(StoreError::Corrupt("malformed stale record".to_owned()));
+        return Err(TrieError::Corrupt("malformed stale record".to_owned()));
     }
     Ok(())
 }
@@ -208,31 +207,6 @@ pub(crate) fn prune_replaced(batch: &mut WriteBatch) {
 
 /// The root hash of an optional root reference.
 pub(crate) fn root_hash(root: Option<ChildRef>) -> B256 {
-    root.map_or(alloy_trie::EMPTY_ROOT_HASH, |root| root.hash)
+    root.map_or(alloy_trie::EMPTY_ROOT_HASH, |root| root.node.hash())
 }
 
-/// The state root of `entries` (encoded key, value) computed from scratch with alloy-trie's
-/// `HashBuilder`, independently of any stored node: the reference the incremental root is tested
-/// against. Keys must be valid state keys of at least 21 bytes; duplicates keep the last value.
-pub fn root_from_scratch<'a>(entries: impl IntoIterator<Item = (&'a [u8], &'a [u8])>) -> B256 {
-    use alloy_trie::HashBuilder;
-    use std::collections::BTreeMap;
-    let mut namespaces: BTreeMap<&[u8], BTreeMap<Nibbles, B256>> = BTreeMap::new();
-    for (key, value) in entries {
-        let (prefix, suffix) = key.split_at(crate::key::PREFIX_LEN.min(key.len()));
-        namespaces.entry(prefix).or_default().insert(entry_key(suffix), keccak256(value));
-    }
-    let mut subroots: BTreeMap<Nibbles, B256> = BTreeMap::new();
-    for (prefix, leaves) in namespaces {
-        let mut builder = HashBuilder::default();
-        for (key, commitment) in leaves {
-            builder.add_leaf(key, commitment.as_slice());
-        }
-        subroots.insert(global_key(prefix), builder.root());
-    }
-    let mut builder = HashBuilder::default();
-    for (key, subroot) in subroots {
-        builder.add_leaf(key, subroot.as_slice());
-    }
-    builder.root()
-}

@@ -1,43 +1,107 @@
 //! Stored trie nodes: their byte layout in the `nodes` table, their position keys, and their
 //! Ethereum RLP form (built with alloy-trie's node types) from which every hash is taken.
 //!
-//! Every leaf carries a 32-byte value commitment, so every node's RLP is at least 35 bytes and is
-//! therefore referenced by its keccak256 hash: no node is ever inlined into its parent. That keeps
-//! the stored form simple (a child is always `hash | version`) and makes every proof a list of
-//! whole nodes that alloy-trie's `verify_proof` checks unchanged.
+//! As in Ethereum, a child whose RLP is shorter than 32 bytes is embedded in its parent rather
+//! than referenced by hash. The store still keeps every node at its own position, so the stored
+//! form of a child reference is its RLP reference (the 33-byte hash form or the embedded node)
+//! and the version that wrote it. Proofs then list only the nodes referenced by hash, as
+//! `eth_getProof` does.
 
+use super::TrieError;
 use crate::backend::{Backend, Table};
-use crate::store::StoreError;
 use alloy_primitives::map::HashMap;
-use alloy_primitives::{B256, keccak256};
+use alloy_primitives::{B256, Bytes, keccak256};
 use alloy_trie::nodes::{BranchNodeRef, ExtensionNodeRef, LeafNodeRef, RlpNode};
 use alloy_trie::{Nibbles, TrieMask};
 
-/// Which tree a node belongs to: the 21-byte namespace prefix for a sub-trie, or
-/// [`GLOBAL_TREE`] for the tree of sub-roots.
+/// Which tree a node belongs to: the 21-byte namespace prefix for a storage trie, or
+/// [`ACCOUNT_TREE`] for the account trie.
 pub(crate) type TreeId = [u8; 21];
 
-/// The global tree's id. Its first byte is no engine tag, so it never equals a namespace prefix.
-pub(crate) const GLOBAL_TREE: TreeId = [0xff; 21];
+/// The account trie's id. Its first byte is no engine tag, so it never equals a namespace prefix.
+pub(crate) const ACCOUNT_TREE: TreeId = [0xff; 21];
 
 const TAG_LEAF: u8 = 0x00;
 const TAG_LINK_LEAF: u8 = 0x01;
 const TAG_EXTENSION: u8 = 0x02;
 const TAG_BRANCH: u8 = 0x03;
 
-/// A reference to a stored node: its hash and the version (block height) that wrote it.
+/// How a parent refers to a child: the RLP of the child's hash (33 bytes, `0xa0 | hash`), or the
+/// child's whole RLP when it is shorter than 32 bytes. A fixed array keeps it `Copy`.
+#[derive(Clone, Copy, PartialEq, Eq)]
+pub(crate) struct NodeRef {
+    len: u8,
+    bytes: [u8; 33],
+}
+
+impl NodeRef {
+    /// The reference to the node whose RLP is `rlp`.
+    pub(crate) fn of_rlp(rlp: &[u8]) -> Self {
+        let mut bytes = [0u8; 33];
+        if rlp.len() < 32 {
+            bytes[..rlp.len()].copy_from_slice(rlp);
+            // Shorter than 32, so it fits a u8.
+            Self { len: u8::try_from(rlp.len()).unwrap_or(0), bytes }
+        } else {
+            bytes[0] = alloy_rlp::EMPTY_STRING_CODE + 32;
+            bytes[1..].copy_from_slice(keccak256(rlp).as_slice());
+            Self { len: 33, bytes }
+        }
+    }
+
+    /// Parses a stored reference; `None` when it is neither a hash reference nor an embedded node.
+    pub(crate) fn from_stored(bytes: &[u8]) -> Option<Self> {
+        let hash_form = bytes.len() == 33 && bytes[0] == alloy_rlp::EMPTY_STRING_CODE + 32;
+        if !hash_form && !(1..32).contains(&bytes.len()) {
+            return None;
+        }
+        let mut array = [0u8; 33];
+        array[..bytes.len()].copy_from_slice(bytes);
+        Some(Self { len: u8::try_from(bytes.len()).ok()?, bytes: array })
+    }
+
+    /// The reference as it appears in the parent's RLP.
+    pub(crate) fn as_slice(&self) -> &[u8] {
+        &self.bytes[..usize::from(self.len)]
+    }
+
+    /// Whether the child is referenced by its hash (and is therefore a node of its own in a proof).
+    pub(crate) fn is_hash(&self) -> bool {
+        self.len == 33
+    }
+
+    /// The node's hash: what a root record or an account's `storageRoot` holds, whether or not
+    /// the node is short enough to be embedded.
+    pub(crate) fn hash(&self) -> B256 {
+        if self.is_hash() { B256::from_slice(&self.bytes[1..]) } else { keccak256(self.as_slice()) }
+    }
+
+    fn rlp_node(&self) -> RlpNode {
+        RlpNode::from_raw(self.as_slice()).unwrap_or_default()
+    }
+}
+
+impl std::fmt::Debug for NodeRef {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        write!(f, "NodeRef({})", alloy_primitives::hex::encode(self.as_slice()))
+    }
+}
+
+/// A reference to a stored node: how its parent refers to it, and the version (block height)
+/// that wrote it.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub(crate) struct ChildRef {
-    pub(crate) hash: B256,
+    pub(crate) node: NodeRef,
     pub(crate) version: u64,
 }
 
-/// What a leaf commits to: keccak256 of a value in a sub-trie, or a sub-root in the global tree
-/// together with the version of that sub-trie's root node (`link`).
-#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+/// What a leaf holds: its value bytes (already in their committed form: an account's RLP, a
+/// storage word's RLP or a WASM value's RLP) and, for an account leaf with storage, the stored
+/// root of its storage trie (`link`).
+#[derive(Clone, Debug, PartialEq, Eq)]
 pub(crate) struct LeafValue {
-    pub(crate) commitment: B256,
-    pub(crate) link: Option<u64>,
+    pub(crate) value: Bytes,
+    pub(crate) link: Option<ChildRef>,
 }
 
 /// A decoded stored node. Nodes only live for the duration of one update step, so the branch's
@@ -83,29 +147,33 @@ fn read_path(bytes: &[u8]) -> Option<(Nibbles, &[u8])> {
     Some((path, &rest[byte_len..]))
 }
 
+/// A stored child reference: `length (u8) | reference | version (u64 BE)`.
 fn read_ref(bytes: &[u8]) -> Option<(ChildRef, &[u8])> {
-    let hash = B256::from_slice(bytes.get(..32)?);
-    let version = u64::from_be_bytes(bytes.get(32..40)?.try_into().ok()?);
-    Some((ChildRef { hash, version }, &bytes[40..]))
+    let (&len, rest) = bytes.split_first()?;
+    let len = usize::from(len);
+    let node = NodeRef::from_stored(rest.get(..len)?)?;
+    let version = u64::from_be_bytes(rest.get(len..len + 8)?.try_into().ok()?);
+    Some((ChildRef { node, version }, &rest[len + 8..]))
 }
 
 fn push_ref(out: &mut Vec<u8>, child: &ChildRef) {
-    out.extend_from_slice(child.hash.as_slice());
+    out.push(child.node.len);
+    out.extend_from_slice(child.node.as_slice());
     out.extend_from_slice(&child.version.to_be_bytes());
 }
 
 impl Node {
-    /// The stored byte form.
+    /// The stored byte form. A leaf's value comes last, so it needs no length.
     pub(crate) fn encode(&self) -> Vec<u8> {
-        let mut out = Vec::with_capacity(80);
+        let mut out = Vec::with_capacity(96);
         match self {
             Self::Leaf { path, value } => {
                 out.push(if value.link.is_some() { TAG_LINK_LEAF } else { TAG_LEAF });
                 push_path(&mut out, path);
-                out.extend_from_slice(value.commitment.as_slice());
-                if let Some(link) = value.link {
-                    out.extend_from_slice(&link.to_be_bytes());
+                if let Some(link) = &value.link {
+                    push_ref(&mut out, link);
                 }
+                out.extend_from_slice(&value.value);
             }
             Self::Extension { path, child } => {
                 out.push(TAG_EXTENSION);
@@ -129,17 +197,16 @@ impl Node {
         let node = match tag {
             TAG_LEAF | TAG_LINK_LEAF => {
                 let (path, rest) = read_path(rest)?;
-                let commitment = B256::from_slice(rest.get(..32)?);
-                let rest = &rest[32..];
                 let (link, rest) = if tag == TAG_LINK_LEAF {
-                    (Some(u64::from_be_bytes(rest.get(..8)?.try_into().ok()?)), &rest[8..])
+                    let (link, rest) = read_ref(rest)?;
+                    (Some(link), rest)
                 } else {
                     (None, rest)
                 };
-                if !rest.is_empty() || path.is_empty() {
+                if rest.is_empty() {
                     return None;
                 }
-                Self::Leaf { path, value: LeafValue { commitment, link } }
+                Self::Leaf { path, value: LeafValue { value: Bytes::copy_from_slice(rest), link } }
             }
             TAG_EXTENSION => {
                 let (path, rest) = read_path(rest)?;
@@ -188,24 +255,22 @@ impl Node {
         out.clear();
         match self {
             Self::Leaf { path, value } => {
-                LeafNodeRef::new(path, value.commitment.as_slice()).rlp(out);
+                LeafNodeRef::new(path, &value.value).rlp(out);
             }
             Self::Extension { path, child } => {
-                let child = RlpNode::word_rlp(&child.hash);
-                ExtensionNodeRef::new(path, &child).rlp(out);
+                ExtensionNodeRef::new(path, &child.node.rlp_node()).rlp(out);
             }
             Self::Branch { children } => {
-                let stack: Vec<RlpNode> =
-                    children.iter().flatten().map(|child| RlpNode::word_rlp(&child.hash)).collect();
+                let stack: Vec<RlpNode> = children.iter().flatten().map(|child| child.node.rlp_node()).collect();
                 BranchNodeRef::new(&stack, mask(children)).rlp(out);
             }
         }
     }
 
-    /// keccak256 of the node's RLP: the hash its parent (or the root record) refers to.
-    pub(crate) fn hash(&self, scratch: &mut Vec<u8>) -> B256 {
+    /// How the node's parent refers to it.
+    pub(crate) fn reference(&self, scratch: &mut Vec<u8>) -> NodeRef {
         self.rlp(scratch);
-        keccak256(scratch.as_slice())
+        NodeRef::of_rlp(scratch)
     }
 }
 
@@ -220,30 +285,33 @@ fn mask(children: &[Option<ChildRef>; 16]) -> TrieMask {
     mask
 }
 
-/// Where a tree update reads stored nodes from. For the global trie, which a commit reads twice
-/// (to find the old sub-roots, then to update it), decoded nodes are kept for the commit's
-/// duration.
+/// Where a tree update reads stored nodes from. Every node is checked against the reference its
+/// parent holds before it is used, so a stored node that decodes but is not the node its parent
+/// commits to is `Corrupt`, never folded into a wrong root. For the account trie, which a commit
+/// reads twice (to find the old storage roots, then to update it), checked nodes are kept for the
+/// commit's duration.
 pub(crate) struct NodeSource<'a> {
     backend: &'a dyn Backend,
     tree: TreeId,
     cache: Option<HashMap<(u64, Nibbles), Node>>,
+    scratch: Vec<u8>,
 }
 
 impl<'a> NodeSource<'a> {
     pub(crate) fn new(backend: &'a dyn Backend, tree: TreeId, cached: bool) -> Self {
-        Self { backend, tree, cache: cached.then(HashMap::default) }
+        Self { backend, tree, cache: cached.then(HashMap::default), scratch: Vec::with_capacity(600) }
     }
 
     pub(crate) fn tree(&self) -> &TreeId {
         &self.tree
     }
 
-    /// Reads the node `reference` at `position`.
-    pub(crate) fn load(&mut self, reference: ChildRef, position: &Nibbles) -> Result<Node, StoreError> {
+    /// Reads the node `reference` at `position`, checked against the reference.
+    pub(crate) fn load(&mut self, reference: ChildRef, position: &Nibbles) -> Result<Node, TrieError> {
         if let Some(node) = self.cache.as_ref().and_then(|cache| cache.get(&(reference.version, *position))) {
             return Ok(node.clone());
         }
-        let node = read(self.backend, &self.tree, reference, position)?;
+        let node = load_verified(self.backend, &self.tree, reference, position, &mut self.scratch)?;
         if let Some(cache) = self.cache.as_mut() {
             cache.insert((reference.version, *position), node.clone());
         }
@@ -251,35 +319,38 @@ impl<'a> NodeSource<'a> {
     }
 }
 
-fn read(backend: &dyn Backend, tree: &TreeId, reference: ChildRef, position: &Nibbles) -> Result<Node, StoreError> {
+fn read(backend: &dyn Backend, tree: &TreeId, reference: ChildRef, position: &Nibbles) -> Result<Node, TrieError> {
     let key = node_key(tree, reference.version, position);
     let mut node = None;
     let found = backend.read(Table::Nodes, &key, &mut |bytes| node = Node::decode(bytes))?;
     if !found {
-        return Err(StoreError::Corrupt(format!(
+        return Err(TrieError::Corrupt(format!(
             "missing trie node at version {} (pruned or never written)",
             reference.version
         )));
     }
-    let node = node.ok_or_else(|| StoreError::Corrupt("undecodable trie node".to_owned()))?;
+    let node = node.ok_or_else(|| TrieError::Corrupt("undecodable trie node".to_owned()))?;
     if !node.fits(position) {
-        return Err(StoreError::Corrupt(format!("trie node does not fit at depth {}", position.len())));
+        return Err(TrieError::Corrupt(format!("trie node does not fit at depth {}", position.len())));
     }
     Ok(node)
 }
 
-/// Reads the node `reference` at `position` of `tree` and checks it against its hash; proofs are
-/// built from verified nodes.
+/// Reads the node `reference` at `position` of `tree` and checks it against the reference: its
+/// hash, or its whole RLP for an embedded node.
 pub(crate) fn load_verified(
     backend: &dyn Backend,
     tree: &TreeId,
     reference: ChildRef,
     position: &Nibbles,
     scratch: &mut Vec<u8>,
-) -> Result<Node, StoreError> {
+) -> Result<Node, TrieError> {
     let node = read(backend, tree, reference, position)?;
-    if node.hash(scratch) != reference.hash {
-        return Err(StoreError::Corrupt("trie node does not match its hash".to_owned()));
+    if node.reference(scratch) != reference.node {
+        return Err(TrieError::Corrupt(format!(
+            "trie node at depth {} does not match the reference its parent holds",
+            position.len()
+        )));
     }
     Ok(node)
 }

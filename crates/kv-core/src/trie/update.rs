@@ -11,14 +11,13 @@
 //! only changes if those keys change. Leaves and extensions can move up when a sibling disappears,
 //! so they are only written once their final position is known (see [`Sub`]).
 
+use super::TrieError;
 use super::node::{ChildRef, LeafValue, Node, NodeSource, node_key};
 use crate::backend::{Table, WriteBatch};
-use crate::store::StoreError;
-use alloy_primitives::B256;
 use alloy_trie::Nibbles;
 
 /// One change to a tree: the 64-nibble hashed key and the new leaf, or `None` to delete.
-#[derive(Clone, Copy, Debug)]
+#[derive(Clone, Debug)]
 pub(crate) struct Change {
     pub(crate) key: Nibbles,
     pub(crate) value: Option<LeafValue>,
@@ -33,7 +32,7 @@ enum Existing {
 }
 
 /// The result of updating the subtree at some position, relative to that position.
-#[derive(Clone, Copy, Debug)]
+#[derive(Clone, Debug)]
 enum Sub {
     /// The stored node that was there is unchanged.
     Keep(ChildRef),
@@ -60,7 +59,7 @@ impl<'a, 'b> TreeWriter<'a, 'b> {
 
     /// Applies `changes` (sorted by key, keys unique) to the tree whose root is `root` and returns
     /// the new root, or `None` when the tree is now empty.
-    pub(crate) fn apply(&mut self, root: Option<ChildRef>, changes: &[Change]) -> Result<Option<ChildRef>, StoreError> {
+    pub(crate) fn apply(&mut self, root: Option<ChildRef>, changes: &[Change]) -> Result<Option<ChildRef>, TrieError> {
         let position = Nibbles::new();
         let sub = self.update(&position, root.map(Existing::Stored), changes)?;
         Ok(sub.map(|sub| self.materialize(&position, sub)))
@@ -71,7 +70,7 @@ impl<'a, 'b> TreeWriter<'a, 'b> {
         position: &Nibbles,
         existing: Option<Existing>,
         changes: &[Change],
-    ) -> Result<Option<Sub>, StoreError> {
+    ) -> Result<Option<Sub>, TrieError> {
         if changes.is_empty() {
             return Ok(existing.map(|existing| match existing {
                 Existing::Stored(reference) => Sub::Keep(reference),
@@ -81,7 +80,7 @@ impl<'a, 'b> TreeWriter<'a, 'b> {
         match existing {
             None => {
                 let entries: Vec<(Nibbles, LeafValue)> =
-                    changes.iter().filter_map(|change| change.value.map(|value| (change.key, value))).collect();
+                    changes.iter().filter_map(|change| change.value.clone().map(|value| (change.key, value))).collect();
                 self.build(position, &entries)
             }
             Some(Existing::VirtualExtension { path, child }) => {
@@ -108,7 +107,7 @@ impl<'a, 'b> TreeWriter<'a, 'b> {
         path: Nibbles,
         value: LeafValue,
         changes: &[Change],
-    ) -> Result<Option<Sub>, StoreError> {
+    ) -> Result<Option<Sub>, TrieError> {
         let leaf_key = position.join(&path);
         let mut entries = Vec::with_capacity(changes.len() + 1);
         let mut leaf_pending = true;
@@ -117,14 +116,14 @@ impl<'a, 'b> TreeWriter<'a, 'b> {
             if leaf_pending && change.key >= leaf_key {
                 leaf_pending = false;
                 if change.key == leaf_key {
-                    changed |= change.value != Some(value);
-                    entries.extend(change.value.map(|new| (change.key, new)));
+                    changed |= change.value.as_ref() != Some(&value);
+                    entries.extend(change.value.clone().map(|new| (change.key, new)));
                     continue;
                 }
-                entries.push((leaf_key, value));
+                entries.push((leaf_key, value.clone()));
             }
-            if let Some(new) = change.value {
-                entries.push((change.key, new));
+            if let Some(new) = &change.value {
+                entries.push((change.key, new.clone()));
                 changed = true;
             }
         }
@@ -145,7 +144,7 @@ impl<'a, 'b> TreeWriter<'a, 'b> {
         path: Nibbles,
         child: ChildRef,
         changes: &[Change],
-    ) -> Result<Option<Sub>, StoreError> {
+    ) -> Result<Option<Sub>, TrieError> {
         let child_position = position.join(&path);
         // The changes below the child are contiguous in the sorted list. Deletes outside them are
         // of absent keys (nothing but the child lies under this extension), so they must not split
@@ -191,7 +190,7 @@ impl<'a, 'b> TreeWriter<'a, 'b> {
         stored: Option<ChildRef>,
         children: [Option<Existing>; 16],
         changes: &[Change],
-    ) -> Result<Option<Sub>, StoreError> {
+    ) -> Result<Option<Sub>, TrieError> {
         let depth = position.len();
         let mut results: [Option<Sub>; 16] = children.map(|child| {
             child.map(|existing| match existing {
@@ -229,14 +228,14 @@ impl<'a, 'b> TreeWriter<'a, 'b> {
             return Ok(None);
         };
         if second.is_none() {
-            let Some(only) = results[usize::from(first)] else {
+            let Some(only) = results[usize::from(first)].take() else {
                 return Ok(None);
             };
             return self.collapse(position, first, only).map(Some);
         }
         let mut references = [None; 16];
         for nibble in 0u8..16 {
-            if let Some(sub) = results[usize::from(nibble)] {
+            if let Some(sub) = results[usize::from(nibble)].take() {
                 let mut child_position = *position;
                 child_position.push_unchecked(nibble);
                 references[usize::from(nibble)] = Some(self.materialize(&child_position, sub));
@@ -246,7 +245,7 @@ impl<'a, 'b> TreeWriter<'a, 'b> {
     }
 
     /// Places the only remaining child `sub` (at `nibble`) of a vanished branch at `position`.
-    fn collapse(&mut self, position: &Nibbles, nibble: u8, sub: Sub) -> Result<Sub, StoreError> {
+    fn collapse(&mut self, position: &Nibbles, nibble: u8, sub: Sub) -> Result<Sub, TrieError> {
         let prefix = Nibbles::from_nibbles_unchecked([nibble]);
         Ok(match sub {
             Sub::Branch(branch) => Sub::Extension { path: prefix, child: branch },
@@ -271,11 +270,11 @@ impl<'a, 'b> TreeWriter<'a, 'b> {
     }
 
     /// Builds a fresh subtree at `position` over `entries` (sorted, unique, all below `position`).
-    fn build(&mut self, position: &Nibbles, entries: &[(Nibbles, LeafValue)]) -> Result<Option<Sub>, StoreError> {
+    fn build(&mut self, position: &Nibbles, entries: &[(Nibbles, LeafValue)]) -> Result<Option<Sub>, TrieError> {
         let depth = position.len();
         Ok(match entries {
             [] => None,
-            [(key, value)] => Some(Sub::Leaf { path: key.slice(depth..), value: *value }),
+            [(key, value)] => Some(Sub::Leaf { path: key.slice(depth..), value: value.clone() }),
             [(first, _), .., (last, _)] => {
                 let common = first.common_prefix_length(last);
                 if common > depth {
@@ -289,7 +288,7 @@ impl<'a, 'b> TreeWriter<'a, 'b> {
         })
     }
 
-    fn build_branch(&mut self, position: &Nibbles, entries: &[(Nibbles, LeafValue)]) -> Result<ChildRef, StoreError> {
+    fn build_branch(&mut self, position: &Nibbles, entries: &[(Nibbles, LeafValue)]) -> Result<ChildRef, TrieError> {
         let depth = position.len();
         let mut children = [None; 16];
         let mut start = 0;
@@ -319,9 +318,9 @@ impl<'a, 'b> TreeWriter<'a, 'b> {
     }
 
     fn write(&mut self, position: &Nibbles, node: &Node) -> ChildRef {
-        let hash: B256 = node.hash(&mut self.scratch);
+        let reference = node.reference(&mut self.scratch);
         self.batch.put(Table::Nodes, node_key(self.source.tree(), self.version, position), node.encode());
-        ChildRef { hash, version: self.version }
+        ChildRef { node: reference, version: self.version }
     }
 
     fn mark_stale(&mut self, stored: Option<ChildRef>, position: &Nibbles) {
