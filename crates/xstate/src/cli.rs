@@ -1,6 +1,7 @@
 //! Argument parsing, store opening, and the readable and JSON reports of each command.
 
 use alloy_primitives::{Address, B256, U256, hex};
+use alloy_rpc_types_eth::{EIP1186AccountProofResponse, EIP1186StorageProof};
 use clap::{Parser, Subcommand};
 use indicatif::{ProgressBar, ProgressStyle};
 use kv_core::{
@@ -15,7 +16,7 @@ use xstate::{BlockFile, Created, DEFAULT_CHAIN_ID, Receipt, Runtime, RuntimeErro
 /// The file inside a store directory.
 const STORE_FILE: &str = "state.redb";
 /// The format tag of proof files.
-const PROOF_FORMAT: &str = "xstate-proof/1";
+const PROOF_FORMAT: &str = "xstate-proof/2";
 
 #[derive(Parser)]
 #[command(name = "xstate", version, about = "WASM and EVM state under one root: run blocks, inspect, prove and verify")]
@@ -64,16 +65,21 @@ enum Command {
         /// wasm-key:ID:HEX, module:ID, code:HASH.
         key: String,
     },
-    /// Write a proof of a key's value (or absence) to a file.
+    /// Write a proof of a key's value (or absence) to a file, or with `--eip1186 ADDRESS [SLOT...]`
+    /// print exactly the JSON `eth_getProof` returns for that account and those slots.
     Prove {
         /// The store directory.
         #[arg(long)]
         db: PathBuf,
-        /// The key, as for `get`.
-        key: String,
-        /// The proof file to write.
+        /// The key, as for `get`; with `--eip1186`, an EVM address followed by storage slots.
+        #[arg(required = true, num_args = 1..)]
+        key: Vec<String>,
+        /// Print an EIP-1186 account proof (`eth_getProof`'s result) on stdout.
         #[arg(long)]
-        out: PathBuf,
+        eip1186: bool,
+        /// The proof file to write (required without `--eip1186`).
+        #[arg(long, required_unless_present = "eip1186")]
+        out: Option<PathBuf>,
         /// A retained height (default: the latest).
         #[arg(long)]
         height: Option<u64>,
@@ -117,7 +123,11 @@ pub(crate) fn main() -> ExitCode {
         Command::Run { block, db, chain_id } => run_command(&block, &db, chain_id, json),
         Command::Root { db, height } => root_command(&db, height, json),
         Command::Get { db, key } => get_command(&db, &key, json),
-        Command::Prove { db, key, out, height } => prove_command(&db, &key, &out, height, json),
+        Command::Prove { db, key, eip1186: true, height, .. } => eip1186_command(&db, &key, height),
+        Command::Prove { db, key, out, height, .. } => match (key.as_slice(), out) {
+            ([key], Some(out)) => prove_command(&db, key, &out, height, json),
+            _ => Err(Failure("prove takes one key (and --out FILE); several arguments need --eip1186".into())),
+        },
         Command::Verify { file, root } => verify_command(&file, root.as_deref(), json),
         Command::Identity { name, version, chain_id } => identity_command(&name, version, chain_id, json),
     };
@@ -360,30 +370,22 @@ fn prove_command(dir: &Path, key: &str, out: &Path, height: Option<u64>, json: b
     let runtime = open(dir, None, false)?;
     let key = parse_key(key)?;
     let height = height.unwrap_or(runtime.height());
-    let (proof, commitment) =
-        runtime.prove_commitment(&key, Some(height)).map_err(|error| store_failure(dir, error))?;
+    // The trie's leaves hold the values, so the proof answers at any retained height.
+    let (proof, value) = runtime.prove_value(&key, Some(height)).map_err(|error| store_failure(dir, error))?;
     let root = runtime.store().root_at(height)?;
-    // Values are kept only for the latest state; at an older height the proof carries the
-    // value's commitment (keccak256), which whoever holds the value can check.
-    let value =
-        if height == runtime.height() { runtime.get(&key).map_err(|error| store_failure(dir, error))? } else { None };
-    let checked = match &value {
-        Some(value) => kv_core::verify(root, &key, Some(value), &proof),
-        None => kv_core::verify_commitment(root, &key, commitment, &proof),
-    };
-    checked.map_err(|error| Failure(format!("the fresh proof does not verify: {error}")))?;
+    kv_core::verify(root, &key, value.as_deref(), &proof)
+        .map_err(|error| Failure(format!("the fresh proof does not verify: {error}")))?;
     let file = json!({
         "format": PROOF_FORMAT,
         "root": root.to_string(),
         "height": height,
         "key": hex::encode_prefixed(&key),
         "value": value.as_ref().map(hex::encode_prefixed),
-        "value_hash": commitment.map(|hash| hash.to_string()),
         "proof": hex::encode_prefixed(proof.encode()),
     });
     std::fs::write(out, serde_json::to_string_pretty(&file)? + "\n")
         .map_err(|error| Failure(format!("cannot write {}: {error}", out.display())))?;
-    let what = if commitment.is_some() { "inclusion" } else { "exclusion" };
+    let what = if value.is_some() { "inclusion" } else { "exclusion" };
     if json {
         println!(
             "{}",
@@ -398,6 +400,54 @@ fn prove_command(dir: &Path, key: &str, out: &Path, height: Option<u64>, json: b
         );
     }
     Ok(())
+}
+
+/// `xstate prove --eip1186 ADDRESS [SLOT...]`: the EIP-1186 proof, as `eth_getProof` prints it.
+fn eip1186_command(dir: &Path, arguments: &[String], height: Option<u64>) -> CliResult {
+    let (address, slots) = arguments.split_first().ok_or_else(|| Failure("--eip1186 needs an address".into()))?;
+    let address: Address =
+        address.parse().map_err(|_| Failure(format!("`{address}` is not a 20-byte hex address")))?;
+    let slots = slots
+        .iter()
+        .map(|slot| parse_slot(slot).ok_or_else(|| Failure(format!("`{slot}` is not a storage slot (hex or decimal, at most 32 bytes)"))))
+        .collect::<Result<Vec<B256>, Failure>>()?;
+    let runtime = open(dir, None, false)?;
+    let height = height.unwrap_or(runtime.height());
+    let proof = runtime.eip1186_proof(address, &slots, Some(height)).map_err(|error| store_failure(dir, error))?;
+    let root = runtime.store().root_at(height)?;
+    kv_core::verify_account_proof(root, &proof)
+        .map_err(|error| Failure(format!("the fresh proof does not verify: {error}")))?;
+    println!("{}", serde_json::to_string_pretty(&eth_get_proof_response(&proof))?);
+    Ok(())
+}
+
+/// A storage slot as `eth_getProof` takes one: 0x-hex of up to 32 bytes, or a decimal number.
+fn parse_slot(text: &str) -> Option<B256> {
+    if let Some(digits) = text.strip_prefix("0x").or_else(|| text.strip_prefix("0X")) {
+        let bytes = hex::decode(if digits.len() % 2 == 1 { format!("0{digits}") } else { digits.to_owned() }).ok()?;
+        (bytes.len() <= 32).then(|| B256::left_padding_from(&bytes))
+    } else {
+        text.parse::<U256>().ok().map(B256::from)
+    }
+}
+
+/// The proof in alloy's `eth_getProof` response type, so that its JSON is exactly what Ethereum
+/// clients and libraries read.
+pub(crate) fn eth_get_proof_response(proof: &kv_core::AccountProof) -> EIP1186AccountProofResponse {
+    let account = proof.reported_account();
+    EIP1186AccountProofResponse {
+        address: proof.address,
+        balance: account.balance,
+        code_hash: account.code_hash,
+        nonce: account.nonce,
+        storage_hash: account.storage_root,
+        account_proof: proof.account_proof.clone(),
+        storage_proof: proof
+            .storage
+            .iter()
+            .map(|slot| EIP1186StorageProof { key: slot.key.into(), value: slot.value, proof: slot.proof.clone() })
+            .collect(),
+    }
 }
 
 fn hex_field(file: &Value, field: &str) -> Result<Option<Vec<u8>>, Failure> {
@@ -432,16 +482,8 @@ fn verify_command(path: &Path, root: Option<&str>, json: bool) -> CliResult {
     let proof_bytes = hex_field(&file, "proof")?.ok_or_else(|| Failure("proof file field `proof`: missing".into()))?;
     let proof =
         KeyProof::decode(&proof_bytes).map_err(|error| Failure(format!("proof file field `proof`: {error}")))?;
-    let value_hash = match hex_field(&file, "value_hash")? {
-        None => None,
-        Some(bytes) if bytes.len() == 32 => Some(B256::from_slice(&bytes)),
-        Some(_) => return Err(Failure("proof file field `value_hash`: expected 32 bytes".into())),
-    };
-    let checked = match &value {
-        Some(value) => kv_core::verify(root, &key, Some(value), &proof),
-        None => kv_core::verify_commitment(root, &key, value_hash, &proof),
-    };
-    checked.map_err(|error| Failure(format!("proof does NOT verify against {root}: {error}")))?;
+    kv_core::verify(root, &key, value.as_deref(), &proof)
+        .map_err(|error| Failure(format!("proof does NOT verify against {root}: {error}")))?;
     if json {
         println!(
             "{}",
@@ -454,13 +496,7 @@ fn verify_command(path: &Path, root: Option<&str>, json: bool) -> CliResult {
                 hex::encode_prefixed(&key),
                 hex::encode_prefixed(&value)
             ),
-            None => match value_hash {
-                Some(hash) => println!(
-                    "verified: {} has the value hashing to {hash} under root {root}",
-                    hex::encode_prefixed(&key)
-                ),
-                None => println!("verified: {} is absent under root {root}", hex::encode_prefixed(&key)),
-            },
+            None => println!("verified: {} is absent under root {root}", hex::encode_prefixed(&key)),
         }
     }
     Ok(())

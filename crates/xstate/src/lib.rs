@@ -12,6 +12,8 @@ pub mod demo;
 mod runtime;
 pub mod transaction;
 
-pub use kv_core::{KeyProof, NamespaceProof, ProofError, StateKey, verify, verify_commitment, verify_namespace};
+pub use kv_core::{
+    AccountProof, KeyProof, NamespaceProof, ProofError, StateKey, verify, verify_account_proof, verify_namespace,
+};
 pub use runtime::{BLOCK_GAS_LIMIT, BLOCK_WASM_GAS_LIMIT, BlockOutcome, DEFAULT_CHAIN_ID, Runtime, RuntimeError, SPEC};
 pub use transaction::{BlockFile, BlockFileError, Created, Genesis, ModuleRef, Receipt, Status, Transaction};

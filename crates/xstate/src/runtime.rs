@@ -145,12 +145,23 @@ impl Runtime {
         Ok(self.store.prove(key, height)?)
     }
 
-    /// A proof of `key` at `height` with the commitment (keccak256) of its value then.
-    pub fn prove_commitment(&self, key: &[u8], height: Option<u64>) -> Result<(KeyProof, Option<B256>), RuntimeError> {
-        Ok(self.store.prove_commitment(key, height)?)
+    /// A proof of `key` at `height` (the latest when `None`) with the value it had then, read
+    /// from the trie (so older heights answer too).
+    pub fn prove_value(&self, key: &[u8], height: Option<u64>) -> Result<(KeyProof, Option<Vec<u8>>), RuntimeError> {
+        Ok(self.store.prove_value(key, height)?)
     }
 
-    /// A namespace's sub-root and its proof.
+    /// The EIP-1186 proof (`eth_getProof`) of an EVM account and storage slots at `height`.
+    pub fn eip1186_proof(
+        &self,
+        address: alloy_primitives::Address,
+        slots: &[B256],
+        height: Option<u64>,
+    ) -> Result<kv_core::AccountProof, RuntimeError> {
+        Ok(self.store.eip1186_proof(address, slots, height)?)
+    }
+
+    /// A namespace's storage root (`None` when it has no account leaf) and its proof.
     pub fn prove_namespace(
         &self,
         namespace: &Namespace,
