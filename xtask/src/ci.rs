@@ -3,6 +3,7 @@
 use crate::artifacts;
 use crate::command::{cargo, run};
 use crate::phase::Phase;
+use crate::verifiers;
 
 /// Runs the checks of `phase`.
 pub(crate) fn run_ci(phase: Phase) -> Result<(), String> {
@@ -24,7 +25,13 @@ pub(crate) fn run_ci(phase: Phase) -> Result<(), String> {
     let mut clippy = cargo();
     clippy.arg("clippy").args(&selection).args(["--all-targets", "--", "-D", "warnings"]);
     run("clippy", &mut clippy)?;
+    // The tests of the phases that make roots and proofs check them with independent verifiers.
     let mut test = cargo();
+    if phase.includes('a') || phase.includes('e') {
+        let python = verifiers::prepare()?;
+        verifiers::check_golden_root(&python)?;
+        test.env("XSTATE_PYTHON", python);
+    }
     test.arg("test").args(&selection);
     run("tests", &mut test)?;
     if phase.includes('b') {

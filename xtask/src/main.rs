@@ -4,7 +4,8 @@
 //! generated artifacts are reproducible; `bench` runs the criterion benchmarks and writes
 //! `target/xtask/bench-summary.json`; `conformance` runs the state-test suite on any fixtures;
 //! `contracts` and `wasm` regenerate committed artifacts and fail when they differ;
-//! `fetch-fixtures` downloads the public state tests. It depends on no workspace crate, so it
+//! `fetch-fixtures` downloads the public state tests; `verifiers` prepares the independent
+//! verifiers. It depends on no workspace crate, so it
 //! builds in seconds; everything heavy runs through `cargo`.
 
 mod artifacts;
@@ -13,6 +14,7 @@ mod ci;
 mod command;
 mod phase;
 mod rules;
+mod verifiers;
 
 use std::process::ExitCode;
 
@@ -25,7 +27,8 @@ commands:
   conformance [PATH...]            Ethereum state tests (default: $XSTATE_STATE_TESTS, then ../shared/conformance)
   contracts [--check]              recompile the Solidity contracts; --check fails when they differ
   wasm [--check]                   rebuild the guest .wasm files; --check fails when they differ
-  fetch-fixtures [DIR]             download the public state-test corpora";
+  fetch-fixtures [DIR]             download the public state-test corpora
+  verifiers                        prepare the independent verifiers (py-trie) and check the spec's golden root";
 
 fn main() -> ExitCode {
     let args: Vec<String> = std::env::args().skip(1).collect();
@@ -44,6 +47,8 @@ fn main() -> ExitCode {
         "conformance" => paths(rest).and_then(|()| artifacts::conformance(rest)),
         "contracts" => check_flag(rest).and_then(artifacts::contracts),
         "wasm" => check_flag(rest).and_then(artifacts::wasm),
+        "verifiers" if rest.is_empty() => verifiers::verifiers(),
+        "verifiers" => Err(format!("verifiers takes no arguments, not {rest:?}")),
         "fetch-fixtures" => match rest {
             [] => artifacts::fetch_fixtures(None),
             [dir] if !dir.starts_with('-') => artifacts::fetch_fixtures(Some(dir)),

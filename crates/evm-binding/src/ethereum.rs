@@ -1,5 +1,8 @@
 //! The Ethereum view: the EVM namespace of the shared store, read back as Ethereum accounts and
-//! hashed into Ethereum's Merkle-Patricia state root with alloy-trie.
+//! hashed into Ethereum's Merkle-Patricia state root with alloy-trie, from scratch.
+//!
+//! The store's own root already is Ethereum's state root for EVM-only state (ADR 0010); this
+//! view is the independent oracle the conformance runner and the tests compare it with.
 //!
 //! Every EVM account record in the store is an account (as in Ethereum, an untouched empty account
 //! stays); its storage trie maps keccak256(slot) to rlp(word), and the state trie maps

@@ -261,7 +261,8 @@ impl Node {
                 ExtensionNodeRef::new(path, &child.node.rlp_node()).rlp(out);
             }
             Self::Branch { children } => {
-                let stack: Vec<RlpNode> = children.iter().flatten().map(|child| child.node.rlp_node()).collect();
+                let stack: smallvec::SmallVec<[RlpNode; 16]> =
+                    children.iter().flatten().map(|child| child.node.rlp_node()).collect();
                 BranchNodeRef::new(&stack, mask(children)).rlp(out);
             }
         }
