@@ -34,7 +34,9 @@ pub(crate) fn prepare() -> Result<PathBuf, String> {
     run("verifier environment", Command::new(host).arg("-m").arg("venv").arg("--clear").arg(&environment))?;
     run(
         "verifier packages",
-        Command::new(&python).args(["-m", "pip", "install", "--quiet", "--disable-pip-version-check", "-r"]).arg(requirements()),
+        Command::new(&python)
+            .args(["-m", "pip", "install", "--quiet", "--disable-pip-version-check", "-r"])
+            .arg(requirements()),
     )?;
     std::fs::write(&stamp, wanted).map_err(|error| format!("{}: {error}", stamp.display()))?;
     Ok(python)
@@ -42,7 +44,8 @@ pub(crate) fn prepare() -> Result<PathBuf, String> {
 
 /// Recomputes the golden root of `docs/spec/abi/state.md` section 5.4 with py-trie.
 pub(crate) fn check_golden_root(python: &PathBuf) -> Result<(), String> {
-    let spec = std::fs::read_to_string(root().join("docs/spec/abi/state.md")).map_err(|error| format!("spec: {error}"))?;
+    let spec =
+        std::fs::read_to_string(root().join("docs/spec/abi/state.md")).map_err(|error| format!("spec: {error}"))?;
     let section = spec.split("### 5.4 Golden root").nth(1).ok_or("the spec has no section 5.4 Golden root")?;
     let golden = section
         .split('`')

@@ -390,7 +390,8 @@ impl<'a> Reader<'a> {
                     return Err(ProofError::MalformedAccount(format!("{length} bytes")));
                 }
                 let mut rlp = self.take(length)?;
-                let account = TrieAccount::decode(&mut rlp).map_err(|error| ProofError::MalformedAccount(error.to_string()))?;
+                let account =
+                    TrieAccount::decode(&mut rlp).map_err(|error| ProofError::MalformedAccount(error.to_string()))?;
                 if !rlp.is_empty() {
                     return Err(ProofError::MalformedAccount("trailing bytes".into()));
                 }

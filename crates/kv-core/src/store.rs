@@ -6,7 +6,9 @@
 //! or the new root and never in between.
 
 use crate::backend::{Backend, BackendError, BackendExt, MemoryBackend, RedbBackend, Table, WriteBatch};
-use crate::commitment::{Placement, account_key, account_leaf, decode_storage_leaf, encode_account, placement, storage_leaf};
+use crate::commitment::{
+    Placement, account_key, account_leaf, decode_storage_leaf, encode_account, placement, storage_leaf,
+};
 use crate::key::{Engine, KeyError, KeyLayout, Namespace, PREFIX_LEN};
 use crate::overlay::Overlay;
 use crate::proof::{AccountProof, KeyProof, NamespaceProof, StorageProof};

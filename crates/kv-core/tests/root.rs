@@ -115,7 +115,9 @@ fn run(ops: Vec<Op>, retained: u64) {
                 verify(*root, key, Some(value), &proof).unwrap();
                 assert_eq!(found.as_ref(), Some(value), "height {height}");
             }
-            for key in touched.iter().filter(|key| !contents.contains_key(*key) && key[0] != kv_core::Engine::Runtime.tag()) {
+            for key in
+                touched.iter().filter(|key| !contents.contains_key(*key) && key[0] != kv_core::Engine::Runtime.tag())
+            {
                 let (proof, found) = store.prove_value(key, Some(*height)).unwrap();
                 assert_eq!(found, None, "height {height}");
                 verify(*root, key, None, &proof).unwrap();

@@ -405,11 +405,13 @@ fn prove_command(dir: &Path, key: &str, out: &Path, height: Option<u64>, json: b
 /// `xstate prove --eip1186 ADDRESS [SLOT...]`: the EIP-1186 proof, as `eth_getProof` prints it.
 fn eip1186_command(dir: &Path, arguments: &[String], height: Option<u64>) -> CliResult {
     let (address, slots) = arguments.split_first().ok_or_else(|| Failure("--eip1186 needs an address".into()))?;
-    let address: Address =
-        address.parse().map_err(|_| Failure(format!("`{address}` is not a 20-byte hex address")))?;
+    let address: Address = address.parse().map_err(|_| Failure(format!("`{address}` is not a 20-byte hex address")))?;
     let slots = slots
         .iter()
-        .map(|slot| parse_slot(slot).ok_or_else(|| Failure(format!("`{slot}` is not a storage slot (hex or decimal, at most 32 bytes)"))))
+        .map(|slot| {
+            parse_slot(slot)
+                .ok_or_else(|| Failure(format!("`{slot}` is not a storage slot (hex or decimal, at most 32 bytes)")))
+        })
         .collect::<Result<Vec<B256>, Failure>>()?;
     let runtime = open(dir, None, false)?;
     let height = height.unwrap_or(runtime.height());

@@ -99,7 +99,8 @@ fn eip1186_proofs_verify_with_py_trie() {
     let root = root["root"].as_str().unwrap().to_owned();
 
     let absent_slot = "0x99";
-    let response = xstate(&["prove", "--eip1186", HOLDER, "0x07", &slot(first), &slot(second), "0x1", absent_slot, "--db", db]);
+    let response =
+        xstate(&["prove", "--eip1186", HOLDER, "0x07", &slot(first), &slot(second), "0x1", absent_slot, "--db", db]);
     let parsed: Value = serde_json::from_str(&response).unwrap();
     // The field names and encodings of `eth_getProof`.
     assert_eq!(parsed["address"].as_str().unwrap().to_lowercase(), HOLDER);
@@ -121,7 +122,8 @@ fn eip1186_proofs_verify_with_py_trie() {
     assert!(verify_independently(&root, &response).contains("absent, verified"));
 
     // The verifier is not a rubber stamp: a changed value fails.
-    let mut tampered: Value = serde_json::from_str(&xstate(&["prove", "--eip1186", HOLDER, "0x07", "--db", db])).unwrap();
+    let mut tampered: Value =
+        serde_json::from_str(&xstate(&["prove", "--eip1186", HOLDER, "0x07", "--db", db])).unwrap();
     tampered["storageProof"][0]["value"] = json!("0x2b");
     let script = workspace().join("xtask/verifiers/eip1186_verify.py");
     let mut child = Command::new(python())

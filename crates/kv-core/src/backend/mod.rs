@@ -9,9 +9,9 @@ mod memory;
 mod redb_backend;
 
 pub use memory::MemoryBackend;
-pub use redb_backend::RedbBackend;
 #[cfg(feature = "test-support")]
 pub use redb_backend::FaultPlan;
+pub use redb_backend::RedbBackend;
 
 use std::ops::ControlFlow;
 

@@ -209,4 +209,3 @@ pub(crate) fn prune_replaced(batch: &mut WriteBatch) {
 pub(crate) fn root_hash(root: Option<ChildRef>) -> B256 {
     root.map_or(alloy_trie::EMPTY_ROOT_HASH, |root| root.node.hash())
 }
-

@@ -27,39 +27,40 @@ pub(crate) fn namespace_strategy() -> impl Strategy<Value = Namespace> {
 /// nibbles with another slot's, holding one-byte values, so that their leaves are shorter than 32
 /// bytes and are embedded in their parent branch as Ethereum embeds them.
 pub(crate) fn entry_strategy() -> impl Strategy<Value = (Vec<u8>, Vec<u8>)> {
-    let plain = (namespace_strategy(), 0u8..40, 1u64..u64::MAX).prop_map(|(namespace, slot, value)| {
-        match namespace.engine() {
+    let plain =
+        (namespace_strategy(), 0u8..40, 1u64..u64::MAX).prop_map(|(namespace, slot, value)| match namespace.engine() {
             kv_core::Engine::Wasm => (namespace.slot_key(u64::from(slot)).to_vec(), value.to_be_bytes().to_vec()),
             _ => {
                 let word = B256::left_padding_from(&[slot]);
                 (namespace.word_key(&word.0).to_vec(), B256::left_padding_from(&value.to_be_bytes()).to_vec())
             }
-        }
-    });
-    let record = (namespace_strategy(), 0u64..3, 1u64..1_000_000, 0u8..3).prop_map(|(namespace, nonce, balance, code)| {
-        let code_hash = if code == 0 { KECCAK_EMPTY } else { keccak256([code]) };
-        let value = match namespace.engine() {
-            kv_core::Engine::Wasm => {
-                let name = kv_core::ModuleName::new("module").unwrap();
-                ModuleRecord { code_hash, name, version: u32::try_from(nonce).unwrap() }.encode()
+        });
+    let record =
+        (namespace_strategy(), 0u64..3, 1u64..1_000_000, 0u8..3).prop_map(|(namespace, nonce, balance, code)| {
+            let code_hash = if code == 0 { KECCAK_EMPTY } else { keccak256([code]) };
+            let value = match namespace.engine() {
+                kv_core::Engine::Wasm => {
+                    let name = kv_core::ModuleName::new("module").unwrap();
+                    ModuleRecord { code_hash, name, version: u32::try_from(nonce).unwrap() }.encode()
+                }
+                _ => AccountRecord { nonce, balance: U256::from(balance), code_hash }.encode().to_vec(),
+            };
+            (namespace.record_key().to_vec(), value)
+        });
+    let embedded =
+        (namespace_strategy(), any::<prop::sample::Index>(), 1u8..=255).prop_map(|(namespace, pick, byte)| {
+            match namespace.engine() {
+                kv_core::Engine::Wasm => {
+                    let slots = &colliding_slots().wasm;
+                    (namespace.slot_key(slots[pick.index(slots.len())]).to_vec(), vec![byte])
+                }
+                _ => {
+                    let slots = &colliding_slots().evm;
+                    let word = B256::left_padding_from(&slots[pick.index(slots.len())].to_be_bytes());
+                    (namespace.word_key(&word.0).to_vec(), B256::with_last_byte(byte).to_vec())
+                }
             }
-            _ => AccountRecord { nonce, balance: U256::from(balance), code_hash }.encode().to_vec(),
-        };
-        (namespace.record_key().to_vec(), value)
-    });
-    let embedded = (namespace_strategy(), any::<prop::sample::Index>(), 1u8..=255).prop_map(|(namespace, pick, byte)| {
-        match namespace.engine() {
-            kv_core::Engine::Wasm => {
-                let slots = &colliding_slots().wasm;
-                (namespace.slot_key(slots[pick.index(slots.len())]).to_vec(), vec![byte])
-            }
-            _ => {
-                let slots = &colliding_slots().evm;
-                let word = B256::left_padding_from(&slots[pick.index(slots.len())].to_be_bytes());
-                (namespace.word_key(&word.0).to_vec(), B256::with_last_byte(byte).to_vec())
-            }
-        }
-    });
+        });
     prop_oneof![6 => plain, 1 => record, 3 => embedded]
 }
 
