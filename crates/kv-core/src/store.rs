@@ -623,15 +623,13 @@ fn root_record_key(height: u64) -> Vec<u8> {
     key
 }
 
-/// A root record: `0` for the empty trie, or `1 | reference length (u8) | reference | version`.
+/// A root record: `0` for the empty trie, or `1 |` the root's stored child reference.
 fn encode_root(root: Option<ChildRef>) -> Vec<u8> {
     match root {
         None => vec![0],
         Some(root) => {
-            let reference = root.node.as_slice();
-            let mut out = vec![1, u8::try_from(reference.len()).unwrap_or(u8::MAX)];
-            out.extend_from_slice(reference);
-            out.extend_from_slice(&root.version.to_be_bytes());
+            let mut out = vec![1];
+            crate::trie::node::push_ref(&mut out, &root);
             out
         }
     }
@@ -641,12 +639,10 @@ fn decode_root(bytes: &[u8]) -> Result<Option<ChildRef>, StoreError> {
     let malformed = || StoreError::Corrupt("malformed root record".into());
     match bytes {
         [0] => Ok(None),
-        [1, len, rest @ ..] if rest.len() == usize::from(*len) + 8 => {
-            let (reference, version) = rest.split_at(usize::from(*len));
-            let node = crate::trie::node::NodeRef::from_stored(reference).ok_or_else(malformed)?;
-            let version = u64::from_be_bytes(version.try_into().map_err(|_| malformed())?);
-            Ok(Some(ChildRef { node, version }))
-        }
+        [1, rest @ ..] => match crate::trie::node::read_ref(rest) {
+            Some((root, [])) => Ok(Some(root)),
+            _ => Err(malformed()),
+        },
         _ => Err(malformed()),
     }
 }

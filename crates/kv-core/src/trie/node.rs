@@ -87,12 +87,20 @@ impl std::fmt::Debug for NodeRef {
     }
 }
 
-/// A reference to a stored node: how its parent refers to it, and the version (block height)
-/// that wrote it.
+/// A reference to a stored node: how its parent refers to it, the version (block height) that
+/// wrote it, and the xxh3-64 checksum of the node's stored bytes. The checksum binds the parent to
+/// the exact bytes it was built over, so that a node read back is checked against its parent
+/// without hashing it again with keccak256 (ADR 0010).
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub(crate) struct ChildRef {
     pub(crate) node: NodeRef,
     pub(crate) version: u64,
+    pub(crate) checksum: u64,
+}
+
+/// The checksum a [`ChildRef`] holds of a node's stored bytes.
+pub(crate) fn checksum(stored: &[u8]) -> u64 {
+    twox_hash::XxHash3_64::oneshot(stored)
 }
 
 /// What a leaf holds: its value bytes (already in their committed form: an account's RLP, a
@@ -147,19 +155,22 @@ fn read_path(bytes: &[u8]) -> Option<(Nibbles, &[u8])> {
     Some((path, &rest[byte_len..]))
 }
 
-/// A stored child reference: `length (u8) | reference | version (u64 BE)`.
-fn read_ref(bytes: &[u8]) -> Option<(ChildRef, &[u8])> {
+/// A stored child reference: `length (u8) | reference | version (u64 BE) | checksum (u64 BE)`.
+pub(crate) fn read_ref(bytes: &[u8]) -> Option<(ChildRef, &[u8])> {
     let (&len, rest) = bytes.split_first()?;
     let len = usize::from(len);
     let node = NodeRef::from_stored(rest.get(..len)?)?;
     let version = u64::from_be_bytes(rest.get(len..len + 8)?.try_into().ok()?);
-    Some((ChildRef { node, version }, &rest[len + 8..]))
+    let checksum = u64::from_be_bytes(rest.get(len + 8..len + 16)?.try_into().ok()?);
+    Some((ChildRef { node, version, checksum }, &rest[len + 16..]))
 }
 
-fn push_ref(out: &mut Vec<u8>, child: &ChildRef) {
+/// Appends the stored form of `child` (see [`read_ref`]).
+pub(crate) fn push_ref(out: &mut Vec<u8>, child: &ChildRef) {
     out.push(child.node.len);
     out.extend_from_slice(child.node.as_slice());
     out.extend_from_slice(&child.version.to_be_bytes());
+    out.extend_from_slice(&child.checksum.to_be_bytes());
 }
 
 impl Node {
@@ -286,21 +297,20 @@ fn mask(children: &[Option<ChildRef>; 16]) -> TrieMask {
     mask
 }
 
-/// Where a tree update reads stored nodes from. Every node is checked against the reference its
+/// Where a tree update reads stored nodes from. Every node is checked against the checksum its
 /// parent holds before it is used, so a stored node that decodes but is not the node its parent
-/// commits to is `Corrupt`, never folded into a wrong root. For the account trie, which a commit
-/// reads twice (to find the old storage roots, then to update it), checked nodes are kept for the
-/// commit's duration.
+/// was built over is `Corrupt`, never folded into a wrong root. For the account trie, which a
+/// commit reads twice (to find the old storage roots, then to update it), checked nodes are kept
+/// for the commit's duration.
 pub(crate) struct NodeSource<'a> {
     backend: &'a dyn Backend,
     tree: TreeId,
     cache: Option<HashMap<(u64, Nibbles), Node>>,
-    scratch: Vec<u8>,
 }
 
 impl<'a> NodeSource<'a> {
     pub(crate) fn new(backend: &'a dyn Backend, tree: TreeId, cached: bool) -> Self {
-        Self { backend, tree, cache: cached.then(HashMap::default), scratch: Vec::with_capacity(600) }
+        Self { backend, tree, cache: cached.then(HashMap::default) }
     }
 
     pub(crate) fn tree(&self) -> &TreeId {
@@ -312,7 +322,7 @@ impl<'a> NodeSource<'a> {
         if let Some(node) = self.cache.as_ref().and_then(|cache| cache.get(&(reference.version, *position))) {
             return Ok(node.clone());
         }
-        let node = load_verified(self.backend, &self.tree, reference, position, &mut self.scratch)?;
+        let node = read(self.backend, &self.tree, reference, position)?;
         if let Some(cache) = self.cache.as_mut() {
             cache.insert((reference.version, *position), node.clone());
         }
@@ -323,7 +333,11 @@ impl<'a> NodeSource<'a> {
 fn read(backend: &dyn Backend, tree: &TreeId, reference: ChildRef, position: &Nibbles) -> Result<Node, TrieError> {
     let key = node_key(tree, reference.version, position);
     let mut node = None;
-    let found = backend.read(Table::Nodes, &key, &mut |bytes| node = Node::decode(bytes))?;
+    let mut intact = false;
+    let found = backend.read(Table::Nodes, &key, &mut |bytes| {
+        intact = checksum(bytes) == reference.checksum;
+        node = Node::decode(bytes);
+    })?;
     if !found {
         return Err(TrieError::Corrupt(format!(
             "missing trie node at version {} (pruned or never written)",
@@ -334,11 +348,17 @@ fn read(backend: &dyn Backend, tree: &TreeId, reference: ChildRef, position: &Ni
     if !node.fits(position) {
         return Err(TrieError::Corrupt(format!("trie node does not fit at depth {}", position.len())));
     }
+    if !intact {
+        return Err(TrieError::Corrupt(format!(
+            "trie node at depth {} does not match the reference its parent holds (checksum)",
+            position.len()
+        )));
+    }
     Ok(node)
 }
 
 /// Reads the node `reference` at `position` of `tree` and checks it against the reference: its
-/// hash, or its whole RLP for an embedded node.
+/// checksum, and its hash (or its whole RLP for an embedded node), which proofs need anyway.
 pub(crate) fn load_verified(
     backend: &dyn Backend,
     tree: &TreeId,

@@ -319,8 +319,10 @@ impl<'a, 'b> TreeWriter<'a, 'b> {
 
     fn write(&mut self, position: &Nibbles, node: &Node) -> ChildRef {
         let reference = node.reference(&mut self.scratch);
-        self.batch.put(Table::Nodes, node_key(self.source.tree(), self.version, position), node.encode());
-        ChildRef { node: reference, version: self.version }
+        let stored = node.encode();
+        let checksum = super::node::checksum(&stored);
+        self.batch.put(Table::Nodes, node_key(self.source.tree(), self.version, position), stored);
+        ChildRef { node: reference, version: self.version, checksum }
     }
 
     fn mark_stale(&mut self, stored: Option<ChildRef>, position: &Nibbles) {
