@@ -294,8 +294,13 @@ impl Store {
 
     /// Sets a label (see [`Store::label`]), durably and on its own.
     pub fn set_label(&self, name: &str, value: &[u8]) -> Result<(), StoreError> {
+        self.write_labels(&[(name.to_owned(), Some(value.to_vec()))])
+    }
+
+    /// Sets (`Some`) and removes (`None`) labels in one atomic batch, outside any commit.
+    pub fn write_labels(&self, labels: &[(String, Option<Vec<u8>>)]) -> Result<(), StoreError> {
         let mut batch = WriteBatch::new();
-        batch.put(Table::Meta, label_key(name), value);
+        push_labels(&mut batch, labels);
         Ok(self.backend.write(batch)?)
     }
 
@@ -311,6 +316,19 @@ impl Store {
 
     /// Commits `overlay` as the next height and returns the new root. On error nothing changed.
     pub fn commit(&self, overlay: &Overlay) -> Result<CommitInfo, StoreError> {
+        self.commit_with_labels(overlay, |_| Vec::new())
+    }
+
+    /// Commits `overlay` like [`Store::commit`], and in the same atomic batch the labels
+    /// `labels` returns once it knows the new height and root: records a chain keeps beside the
+    /// state, outside the committed trie (headers naming the root, receipts, indexes). A crash
+    /// leaves both or neither. `labels` runs while the commit holds the store and must not call
+    /// back into it.
+    pub fn commit_with_labels(
+        &self,
+        overlay: &Overlay,
+        labels: impl FnOnce(&CommitInfo) -> Vec<(String, Option<Vec<u8>>)>,
+    ) -> Result<CommitInfo, StoreError> {
         let mut head = self.head.lock();
         if overlay.base_height() != head.height || !Arc::ptr_eq(overlay.committed(), &self.backend) {
             return Err(StoreError::StaleOverlay { overlay: overlay.base_height(), store: head.height });
@@ -391,9 +409,11 @@ impl Store {
             batch.delete(Table::Meta, key);
         }
 
+        let info = CommitInfo { height, root: root_hash(root) };
+        push_labels(&mut batch, &labels(&info));
         backend.write(batch)?;
         *head = new_head;
-        Ok(CommitInfo { height, root: root_hash(root) })
+        Ok(info)
     }
 
     /// Writes one namespace's new values and storage trie into a batch of its own and returns the
@@ -608,6 +628,15 @@ impl Store {
             storage.push(StorageProof { key: *slot, value, proof });
         }
         Ok(AccountProof { address, account: found.map(|(account, _)| account), account_proof, storage })
+    }
+}
+
+fn push_labels(batch: &mut WriteBatch, labels: &[(String, Option<Vec<u8>>)]) {
+    for (name, value) in labels {
+        match value {
+            Some(value) => batch.put(Table::Meta, label_key(name), value.as_slice()),
+            None => batch.delete(Table::Meta, label_key(name)),
+        }
     }
 }
 

@@ -1,7 +1,7 @@
 //! Stored state that contradicts itself is a typed error, never a panic or a silently wrong root:
 //! a node that decodes and fits its position but is not the node its parent commits to, and
 //! heights pruned under one retention setting that a reopened store with another setting must
-//! not pretend to hold.
+//! not pretend to hold. And what a store keeps beside the state, its labels, commits with it.
 
 #![allow(clippy::unwrap_used, clippy::expect_used, clippy::panic)] // Test code: a failed unwrap is a failed test.
 
@@ -97,4 +97,27 @@ fn reopening_with_more_retained_roots_keeps_pruned_heights_unprovable() {
     }
     assert_eq!(store.oldest_provable(), 4);
     store.prove(&probe, Some(4)).unwrap();
+}
+
+/// Labels written with a commit land in its batch: both or neither, across a failed commit too.
+#[test]
+fn labels_commit_atomically_with_the_state() {
+    let store = common::memory_store(4);
+    let mut overlay = store.begin();
+    overlay.set(&word_key(1, 1), B256::with_last_byte(1).as_slice()).unwrap();
+    let info = store
+        .commit_with_labels(&overlay, |info| {
+            vec![(format!("chain/root/{}", info.height), Some(info.root.to_vec())), ("chain/absent".to_owned(), None)]
+        })
+        .unwrap();
+    assert_eq!(store.label("chain/root/1").unwrap(), Some(info.root.to_vec()));
+    store.write_labels(&[("a".into(), Some(vec![1])), ("b".into(), Some(vec![2]))]).unwrap();
+    store.write_labels(&[("a".into(), None)]).unwrap();
+    assert_eq!((store.label("a").unwrap(), store.label("b").unwrap()), (None, Some(vec![2])));
+    // A commit that fails writes none of its labels.
+    let stale = store.begin();
+    store.commit(&store.begin()).unwrap();
+    let refused = store.commit_with_labels(&stale, |_| vec![("chain/late".to_owned(), Some(vec![1]))]);
+    assert!(matches!(refused, Err(StoreError::StaleOverlay { .. })));
+    assert_eq!(store.label("chain/late").unwrap(), None);
 }
