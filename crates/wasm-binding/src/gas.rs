@@ -344,8 +344,8 @@ mod tests {
         // A fresh EVM slot costs a contract a cold access and a set: 22,100 gas for 32 bytes.
         // Every byte beyond an EVM slot's shape costs that per byte, rounded up to whole WASM gas.
         assert_eq!(GROWTH_PER_BYTE, 6_907);
-        assert!(GROWTH_PER_BYTE * 32 >= COLD_ACCESS + STORE_SET);
-        assert!((GROWTH_PER_BYTE - 1) * 32 < COLD_ACCESS + STORE_SET);
+        let fresh_slot = COLD_ACCESS + STORE_SET;
+        assert_eq!((GROWTH_PER_BYTE * 32 - fresh_slot, fresh_slot - (GROWTH_PER_BYTE - 1) * 32), (24, 8));
     }
 
     #[test]

@@ -351,25 +351,6 @@ fn segment_offset(expr: &ConstExpr<'_>) -> Result<u64, ValidationError> {
     }
 }
 
-#[cfg(test)]
-mod tests {
-    #![allow(clippy::unwrap_used, clippy::expect_used, clippy::panic)] // Test code: a failed unwrap is a failed test.
-
-    use super::*;
-    use wasmer::wasmparser::BinaryReader;
-
-    #[test]
-    fn segment_offsets_are_single_i32_constants() {
-        let offset = |bytes: &[u8]| segment_offset(&ConstExpr::new(BinaryReader::new(bytes, 0)));
-        // i32.const -1; end: offsets are unsigned.
-        assert_eq!(offset(&[0x41, 0x7f, 0x0b]), Ok(u64::from(u32::MAX)));
-        // global.get 0; end.
-        assert!(matches!(offset(&[0x23, 0x00, 0x0b]), Err(ValidationError::Malformed(_))));
-        // i32.const 1; i32.const 2; i32.add; end (extended constants).
-        assert!(matches!(offset(&[0x41, 0x01, 0x41, 0x02, 0x6a, 0x0b]), Err(ValidationError::Malformed(_))));
-    }
-}
-
 /// What a module's compiled artifact may hold at most, in bytes, as a function of its code
 /// alone: a fixed part, the code's own bytes (data segments are copied into the artifact), a part
 /// per imported and per defined function (prologue, epilogue, trampolines, and per local) and a
@@ -489,5 +470,24 @@ fn operator_weight(operator: &Operator<'_>) -> u64 {
         | O::I64Ctz
         | O::I64Popcnt => ARTIFACT_BYTES_PER_DIVISION,
         _ => ARTIFACT_BYTES_PER_INSTRUCTION,
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    #![allow(clippy::unwrap_used, clippy::expect_used, clippy::panic)] // Test code: a failed unwrap is a failed test.
+
+    use super::*;
+    use wasmer::wasmparser::BinaryReader;
+
+    #[test]
+    fn segment_offsets_are_single_i32_constants() {
+        let offset = |bytes: &[u8]| segment_offset(&ConstExpr::new(BinaryReader::new(bytes, 0)));
+        // i32.const -1; end: offsets are unsigned.
+        assert_eq!(offset(&[0x41, 0x7f, 0x0b]), Ok(u64::from(u32::MAX)));
+        // global.get 0; end.
+        assert!(matches!(offset(&[0x23, 0x00, 0x0b]), Err(ValidationError::Malformed(_))));
+        // i32.const 1; i32.const 2; i32.add; end (extended constants).
+        assert!(matches!(offset(&[0x41, 0x01, 0x41, 0x02, 0x6a, 0x0b]), Err(ValidationError::Malformed(_))));
     }
 }
