@@ -3,13 +3,18 @@
 use evm_binding::EvmDbError;
 use evm_binding::database::storage_word;
 use evm_binding::revm::primitives::{Address, U256};
-use kv_core::{BackendError, StateError};
-use wasm_binding::gas::WASM_GAS_PER_EVM_GAS;
-use wasm_binding::{HostEnv, HostExtension, charge, read_guest_array, state_failure, write_guest};
+use kv_core::{BackendError, Namespace, StateError};
+use wasm_binding::gas::{COLD_ACCESS, WARM_ACCESS};
+use wasm_binding::{
+    HostEnv, HostExtension, charge, charge_cold_surcharge, read_guest_array, state_failure, write_guest,
+};
 use wasmer::{Function, FunctionEnv, FunctionEnvMut, RuntimeError, Store};
 
-/// Gas of one `evm_storage_read`: an EVM cold `SLOAD` (2,100) in WASM gas.
-pub const EVM_STORAGE_READ_GAS: u64 = 2_100 * WASM_GAS_PER_EVM_GAS;
+/// Gas of an `evm_storage_read` of a word the call has not accessed yet: an EVM cold `SLOAD`
+/// (2,100 EVM gas) in WASM gas.
+pub const EVM_STORAGE_READ_GAS: u64 = COLD_ACCESS;
+/// Gas of an `evm_storage_read` of a word the call has accessed before: a warm `SLOAD` (100).
+pub const EVM_STORAGE_READ_WARM_GAS: u64 = WARM_ACCESS;
 
 /// Adds `evm_storage_read` to a WASM engine.
 pub struct EvmStorageRead;
@@ -22,16 +27,20 @@ impl HostExtension for EvmStorageRead {
 
 /// Reads the 20-byte address at `address_pointer` and the 32-byte key at `key_pointer`, and writes
 /// the EVM storage word (zero when absent) to `out_pointer`. It only reads: nothing here can
-/// change another engine's state.
+/// change another engine's state. The word's key joins the call's access set with the module's
+/// own keys: the warm price is paid before the arguments are read, the cold surcharge once the
+/// key is known, before the lookup.
 fn evm_storage_read(
     mut ctx: FunctionEnvMut<'_, HostEnv>,
     address_pointer: u32,
     key_pointer: u32,
     out_pointer: u32,
 ) -> Result<(), RuntimeError> {
-    charge(&mut ctx, EVM_STORAGE_READ_GAS)?;
+    charge(&mut ctx, EVM_STORAGE_READ_WARM_GAS)?;
     let address: [u8; 20] = read_guest_array(&ctx, "evm_storage_read", "address", address_pointer)?;
     let key: [u8; 32] = read_guest_array(&ctx, "evm_storage_read", "key", key_pointer)?;
+    let word_key = Namespace::evm(Address::from(address)).word_key(&key);
+    charge_cold_surcharge(&mut ctx, &word_key, EVM_STORAGE_READ_GAS - EVM_STORAGE_READ_WARM_GAS)?;
     let word =
         storage_word(ctx.data().state(), Address::from(address), U256::from_be_bytes(key)).map_err(
             |error| match error {

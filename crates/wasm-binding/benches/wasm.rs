@@ -6,6 +6,14 @@
 //! reports `wasm/state_get_vs_floor` from the three. `wasm/trivial_call` is a whole call of a
 //! trivial entry point on a cached module (instantiate, run, commit to the overlay), and
 //! `wasm/token_transfer` a transfer of the example token.
+//!
+//! `wasm/call_cold_module` is the same trivial call to a module that is not in the engine's
+//! memory (a module not called for a long time, or the first call after a restart): the engine
+//! loads its sealed artifact from a directory store and deserializes it; `cargo xtask bench`
+//! reports it as `wasm/call_cold_module_us` beside `wasm/call_overhead_us`.
+//! `wasm/call_cold_large_module` does the same for the largest module with the largest artifact
+//! per code byte measured (many small functions), whose base cost must cover that load; the bench
+//! prints the load's nanoseconds per unit of base cost.
 
 #![allow(clippy::unwrap_used, clippy::expect_used, clippy::panic)] // Test code: a failed unwrap is a failed test.
 
@@ -13,7 +21,7 @@ use criterion::{BatchSize, Criterion, Throughput, criterion_group, criterion_mai
 use kv_core::{Identity, ModuleName, Namespace, Store};
 use std::hint::black_box;
 use std::sync::Arc;
-use wasm_binding::{CallRequest, HostEnv, HostExtension, WasmEngine};
+use wasm_binding::{CallRequest, DirectoryArtifacts, HostEnv, HostExtension, WasmEngine, gas};
 use wasmer::{Function, FunctionEnv, FunctionEnvMut};
 
 #[global_allocator]
@@ -124,6 +132,62 @@ fn bench(c: &mut Criterion) {
         b.iter(|| assert!(engine.call(&mut overlay, &call(token, &transfer)).unwrap().is_success()));
     });
     group.finish();
+    cold_calls(c);
+}
+
+/// A module of nearly 512 KiB made of empty functions: the largest artifact per code byte among
+/// the shapes measured (see `tests/artifacts.rs`).
+fn large_module() -> Vec<u8> {
+    let functions = "(func)".repeat(125_000);
+    wat::parse_str(format!(r#"(module (memory (export "memory") 1 1) {functions} (func (export "call")))"#)).unwrap()
+}
+
+/// Calls to modules that are not in memory: an engine that keeps one module in memory, and a
+/// setup step that calls another module first, so every measured call loads its artifact.
+fn cold_calls(c: &mut Criterion) {
+    let dir = tempfile::tempdir().unwrap();
+    let store = Store::in_memory();
+    let engine = WasmEngine::new(1)
+        .with_artifacts(Arc::new(DirectoryArtifacts::open(dir.path()).unwrap()))
+        .with_cached_modules(1);
+    let mut overlay = store.begin();
+    let name = |text: &str| ModuleName::new(text).unwrap();
+    let trivial_code = wat::parse_str(r#"(module (memory (export "memory") 1 1) (func (export "call")))"#).unwrap();
+    let other_code = wat::parse_str(r#"(module (memory (export "memory") 1 1) (func (export "call") nop))"#).unwrap();
+    let large_code = large_module();
+    let trivial = engine.deploy(&mut overlay, &name("trivial"), 1, &trivial_code).unwrap();
+    let other = engine.deploy(&mut overlay, &name("other"), 1, &other_code).unwrap();
+    let large = engine.deploy(&mut overlay, &name("large"), 1, &large_code).unwrap();
+    store.commit(&overlay).unwrap();
+    let call =
+        |module: Identity| CallRequest { module, caller: Identity([0xa1; 20]), input: b"", gas_limit: u64::MAX / 4 };
+    let mut group = c.benchmark_group("wasm");
+    group.throughput(Throughput::Elements(1));
+    for (id, module) in [("call_cold_module", trivial), ("call_cold_large_module", large)] {
+        let loads = engine.artifact_loads();
+        let mut iterations = 0u64;
+        group.bench_function(id, |b| {
+            b.iter_batched(
+                || {
+                    let mut fresh = store.begin();
+                    assert!(engine.call(&mut fresh, &call(other)).unwrap().is_success());
+                    iterations += 1;
+                    fresh
+                },
+                |mut fresh| {
+                    assert!(engine.call(&mut fresh, &call(module)).unwrap().is_success());
+                    fresh
+                },
+                BatchSize::SmallInput,
+            );
+        });
+        // Every measured call loaded its module (and every setup call its own), and none compiled.
+        assert!(engine.artifact_loads() - loads >= 2 * iterations, "calls found their module in memory");
+        assert_eq!(engine.compilations(), 3, "a call compiled");
+    }
+    group.finish();
+    let base = gas::call_base(wasm_binding::validate::artifact_bound(&large_code));
+    println!("wasm/call_cold_large_module: {} code bytes, a base cost of {base} gas", large_code.len());
 }
 
 criterion_group!(benches, bench);

@@ -1,5 +1,6 @@
 //! The engine: deploys modules into the shared state and calls them with metered gas.
 
+use crate::artifacts::{self, ArtifactStore, MemoryArtifacts, SealError};
 use crate::depth::{DEPTH_GLOBAL, Instrumentation, MAX_CALL_DEPTH, POINTS_EXHAUSTED_GLOBAL, REMAINING_POINTS_GLOBAL};
 use crate::gas;
 use crate::host::{CoreHost, GasMeter, HostEnv, HostError, HostExtension};
@@ -35,8 +36,12 @@ pub enum CallStatus {
 pub struct Receipt {
     /// How the call ended.
     pub status: CallStatus,
-    /// WASM gas used, instructions and host calls together; the limit when out of gas.
+    /// WASM gas used, instructions and host calls together, after the refund; the limit when out
+    /// of gas.
     pub gas_used: u64,
+    /// The storage refund already taken off `gas_used`: the call's refund counter, at most a fifth
+    /// of the gas it used (EIP-3529); 0 unless the call succeeded.
+    pub gas_refunded: u64,
     /// What the module wrote with `output_write` (empty unless the call succeeded).
     pub output: Vec<u8>,
 }
@@ -70,6 +75,10 @@ pub enum DeployError {
     /// wasmer could not compile the module.
     #[error("module does not compile: {0}")]
     Compile(String),
+    /// The compiled module could not be kept in the node's artifact store: a fault of this node,
+    /// not of the module. Nothing was written to the state.
+    #[error("the compiled module could not be saved: {0}")]
+    Artifact(#[source] std::io::Error),
     /// This (name, version) already has a module.
     #[error("module {name} version {version} is already deployed at {identity}")]
     AlreadyDeployed {
@@ -109,6 +118,16 @@ pub enum CallError {
         /// What wasmer reported.
         reason: String,
     },
+    /// The node's artifact store failed (reading or saving a compiled module): a fault of this
+    /// node, not of the module. Nothing was written.
+    #[error("the artifact store failed for module {identity}: {source}")]
+    Artifact {
+        /// The module.
+        identity: Identity,
+        /// What the store reported.
+        #[source]
+        source: std::io::Error,
+    },
     /// The state failed underneath; the call's writes were discarded.
     #[error(transparent)]
     State(#[from] StateError),
@@ -131,15 +150,20 @@ impl From<StateError> for Fault {
 #[error("host function `{0}` is defined by two extensions")]
 pub struct DuplicateHostFunction(pub String);
 
-/// Most compiled modules kept in memory.
+/// Most compiled modules an engine keeps in memory by default. Which modules are in memory
+/// changes only how long a call takes, never its gas or result: a module that is not is loaded
+/// from the artifact store, at a cost its base cost covers.
 pub const MAX_CACHED_MODULES: usize = 1_024;
 
 #[derive(Clone)]
 struct Compiled {
+    /// The module's own engine: it owns the module's machine code, which is freed with it when
+    /// the module leaves the cache.
     engine: Engine,
     module: Module,
-    /// The length of the code, on which every call's base cost depends.
-    code_len: usize,
+    /// The module's artifact bound (`validate::artifact_bound`), on which every call's base cost
+    /// depends.
+    bound: u64,
 }
 
 /// WASM modules on wasmer (singlepass, metered), with their state in the shared substrate.
@@ -148,7 +172,11 @@ pub struct WasmEngine {
     extensions: Vec<Arc<dyn HostExtension>>,
     signatures: HashMap<String, FunctionType>,
     compiled: RwLock<HashMap<B256, Compiled>>,
+    cache_limit: usize,
+    artifacts: Arc<dyn ArtifactStore>,
+    fingerprint: B256,
     compilations: AtomicU64,
+    artifact_loads: AtomicU64,
 }
 
 /// A fresh singlepass engine with its own metering and instrumentation middlewares. Both can
@@ -162,8 +190,24 @@ fn compiler_engine() -> Engine {
     EngineBuilder::new(compiler).engine().into()
 }
 
+/// Runs the machine code of an artifact this node sealed (see [`crate::artifacts`]).
+#[allow(unsafe_code)]
+fn deserialize(artifact: &[u8]) -> Result<Compiled, String> {
+    // A headless engine (no compiler) per module, so the module's machine code is freed with it.
+    let engine: Engine = EngineBuilder::headless().engine().into();
+    // SAFETY: wasmer requires the bytes to be an artifact it serialized, since it maps the
+    // machine code they contain as executable. The caller passes only what `artifacts::unseal`
+    // returned: bytes whose keyed hash under this node's secret seal key, together with this
+    // build's fingerprint (wasmer version, target, CPU features, gas schedule) and the module's
+    // code hash, matches, which only this node's own `seal` of a module it compiled produces.
+    let module = unsafe { Module::deserialize(&engine, artifact.to_vec()) }.map_err(|error| error.to_string())?;
+    Ok(Compiled { engine, module, bound: 0 })
+}
+
 impl WasmEngine {
-    /// An engine for chain `chain_id` with the core host ABI.
+    /// An engine for chain `chain_id` with the core host ABI, keeping compiled modules in memory
+    /// ([`MemoryArtifacts`]); a node that restarts should use [`WasmEngine::with_artifacts`] with
+    /// a [`DirectoryArtifacts`](crate::DirectoryArtifacts) so it keeps them across restarts.
     pub fn new(chain_id: u64) -> Self {
         // Process-wide, and the same for every engine: see `validate::WASM_STACK_BYTES`.
         wasmer_vm::set_stack_size(validate::WASM_STACK_BYTES);
@@ -172,11 +216,28 @@ impl WasmEngine {
             extensions: Vec::new(),
             signatures: HashMap::new(),
             compiled: RwLock::new(HashMap::new()),
+            cache_limit: MAX_CACHED_MODULES,
+            artifacts: Arc::new(MemoryArtifacts::new()),
+            fingerprint: artifacts::fingerprint(),
             compilations: AtomicU64::new(0),
+            artifact_loads: AtomicU64::new(0),
         };
         // The core ABI's names are distinct, so adding it cannot fail.
         let _ = engine.add_extension(Arc::new(CoreHost));
         engine
+    }
+
+    /// Keeps compiled modules in `artifacts` (the node's own; see [`crate::artifacts`]).
+    pub fn with_artifacts(mut self, artifacts: Arc<dyn ArtifactStore>) -> Self {
+        self.artifacts = artifacts;
+        self
+    }
+
+    /// Keeps at most `limit` (at least 1) compiled modules in memory instead of
+    /// [`MAX_CACHED_MODULES`]: less memory, more loads from the artifact store, the same gas.
+    pub fn with_cached_modules(mut self, limit: usize) -> Self {
+        self.cache_limit = limit.max(1);
+        self
     }
 
     /// Adds host functions; their names must not collide with existing ones.
@@ -215,35 +276,85 @@ impl WasmEngine {
         self.compiled.read().get(code_hash).cloned()
     }
 
-    /// Validates and compiles `code`, caching the result by code hash.
-    fn compile(&self, code_hash: B256, code: &[u8]) -> Result<Compiled, DeployError> {
-        if let Some(compiled) = self.cached(&code_hash) {
-            return Ok(compiled);
-        }
-        validate::check(code, &self.signatures)?;
-        let engine = compiler_engine();
-        self.compilations.fetch_add(1, Ordering::Relaxed);
-        let module = Module::new(&engine, code).map_err(|error| DeployError::Compile(error.to_string()))?;
-        let compiled = Compiled { engine, module, code_len: code.len() };
+    fn remember(&self, code_hash: B256, compiled: &Compiled) {
         let mut cache = self.compiled.write();
-        if cache.len() >= MAX_CACHED_MODULES {
-            // Starting over costs one compilation per module still in use; it keeps the cache
-            // bounded however many distinct modules are deployed or merely attempted.
+        if cache.len() >= self.cache_limit {
+            // Starting over costs one artifact load per module still in use, paid by each call's
+            // base cost; it keeps the memory bounded however many modules are called.
             cache.clear();
         }
         cache.insert(code_hash, compiled.clone());
-        Ok(compiled)
     }
 
-    /// Number of compiled modules in the cache.
+    /// Compiles `code` (already validated), and seals and saves its artifact.
+    fn compile(&self, code_hash: B256, code: &[u8]) -> Result<Compiled, DeployError> {
+        let engine = compiler_engine();
+        self.compilations.fetch_add(1, Ordering::Relaxed);
+        let module = Module::new(&engine, code).map_err(|error| DeployError::Compile(error.to_string()))?;
+        let artifact = module.serialize().map_err(|error| DeployError::Compile(error.to_string()))?;
+        let bound = validate::artifact_bound(code);
+        let sealed = artifacts::seal(self.artifacts.seal_key(), &self.fingerprint, &code_hash, bound, &artifact);
+        self.artifacts.save(&code_hash, &sealed).map_err(DeployError::Artifact)?;
+        Ok(Compiled { engine, module, bound })
+    }
+
+    /// The module `code_hash` from the node's artifact store, if it holds this node's artifact of
+    /// it (`Ok(None)` when it holds none, or one that is not this node's or no longer loads).
+    fn load_artifact(&self, code_hash: &B256) -> std::io::Result<Option<Compiled>> {
+        let Some(sealed) = self.artifacts.load(code_hash)? else { return Ok(None) };
+        let (artifact, bound) =
+            match artifacts::unseal(self.artifacts.seal_key(), &self.fingerprint, code_hash, &sealed) {
+                Ok(unsealed) => unsealed,
+                Err(SealError::Malformed | SealError::Fingerprint | SealError::CodeHash | SealError::Tag) => {
+                    return Ok(None);
+                }
+            };
+        self.artifact_loads.fetch_add(1, Ordering::Relaxed);
+        Ok(deserialize(artifact).ok().map(|compiled| Compiled { bound, ..compiled }))
+    }
+
+    /// The artifact bound of module `code_hash` when it is not in memory: from its sealed
+    /// artifact's header (a few bytes, read before anything is charged, like the module's record),
+    /// or, when the store has lost it or refuses it as not this node's own, computed from the code
+    /// in the state (which then has to be compiled again too).
+    fn bound_of(&self, state: &Overlay, identity: Identity, code_hash: &B256) -> Result<u64, CallError> {
+        let header = self
+            .artifacts
+            .load_prefix(code_hash, artifacts::HEADER_LEN)
+            .map_err(|source| CallError::Artifact { identity, source })?;
+        if let Some(header) = header
+            && let Ok(bound) =
+                artifacts::unseal_header(self.artifacts.seal_key(), &self.fingerprint, code_hash, &header)
+        {
+            return Ok(bound);
+        }
+        let code = state
+            .get(&code_key(code_hash))?
+            .ok_or_else(|| CallError::Corrupt { identity, reason: "its code blob is missing".into() })?;
+        Ok(validate::artifact_bound(&code))
+    }
+
+    /// Number of compiled modules in memory.
     pub fn cached_modules(&self) -> usize {
         self.compiled.read().len()
     }
 
-    /// How many modules this engine has compiled: once per code hash while it stays cached, again
-    /// after the cache has dropped it.
+    /// How many modules this engine has compiled: once per deployed code hash, and again only
+    /// for a module whose artifact its store has lost or refused as not its own.
     pub fn compilations(&self) -> u64 {
         self.compilations.load(Ordering::Relaxed)
+    }
+
+    /// How many compiled modules this engine has loaded from its artifact store (a call to a
+    /// module that was not in memory).
+    pub fn artifact_loads(&self) -> u64 {
+        self.artifact_loads.load(Ordering::Relaxed)
+    }
+
+    /// The length of the sealed artifact the store holds for `code_hash`, if any: what a call
+    /// to a module that is not in memory reads and loads.
+    pub fn artifact_len(&self, code_hash: &B256) -> std::io::Result<Option<usize>> {
+        Ok(self.artifacts.load(code_hash)?.map(|sealed| sealed.len()))
     }
 
     /// Validates `code` and stores it as module `(name, version)`; returns its identity.
@@ -261,7 +372,17 @@ impl WasmEngine {
             return Err(DeployError::AlreadyDeployed { name: name.clone(), version, identity });
         }
         let code_hash = keccak256(code);
-        self.compile(code_hash, code)?;
+        // Another module with the same code has its artifact already; the code is validated again
+        // all the same, since what is valid depends on this engine's host functions.
+        validate::check(code, &self.signatures)?;
+        if self.cached(&code_hash).is_none() {
+            let loaded = self.load_artifact(&code_hash).map_err(DeployError::Artifact)?;
+            let compiled = match loaded {
+                Some(compiled) => compiled,
+                None => self.compile(code_hash, code)?,
+            };
+            self.remember(code_hash, &compiled);
+        }
         let record = ModuleRecord { code_hash, name: name.clone(), version };
         let checkpoint = state.checkpoint();
         let written = (|| -> Result<(), StateError> {
@@ -291,19 +412,26 @@ impl WasmEngine {
             .map_err(|error: RecordError| CallError::Corrupt { identity, reason: error.to_string() })
     }
 
-    /// The length of the stored code blob `code_hash`, read without copying it.
-    fn stored_code_len(&self, state: &Overlay, identity: Identity, code_hash: &B256) -> Result<usize, CallError> {
-        let mut len = None;
-        state.read(&code_key(code_hash), &mut |code| len = Some(code.len()))?;
-        len.ok_or_else(|| CallError::Corrupt { identity, reason: "its code blob is missing".into() })
-    }
-
-    /// Compiles the stored code blob `code_hash` (a module evicted from the cache, or one deployed
-    /// before this engine started).
+    /// The module `code_hash` when it is not in memory: its artifact, loaded from the store, or,
+    /// when the store has lost it or refuses it as not this node's own, compiled again from the
+    /// code in the state (and saved again).
     fn load(&self, state: &Overlay, identity: Identity, code_hash: B256) -> Result<Compiled, CallError> {
-        let corrupt = |reason: String| CallError::Corrupt { identity, reason };
-        let code = state.get(&code_key(&code_hash))?.ok_or_else(|| corrupt("its code blob is missing".into()))?;
-        self.compile(code_hash, &code).map_err(|error| corrupt(error.to_string()))
+        let artifact_failure = |source| CallError::Artifact { identity, source };
+        let compiled = match self.load_artifact(&code_hash).map_err(artifact_failure)? {
+            Some(compiled) => compiled,
+            None => {
+                let corrupt = |reason: String| CallError::Corrupt { identity, reason };
+                let code =
+                    state.get(&code_key(&code_hash))?.ok_or_else(|| corrupt("its code blob is missing".into()))?;
+                validate::check(&code, &self.signatures).map_err(|error| corrupt(error.to_string()))?;
+                self.compile(code_hash, &code).map_err(|error| match error {
+                    DeployError::Artifact(source) => artifact_failure(source),
+                    other => corrupt(other.to_string()),
+                })?
+            }
+        };
+        self.remember(code_hash, &compiled);
+        Ok(compiled)
     }
 
     /// Calls the module's entry point. Only a successful call's writes stay in `state`; a revert,
@@ -317,13 +445,18 @@ impl WasmEngine {
         let identity = request.module;
         let record = self.module_record(state, identity)?.ok_or(CallError::UnknownModule(identity))?;
         let cached = self.cached(&record.code_hash);
-        let code_len = match &cached {
-            Some(compiled) => compiled.code_len,
-            None => self.stored_code_len(state, identity, &record.code_hash)?,
+        let bound = match &cached {
+            Some(compiled) => compiled.bound,
+            None => self.bound_of(state, identity, &record.code_hash)?,
         };
-        let base = gas::call_base(code_len);
+        let base = gas::call_base(bound);
         let Some(metered) = request.gas_limit.checked_sub(base) else {
-            return Ok(Receipt { status: CallStatus::OutOfGas, gas_used: request.gas_limit, output: Vec::new() });
+            return Ok(Receipt {
+                status: CallStatus::OutOfGas,
+                gas_used: request.gas_limit,
+                gas_refunded: 0,
+                output: Vec::new(),
+            });
         };
         let compiled = match cached {
             Some(compiled) => compiled,
@@ -333,9 +466,11 @@ impl WasmEngine {
         let (outcome, returned) = self.execute(&compiled, state.take(), request, metered);
         *state = returned;
         match outcome {
-            Ok(mut receipt) => {
+            Ok((mut receipt, refund_counter)) => {
                 receipt.gas_used += base;
                 if receipt.is_success() {
+                    receipt.gas_refunded = gas::storage::capped_refund(refund_counter, receipt.gas_used);
+                    receipt.gas_used -= receipt.gas_refunded;
                     state.release(checkpoint)?;
                 } else {
                     state.revert(checkpoint)?;
@@ -352,15 +487,15 @@ impl WasmEngine {
         }
     }
 
-    /// Runs one call on a fresh store and instance with `gas_limit` for the module itself; always
-    /// hands the state back.
+    /// Runs one call on a fresh store and instance with `gas_limit` for the module itself; returns
+    /// its receipt (before any refund) and its refund counter, and always hands the state back.
     fn execute(
         &self,
         compiled: &Compiled,
         state: Overlay,
         request: &CallRequest<'_>,
         gas_limit: u64,
-    ) -> (Result<Receipt, Fault>, Overlay) {
+    ) -> (Result<(Receipt, i64), Fault>, Overlay) {
         let mut store = Store::new(compiled.engine.clone());
         let env = FunctionEnv::new(
             &mut store,
@@ -376,10 +511,10 @@ impl WasmEngine {
         let data = env.as_mut(&mut store);
         let state = data.take_state();
         let output = std::mem::take(&mut data.output);
-        let receipt = outcome.map(|(status, gas_used)| Receipt {
-            output: if status == CallStatus::Success { output } else { Vec::new() },
-            status,
-            gas_used,
+        let refund_counter = data.refund_counter();
+        let receipt = outcome.map(|(status, gas_used)| {
+            let output = if status == CallStatus::Success { output } else { Vec::new() };
+            (Receipt { output, status, gas_used, gas_refunded: 0 }, refund_counter)
         });
         (receipt, state)
     }

@@ -9,7 +9,9 @@
 //! State writes go through the instance's own cached namespace prefix, so no host function can
 //! write another module's, or another engine's, state.
 
-use crate::gas;
+use crate::gas::{self, storage};
+use alloy_primitives::map::HashMap;
+use alloy_primitives::{B256, keccak256};
 use kv_core::key::{MAX_KEY_LEN, MAX_USER_KEY_LEN, MAX_USER_VALUE_LEN};
 use kv_core::{Identity, Namespace, Overlay, StateError};
 use wasmer::{Function, FunctionEnv, FunctionEnvMut, Global, Memory, RuntimeError, Store, Value};
@@ -48,14 +50,83 @@ pub(crate) struct GasMeter {
     pub(crate) exhausted: Global,
 }
 
+/// A value as a write's price depends on it: its length (0 when absent) and, for an original
+/// value, its hash, so that a later write can tell whether it restores it without the call
+/// keeping a copy of every value it changed.
+#[derive(Clone, Copy, Debug)]
+struct Snapshot {
+    len: u64,
+    hash: B256,
+}
+
+impl Snapshot {
+    const ABSENT: Self = Self { len: 0, hash: B256::ZERO };
+
+    fn of(value: &[u8]) -> Self {
+        Self { len: value.len() as u64, hash: keccak256(value) }
+    }
+
+    fn is_present(&self) -> bool {
+        self.len > 0
+    }
+
+    /// Whether `value` (`None` when absent) is this value; hashes only when the lengths match.
+    fn is(&self, value: Option<&[u8]>) -> bool {
+        match value {
+            None => !self.is_present(),
+            Some(value) => value.len() as u64 == self.len && keccak256(value) == self.hash,
+        }
+    }
+}
+
+/// What a call knows about a key it has accessed: the access set of EIP-2929 and, once the call
+/// first changes the entry, what EIP-2200 needs to price later writes.
+#[derive(Clone, Copy, Debug, Default)]
+struct Accessed {
+    /// The entry's value when the call started, captured just before the call first changes it
+    /// (nothing in the call can have changed it before).
+    original: Option<Snapshot>,
+    /// How many bytes beyond an EVM slot's shape the entry has been paid for in this call: its
+    /// size when the call started, or the largest a write of this call has made it since.
+    paid_bytes: u64,
+    /// Whether the entry's value differs from the original (EIP-2200's "dirty").
+    dirty: bool,
+}
+
+/// A full state key held inline, so recording an access allocates nothing.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
+struct AccessKey {
+    len: u8,
+    bytes: [u8; MAX_KEY_LEN],
+}
+
+impl AccessKey {
+    /// The key `key`; every full state key fits (they are at most `MAX_KEY_LEN` bytes, which is
+    /// below 256).
+    fn new(key: &[u8]) -> Self {
+        let mut bytes = [0u8; MAX_KEY_LEN];
+        let len = key.len().min(MAX_KEY_LEN);
+        bytes[..len].copy_from_slice(&key[..len]);
+        Self { len: u8::try_from(len).unwrap_or(u8::MAX), bytes }
+    }
+}
+
+/// Keys a call's access set holds before it first grows: growing allocates, and 64 cold accesses
+/// (1.3 million gas) pay for it many times over.
+const ACCESS_SET_CAPACITY: usize = 64;
+
 /// The environment of one call: the block state (moved in for the duration of the call), the
-/// called module's cached namespace prefix, the call's context and the instance's memory and
-/// gas meter.
+/// called module's cached namespace prefix, the call's context, its access set and refund
+/// counter, and the instance's memory and gas meter.
 pub struct HostEnv {
     state: Overlay,
     namespace: Namespace,
     caller: Identity,
     input: Vec<u8>,
+    /// Every key the call has accessed, its own and other engines' (through cross reads).
+    accessed: HashMap<AccessKey, Accessed>,
+    /// EIP-3529's refund counter; applied, capped, when the call succeeds.
+    refund: i64,
     pub(crate) output: Vec<u8>,
     pub(crate) memory: Option<Memory>,
     pub(crate) meter: Option<GasMeter>,
@@ -63,7 +134,32 @@ pub struct HostEnv {
 
 impl HostEnv {
     pub(crate) fn new(state: Overlay, namespace: Namespace, caller: Identity, input: Vec<u8>) -> Self {
-        Self { state, namespace, caller, input, output: Vec::new(), memory: None, meter: None }
+        Self {
+            state,
+            namespace,
+            caller,
+            input,
+            accessed: HashMap::with_capacity_and_hasher(ACCESS_SET_CAPACITY, Default::default()),
+            refund: 0,
+            output: Vec::new(),
+            memory: None,
+            meter: None,
+        }
+    }
+
+    /// The call's refund counter.
+    pub(crate) fn refund_counter(&self) -> i64 {
+        self.refund
+    }
+
+    /// Whether the call has accessed `key` (a full state key) before: a warm access.
+    pub fn is_warm(&self, key: &[u8]) -> bool {
+        self.accessed.contains_key(&AccessKey::new(key))
+    }
+
+    /// Adds `key` to the call's access set.
+    fn mark_accessed(&mut self, key: &[u8]) {
+        self.accessed.entry(AccessKey::new(key)).or_default();
     }
 
     /// Hands the block state back after the call, leaving an empty overlay behind.
@@ -101,6 +197,27 @@ pub fn charge(ctx: &mut FunctionEnvMut<'_, HostEnv>, cost: u64) -> Result<(), Ru
     meter.remaining.set(&mut store, Value::I64(left.cast_signed()))?;
     Ok(())
 }
+
+/// Charges `surcharge` when the call has not accessed `key` (a full state key) yet, and adds it
+/// to the call's access set. Host functions that read pay [`gas::WARM_ACCESS`] with their other
+/// up-front costs and then this with `COLD_ACCESS - WARM_ACCESS` once they know the key, so any
+/// first access costs [`gas::COLD_ACCESS`]; `cross-read` prices `evm_storage_read` this way, which
+/// puts cross reads in the same access set as the module's own keys.
+pub fn charge_cold_surcharge(
+    ctx: &mut FunctionEnvMut<'_, HostEnv>,
+    key: &[u8],
+    surcharge: u64,
+) -> Result<(), RuntimeError> {
+    if ctx.data().is_warm(key) {
+        return Ok(());
+    }
+    charge(ctx, surcharge)?;
+    ctx.data_mut().mark_accessed(key);
+    Ok(())
+}
+
+/// What a read pays once it knows its key: the cold surcharge on a first access.
+const READ_COLD_SURCHARGE: u64 = gas::COLD_ACCESS - gas::WARM_ACCESS;
 
 fn memory(ctx: &FunctionEnvMut<'_, HostEnv>) -> Result<Memory, RuntimeError> {
     ctx.data().memory.clone().ok_or_else(|| HostError::trap("the instance has no memory"))
@@ -212,12 +329,18 @@ impl HostExtension for CoreHost {
     }
 }
 
+/// The price of reading a key, paid before the lookup: [`gas::WARM_ACCESS`] up front, and
+/// [`READ_COLD_SURCHARGE`] more on the call's first access to it.
+fn charge_read(ctx: &mut FunctionEnvMut<'_, HostEnv>, key: &[u8], up_front: u64) -> Result<(), RuntimeError> {
+    charge(ctx, up_front.saturating_add(gas::WARM_ACCESS))?;
+    charge_cold_surcharge(ctx, key, READ_COLD_SURCHARGE)
+}
+
 /// `state_get(slot: i64) -> i64`: the u64 slot's value, 0 when absent.
 fn state_get(mut ctx: FunctionEnvMut<'_, HostEnv>, slot: u64) -> Result<u64, RuntimeError> {
-    charge(&mut ctx, gas::STATE_GET)?;
-    let env = ctx.data();
-    let key = env.namespace.slot_key(slot);
-    env.state().get_u64(&key).map_err(|error| match error {
+    let key = ctx.data().namespace.slot_key(slot);
+    charge_read(&mut ctx, &key, 0)?;
+    ctx.data().state().get_u64(&key).map_err(|error| match error {
         StateError::SlotValueLength(len) => {
             HostError::trap(format!("state_get: slot {slot} holds a {len}-byte value, not a u64"))
         }
@@ -227,10 +350,69 @@ fn state_get(mut ctx: FunctionEnvMut<'_, HostEnv>, slot: u64) -> Result<u64, Run
 
 /// `state_set(slot: i64, value: i64)`: writes the u64 slot; 0 removes it.
 fn state_set(mut ctx: FunctionEnvMut<'_, HostEnv>, slot: u64, value: u64) -> Result<(), RuntimeError> {
-    charge(&mut ctx, gas::STATE_SET)?;
+    let key = ctx.data().namespace.slot_key(slot);
+    let bytes = value.to_be_bytes();
+    let new = if value == 0 { None } else { Some(&bytes[..]) };
+    write_entry(&mut ctx, &key, SLOT_USER_KEY_BYTES, new)
+}
+
+/// The user key of a u64 slot is the slot's 8 bytes.
+const SLOT_USER_KEY_BYTES: u64 = 8;
+
+/// Prices and performs a write of `new` (`None` removes the entry) to the full state `key`, whose
+/// user key is `user_key_len` bytes long, once the bytes copied from the guest have been paid:
+/// the cold surcharge on the call's first access to the key, then, once the current value is
+/// known, the write's EIP-2200 price and its growth beyond an EVM slot's shape (see
+/// [`gas::storage`]), all before anything is written. The refund counter follows the write.
+fn write_entry(
+    ctx: &mut FunctionEnvMut<'_, HostEnv>,
+    key: &[u8],
+    user_key_len: u64,
+    new: Option<&[u8]>,
+) -> Result<(), RuntimeError> {
+    charge_cold_surcharge(ctx, key, gas::COLD_ACCESS)?;
+    let env = ctx.data();
+    let accessed = env.accessed.get(&AccessKey::new(key)).copied().unwrap_or_default();
+    let first_change = accessed.original.is_none();
+    // One pass over the current value, in place: its length, whether the write changes it and,
+    // before the call's first change, its snapshot as the original.
+    let (mut current_present, mut current_is_new, mut captured) = (false, new.is_none(), Snapshot::ABSENT);
+    env.state()
+        .read(key, &mut |current| {
+            current_present = true;
+            current_is_new = new == Some(current);
+            if first_change && !current_is_new {
+                captured = Snapshot::of(current);
+            }
+        })
+        .map_err(state_failure)?;
+    if current_is_new {
+        return charge(ctx, gas::WARM_ACCESS);
+    }
+    let original = accessed.original.unwrap_or(captured);
+    let paid = if first_change { storage::bytes_beyond_slot(user_key_len, original.len) } else { accessed.paid_bytes };
+    let original_is_new = !first_change && original.is(new);
+    let write = storage::Write {
+        original_present: original.is_present(),
+        current_present,
+        new_present: new.is_some(),
+        current_is_new: false,
+        original_is_current: first_change || !accessed.dirty,
+        original_is_new,
+    };
+    let (price, refund) = storage::write(write);
+    let new_len = new.map_or(0, <[u8]>::len) as u64;
+    let (growth, paid) = storage::growth(storage::bytes_beyond_slot(user_key_len, new_len), paid);
+    charge(ctx, price.saturating_add(growth))?;
     let env = ctx.data_mut();
-    let key = env.namespace.slot_key(slot);
-    env.state_mut().set_u64(&key, value).map_err(state_failure)
+    env.refund = env.refund.saturating_add(refund);
+    let entry = env.accessed.entry(AccessKey::new(key)).or_default();
+    *entry = Accessed { original: Some(original), paid_bytes: paid, dirty: !original_is_new };
+    match new {
+        Some(value) => env.state_mut().set(key, value),
+        None => env.state_mut().remove(key),
+    }
+    .map_err(state_failure)
 }
 
 /// Stack space for one user key: the guest's bytes, and the full state key built from them.
@@ -263,8 +445,9 @@ impl KeyBuffers {
 }
 
 /// `storage_read(key_ptr, key_len, out_ptr, out_cap) -> i32`: the value's length, or -1 when
-/// absent; copies `min(length, out_cap)` bytes to `out_ptr`. The base and the key bytes are paid
-/// before the lookup, the copied bytes once their number is known and before they are copied.
+/// absent; copies `min(length, out_cap)` bytes to `out_ptr`. The access and the key bytes are paid
+/// before the lookup (the cold surcharge once the key is known), the copied bytes once their
+/// number is known and before they are copied.
 fn storage_read(
     mut ctx: FunctionEnvMut<'_, HostEnv>,
     key_pointer: u32,
@@ -273,9 +456,10 @@ fn storage_read(
     out_capacity: u32,
 ) -> Result<i32, RuntimeError> {
     let key_bytes = check_len("storage_read", "key", key_len, MAX_USER_KEY_LEN)?;
-    charge(&mut ctx, gas::STORAGE_READ + gas::per_byte(key_len, gas::PER_BYTE_READ))?;
+    charge(&mut ctx, gas::WARM_ACCESS + gas::per_byte(key_len, gas::PER_BYTE_READ))?;
     let mut buffers = KeyBuffers::new();
     let key = buffers.read(&ctx, "storage_read", key_pointer, key_bytes)?;
+    charge_cold_surcharge(&mut ctx, key, READ_COLD_SURCHARGE)?;
     let value = ctx.data().state().get(key).map_err(state_failure)?;
     let Some(value) = value else { return Ok(-1) };
     let len = u32::try_from(value.len()).unwrap_or(u32::MAX);
@@ -285,7 +469,9 @@ fn storage_read(
     Ok(i32::try_from(len).unwrap_or(i32::MAX))
 }
 
-/// `storage_write(key_ptr, key_len, value_ptr, value_len)`: stores a non-empty value.
+/// `storage_write(key_ptr, key_len, value_ptr, value_len)`: stores a non-empty value. The key and
+/// value bytes are paid before they are copied from the guest, the write itself as
+/// [`write_entry`] prices it.
 fn storage_write(
     mut ctx: FunctionEnvMut<'_, HostEnv>,
     key_pointer: u32,
@@ -298,20 +484,21 @@ fn storage_write(
     }
     let key_bytes = check_len("storage_write", "key", key_len, MAX_USER_KEY_LEN)?;
     let value_bytes = check_len("storage_write", "value", value_len, MAX_USER_VALUE_LEN)?;
-    charge(&mut ctx, gas::STORAGE_WRITE + gas::per_byte(key_len.saturating_add(value_len), gas::PER_BYTE_WRITTEN))?;
+    charge(&mut ctx, gas::per_byte(key_len.saturating_add(value_len), gas::PER_BYTE_WRITTEN))?;
     let mut buffers = KeyBuffers::new();
     let key = buffers.read(&ctx, "storage_write", key_pointer, key_bytes)?;
     let value = read_guest_vec(&ctx, "storage_write", "value", value_pointer, value_bytes)?;
-    ctx.data_mut().state_mut().set(key, &value).map_err(state_failure)
+    write_entry(&mut ctx, key, u64::from(key_len), Some(&value))
 }
 
-/// `storage_remove(key_ptr, key_len)`: deletes a key (absent keys are fine).
+/// `storage_remove(key_ptr, key_len)`: deletes a key (absent keys are fine). The key bytes are
+/// paid before they are copied from the guest, the removal as [`write_entry`] prices it.
 fn storage_remove(mut ctx: FunctionEnvMut<'_, HostEnv>, key_pointer: u32, key_len: u32) -> Result<(), RuntimeError> {
     let key_bytes = check_len("storage_remove", "key", key_len, MAX_USER_KEY_LEN)?;
-    charge(&mut ctx, gas::STORAGE_REMOVE + gas::per_byte(key_len, gas::PER_BYTE_READ))?;
+    charge(&mut ctx, gas::per_byte(key_len, gas::PER_BYTE_READ))?;
     let mut buffers = KeyBuffers::new();
     let key = buffers.read(&ctx, "storage_remove", key_pointer, key_bytes)?;
-    ctx.data_mut().state_mut().remove(key).map_err(state_failure)
+    write_entry(&mut ctx, key, u64::from(key_len), None)
 }
 
 /// `input_len() -> i32`.

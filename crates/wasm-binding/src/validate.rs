@@ -351,6 +351,128 @@ fn segment_offset(expr: &ConstExpr<'_>) -> Result<u64, ValidationError> {
     }
 }
 
+/// What a module's compiled artifact may hold at most, in bytes, as a function of its code
+/// alone: a fixed part, the code's own bytes (data segments are copied into the artifact), a part
+/// per imported and per defined function (prologue, epilogue, trampolines, and per local) and a
+/// part per instruction, largest for the instructions around
+/// which the metering and depth instrumentation add code (calls, branches and blocks, bulk
+/// memory) and for memory accesses (bounds checks). The weights are upper bounds of what
+/// singlepass emits for each, measured on code made of nothing but that instruction
+/// (`tests/artifacts.rs` checks every shape and the example guests against the bound), so the
+/// bound is a deterministic price for loading the artifact that no node's compiler output can
+/// exceed. `code` must have passed [`check`]; anything that does not parse gets the bound of the
+/// largest module.
+pub fn artifact_bound(code: &[u8]) -> u64 {
+    artifact_weight(code).unwrap_or(ARTIFACT_BOUND_LIMIT)
+}
+
+/// The bound of a module that does not parse (never the case for deployed code).
+const ARTIFACT_BOUND_LIMIT: u64 = u64::MAX / 4;
+
+/// Artifact bytes: the fixed part of every artifact.
+pub const ARTIFACT_FIXED_BYTES: u64 = 16 * 1024;
+/// Artifact bytes per imported function (its trampolines).
+pub const ARTIFACT_BYTES_PER_IMPORT: u64 = 1_024;
+/// Artifact bytes per defined function (its prologue, epilogue and trampolines).
+pub const ARTIFACT_BYTES_PER_FUNCTION: u64 = 1_024;
+/// Artifact bytes per local of a defined function.
+pub const ARTIFACT_BYTES_PER_LOCAL: u64 = 24;
+/// Artifact bytes per `call` or `call_indirect` (the depth check around it, the metering point).
+pub const ARTIFACT_BYTES_PER_CALL: u64 = 768;
+/// Artifact bytes per control instruction (a metering point each).
+pub const ARTIFACT_BYTES_PER_BRANCH: u64 = 384;
+/// Artifact bytes per `br_table` target.
+pub const ARTIFACT_BYTES_PER_TABLE_TARGET: u64 = 32;
+/// Artifact bytes per bulk memory instruction (the bulk charge around it) or `memory.grow`.
+pub const ARTIFACT_BYTES_PER_BULK: u64 = 512;
+/// Artifact bytes per load or store (its bounds check).
+pub const ARTIFACT_BYTES_PER_MEMORY_ACCESS: u64 = 192;
+/// Artifact bytes per integer division or remainder (its checks for zero and overflow) and per
+/// bit count (`clz`, `ctz`, `popcnt`, which may be emulated without the CPU's instructions).
+pub const ARTIFACT_BYTES_PER_DIVISION: u64 = 128;
+/// Artifact bytes per other instruction.
+pub const ARTIFACT_BYTES_PER_INSTRUCTION: u64 = 24;
+
+fn artifact_weight(code: &[u8]) -> Result<u64, wasmer::wasmparser::BinaryReaderError> {
+    let mut bytes = ARTIFACT_FIXED_BYTES.saturating_add(code.len() as u64);
+    let mut parser = Parser::new(0);
+    parser.set_features(features());
+    for payload in parser.parse_all(code) {
+        match payload? {
+            Payload::ImportSection(section) => {
+                bytes += u64::from(section.count()) * ARTIFACT_BYTES_PER_IMPORT;
+            }
+            Payload::CodeSectionEntry(body) => {
+                bytes += ARTIFACT_BYTES_PER_FUNCTION;
+                for local in body.get_locals_reader()? {
+                    let (count, _) = local?;
+                    bytes = bytes.saturating_add(u64::from(count) * ARTIFACT_BYTES_PER_LOCAL);
+                }
+                let mut operators = body.get_operators_reader()?;
+                while !operators.eof() {
+                    bytes = bytes.saturating_add(operator_weight(&operators.read()?));
+                }
+            }
+            _ => {}
+        }
+    }
+    Ok(bytes)
+}
+
+fn operator_weight(operator: &Operator<'_>) -> u64 {
+    use Operator as O;
+    match operator {
+        O::Call { .. } | O::CallIndirect { .. } => ARTIFACT_BYTES_PER_CALL,
+        O::Block { .. }
+        | O::Loop { .. }
+        | O::If { .. }
+        | O::Else
+        | O::End
+        | O::Br { .. }
+        | O::BrIf { .. }
+        | O::Return
+        | O::Unreachable => ARTIFACT_BYTES_PER_BRANCH,
+        O::BrTable { targets } => {
+            ARTIFACT_BYTES_PER_BRANCH + u64::from(targets.len()).saturating_mul(ARTIFACT_BYTES_PER_TABLE_TARGET)
+        }
+        O::MemoryFill { .. } | O::MemoryCopy { .. } | O::MemoryGrow { .. } => ARTIFACT_BYTES_PER_BULK,
+        O::I32Load { .. }
+        | O::I64Load { .. }
+        | O::I32Load8S { .. }
+        | O::I32Load8U { .. }
+        | O::I32Load16S { .. }
+        | O::I32Load16U { .. }
+        | O::I64Load8S { .. }
+        | O::I64Load8U { .. }
+        | O::I64Load16S { .. }
+        | O::I64Load16U { .. }
+        | O::I64Load32S { .. }
+        | O::I64Load32U { .. }
+        | O::I32Store { .. }
+        | O::I64Store { .. }
+        | O::I32Store8 { .. }
+        | O::I32Store16 { .. }
+        | O::I64Store8 { .. }
+        | O::I64Store16 { .. }
+        | O::I64Store32 { .. } => ARTIFACT_BYTES_PER_MEMORY_ACCESS,
+        O::I32DivS
+        | O::I32DivU
+        | O::I32RemS
+        | O::I32RemU
+        | O::I64DivS
+        | O::I64DivU
+        | O::I64RemS
+        | O::I64RemU
+        | O::I32Clz
+        | O::I32Ctz
+        | O::I32Popcnt
+        | O::I64Clz
+        | O::I64Ctz
+        | O::I64Popcnt => ARTIFACT_BYTES_PER_DIVISION,
+        _ => ARTIFACT_BYTES_PER_INSTRUCTION,
+    }
+}
+
 #[cfg(test)]
 mod tests {
     #![allow(clippy::unwrap_used, clippy::expect_used, clippy::panic)] // Test code: a failed unwrap is a failed test.

@@ -156,7 +156,8 @@ fn bulk_memory_is_charged_by_length() {
         let module = harness.deploy_wat(name, &module(IMPORTS, body)).unwrap();
         let receipt = harness.call(module, b"");
         assert_eq!(receipt.status, CallStatus::Success, "{body}");
-        receipt.gas_used
+        // What the module itself used: a longer length operand is a longer module.
+        receipt.gas_used - harness.call_base(module)
     };
     let small = gas(&mut harness, "small", "(memory.fill (i32.const 0) (i32.const 7) (i32.const 16))");
     let large = gas(&mut harness, "large", "(memory.fill (i32.const 0) (i32.const 7) (i32.const 65536))");
@@ -167,7 +168,8 @@ fn bulk_memory_is_charged_by_length() {
     let module = harness
         .deploy_wat("starved", &module(IMPORTS, "(call $state_set (i64.const 1) (i64.const 1)) (memory.fill (i32.const 0) (i32.const 7) (i32.const 65536))"))
         .unwrap();
-    let receipt = harness.call_as(ALICE, module, b"", harness.call_base(module) + gas::STATE_SET + 1_000);
+    let receipt =
+        harness.call_as(ALICE, module, b"", harness.call_base(module) + gas::COLD_ACCESS + gas::STORE_SET + 1_000);
     assert_eq!(receipt.status, CallStatus::OutOfGas);
     assert_eq!(harness.overlay.get_u64(&Namespace::wasm(module).slot_key(1)).unwrap(), 0);
 }
@@ -187,14 +189,14 @@ fn running_out_of_gas_inside_a_host_function() {
     let mut harness = Harness::new();
     let module = deploy(&mut harness, "(drop (call $state_get (i64.const 1)))");
     let base = harness.call_base(module);
-    // Enough for the few instructions, not for the host call's price.
-    let receipt = harness.call_as(ALICE, module, b"", base + gas::STATE_GET / 2);
+    // Enough for the few instructions, not for the host call's price (a cold read).
+    let receipt = harness.call_as(ALICE, module, b"", base + gas::COLD_ACCESS / 2);
     assert_eq!(receipt.status, CallStatus::OutOfGas);
-    assert_eq!(receipt.gas_used, base + gas::STATE_GET / 2);
-    let receipt = harness.call_as(ALICE, module, b"", base + gas::STATE_GET + 100);
+    assert_eq!(receipt.gas_used, base + gas::COLD_ACCESS / 2);
+    let receipt = harness.call_as(ALICE, module, b"", base + gas::COLD_ACCESS + 100);
     assert_eq!(receipt.status, CallStatus::Success);
     let used = receipt.gas_used - base;
-    assert!(used > gas::STATE_GET && used < gas::STATE_GET + 100, "{used}");
+    assert!(used > gas::COLD_ACCESS && used < gas::COLD_ACCESS + 100, "{used}");
 }
 
 #[test]
@@ -265,9 +267,11 @@ fn gas_is_deterministic_and_includes_host_calls() {
     let second = harness.call(module, b"");
     assert_eq!(first.status, CallStatus::Success);
     assert_eq!(first.gas_used, second.gas_used);
+    // One cold read of slot 1, then 99 warm ones, and a few instructions per iteration.
+    let reads = gas::COLD_ACCESS + 99 * gas::WARM_ACCESS;
     let used = first.gas_used - harness.call_base(module);
-    assert!(used >= 100 * gas::STATE_GET, "{used}");
-    assert!(used < 100 * (gas::STATE_GET + 30), "{used}");
+    assert!(used >= reads, "{used}");
+    assert!(used < reads + 100 * 30, "{used}");
 }
 
 #[test]
@@ -317,9 +321,9 @@ fn calling_an_unknown_module_is_an_error() {
 /// a limit below that ends the call out of gas without compiling or instantiating the module.
 #[test]
 fn the_call_base_is_charged_before_the_module_starts() {
-    assert_eq!(gas::CALL_BASE, 10_000);
-    for (code_len, base) in [(0, 10_000), (1, 10_001), (16, 10_001), (17, 10_002), (512 * 1024, 42_768)] {
-        assert_eq!(gas::call_base(code_len), base, "{code_len} bytes");
+    assert_eq!((gas::CALL_BASE, gas::CALL_GAS_PER_ARTIFACT_BYTE), (10_000, 1));
+    for (bound, base) in [(0, 10_000), (1, 10_001), (65_536, 75_536), (u64::MAX, u64::MAX)] {
+        assert_eq!(gas::call_base(bound), base, "a bound of {bound} bytes");
     }
     let mut harness = Harness::new();
     let module = deploy(&mut harness, "(call $state_set (i64.const 1) (i64.const 1))");
@@ -348,7 +352,8 @@ fn the_call_base_is_charged_before_the_module_starts() {
 }
 
 /// The code-size part of the base: the same entry point with a 1,600-byte data segment costs
-/// exactly the extra code's 16-byte units more, though the segment runs no instruction.
+/// exactly the extra code's bytes more (the artifact bound counts every byte of the code), though
+/// the segment runs no instruction.
 #[test]
 fn the_call_base_grows_with_the_code() {
     let mut harness = Harness::new();
@@ -363,8 +368,8 @@ fn the_call_base_grows_with_the_code() {
     let small = harness.deploy_wat("small", &small).unwrap();
     let large = harness.deploy_wat("large", &large).unwrap();
     let extra = harness.call(large, b"").gas_used - harness.call(small, b"").gas_used;
-    assert_eq!(extra, gas::call_base(large_len) - gas::call_base(small_len));
-    assert!(extra >= 100, "{extra}");
+    assert_eq!(extra, (large_len - small_len) as u64);
+    assert!(extra >= 1_600, "{extra}");
 }
 
 /// A module whose entry point reads a 4-byte little-endian length `$n` from its input, then runs
@@ -378,12 +383,18 @@ fn length_probe(harness: &mut Harness, name: &str, body: &str) -> kv_core::Ident
 }
 
 /// Per-byte prices are exact: 100 more bytes cost exactly 100 times the byte's price more, for
-/// every length a host function is given.
+/// every length a host function is given. A new entry also pays growth for every byte beyond an
+/// EVM slot's shape (32 key and 32 value bytes): 69 of the 101 here.
 #[test]
 fn per_byte_prices_are_exact() {
+    let written = 100 * gas::PER_BYTE_WRITTEN + 69 * gas::GROWTH_PER_BYTE;
     let cases: &[(&str, &str, u64)] = &[
-        ("value written", "(call $storage_write (i32.const 100) (i32.const 4) (i32.const 200) (local.get $n))", 1_000),
-        ("key written", "(call $storage_write (i32.const 100) (local.get $n) (i32.const 200) (i32.const 1))", 1_000),
+        (
+            "value written",
+            "(call $storage_write (i32.const 100) (i32.const 4) (i32.const 200) (local.get $n))",
+            written,
+        ),
+        ("key written", "(call $storage_write (i32.const 100) (local.get $n) (i32.const 200) (i32.const 1))", written),
         ("key read", "(drop (call $storage_read (i32.const 100) (local.get $n) (i32.const 400) (i32.const 0)))", 100),
         (
             "bytes copied out",
@@ -395,10 +406,13 @@ fn per_byte_prices_are_exact() {
         ("revert data", "(call $revert (i32.const 100) (local.get $n))", 100),
     ];
     for (what, body, expected) in cases {
-        let mut harness = Harness::new();
-        let module = length_probe(&mut harness, "probe", body);
-        let one = harness.call(module, &1u32.to_le_bytes());
-        let hundred_one = harness.call(module, &101u32.to_le_bytes());
+        // Each call on a fresh state, so both make the same first writes.
+        let call = |n: u32| {
+            let mut harness = Harness::new();
+            let module = length_probe(&mut harness, "probe", body);
+            harness.call(module, &n.to_le_bytes())
+        };
+        let (one, hundred_one) = (call(1), call(101));
         assert_eq!(std::mem::discriminant(&one.status), std::mem::discriminant(&hundred_one.status), "{what}");
         assert!(matches!(one.status, CallStatus::Success | CallStatus::Revert(_)), "{what}: {:?}", one.status);
         assert_eq!(hundred_one.gas_used - one.gas_used, *expected, "{what}");
@@ -414,35 +428,40 @@ fn per_byte_prices_are_exact() {
 /// lies outside memory); with enough gas the trap comes after the whole price was paid.
 #[test]
 fn lengths_are_paid_before_the_work() {
-    let write = |key: u64, value: u64| gas::STORAGE_WRITE + 10 * (key + value);
+    // What `storage_write` charges before copying anything: its bytes; the access and the write
+    // are charged once the key and the value are known.
+    let bytes = |key: u64, value: u64| gas::PER_BYTE_WRITTEN * (key + value);
+    let new_entry = |key: u64, value: u64| {
+        bytes(key, value) + gas::COLD_ACCESS + gas::STORE_SET + gas::GROWTH_PER_BYTE * (value.saturating_sub(32))
+    };
     // (what, body, $n, the price of the host calls, the trap with enough gas)
     let cases: &[(&str, &str, u32, u64, &str)] = &[
         (
             "storage_write",
             "(call $storage_write (i32.const 100) (i32.const 4) (i32.const 60000) (local.get $n))",
             16_384,
-            write(4, 16_384),
+            bytes(4, 16_384),
             "storage_write: value at 0x0000ea60",
         ),
         (
             "storage_read key",
             "(drop (call $storage_read (i32.const 65500) (local.get $n) (i32.const 0) (i32.const 0)))",
             128,
-            gas::STORAGE_READ + 128,
+            gas::WARM_ACCESS + 128,
             "storage_read: key at 0x0000ffdc",
         ),
         (
             "storage_read copy",
             "(call $storage_write (i32.const 100) (i32.const 3) (i32.const 0) (i32.const 500)) (drop (call $storage_read (i32.const 100) (i32.const 3) (i32.const 65500) (local.get $n)))",
             500,
-            write(3, 500) + gas::STORAGE_READ + 3 + 500,
+            new_entry(3, 500) + gas::WARM_ACCESS + 3 + 500,
             "storage_read: output buffer at 0x0000ffdc",
         ),
         (
             "storage_remove",
             "(call $storage_remove (i32.const 65500) (local.get $n))",
             128,
-            gas::STORAGE_REMOVE + 128,
+            128,
             "storage_remove: key at 0x0000ffdc",
         ),
         (

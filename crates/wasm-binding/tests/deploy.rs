@@ -258,7 +258,7 @@ fn validation_messages_name_the_limits() {
 }
 
 /// The cache holds at most `MAX_CACHED_MODULES` compiled modules; one more starts it over, and an
-/// evicted module is compiled again on its next call.
+/// evicted module is loaded from its artifact on its next call, not compiled again.
 #[test]
 fn the_module_cache_is_bounded() {
     let mut harness = Harness::new();
@@ -273,8 +273,25 @@ fn the_module_cache_is_bounded() {
     assert_eq!(harness.engine.cached_modules(), 1);
     assert!(harness.call(first, b"").is_success());
     assert!(harness.call(first, b"").is_success());
-    assert_eq!(harness.engine.compilations(), MAX_CACHED_MODULES as u64 + 2, "evicted, compiled once more");
+    assert_eq!(harness.engine.compilations(), MAX_CACHED_MODULES as u64 + 1, "a call compiled");
+    assert_eq!(harness.engine.artifact_loads(), 1, "evicted, loaded once");
     assert_eq!(harness.engine.cached_modules(), 2);
+}
+
+/// The same code deployed under two names is compiled once: the second deploy finds it in memory,
+/// or, once it has left memory, its artifact.
+#[test]
+fn the_same_code_is_compiled_once() {
+    let mut harness = Harness::new();
+    harness.engine = wasm_binding::WasmEngine::new(common::CHAIN_ID).with_cached_modules(1);
+    let code = wat::parse_str(module("", "")).unwrap();
+    let other = wat::parse_str(module("", "nop")).unwrap();
+    harness.deploy_bytes("one", &code).unwrap();
+    harness.deploy_bytes("two", &code).unwrap();
+    assert_eq!((harness.engine.compilations(), harness.engine.artifact_loads()), (1, 0));
+    harness.deploy_bytes("other", &other).unwrap();
+    harness.deploy_bytes("three", &code).unwrap();
+    assert_eq!((harness.engine.compilations(), harness.engine.artifact_loads()), (2, 1));
 }
 
 /// The deploy price the runtime charges: 320,000 plus 2,000 per byte of code, saturating rather

@@ -277,6 +277,8 @@ impl Runtime {
                         ..new_receipt(Status::Success)
                     }),
                     Err(DeployError::State(error)) => Err(fatal(error.to_string())),
+                    // The node could not keep the compiled module: its failure, like the store's.
+                    Err(error @ DeployError::Artifact(_)) => Err(fatal(error.to_string())),
                     // A compile error is a property of the bytes, the same on every node: singlepass
                     // is deterministic, and running out of memory aborts the process rather than
                     // returning an error. So it is the transaction's failure, unlike a module that
@@ -307,7 +309,10 @@ impl Runtime {
                     // A damaged store or module record, or a module this machine cannot instantiate, is the
                     // node's failure, not the caller's.
                     Err(
-                        error @ (CallError::State(_) | CallError::Corrupt { .. } | CallError::Instantiation { .. }),
+                        error @ (CallError::State(_)
+                        | CallError::Corrupt { .. }
+                        | CallError::Instantiation { .. }
+                        | CallError::Artifact { .. }),
                     ) => Err(fatal(error.to_string())),
                     Err(error @ CallError::UnknownModule(_)) => Ok(new_receipt(Status::Rejected(error.to_string()))),
                 }

@@ -43,11 +43,11 @@ impl Harness {
     }
 
     /// What every call to `module` pays before its first instruction (`gas::call_base` of its
-    /// code's length).
+    /// code's artifact bound).
     pub(crate) fn call_base(&self, module: Identity) -> u64 {
         let record = self.engine.module_record(&self.overlay, module).unwrap().expect("the module is deployed");
         let code = self.overlay.get(&kv_core::key::code_key(&record.code_hash)).unwrap().expect("its code is stored");
-        wasm_binding::gas::call_base(code.len())
+        wasm_binding::gas::call_base(wasm_binding::validate::artifact_bound(&code))
     }
 
     pub(crate) fn commit(&mut self) {
