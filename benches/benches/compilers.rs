@@ -8,12 +8,12 @@
 
 #![allow(clippy::unwrap_used, clippy::expect_used, clippy::panic)] // Benchmark code: a failed unwrap is a failed run.
 
-use xstate_benches::harness::{Budget, pairs, timed};
 use std::fmt::Write;
 use std::sync::Arc;
 use wasmer::sys::{CompilerConfig, Cranelift, EngineBuilder, Singlepass};
 use wasmer::{Engine, Instance, Module, Store, imports};
 use wasmer_middlewares::Metering;
+use xstate_benches::harness::{Budget, pairs, timed};
 
 fn engine(cranelift: bool) -> Engine {
     let metering = Arc::new(Metering::new(u64::MAX, wasm_binding::gas::operator_cost));
@@ -86,7 +86,8 @@ fn main() {
     let quick = std::env::args().any(|arg| arg == "--quick");
     let budget = Budget::heavy(quick);
     let token = xstate::demo::TOKEN_WASM.to_vec();
-    let modules = [("compile_token", token), ("compile_many_locals", many_locals()), ("compile_nested_blocks", nested_blocks())];
+    let modules =
+        [("compile_token", token), ("compile_many_locals", many_locals()), ("compile_nested_blocks", nested_blocks())];
     let (singlepass, cranelift) = (engine(false), engine(true));
     for (name, code) in &modules {
         let mut with_singlepass = || timed(|| Module::new(&singlepass, code).unwrap());

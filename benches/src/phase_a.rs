@@ -8,7 +8,7 @@
 
 #![allow(clippy::unwrap_used, clippy::expect_used, clippy::panic)] // Benchmark code: a failed unwrap is a failed run.
 
-use crate::support::splitmix;
+use crate::support::{Aligned, splitmix};
 use alloy_primitives::{B256, keccak256};
 use alloy_trie::{HashBuilder, Nibbles};
 use kv_core::{
@@ -85,8 +85,8 @@ impl StateGet {
         }
         native.write(native_batch).unwrap();
         shared.write(shared_batch).unwrap();
-        let overlay = (maps != Maps::Native)
-            .then(|| Store::open(Arc::clone(&shared), StoreConfig::default()).unwrap().begin());
+        let overlay =
+            (maps != Maps::Native).then(|| Store::open(Arc::clone(&shared), StoreConfig::default()).unwrap().begin());
         // Each engine instance holds its handle; the reads follow a random order.
         let identities: Vec<Identity> = (0..IDENTITIES).map(identity).collect();
         let handles: Vec<Namespace> = identities.iter().map(|&id| Namespace::wasm(id)).collect();
@@ -120,7 +120,8 @@ impl StateGet {
     pub fn native(&self) -> u64 {
         let mut sum = 0u64;
         for &(_, slot) in &self.reads {
-            sum = sum.wrapping_add(read_u64(&self.native, &black_box(slot).to_be_bytes()));
+            let key = Aligned(black_box(slot).to_be_bytes());
+            sum = sum.wrapping_add(read_u64(&self.native, &key.0));
         }
         self.check(sum)
     }
@@ -129,8 +130,8 @@ impl StateGet {
     pub fn prefixed_cached(&self) -> u64 {
         let mut sum = 0u64;
         for &(owner, slot) in &self.reads {
-            let key = self.handles[owner].slot_key(black_box(slot));
-            sum = sum.wrapping_add(read_u64(self.shared.as_ref(), &key));
+            let key = Aligned(self.handles[owner].slot_key(black_box(slot)));
+            sum = sum.wrapping_add(read_u64(self.shared.as_ref(), &key.0));
         }
         self.check(sum)
     }
@@ -150,7 +151,8 @@ impl StateGet {
         let overlay = self.overlay.as_ref().expect("the fixture was built without the shared map");
         let mut sum = 0u64;
         for &(owner, slot) in &self.reads {
-            sum = sum.wrapping_add(overlay.get_u64(&self.handles[owner].slot_key(black_box(slot))).unwrap());
+            let key = Aligned(self.handles[owner].slot_key(black_box(slot)));
+            sum = sum.wrapping_add(overlay.get_u64(&key.0).unwrap());
         }
         self.check(sum)
     }

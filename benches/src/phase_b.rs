@@ -7,6 +7,7 @@
 
 #![allow(clippy::unwrap_used, clippy::expect_used, clippy::panic)] // Benchmark code: a failed unwrap is a failed run.
 
+use crate::support::Aligned;
 use kv_core::{Identity, ModuleName, Namespace, Overlay, Store};
 use std::hint::black_box;
 use std::sync::Arc;
@@ -123,7 +124,8 @@ impl WasmHost {
     pub fn kv_core_get(&self) -> u64 {
         let mut sum = 0u64;
         for i in 0..WASM_READS {
-            sum += self.overlay.get_u64(&self.namespace.slot_key(black_box(i % SLOTS))).unwrap();
+            let key = Aligned(self.namespace.slot_key(black_box(i % SLOTS)));
+            sum += self.overlay.get_u64(&key.0).unwrap();
         }
         assert_eq!(sum, (0..WASM_READS).map(|i| i % SLOTS + 1).sum::<u64>());
         sum

@@ -89,8 +89,7 @@ impl CrossReads {
         )
         .unwrap();
         let cross = engine.deploy(&mut overlay, &ModuleName::new("cross").unwrap(), 1, &loop_module(true)).unwrap();
-        let native =
-            engine.deploy(&mut overlay, &ModuleName::new("native").unwrap(), 1, &loop_module(false)).unwrap();
+        let native = engine.deploy(&mut overlay, &ModuleName::new("native").unwrap(), 1, &loop_module(false)).unwrap();
         for slot in 0..256u64 {
             overlay.set_u64(&Namespace::wasm(native).slot_key(slot), slot + 1).unwrap();
         }

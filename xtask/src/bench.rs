@@ -260,7 +260,8 @@ fn tools_dir() -> PathBuf {
 
 /// Runs the benchmarks and writes the summary.
 pub(crate) fn run_benches(options: Options) -> Result<(), String> {
-    let phases: Vec<char> = ['a', 'b', 'c', 'd', 'e'].into_iter().filter(|&phase| options.phase.includes(phase)).collect();
+    let phases: Vec<char> =
+        ['a', 'b', 'c', 'd', 'e'].into_iter().filter(|&phase| options.phase.includes(phase)).collect();
     std::fs::create_dir_all(xtask_dir()).map_err(|error| error.to_string())?;
     let callgrind_targets: Vec<String> = phases.iter().filter_map(|&phase| callgrind_target(phase)).collect();
     if !callgrind_targets.is_empty() {
@@ -272,10 +273,15 @@ pub(crate) fn run_benches(options: Options) -> Result<(), String> {
     let gungraun_home = xtask_dir().join("gungraun");
     for target in &callgrind_targets {
         let mut command = cargo();
-        command
-            .env("PATH", path_with_tools()?)
-            .env("GUNGRAUN_HOME", &gungraun_home)
-            .args(["bench", "-p", PACKAGE, "--bench", target, "--", "--save-summary=json"]);
+        command.env("PATH", path_with_tools()?).env("GUNGRAUN_HOME", &gungraun_home).args([
+            "bench",
+            "-p",
+            PACKAGE,
+            "--bench",
+            target,
+            "--",
+            "--save-summary=json",
+        ]);
         run(&format!("deterministic figures ({target}, under callgrind)"), &mut command)?;
     }
     let samples_path = xtask_dir().join("wall-samples.json");
@@ -446,10 +452,8 @@ struct Counts {
 /// `profiles[tool = Callgrind].data.total.metrics`, each event's `values.new`.
 fn counts_from_summary(summary: &Value) -> Result<Counts, String> {
     let profiles = summary["profiles"].as_array().ok_or("summary without profiles")?;
-    let callgrind = profiles
-        .iter()
-        .find(|profile| profile["tool"] == "Callgrind")
-        .ok_or("summary without a callgrind profile")?;
+    let callgrind =
+        profiles.iter().find(|profile| profile["tool"] == "Callgrind").ok_or("summary without a callgrind profile")?;
     let metrics = &callgrind["data"]["total"]["metrics"];
     let metric = |event: &str| -> Result<f64, String> {
         metrics[event]["values"]["new"].as_f64().ok_or_else(|| format!("no {event} count in the callgrind summary"))
@@ -457,13 +461,7 @@ fn counts_from_summary(summary: &Value) -> Result<Counts, String> {
     Ok(Counts { instructions: metric("Ir")?, est_cycles: metric("EstimatedCycles")? })
 }
 
-fn callgrind_ratio(
-    home: &Path,
-    phase: char,
-    method: Method,
-    top: &[&str],
-    bottom: &[&str],
-) -> Result<f64, String> {
+fn callgrind_ratio(home: &Path, phase: char, method: Method, top: &[&str], bottom: &[&str]) -> Result<f64, String> {
     let sum = |ids: &[&str]| -> Result<f64, String> {
         ids.iter()
             .map(|id| {
@@ -777,7 +775,10 @@ mod tests {
     #[test]
     fn the_runner_version_is_the_pinned_library_version() {
         let manifest = std::fs::read_to_string(crate::command::root().join("Cargo.toml")).unwrap();
-        assert!(manifest.contains(&format!("gungraun = \"={GUNGRAUN_VERSION}\"")), "gungraun is not pinned to {GUNGRAUN_VERSION}");
+        assert!(
+            manifest.contains(&format!("gungraun = \"={GUNGRAUN_VERSION}\"")),
+            "gungraun is not pinned to {GUNGRAUN_VERSION}"
+        );
     }
 
     #[test]
