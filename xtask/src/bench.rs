@@ -376,10 +376,10 @@ fn runner_path() -> PathBuf {
 /// target directory (not into `~/.cargo/bin`) when it is missing or another version.
 fn ensure_runner() -> Result<(), String> {
     let installed = Command::new(runner_path()).arg("--version").output().ok().filter(|output| output.status.success());
-    if let Some(output) = installed {
-        if String::from_utf8_lossy(&output.stdout).split_whitespace().any(|word| word == GUNGRAUN_VERSION) {
-            return Ok(());
-        }
+    if let Some(output) = installed
+        && String::from_utf8_lossy(&output.stdout).split_whitespace().any(|word| word == GUNGRAUN_VERSION)
+    {
+        return Ok(());
     }
     let mut install = Command::new(std::env::var_os("CARGO").unwrap_or_else(|| "cargo".into()));
     install

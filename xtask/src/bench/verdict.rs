@@ -22,10 +22,10 @@ pub(crate) struct Spread {
 /// ranks (the common "type 7" definition, as numpy and R use by default).
 fn quantile(sorted: &[f64], fraction: f64) -> f64 {
     let position = fraction * (sorted.len() - 1) as f64;
-    let below = position.floor();
-    let index = below as usize;
+    // The rank just below `position`: how many ranks from 1 up do not exceed it.
+    let index = (1..sorted.len()).take_while(|&rank| rank as f64 <= position).count();
     match sorted.get(index + 1) {
-        Some(&next) => sorted[index] + (next - sorted[index]) * (position - below),
+        Some(&next) => sorted[index] + (next - sorted[index]) * (position - index as f64),
         None => sorted[index],
     }
 }
