@@ -153,7 +153,6 @@ pub struct Sloads {
     executor: EvmExecutor,
     storage: Address,
     loop_contract: Address,
-    nonce: u64,
 }
 
 impl Default for Sloads {
@@ -186,26 +185,31 @@ impl Sloads {
             overlay.set(&key, &U256::from(3).to_be_bytes::<32>()).unwrap();
         }
         store.commit(&overlay).unwrap();
-        Self { store, executor, storage, loop_contract, nonce: 2 }
+        Self { store, executor, storage, loop_contract }
+    }
+
+    /// The sender's next nonce in `overlay`, which may be a fresh block over the committed store
+    /// or one that earlier calls advanced.
+    fn nonce(overlay: &Overlay) -> u64 {
+        evm_binding::database::account(overlay, OWNER).unwrap().map_or(0, |account| account.nonce)
     }
 
     /// One transaction summing 1,000 distinct slots, each SLOAD cold and read from the store, on
     /// `overlay` (a fresh one per block).
-    pub fn sload_cold(&mut self, overlay: &mut Overlay) {
+    pub fn sload_cold(&self, overlay: &mut Overlay) {
         let sum = calldata("sum(uint256,uint256)", &[U256::ZERO, U256::from(SLOADS)]);
-        let result =
-            self.executor.transact(overlay, &block(), tx(TxKind::Call(self.storage), sum, self.nonce)).unwrap();
+        let nonce = Self::nonce(overlay);
+        let result = self.executor.transact(overlay, &block(), tx(TxKind::Call(self.storage), sum, nonce)).unwrap();
         assert_eq!(output_word(&result, 0), Some(U256::from(3 * SLOADS)));
-        self.nonce += 1;
     }
 
     /// One transaction loading one slot 1,000 times.
-    pub fn sload_warm(&mut self, overlay: &mut Overlay) {
+    pub fn sload_warm(&self, overlay: &mut Overlay) {
         let warm = calldata("sloadLoop(uint256)", &[U256::from(SLOADS)]);
+        let nonce = Self::nonce(overlay);
         let result =
-            self.executor.transact(overlay, &block(), tx(TxKind::Call(self.loop_contract), warm, self.nonce)).unwrap();
+            self.executor.transact(overlay, &block(), tx(TxKind::Call(self.loop_contract), warm, nonce)).unwrap();
         assert_eq!(output_word(&result, 0), Some(U256::from(SLOADS)));
-        self.nonce += 1;
     }
 }
 
@@ -221,7 +225,7 @@ pub fn wall(quick: bool, samples: &mut crate::harness::Samples) {
     let measured = pairs(budget, &mut on_shared, &mut on_cache);
     samples.pair_ratios("evm/erc20_transfer_vs_cachedb", &measured, |a, b| a / b);
     samples.repeated("evm/erc20_transfers_per_s", measured.iter().map(|&(a, _)| f64::from(TRANSFERS) * 1e9 / a));
-    let mut sloads = Sloads::new();
+    let sloads = Sloads::new();
     let per_sload = |ns: &f64| ns / SLOADS as f64;
     // Each block starts from a fresh overlay over the committed store, so every SLOAD is cold.
     let mut cold = || {
