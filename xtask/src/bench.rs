@@ -1,53 +1,83 @@
-//! `cargo xtask bench`: runs the criterion benchmarks of the selected phases, derives the
-//! figures the issues ask for (ratios, per-operation times, throughputs) from criterion's own
-//! estimates, and writes them to `target/xtask/bench-summary.json` and a table on stdout.
+//! `cargo xtask bench`: runs the benchmarks of the selected phases (the `xstate-benches` crate in
+//! `benches/`), derives every figure, checks it against its target and writes
+//! `<target dir>/xtask/bench-summary.json` and a table on stdout.
 //!
-//! Every figure comes from benchmarks measured in the same `cargo bench` run, so a ratio never
-//! mixes two runs of a noisy machine.
+//! Figures come from two harnesses. The hot-path ratios are deterministic: the phase's
+//! `callgrind_*` target runs each side once under valgrind (through the gungraun runner), and a
+//! figure is a ratio of instruction counts (`instructions`) or of callgrind's estimated cycles
+//! with its cache simulation (`est_cycles`). Wall-clock figures come from the `wall` target,
+//! which alternates A and B inside one process: a ratio is the median of per-pair ratios with its
+//! interquartile range (`wall_pairs`), a time or throughput the median of repetitions with its
+//! range (`wall_repeats`); a proof's size is counted (`exact`). Only a deterministic figure
+//! outside its required target fails the run: a wall-clock figure on a shared machine is
+//! reported, `inconclusive` when its range straddles the target (see [`verdict`]).
 
-use crate::command::{cargo, root, run};
+mod verdict;
+
+use crate::command::{cargo, run, target_dir};
 use crate::phase::{self, Phase};
 use serde_json::{Value, json};
-use std::path::PathBuf;
+use std::collections::BTreeMap;
+use std::path::{Path, PathBuf};
+use std::process::Command;
+use verdict::{Bound, Spread, Verdict, judge_spread, judge_value};
 
-/// The benchmark targets of each phase: (phase, package, bench target).
-const TARGETS: &[(char, &str, &str)] = &[
-    ('a', "kv-core", "state_get"),
-    ('a', "kv-core", "root"),
-    ('b', "wasm-binding", "wasm"),
-    ('c', "evm-binding", "evm"),
-    ('d', "cross-read", "cross"),
-    ('e', "xstate", "mixed_block"),
-];
+/// The gungraun library version the benches crate pins; its runner must be the same version.
+const GUNGRAUN_VERSION: &str = "0.20.0";
+/// The package holding every benchmark.
+const PACKAGE: &str = "xstate-benches";
 
-/// How a figure is computed from criterion results (ids are `group/function`).
-enum Formula {
-    /// Mean time of one element (iteration time divided by the declared throughput).
-    PerElementNs(&'static str),
-    /// Sum of several benchmarks' per-element times.
-    SumPerElementNs(&'static [&'static str]),
-    /// Mean time of one iteration.
-    IterationNs(&'static str),
-    /// Mean time of one iteration, in microseconds.
-    IterationUs(&'static str),
-    /// Elements per second.
-    ElementsPerSecond(&'static str),
-    /// Per-element time of the first list's sum over the second list's sum.
-    PerElementRatio(&'static [&'static str], &'static [&'static str]),
-    /// Iteration time of one benchmark over another's.
-    IterationRatio(&'static str, &'static str),
-    /// Throughput of one benchmark over another's.
-    ThroughputRatio(&'static str, &'static str),
-    /// A value a benchmark (through `XTASK_BENCH_FACTS`) or a step of the run recorded itself.
-    Fact(&'static str),
+/// How a figure is measured; its name is what the summary's `method` says.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+enum Method {
+    /// Callgrind's instruction count (Ir): exact and repeatable.
+    Instructions,
+    /// Callgrind's estimated cycles: L1 hits + 5 x last-level hits + 35 x memory accesses, with
+    /// the cache simulation on. Repeatable, and it sees the cost of touching more memory.
+    EstCycles,
+    /// Median of per-pair ratios, A and B alternating in one process.
+    WallPairs,
+    /// Median of repetitions of one operation.
+    WallRepeats,
+    /// A size, counted.
+    Exact,
 }
 
-struct Metric {
+impl Method {
+    fn name(self) -> &'static str {
+        match self {
+            Self::Instructions => "instructions",
+            Self::EstCycles => "est_cycles",
+            Self::WallPairs => "wall_pairs",
+            Self::WallRepeats => "wall_repeats",
+            Self::Exact => "exact",
+        }
+    }
+
+    fn deterministic(self) -> bool {
+        matches!(self, Self::Instructions | Self::EstCycles | Self::Exact)
+    }
+}
+
+/// Where a figure's value comes from.
+#[derive(Clone, Copy, Debug)]
+enum Source {
+    /// The ratio of the summed counts of the `top` benchmarks over the `bottom` ones, in the
+    /// callgrind target of the figure's phase. A benchmark is named `group/function`.
+    Callgrind { top: &'static [&'static str], bottom: &'static [&'static str] },
+    /// The samples the wall-clock target recorded under the figure's name.
+    Wall,
+    /// A value this run measured itself (the conformance suite's wall time).
+    Step,
+}
+
+struct Figure {
     phase: char,
     name: &'static str,
     unit: &'static str,
-    formula: Formula,
-    /// The required value, if any.
+    method: Method,
+    source: Source,
+    /// The required value, if any: a deterministic figure outside it fails the run.
     target: Option<f64>,
     /// The value to aim for, if any.
     aim: Option<f64>,
@@ -55,160 +85,148 @@ struct Metric {
     higher_is_better: bool,
 }
 
-const fn metric(phase: char, name: &'static str, unit: &'static str, formula: Formula) -> Metric {
-    Metric { phase, name, unit, formula, target: None, aim: None, higher_is_better: false }
+impl Figure {
+    fn bound(&self, value: Option<f64>) -> Option<Bound> {
+        value.map(|value| Bound { value, higher_is_better: self.higher_is_better })
+    }
 }
 
-const fn bounded(metric: Metric, target: Option<f64>, aim: Option<f64>, higher_is_better: bool) -> Metric {
-    Metric { target, aim, higher_is_better, ..metric }
+/// A wall-clock or counted figure without bounds.
+const fn wall(phase: char, name: &'static str, unit: &'static str, method: Method) -> Figure {
+    Figure { phase, name, unit, method, source: Source::Wall, target: None, aim: None, higher_is_better: false }
 }
 
-fn metrics() -> Vec<Metric> {
-    use Formula::*;
-    vec![
-        // Phase A: the prefix budget on the state_get path.
-        metric('a', "state_get/native_ns", "ns", PerElementNs("state_get/native")),
-        bounded(
-            metric(
-                'a',
-                "state_get/prefixed_vs_native",
-                "ratio",
-                PerElementRatio(&["state_get/prefixed_cached"], &["state_get/native"]),
-            ),
-            Some(1.10),
-            Some(1.02),
-            false,
-        ),
-        metric(
-            'a',
-            "state_get/uncached_vs_native",
-            "ratio",
-            PerElementRatio(&["state_get/prefixed_uncached"], &["state_get/native"]),
-        ),
-        metric(
-            'a',
-            "state_get/overlay_vs_native",
-            "ratio",
-            PerElementRatio(&["state_get/overlay_cached"], &["state_get/native"]),
-        ),
-        // Phase A: the state root.
-        bounded(
-            metric(
-                'a',
-                "root/commit_1k_at_1m_vs_rebuild",
-                "ratio",
-                IterationRatio("root/commit_1k_changes_at_1m", "root/hash_builder_1m"),
-            ),
-            Some(0.05),
-            Some(0.01),
-            false,
-        ),
-        metric('a', "root/commit_1k_changes_at_10k", "ns", IterationNs("root/commit_1k_changes_at_10k")),
-        metric('a', "root/commit_1k_changes_at_1m", "ns", IterationNs("root/commit_1k_changes_at_1m")),
-        bounded(
-            metric(
-                'a',
-                "root/growth_1m_vs_10k",
-                "ratio",
-                IterationRatio("root/commit_1k_changes_at_1m", "root/commit_1k_changes_at_10k"),
-            ),
-            Some(3.0),
-            Some(2.0),
-            false,
-        ),
-        metric('a', "root/hash_builder_1m", "ns", IterationNs("root/hash_builder_1m")),
-        metric('a', "root/full_build_100k", "ops_per_s", ElementsPerSecond("root/full_build_100k")),
-        bounded(
-            metric(
-                'a',
-                "root/full_build_vs_alloy_trie",
-                "ratio",
-                ThroughputRatio("root/full_build_100k", "root/hash_builder_100k"),
-            ),
-            None,
-            Some(0.5),
-            true,
-        ),
-        metric('a', "root/commit_1k_changes_at_1m_redb", "ns", IterationNs("root/commit_1k_changes_at_1m_redb")),
-        metric('a', "root/commit_10k_entries_redb", "ops_per_s", ElementsPerSecond("root/commit_10k_entries_redb")),
-        metric('a', "redb/batch_10k_entries", "ops_per_s", ElementsPerSecond("redb/batch_10k_entries")),
-        metric('a', "root/proof_bytes_at_1m", "bytes", Fact("root/proof_bytes_at_1m")),
-        metric('a', "root/verify_proof_at_1m", "ns", PerElementNs("root/verify_proof_at_1m")),
-        // Phase B: the WASM engine.
-        metric('b', "wasm/state_get_host_ns", "ns", PerElementNs("wasm/state_get_loop")),
-        metric(
-            'b',
-            "wasm/state_get_floor_ns",
-            "ns",
-            Formula::SumPerElementNs(&["wasm/empty_host_call_loop", "wasm/kv_core_get"]),
-        ),
-        bounded(
-            metric(
-                'b',
-                "wasm/state_get_vs_floor",
-                "ratio",
-                PerElementRatio(&["wasm/state_get_loop"], &["wasm/empty_host_call_loop", "wasm/kv_core_get"]),
-            ),
-            Some(1.5),
-            Some(1.2),
-            false,
-        ),
-        metric('b', "wasm/call_overhead_us", "us", IterationUs("wasm/trivial_call")),
-        metric('b', "wasm/token_transfer_ns", "ns", IterationNs("wasm/token_transfer")),
-        // Phase C: revm on the substrate.
-        bounded(
-            metric(
-                'c',
-                "evm/erc20_transfer_vs_cachedb",
-                "ratio",
-                PerElementRatio(&["evm/erc20_transfer_shared"], &["evm/erc20_transfer_cachedb"]),
-            ),
-            Some(1.25),
-            Some(1.05),
-            false,
-        ),
-        metric('c', "evm/erc20_transfers_per_s", "ops_per_s", ElementsPerSecond("evm/erc20_transfer_shared")),
-        metric('c', "evm/sload_cold_ns", "ns", PerElementNs("evm/sload_cold")),
-        metric('c', "evm/sload_warm_ns", "ns", PerElementNs("evm/sload_warm")),
-        metric('c', "evm/conformance_wall_s", "s", Fact("evm/conformance_wall_s")),
-        // Phase D: cross-engine reads.
-        bounded(
-            metric(
-                'd',
-                "cross/wasm_reads_evm_vs_native",
-                "ratio",
-                PerElementRatio(&["cross/wasm_evm_storage_read"], &["cross/wasm_state_get"]),
-            ),
-            None,
-            Some(2.0),
-            false,
-        ),
-        metric('d', "cross/wasm_reads_evm_ns", "ns", PerElementNs("cross/wasm_evm_storage_read")),
-        metric('d', "cross/wasm_native_floor_ns", "ns", PerElementNs("cross/wasm_state_get")),
-        bounded(
-            metric(
-                'd',
-                "cross/evm_reads_wasm_vs_sload",
-                "ratio",
-                PerElementRatio(&["cross/evm_precompile_read"], &["cross/evm_warm_sload"]),
-            ),
-            None,
-            Some(2.0),
-            false,
-        ),
-        metric('d', "cross/evm_reads_wasm_ns", "ns", PerElementNs("cross/evm_precompile_read")),
-        metric('d', "cross/evm_sload_floor_ns", "ns", PerElementNs("cross/evm_warm_sload")),
-        metric('d', "cross/evm_precompile_call_floor_ns", "ns", PerElementNs("cross/evm_identity_call")),
-        metric(
-            'd',
-            "cross/evm_reads_wasm_vs_precompile_call",
-            "ratio",
-            PerElementRatio(&["cross/evm_precompile_read"], &["cross/evm_identity_call"]),
-        ),
-        // Phase E: the runtime.
-        metric('e', "xstate/mixed_block_tx_per_s", "ops_per_s", ElementsPerSecond("xstate/mixed_block_1000")),
-        metric('e', "xstate/commit_share", "ratio", Fact("xstate/commit_share")),
+/// A wall-clock figure with bounds.
+const fn wall_bounded(
+    phase: char,
+    name: &'static str,
+    unit: &'static str,
+    (target, aim): (Option<f64>, Option<f64>),
+    higher_is_better: bool,
+) -> Figure {
+    Figure { phase, name, unit, method: Method::WallPairs, source: Source::Wall, target, aim, higher_is_better }
+}
+
+/// One hot-path ratio, three ways: instructions and estimated cycles under callgrind (the
+/// deterministic figures its target is checked on) and wall-clock pairs (reported beside them).
+fn hot_path(
+    phase: char,
+    name: &'static str,
+    (top, bottom): (&'static [&'static str], &'static [&'static str]),
+    (target, aim): (Option<f64>, Option<f64>),
+) -> [Figure; 3] {
+    let deterministic = |method| Figure {
+        phase,
+        name,
+        unit: "ratio",
+        method,
+        source: Source::Callgrind { top, bottom },
+        target,
+        aim,
+        higher_is_better: false,
+    };
+    [
+        deterministic(Method::Instructions),
+        deterministic(Method::EstCycles),
+        wall_bounded(phase, name, "ratio", (target, aim), false),
     ]
+}
+
+fn figures() -> Vec<Figure> {
+    use Method::{Exact, WallPairs, WallRepeats};
+    let mut all = Vec::new();
+    // Phase A: the prefix budget on the state_get path (the RFC's open question).
+    all.extend(hot_path(
+        'a',
+        "state_get/prefixed_vs_native",
+        (&["state_get/prefixed_cached"], &["state_get/native"]),
+        (Some(1.10), Some(1.02)),
+    ));
+    all.extend(hot_path(
+        'a',
+        "state_get/uncached_vs_native",
+        (&["state_get/prefixed_uncached"], &["state_get/native"]),
+        (None, None),
+    ));
+    all.extend(hot_path(
+        'a',
+        "state_get/overlay_vs_native",
+        (&["state_get/overlay_cached"], &["state_get/native"]),
+        (None, None),
+    ));
+    all.push(wall('a', "state_get/native_ns", "ns", WallRepeats));
+    // Phase A: the state root.
+    all.push(wall_bounded('a', "root/commit_1k_at_1m_vs_rebuild", "ratio", (Some(0.05), Some(0.01)), false));
+    all.push(wall('a', "root/commit_1k_changes_at_10k", "ns", WallRepeats));
+    all.push(wall('a', "root/commit_1k_changes_at_1m", "ns", WallRepeats));
+    all.push(wall_bounded('a', "root/growth_1m_vs_10k", "ratio", (Some(3.0), Some(2.0)), false));
+    all.push(wall('a', "root/hash_builder_1m", "ns", WallRepeats));
+    all.push(wall('a', "root/full_build_100k", "ops_per_s", WallRepeats));
+    all.push(wall_bounded('a', "root/full_build_vs_alloy_trie", "ratio", (None, Some(0.5)), true));
+    all.push(wall('a', "root/commit_1k_changes_at_1m_redb", "ns", WallRepeats));
+    all.push(wall('a', "root/commit_10k_entries_redb", "ops_per_s", WallRepeats));
+    all.push(wall('a', "redb/batch_10k_entries", "ops_per_s", WallRepeats));
+    all.push(wall('a', "root/proof_bytes_at_1m", "bytes", Exact));
+    all.push(wall('a', "root/verify_proof_at_1m", "ns", WallRepeats));
+    // Phase B: the WASM engine.
+    all.extend(hot_path(
+        'b',
+        "wasm/state_get_vs_floor",
+        (&["wasm/state_get_loop"], &["wasm/empty_host_call_loop", "wasm/kv_core_get"]),
+        (Some(1.5), Some(1.2)),
+    ));
+    all.push(wall('b', "wasm/state_get_host_ns", "ns", WallRepeats));
+    all.push(wall('b', "wasm/state_get_floor_ns", "ns", WallRepeats));
+    all.push(wall('b', "wasm/call_overhead_us", "us", WallRepeats));
+    all.push(wall('b', "wasm/token_transfer_ns", "ns", WallRepeats));
+    // Phase C: revm on the substrate.
+    all.extend(hot_path(
+        'c',
+        "evm/erc20_transfer_vs_cachedb",
+        (&["evm/erc20_transfer_shared"], &["evm/erc20_transfer_cachedb"]),
+        (Some(1.25), Some(1.05)),
+    ));
+    all.push(wall('c', "evm/erc20_transfers_per_s", "ops_per_s", WallRepeats));
+    all.push(wall('c', "evm/sload_cold_ns", "ns", WallRepeats));
+    all.push(wall('c', "evm/sload_warm_ns", "ns", WallRepeats));
+    all.push(Figure { source: Source::Step, ..wall('c', "evm/conformance_wall_s", "s", WallRepeats) });
+    // Phase D: cross-engine reads.
+    all.extend(hot_path(
+        'd',
+        "cross/wasm_reads_evm_vs_native",
+        (&["cross/wasm_evm_storage_read"], &["cross/wasm_state_get"]),
+        (None, Some(2.0)),
+    ));
+    all.extend(hot_path(
+        'd',
+        "cross/evm_reads_wasm_vs_sload",
+        (&["cross/evm_precompile_read"], &["cross/evm_warm_sload"]),
+        (None, Some(2.0)),
+    ));
+    all.extend(hot_path(
+        'd',
+        "cross/evm_reads_wasm_vs_precompile_call",
+        (&["cross/evm_precompile_read"], &["cross/evm_identity_call"]),
+        (None, None),
+    ));
+    all.push(wall('d', "cross/wasm_reads_evm_ns", "ns", WallRepeats));
+    all.push(wall('d', "cross/wasm_native_floor_ns", "ns", WallRepeats));
+    all.push(wall('d', "cross/evm_reads_wasm_ns", "ns", WallRepeats));
+    all.push(wall('d', "cross/evm_sload_floor_ns", "ns", WallRepeats));
+    all.push(wall('d', "cross/evm_precompile_call_floor_ns", "ns", WallRepeats));
+    // Phase E: the runtime.
+    all.push(wall('e', "xstate/mixed_block_tx_per_s", "ops_per_s", WallRepeats));
+    all.push(wall('e', "xstate/commit_share", "ratio", WallRepeats));
+    debug_assert!(all.iter().all(|figure| figure.method != WallPairs || figure.unit == "ratio"));
+    all
+}
+
+/// The phases that have deterministic figures, each with its callgrind bench target.
+fn callgrind_target(phase: char) -> Option<String> {
+    figures()
+        .iter()
+        .any(|figure| figure.phase == phase && matches!(figure.source, Source::Callgrind { .. }))
+        .then(|| format!("callgrind_{phase}"))
 }
 
 /// Options of `cargo xtask bench`.
@@ -233,53 +251,84 @@ impl Options {
 }
 
 fn xtask_dir() -> PathBuf {
-    root().join("target").join("xtask")
+    target_dir().join("xtask")
 }
 
-pub(crate) fn facts_dir() -> PathBuf {
-    xtask_dir().join("facts")
+fn tools_dir() -> PathBuf {
+    xtask_dir().join("tools")
 }
 
 /// Runs the benchmarks and writes the summary.
 pub(crate) fn run_benches(options: Options) -> Result<(), String> {
-    std::fs::create_dir_all(facts_dir()).map_err(|error| error.to_string())?;
-    let targets: Vec<_> = TARGETS.iter().filter(|(phase, _, _)| options.phase.includes(*phase)).collect();
-    for (_, package, target) in &targets {
+    let phases: Vec<char> =
+        ['a', 'b', 'c', 'd', 'e'].into_iter().filter(|&phase| options.phase.includes(phase)).collect();
+    std::fs::create_dir_all(xtask_dir()).map_err(|error| error.to_string())?;
+    let callgrind_targets: Vec<String> = phases.iter().filter_map(|&phase| callgrind_target(phase)).collect();
+    if !callgrind_targets.is_empty() {
+        ensure_valgrind()?;
+        ensure_runner()?;
+    }
+    // One build of every target first, so each run below only runs.
+    run("build the benchmarks", cargo().args(["bench", "-p", PACKAGE, "--no-run"]))?;
+    let gungraun_home = xtask_dir().join("gungraun");
+    for target in &callgrind_targets {
         let mut command = cargo();
-        // `--workspace` resolves features once for every package, so each bench reuses the same
-        // release build instead of rebuilding revm and wasmer with another feature set.
-        command.env("XTASK_BENCH_FACTS", facts_dir()).args([
+        command.env("PATH", path_with_tools()?).env("GUNGRAUN_HOME", &gungraun_home).args([
             "bench",
-            "--workspace",
+            "-p",
+            PACKAGE,
             "--bench",
             target,
             "--",
-            "--noplot",
+            "--save-summary=json",
         ]);
-        if options.quick {
-            command.args(["--warm-up-time", "0.5", "--measurement-time", "2"]);
-        }
-        run(&format!("bench {package}/{target}"), &mut command)?;
+        run(&format!("deterministic figures ({target}, under callgrind)"), &mut command)?;
     }
-    if options.phase.includes('c') {
+    let samples_path = xtask_dir().join("wall-samples.json");
+    let mut wall = cargo();
+    wall.args(["bench", "-p", PACKAGE, "--bench", "wall", "--"]);
+    for phase in &phases {
+        wall.args(["--phase", &phase.to_string()]);
+    }
+    if options.quick {
+        wall.arg("--quick");
+    }
+    wall.arg("--out").arg(&samples_path);
+    run("wall-clock figures (side by side)", &mut wall)?;
+    let wall_samples = read_wall_samples(&samples_path)?;
+    let mut steps = BTreeMap::new();
+    if phases.contains(&'c') {
         if crate::artifacts::fixtures_available() {
             // Build first, so that the timing is the suite's and not the compiler's.
             run("build the state-test runner", cargo().args(["build", "-p", "evm-binding", "--bin", "state-tests"]))?;
             let started = std::time::Instant::now();
             crate::artifacts::run_conformance(&[], false)?;
-            record_fact("evm/conformance_wall_s", started.elapsed().as_secs_f64(), "s")?;
+            steps.insert("evm/conformance_wall_s", vec![started.elapsed().as_secs_f64()]);
         } else {
-            // The summary is still written; the figure is reported as one without data.
             eprintln!("\nnote: no conformance fixtures, so evm/conformance_wall_s is not measured");
         }
     }
-    let ran: Vec<char> = targets.iter().map(|(phase, _, _)| *phase).collect();
     let mut rows = Vec::new();
     let mut missing = Vec::new();
-    for metric in metrics().into_iter().filter(|metric| ran.contains(&metric.phase)) {
-        match evaluate(&metric.formula) {
-            Ok(value) => rows.push((metric, value)),
-            Err(error) => missing.push(format!("{}: {error}", metric.name)),
+    for figure in figures().into_iter().filter(|figure| phases.contains(&figure.phase)) {
+        let measured = match figure.source {
+            Source::Callgrind { top, bottom } => {
+                callgrind_ratio(&gungraun_home, figure.phase, figure.method, top, bottom).map(Measured::Value)
+            }
+            Source::Wall => wall_samples
+                .get(figure.name)
+                .ok_or_else(|| "the wall-clock target recorded no samples".to_owned())
+                .and_then(|samples| Measured::samples(samples)),
+            Source::Step => steps
+                .get(figure.name)
+                .ok_or_else(|| "not measured in this run".to_owned())
+                .and_then(|samples| Measured::samples(samples)),
+        };
+        match measured {
+            Ok(measured) => rows.push(Row::new(figure, measured)),
+            // The conformance time without fixtures is the one figure a run may lack.
+            Err(error) if matches!(figure.source, Source::Step) => eprintln!("note: {}: {error}", figure.name),
+            Err(error) => missing.push(format!("{}: {error}", figure.name)),
         }
     }
     write_summary(&rows)?;
@@ -287,116 +336,268 @@ pub(crate) fn run_benches(options: Options) -> Result<(), String> {
     if !missing.is_empty() {
         return Err(format!("figures without data:\n  {}", missing.join("\n  ")));
     }
-    let failed: Vec<&str> =
-        rows.iter().filter(|(metric, value)| !meets(metric, *value)).map(|(metric, _)| metric.name).collect();
+    let failed: Vec<String> = rows
+        .iter()
+        .filter(|row| row.fatal())
+        .map(|row| format!("{} ({}: {})", row.figure.name, row.figure.method.name(), format_value(row.value())))
+        .collect();
     if failed.is_empty() {
         Ok(())
     } else {
-        Err(format!("figures outside their required target: {}", failed.join(", ")))
+        Err(format!("deterministic figures outside their required target: {}", failed.join(", ")))
     }
 }
 
-fn record_fact(name: &str, value: f64, unit: &str) -> Result<(), String> {
-    let path = facts_dir().join(format!("{}.json", name.replace('/', "__")));
-    let text = json!({ "name": name, "value": value, "unit": unit }).to_string();
-    std::fs::write(&path, text).map_err(|error| format!("{}: {error}", path.display()))
-}
-
-fn meets(metric: &Metric, value: f64) -> bool {
-    metric.target.is_none_or(|target| if metric.higher_is_better { value >= target } else { value <= target })
-}
-
-fn criterion_dir(id: &str) -> PathBuf {
-    let mut path = root().join("target").join("criterion");
-    for part in id.split('/') {
-        path.push(part);
+/// valgrind comes from the system's packages (Debian: `apt-get install valgrind`). As root, on a
+/// fresh CI machine, it is installed here; otherwise the error says what to run.
+fn ensure_valgrind() -> Result<(), String> {
+    if crate::command::available("valgrind", "--version") {
+        return Ok(());
     }
-    path.join("new")
+    let is_root = Command::new("id").arg("-u").output().is_ok_and(|output| output.stdout.trim_ascii() == b"0");
+    if is_root && crate::command::available("apt-get", "--version") {
+        run("install valgrind", Command::new("apt-get").args(["update", "-q"]))?;
+        run("install valgrind", Command::new("apt-get").args(["install", "-y", "-q", "valgrind"]))?;
+        if crate::command::available("valgrind", "--version") {
+            return Ok(());
+        }
+    }
+    Err("valgrind is not installed: the deterministic figures run under callgrind. Install it with \
+         `sudo apt-get install valgrind` (Debian, Ubuntu) or your system's package manager, then run \
+         `cargo xtask bench` again."
+        .to_owned())
 }
 
-fn read_json(path: &std::path::Path) -> Result<Value, String> {
+fn runner_path() -> PathBuf {
+    tools_dir().join("bin").join("gungraun-runner")
+}
+
+/// The gungraun runner, of the library's exact version, installed from crates.io into the
+/// target directory (not into `~/.cargo/bin`) when it is missing or another version.
+fn ensure_runner() -> Result<(), String> {
+    let installed = Command::new(runner_path()).arg("--version").output().ok().filter(|output| output.status.success());
+    if let Some(output) = installed
+        && String::from_utf8_lossy(&output.stdout).split_whitespace().any(|word| word == GUNGRAUN_VERSION)
+    {
+        return Ok(());
+    }
+    let mut install = Command::new(std::env::var_os("CARGO").unwrap_or_else(|| "cargo".into()));
+    install
+        .args(["install", "gungraun-runner", "--locked", "--force", "--version"])
+        .arg(format!("={GUNGRAUN_VERSION}"))
+        .arg("--root")
+        .arg(tools_dir());
+    run(&format!("install gungraun-runner {GUNGRAUN_VERSION}"), &mut install)
+}
+
+/// `PATH` with the runner's directory first: the benchmark binaries start `gungraun-runner`.
+fn path_with_tools() -> Result<std::ffi::OsString, String> {
+    let mut paths = vec![tools_dir().join("bin")];
+    paths.extend(std::env::split_paths(&std::env::var_os("PATH").unwrap_or_default()));
+    std::env::join_paths(paths).map_err(|error| format!("PATH: {error}"))
+}
+
+fn read_json(path: &Path) -> Result<Value, String> {
     let text = std::fs::read_to_string(path).map_err(|error| format!("{}: {error}", path.display()))?;
     serde_json::from_str(&text).map_err(|error| format!("{}: {error}", path.display()))
 }
 
-/// Mean iteration time in ns and the number of elements per iteration.
-fn measurement(id: &str) -> Result<(f64, f64), String> {
-    let dir = criterion_dir(id);
-    let estimates = read_json(&dir.join("estimates.json"))?;
-    let mean = estimates["mean"]["point_estimate"].as_f64().ok_or_else(|| format!("{id}: no mean estimate"))?;
-    let benchmark = read_json(&dir.join("benchmark.json"))?;
-    let elements = benchmark["throughput"]["Elements"].as_f64().unwrap_or(1.0);
-    Ok((mean, elements))
+/// The wall-clock target's samples by figure name.
+fn read_wall_samples(path: &Path) -> Result<BTreeMap<String, Vec<f64>>, String> {
+    parse_wall_samples(&read_json(path)?).map_err(|error| format!("{}: {error}", path.display()))
 }
 
-fn per_element(id: &str) -> Result<f64, String> {
-    measurement(id).map(|(mean, elements)| mean / elements)
-}
-
-fn evaluate(formula: &Formula) -> Result<f64, String> {
-    let sum = |ids: &[&str]| ids.iter().map(|id| per_element(id)).sum::<Result<f64, String>>();
-    match formula {
-        Formula::PerElementNs(id) => per_element(id),
-        Formula::SumPerElementNs(ids) => sum(ids),
-        Formula::IterationNs(id) => measurement(id).map(|(mean, _)| mean),
-        Formula::IterationUs(id) => measurement(id).map(|(mean, _)| mean / 1000.0),
-        Formula::ElementsPerSecond(id) => measurement(id).map(|(mean, elements)| elements * 1e9 / mean),
-        Formula::PerElementRatio(top, bottom) => Ok(sum(top)? / sum(bottom)?),
-        Formula::IterationRatio(top, bottom) => Ok(measurement(top)?.0 / measurement(bottom)?.0),
-        Formula::ThroughputRatio(top, bottom) => Ok(per_element(bottom)? / per_element(top)?),
-        Formula::Fact(name) => {
-            let fact = read_json(&facts_dir().join(format!("{}.json", name.replace('/', "__"))))?;
-            fact["value"].as_f64().ok_or_else(|| format!("{name}: fact without a value"))
+fn parse_wall_samples(document: &Value) -> Result<BTreeMap<String, Vec<f64>>, String> {
+    let figures = document["figures"].as_array().ok_or("no `figures` list")?;
+    let mut all = BTreeMap::new();
+    for figure in figures {
+        let name = figure["name"].as_str().ok_or("a figure without a name")?;
+        let samples = figure["samples"]
+            .as_array()
+            .and_then(|samples| samples.iter().map(Value::as_f64).collect::<Option<Vec<f64>>>())
+            .ok_or_else(|| format!("{name}: samples are not a list of numbers"))?;
+        if all.insert(name.to_owned(), samples).is_some() {
+            return Err(format!("{name} is recorded twice"));
         }
+    }
+    Ok(all)
+}
+
+/// The counts callgrind reported for benchmark `group/function` of phase `phase`.
+fn callgrind_counts(home: &Path, phase: char, id: &str) -> Result<Counts, String> {
+    let (group, function) = id.split_once('/').ok_or_else(|| format!("{id}: not group/function"))?;
+    let dir = home.join(PACKAGE).join(format!("callgrind_{phase}")).join(group);
+    // gungraun names a benchmark's directory `function.id`; each function here has one id.
+    let entries = std::fs::read_dir(&dir).map_err(|error| format!("{}: {error}", dir.display()))?;
+    let prefix = format!("{function}.");
+    let mut found = entries
+        .filter_map(Result::ok)
+        .map(|entry| entry.path())
+        .filter(|path| path.file_name().and_then(|name| name.to_str()).is_some_and(|name| name.starts_with(&prefix)));
+    let bench_dir = found.next().ok_or_else(|| format!("{id}: no results under {}", dir.display()))?;
+    if found.next().is_some() {
+        return Err(format!("{id}: more than one benchmark id under {}", dir.display()));
+    }
+    counts_from_summary(&read_json(&bench_dir.join("summary.json"))?).map_err(|error| format!("{id}: {error}"))
+}
+
+/// Instruction count and estimated cycles of one benchmark.
+#[derive(Clone, Copy, Debug, PartialEq)]
+struct Counts {
+    instructions: f64,
+    est_cycles: f64,
+}
+
+/// Reads the totals of the callgrind profile in a gungraun `summary.json`: under
+/// `profiles[tool = Callgrind].data.total.metrics`, each event's `values.new`.
+fn counts_from_summary(summary: &Value) -> Result<Counts, String> {
+    let profiles = summary["profiles"].as_array().ok_or("summary without profiles")?;
+    let callgrind =
+        profiles.iter().find(|profile| profile["tool"] == "Callgrind").ok_or("summary without a callgrind profile")?;
+    let metrics = &callgrind["data"]["total"]["metrics"];
+    let metric = |event: &str| -> Result<f64, String> {
+        metrics[event]["values"]["new"].as_f64().ok_or_else(|| format!("no {event} count in the callgrind summary"))
+    };
+    Ok(Counts { instructions: metric("Ir")?, est_cycles: metric("EstimatedCycles")? })
+}
+
+fn callgrind_ratio(home: &Path, phase: char, method: Method, top: &[&str], bottom: &[&str]) -> Result<f64, String> {
+    let sum = |ids: &[&str]| -> Result<f64, String> {
+        ids.iter()
+            .map(|id| {
+                let counts = callgrind_counts(home, phase, id)?;
+                Ok(if method == Method::Instructions { counts.instructions } else { counts.est_cycles })
+            })
+            .sum()
+    };
+    Ok(sum(top)? / sum(bottom)?)
+}
+
+/// What a figure's source gave.
+#[derive(Clone, Debug)]
+enum Measured {
+    /// One deterministic number.
+    Value(f64),
+    /// Samples, summarised.
+    Samples(Spread),
+}
+
+impl Measured {
+    fn samples(samples: &[f64]) -> Result<Self, String> {
+        Spread::of(samples).map(Self::Samples).ok_or_else(|| "no usable samples".to_owned())
     }
 }
 
-fn write_summary(rows: &[(Metric, f64)]) -> Result<(), String> {
+struct Row {
+    figure: Figure,
+    measured: Measured,
+    verdict: Verdict,
+    aim: Verdict,
+}
+
+impl Row {
+    fn new(figure: Figure, measured: Measured) -> Self {
+        let judge = |bound| match &measured {
+            Measured::Value(value) => judge_value(*value, bound),
+            // An exact count recorded once has no spread to straddle anything.
+            Measured::Samples(spread) if figure.method.deterministic() => judge_value(spread.median, bound),
+            Measured::Samples(spread) => judge_spread(spread, bound),
+        };
+        let verdict = judge(figure.bound(figure.target));
+        let aim = judge(figure.bound(figure.aim));
+        Self { figure, measured, verdict, aim }
+    }
+
+    fn value(&self) -> f64 {
+        match &self.measured {
+            Measured::Value(value) => *value,
+            Measured::Samples(spread) => spread.median,
+        }
+    }
+
+    /// Only a deterministic figure outside its required target fails the run.
+    fn fatal(&self) -> bool {
+        self.figure.method.deterministic() && self.verdict == Verdict::Missed
+    }
+
+    fn to_json(&self) -> Value {
+        let figure = &self.figure;
+        let spread = match &self.measured {
+            Measured::Value(_) => Value::Null,
+            Measured::Samples(spread) => json!({
+                "q1": spread.q1,
+                "q3": spread.q3,
+                "min": spread.min,
+                "max": spread.max,
+                "samples": spread.samples,
+            }),
+        };
+        json!({
+            "phase": figure.phase.to_string(),
+            "name": figure.name,
+            "method": figure.method.name(),
+            "value": self.value(),
+            "spread": spread,
+            "unit": figure.unit,
+            "target": figure.target,
+            "aim": figure.aim,
+            "better": if figure.higher_is_better { "higher" } else { "lower" },
+            "verdict": self.verdict.name(),
+            "aim_verdict": self.aim.name(),
+        })
+    }
+}
+
+fn write_summary(rows: &[Row]) -> Result<(), String> {
     let path = xtask_dir().join("bench-summary.json");
-    // Merge with figures of phases not run this time, so a per-phase run does not erase others.
+    let key = |entry: &Value| (entry["name"].as_str().map(str::to_owned), entry["method"].as_str().map(str::to_owned));
+    let fresh: Vec<Value> = rows.iter().map(Row::to_json).collect();
+    // Merge with figures of phases not run this time, so a per-phase run does not erase others;
+    // entries of the older criterion-based summary (no `method`) are dropped.
     let mut entries: Vec<Value> = read_json(&path)
         .ok()
         .and_then(|value| value.as_array().cloned())
         .unwrap_or_default()
         .into_iter()
-        .filter(|entry| !rows.iter().any(|(metric, _)| entry["name"] == metric.name))
+        .filter(|entry| entry["method"].is_string() && !fresh.iter().any(|new| key(new) == key(entry)))
         .collect();
-    for (metric, value) in rows {
-        entries.push(json!({
-            "phase": metric.phase.to_string(),
-            "name": metric.name,
-            "value": value,
-            "unit": metric.unit,
-            "target": metric.target,
-            "aim": metric.aim,
-            "better": if metric.higher_is_better { "higher" } else { "lower" },
-            "meets_target": meets(metric, *value),
-        }));
-    }
-    entries.sort_by(|a, b| (a["phase"].as_str(), a["name"].as_str()).cmp(&(b["phase"].as_str(), b["name"].as_str())));
+    entries.extend(fresh);
+    entries.sort_by_key(|entry| (entry["phase"].as_str().map(str::to_owned), key(entry)));
     let text = serde_json::to_string_pretty(&entries).map_err(|error| error.to_string())?;
     std::fs::write(&path, text + "\n").map_err(|error| format!("{}: {error}", path.display()))?;
     println!("\nwrote {}", path.display());
     Ok(())
 }
 
-fn print_table(rows: &[(Metric, f64)]) {
-    println!("\n{:<5} {:<40} {:>16} {:<10} {:>10} {:>10}  status", "phase", "name", "value", "unit", "target", "aim");
-    for (metric, value) in rows {
+fn print_table(rows: &[Row]) {
+    println!(
+        "\n{:<5} {:<40} {:<12} {:>14} {:>25} {:<9} {:>7} {:>7}  verdict (aim)",
+        "phase", "name", "method", "value", "IQR", "unit", "target", "aim"
+    );
+    for row in rows {
+        let figure = &row.figure;
         let show = |bound: Option<f64>| bound.map_or_else(|| "-".to_owned(), |bound| format!("{bound}"));
-        let status = match metric.target {
-            None => "info",
-            Some(_) if meets(metric, *value) => "ok",
-            Some(_) => "MISSED",
+        let range = match &row.measured {
+            Measured::Samples(spread) if spread.samples > 1 => {
+                format!("{} .. {}", format_value(spread.q1), format_value(spread.q3))
+            }
+            _ => "-".to_owned(),
+        };
+        let verdict = match row.verdict {
+            Verdict::Missed if row.fatal() => "MISSED".to_owned(),
+            verdict => verdict.name().to_owned(),
         };
         println!(
-            "{:<5} {:<40} {:>16} {:<10} {:>10} {:>10}  {status}",
-            metric.phase,
-            metric.name,
-            format_value(*value),
-            metric.unit,
-            show(metric.target),
-            show(metric.aim)
+            "{:<5} {:<40} {:<12} {:>14} {:>25} {:<9} {:>7} {:>7}  {verdict} ({})",
+            figure.phase,
+            figure.name,
+            figure.method.name(),
+            format_value(row.value()),
+            range,
+            figure.unit,
+            show(figure.target),
+            show(figure.aim),
+            row.aim.name(),
         );
     }
 }
@@ -410,21 +611,190 @@ mod tests {
     use super::*;
 
     #[test]
-    fn every_figure_has_a_unique_name_and_a_bench_target_for_its_phase() {
-        let all = metrics();
-        for (index, metric) in all.iter().enumerate() {
-            assert!(all[index + 1..].iter().all(|other| other.name != metric.name), "duplicate {}", metric.name);
-            assert!(TARGETS.iter().any(|(phase, _, _)| *phase == metric.phase), "{} has no bench target", metric.name);
-            assert!(["ratio", "ns", "us", "s", "ops_per_s", "bytes"].contains(&metric.unit), "{}", metric.name);
+    fn every_figure_has_a_unique_name_and_method_and_a_known_unit() {
+        let all = figures();
+        for (index, figure) in all.iter().enumerate() {
+            assert!(
+                all[index + 1..].iter().all(|other| (other.name, other.method) != (figure.name, figure.method)),
+                "duplicate {} ({})",
+                figure.name,
+                figure.method.name()
+            );
+            assert!(["a", "b", "c", "d", "e"].contains(&figure.phase.to_string().as_str()), "{}", figure.name);
+            assert!(["ratio", "ns", "us", "s", "ops_per_s", "bytes"].contains(&figure.unit), "{}", figure.name);
+            assert_eq!(
+                matches!(figure.source, Source::Callgrind { .. }),
+                matches!(figure.method, Method::Instructions | Method::EstCycles),
+                "{}",
+                figure.name
+            );
+        }
+    }
+
+    /// The issue's list: these hot paths are checked on instruction counts and estimated cycles.
+    #[test]
+    fn the_hot_path_ratios_are_deterministic_and_checked_where_the_rfc_sets_targets() {
+        let cases = [
+            ("state_get/prefixed_vs_native", Some(1.10)),
+            ("state_get/uncached_vs_native", None),
+            ("state_get/overlay_vs_native", None),
+            ("wasm/state_get_vs_floor", Some(1.5)),
+            ("cross/wasm_reads_evm_vs_native", None),
+            ("cross/evm_reads_wasm_vs_sload", None),
+            ("evm/erc20_transfer_vs_cachedb", Some(1.25)),
+        ];
+        let all = figures();
+        for (name, target) in cases {
+            for method in [Method::Instructions, Method::EstCycles, Method::WallPairs] {
+                let figure = all
+                    .iter()
+                    .find(|figure| figure.name == name && figure.method == method)
+                    .unwrap_or_else(|| panic!("{name} has no {} figure", method.name()));
+                assert_eq!(figure.target, target, "{name}");
+            }
+        }
+    }
+
+    /// Every figure the criterion-based bench reported keeps its name under a new method.
+    #[test]
+    fn every_earlier_figure_has_its_new_method() {
+        let earlier = [
+            "state_get/native_ns",
+            "state_get/prefixed_vs_native",
+            "state_get/uncached_vs_native",
+            "state_get/overlay_vs_native",
+            "root/commit_1k_at_1m_vs_rebuild",
+            "root/commit_1k_changes_at_10k",
+            "root/commit_1k_changes_at_1m",
+            "root/growth_1m_vs_10k",
+            "root/hash_builder_1m",
+            "root/full_build_100k",
+            "root/full_build_vs_alloy_trie",
+            "root/commit_1k_changes_at_1m_redb",
+            "root/commit_10k_entries_redb",
+            "redb/batch_10k_entries",
+            "root/proof_bytes_at_1m",
+            "root/verify_proof_at_1m",
+            "wasm/state_get_host_ns",
+            "wasm/state_get_floor_ns",
+            "wasm/state_get_vs_floor",
+            "wasm/call_overhead_us",
+            "wasm/token_transfer_ns",
+            "evm/erc20_transfer_vs_cachedb",
+            "evm/erc20_transfers_per_s",
+            "evm/sload_cold_ns",
+            "evm/sload_warm_ns",
+            "evm/conformance_wall_s",
+            "cross/wasm_reads_evm_vs_native",
+            "cross/wasm_reads_evm_ns",
+            "cross/wasm_native_floor_ns",
+            "cross/evm_reads_wasm_vs_sload",
+            "cross/evm_reads_wasm_ns",
+            "cross/evm_sload_floor_ns",
+            "cross/evm_precompile_call_floor_ns",
+            "cross/evm_reads_wasm_vs_precompile_call",
+            "xstate/mixed_block_tx_per_s",
+            "xstate/commit_share",
+        ];
+        let all = figures();
+        for name in earlier {
+            assert!(all.iter().any(|figure| figure.name == name), "{name} is no longer reported");
+        }
+        assert!(all.iter().all(|figure| earlier.contains(&figure.name)), "a figure without an earlier name");
+    }
+
+    fn row(method: Method, target: Option<f64>, measured: Measured) -> Row {
+        let source = if method.deterministic() && method != Method::Exact {
+            Source::Callgrind { top: &["g/a"], bottom: &["g/b"] }
+        } else {
+            Source::Wall
+        };
+        Row::new(Figure { source, target, ..wall('a', "x", "ratio", method) }, measured)
+    }
+
+    fn samples(values: &[f64]) -> Measured {
+        Measured::samples(values).unwrap()
+    }
+
+    /// One case per row: method, target, what was measured, verdict, and whether the run fails.
+    #[test]
+    fn only_a_deterministic_miss_fails_the_run() {
+        let straddling = [1.0, 1.05, 1.08, 1.12, 1.15, 1.2];
+        let cases = [
+            (Method::Instructions, Some(1.10), Measured::Value(1.03), Verdict::Ok, false),
+            (Method::Instructions, Some(1.10), Measured::Value(1.148), Verdict::Missed, true),
+            (Method::EstCycles, Some(1.10), Measured::Value(1.2), Verdict::Missed, true),
+            (Method::EstCycles, None, Measured::Value(9.0), Verdict::Info, false),
+            (Method::WallPairs, Some(1.10), samples(&[1.0, 1.01, 1.02, 1.03]), Verdict::Ok, false),
+            (Method::WallPairs, Some(1.10), samples(&straddling), Verdict::Inconclusive, false),
+            (Method::WallPairs, Some(1.10), samples(&[1.2, 1.3, 1.4, 1.5]), Verdict::Missed, false),
+            (Method::WallRepeats, None, samples(&[3.0, 4.0]), Verdict::Info, false),
+            (Method::Exact, Some(100.0), samples(&[120.0]), Verdict::Missed, true),
+        ];
+        for (method, target, measured, verdict, fatal) in cases {
+            let row = row(method, target, measured.clone());
+            assert_eq!((row.verdict, row.fatal()), (verdict, fatal), "{} {target:?} {measured:?}", method.name());
         }
     }
 
     #[test]
-    fn targets_are_checked_in_the_right_direction() {
-        let lower = Metric { target: Some(1.1), ..metric('a', "x", "ratio", Formula::Fact("x")) };
-        assert!(meets(&lower, 1.05) && !meets(&lower, 1.2));
-        let higher =
-            Metric { target: Some(0.5), higher_is_better: true, ..metric('a', "y", "ratio", Formula::Fact("y")) };
-        assert!(meets(&higher, 0.6) && !meets(&higher, 0.4));
+    fn the_summary_entry_carries_value_spread_method_and_verdict() {
+        let entry = row(Method::WallPairs, Some(1.10), samples(&[1.0, 1.02, 1.04, 1.3])).to_json();
+        assert_eq!(entry["method"], "wall_pairs");
+        assert_eq!(entry["verdict"], "inconclusive");
+        assert!((entry["value"].as_f64().unwrap() - 1.03).abs() < 1e-9);
+        assert!((entry["spread"]["q1"].as_f64().unwrap() - 1.015).abs() < 1e-9);
+        assert_eq!(entry["spread"]["samples"], 4);
+        let entry = row(Method::EstCycles, Some(1.10), Measured::Value(1.01)).to_json();
+        assert_eq!((entry["method"].as_str(), entry["verdict"].as_str()), (Some("est_cycles"), Some("ok")));
+        assert!(entry["spread"].is_null());
+    }
+
+    #[test]
+    fn wall_samples_are_read_by_name_and_bad_documents_are_refused() {
+        let good = json!({ "figures": [
+            { "name": "a/x", "kind": "pairs", "samples": [1.0, 2.0] },
+            { "name": "a/y", "kind": "repeats", "samples": [3.5] },
+        ]});
+        let parsed = parse_wall_samples(&good).unwrap();
+        assert_eq!(parsed["a/x"], [1.0, 2.0]);
+        assert_eq!(parsed["a/y"], [3.5]);
+        let bad = [
+            json!({}),
+            json!({ "figures": [{ "samples": [1.0] }] }),
+            json!({ "figures": [{ "name": "a", "samples": ["1"] }] }),
+            json!({ "figures": [{ "name": "a", "samples": [1.0] }, { "name": "a", "samples": [2.0] }] }),
+        ];
+        for document in bad {
+            assert!(parse_wall_samples(&document).is_err(), "{document}");
+        }
+    }
+
+    /// The runner must be the library's version: the pin in the workspace's Cargo.toml and the
+    /// version `ensure_runner` installs are one.
+    #[test]
+    fn the_runner_version_is_the_pinned_library_version() {
+        let manifest = std::fs::read_to_string(crate::command::root().join("Cargo.toml")).unwrap();
+        assert!(
+            manifest.contains(&format!("gungraun = \"={GUNGRAUN_VERSION}\"")),
+            "gungraun is not pinned to {GUNGRAUN_VERSION}"
+        );
+    }
+
+    #[test]
+    fn callgrind_totals_are_read_from_the_runner_summary() {
+        let summary = json!({ "profiles": [
+            { "tool": "DHAT", "data": { "total": { "metrics": {} } } },
+            { "tool": "Callgrind", "data": { "total": { "metrics": {
+                "Ir": { "values": { "new": 5150225 } },
+                "EstimatedCycles": { "values": { "new": 7281419 } },
+            } } } },
+        ]});
+        assert_eq!(counts_from_summary(&summary), Ok(Counts { instructions: 5150225.0, est_cycles: 7281419.0 }));
+        let without_cycles = json!({ "profiles": [
+            { "tool": "Callgrind", "data": { "total": { "metrics": { "Ir": { "values": { "new": 1 } } } } } },
+        ]});
+        assert!(counts_from_summary(&without_cycles).unwrap_err().contains("EstimatedCycles"));
+        assert!(counts_from_summary(&json!({ "profiles": [] })).is_err());
     }
 }

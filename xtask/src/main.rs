@@ -1,9 +1,10 @@
 //! `cargo xtask`: the workspace's one entry point.
 //!
 //! `ci` runs formatting, lints, every test, the Ethereum conformance suite and the checks that
-//! generated artifacts are reproducible; `bench` runs the criterion benchmarks and writes
-//! `target/xtask/bench-summary.json`; `conformance` runs the state-test suite on any fixtures;
-//! `contracts` and `wasm` regenerate committed artifacts and fail when they differ;
+//! generated artifacts are reproducible; `bench` runs the benchmarks of `benches/` (callgrind
+//! and side-by-side wall clock) and writes `<target dir>/xtask/bench-summary.json`;
+//! `conformance` runs the state-test suite on any fixtures; `contracts` and `wasm` regenerate
+//! committed artifacts and fail when they differ;
 //! `fetch-fixtures` downloads the public state tests; `verifiers` prepares the independent
 //! verifiers. It depends on no workspace crate, so it
 //! builds in seconds; everything heavy runs through `cargo`.
@@ -23,7 +24,8 @@ const USAGE: &str = "usage: cargo xtask <command>
 commands:
   ci [--phase a|b|c|d|e]           fmt check, clippy -D warnings, tests, conformance, artifact checks
   bench [--phase a|b|c|d|e] [--quick]
-                                   criterion benchmarks; writes target/xtask/bench-summary.json
+                                   deterministic (callgrind) and side-by-side wall-clock figures;
+                                   writes <target dir>/xtask/bench-summary.json
   conformance [PATH...]            Ethereum state tests (default: $XSTATE_STATE_TESTS, then ../shared/conformance)
   contracts [--check]              recompile the Solidity contracts; --check fails when they differ
   wasm [--check]                   rebuild the guest .wasm files; --check fails when they differ
