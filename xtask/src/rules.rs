@@ -1,5 +1,6 @@
 //! Repository rules, written as tests so `cargo xtask ci` enforces them: every Rust source file
-//! opens with a `//!` paragraph, and each crate depends only on the layers beneath it.
+//! opens with a `//!` paragraph (but data fragments in `tests/data`, included by a module), and
+//! each crate depends only on the layers beneath it.
 
 #[cfg(test)]
 mod tests {
@@ -35,6 +36,9 @@ mod tests {
             rust_files(&root().join(dir), &mut files);
         }
         files.retain(|file| !file.components().any(|part| part.as_os_str() == "target"));
+        // Test data pulled in with `include!` is a fragment of the module that includes it, where
+        // an inner `//!` doc cannot stand; such files sit in a `tests/data` folder.
+        files.retain(|file| !file.parent().is_some_and(|dir| dir.ends_with("tests/data")));
         assert!(files.len() > 40, "found only {} files", files.len());
         let missing: Vec<String> = files
             .iter()
