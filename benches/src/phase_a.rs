@@ -245,6 +245,88 @@ pub fn full_build_overlay() -> (Store, Overlay) {
     (store, overlay)
 }
 
+/// The account and slots the EIP-1186 figure proves: an EVM identity of the uniform state and two
+/// of its slots (every identity holds slots `0..entries / 1,000`).
+pub fn eip1186_probe() -> (alloy_primitives::Address, [B256; 2]) {
+    let holder = namespace(1).identity().to_address();
+    (holder, [B256::left_padding_from(&5u64.to_be_bytes()), B256::left_padding_from(&700u64.to_be_bytes())])
+}
+
+/// 100,000 EVM accounts with records, and one hot contract of 500,000 storage slots.
+pub struct HotContractState {
+    /// The store.
+    pub store: Store,
+}
+
+const HOT_ACCOUNTS: u64 = 100_000;
+const HOT_SLOTS: u64 = 500_000;
+
+fn hot_account(index: u64) -> Namespace {
+    let mut bytes = [0u8; 20];
+    bytes[..8].copy_from_slice(&splitmix(&mut index.clone()).to_be_bytes());
+    bytes[12..].copy_from_slice(&index.to_be_bytes());
+    Namespace::evm(bytes.into())
+}
+
+fn hot_contract() -> Namespace {
+    Namespace::evm(alloy_primitives::Address::repeat_byte(0xc0))
+}
+
+fn account_record(seed: &mut u64) -> Vec<u8> {
+    let balance = alloy_primitives::U256::from(splitmix(seed) | 1);
+    kv_core::AccountRecord { nonce: splitmix(seed) % 100, balance, code_hash: alloy_trie::KECCAK_EMPTY }
+        .encode()
+        .to_vec()
+}
+
+impl HotContractState {
+    /// Builds the state, in commits of about 250,000 entries.
+    pub fn new() -> Self {
+        let store = Store::in_memory_with(StoreConfig { retained_roots: 2 });
+        let mut seed = 17;
+        let mut overlay = store.begin();
+        for index in 0..HOT_ACCOUNTS {
+            overlay.set(&hot_account(index).record_key(), &account_record(&mut seed)).unwrap();
+        }
+        store.commit(&overlay).unwrap();
+        let contract = hot_contract();
+        for chunk in (0..HOT_SLOTS).collect::<Vec<_>>().chunks(250_000) {
+            let mut overlay = store.begin();
+            for &slot in chunk {
+                let word = B256::left_padding_from(&slot.to_be_bytes());
+                overlay.set(&contract.word_key(&word.0), &root_value(&mut seed)).unwrap();
+            }
+            store.commit(&overlay).unwrap();
+        }
+        Self { store }
+    }
+
+    /// A block's 1,000 changes: 900 to the hot contract's slots (one in ten a new slot), 100 to
+    /// the balances of random accounts.
+    pub fn changes(&self, seed: &mut u64) -> Overlay {
+        let mut overlay = self.store.begin();
+        let contract = hot_contract();
+        for change in 0..ROOT_CHANGES {
+            if change % 10 == 9 {
+                let account = hot_account(splitmix(seed) % HOT_ACCOUNTS);
+                overlay.set(&account.record_key(), &account_record(seed)).unwrap();
+            } else {
+                let slot =
+                    if change % 10 == 8 { HOT_SLOTS + splitmix(seed) % HOT_SLOTS } else { splitmix(seed) % HOT_SLOTS };
+                let word = B256::left_padding_from(&slot.to_be_bytes());
+                overlay.set(&contract.word_key(&word.0), &root_value(seed)).unwrap();
+            }
+        }
+        overlay
+    }
+}
+
+impl Default for HotContractState {
+    fn default() -> Self {
+        Self::new()
+    }
+}
+
 /// Verifies a proof of `key` in `store` and returns its encoded size.
 pub fn check_proof(store: &Store, key: &[u8]) -> usize {
     let proof = store.prove(key, None).unwrap();
@@ -312,7 +394,35 @@ pub fn wall(quick: bool, samples: &mut crate::harness::Samples) {
     };
     let verified = repeats(budget, &mut verify_many);
     samples.repeated("root/verify_proof_at_1m", verified.iter().map(|ns| ns / f64::from(VERIFICATIONS)));
+
+    // An EIP-1186 proof (what `eth_getProof` answers) of an account and two of its slots in the
+    // 1,000,000-entry state, read from the stored nodes on the paths alone.
+    let (holder, slots) = eip1186_probe();
+    let answer = large.eip1186_proof(holder, &slots, None).unwrap();
+    kv_core::verify_account_proof(large.root(), &answer).unwrap();
+    assert!(answer.storage.iter().all(|slot| !slot.value.is_zero()), "the probed slots hold values");
+    const PROOFS: u32 = 200;
+    let mut prove_many = || {
+        timed(|| {
+            for _ in 0..PROOFS {
+                black_box(large.eip1186_proof(holder, &slots, None).unwrap());
+            }
+        })
+    };
+    let proven = repeats(budget, &mut prove_many);
+    samples.repeated("root/eip1186_proof_us", proven.iter().map(|ns| ns / f64::from(PROOFS) / 1000.0));
     drop(large);
+
+    // A realistic shape beside the uniform one: 100,000 EVM accounts and one hot contract with
+    // 500,000 slots, where nine in ten of a block's 1,000 changes hit the hot contract.
+    let hot = HotContractState::new();
+    let mut hot_seed = 21;
+    let mut commit_hot = || {
+        let overlay = hot.changes(&mut hot_seed);
+        timed(|| hot.store.commit(&overlay).unwrap())
+    };
+    samples.repeated("root/commit_1k_hot_contract", repeats(heavy, &mut commit_hot));
+    drop(hot);
     drop(small);
 
     // Full builds of 100,000 entries: ours (keys and values hashed, every node written to the

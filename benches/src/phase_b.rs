@@ -171,4 +171,71 @@ pub fn wall(quick: bool, samples: &mut crate::harness::Samples) {
     let mut transfers = || timed(|| (0..CALLS).for_each(|_| fixture.borrow_mut().token_transfer()));
     let transferred = repeats(budget, &mut transfers);
     samples.repeated("wasm/token_transfer_ns", transferred.iter().map(|ns| ns / f64::from(CALLS)));
+    drop(fixture);
+
+    // The same trivial call to a module that is not in the engine's memory (not called for a
+    // long time, or the first call after a restart): its sealed artifact is loaded from a
+    // directory store and deserialized, never compiled.
+    let cold = ColdModules::new();
+    let mut cold_calls = || {
+        let overlays: Vec<Overlay> = (0..CALLS).map(|_| cold.evicting_overlay()).collect();
+        timed(|| overlays.into_iter().for_each(|fresh| cold.cold_call(fresh)))
+    };
+    let loads = cold.engine.artifact_loads();
+    let measured = repeats(budget, &mut cold_calls);
+    assert!(cold.engine.artifact_loads() - loads >= 2 * u64::from(CALLS), "cold calls found their module in memory");
+    assert_eq!(cold.engine.compilations(), 2, "a cold call compiled");
+    samples.repeated("wasm/call_cold_module_us", measured.iter().map(|ns| ns / f64::from(CALLS) / 1000.0));
+}
+
+/// An engine that keeps one compiled module in memory, with two deployed modules whose sealed
+/// artifacts live in a directory store: calling one evicts the other.
+pub struct ColdModules {
+    _directory: tempfile::TempDir,
+    store: Store,
+    /// The engine.
+    pub engine: WasmEngine,
+    trivial: Identity,
+    other: Identity,
+}
+
+impl ColdModules {
+    /// Deploys both modules and commits them.
+    pub fn new() -> Self {
+        let directory = tempfile::tempdir().unwrap();
+        let store = Store::in_memory();
+        let artifacts = Arc::new(wasm_binding::DirectoryArtifacts::open(directory.path()).unwrap());
+        let engine = WasmEngine::new(1).with_artifacts(artifacts).with_cached_modules(1);
+        let mut overlay = store.begin();
+        let name = |text: &str| ModuleName::new(text).unwrap();
+        let trivial_code = wat::parse_str(r#"(module (memory (export "memory") 1 1) (func (export "call")))"#).unwrap();
+        let other_code =
+            wat::parse_str(r#"(module (memory (export "memory") 1 1) (func (export "call") nop))"#).unwrap();
+        let trivial = engine.deploy(&mut overlay, &name("trivial"), 1, &trivial_code).unwrap();
+        let other = engine.deploy(&mut overlay, &name("other"), 1, &other_code).unwrap();
+        store.commit(&overlay).unwrap();
+        Self { _directory: directory, store, engine, trivial, other }
+    }
+
+    fn request(module: Identity) -> CallRequest<'static> {
+        CallRequest { module, caller: CALLER, input: b"", gas_limit: u64::MAX / 4 }
+    }
+
+    /// A fresh overlay after a call of the other module, which evicts the trivial one.
+    pub fn evicting_overlay(&self) -> Overlay {
+        let mut fresh = self.store.begin();
+        assert!(self.engine.call(&mut fresh, &Self::request(self.other)).unwrap().is_success());
+        fresh
+    }
+
+    /// The measured call: the trivial module, loaded from its artifact.
+    pub fn cold_call(&self, mut fresh: Overlay) {
+        assert!(self.engine.call(&mut fresh, &Self::request(self.trivial)).unwrap().is_success());
+    }
+}
+
+impl Default for ColdModules {
+    fn default() -> Self {
+        Self::new()
+    }
 }

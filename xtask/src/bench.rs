@@ -168,6 +168,8 @@ fn figures() -> Vec<Figure> {
     all.push(wall('a', "redb/batch_10k_entries", "ops_per_s", WallRepeats));
     all.push(wall('a', "root/proof_bytes_at_1m", "bytes", Exact));
     all.push(wall('a', "root/verify_proof_at_1m", "ns", WallRepeats));
+    all.push(wall('a', "root/eip1186_proof_us", "us", WallRepeats));
+    all.push(wall('a', "root/commit_1k_hot_contract", "ns", WallRepeats));
     // Phase B: the WASM engine.
     all.extend(hot_path(
         'b',
@@ -178,6 +180,7 @@ fn figures() -> Vec<Figure> {
     all.push(wall('b', "wasm/state_get_host_ns", "ns", WallRepeats));
     all.push(wall('b', "wasm/state_get_floor_ns", "ns", WallRepeats));
     all.push(wall('b', "wasm/call_overhead_us", "us", WallRepeats));
+    all.push(wall('b', "wasm/call_cold_module_us", "us", WallRepeats));
     all.push(wall('b', "wasm/token_transfer_ns", "ns", WallRepeats));
     // Phase C: revm on the substrate.
     all.extend(hot_path(
@@ -696,11 +699,16 @@ mod tests {
             "xstate/mixed_block_tx_per_s",
             "xstate/commit_share",
         ];
+        // Figures the issues after the criterion bench added.
+        let added = ["root/eip1186_proof_us", "root/commit_1k_hot_contract", "wasm/call_cold_module_us"];
         let all = figures();
-        for name in earlier {
-            assert!(all.iter().any(|figure| figure.name == name), "{name} is no longer reported");
+        for name in earlier.iter().chain(&added) {
+            assert!(all.iter().any(|figure| figure.name == *name), "{name} is not reported");
         }
-        assert!(all.iter().all(|figure| earlier.contains(&figure.name)), "a figure without an earlier name");
+        assert!(
+            all.iter().all(|figure| earlier.contains(&figure.name) || added.contains(&figure.name)),
+            "a figure that is neither an earlier one nor a listed addition"
+        );
     }
 
     fn row(method: Method, target: Option<f64>, measured: Measured) -> Row {
