@@ -4,13 +4,13 @@ use crate::database::{BlockHashes, CodeCache, EvmDatabase, EvmDbError};
 use kv_core::{Overlay, StateError};
 use revm::context::result::{EVMError, ExecutionResult, InvalidHeader, InvalidTransaction};
 use revm::context::{BlockEnv, CfgEnv, Context, Evm, TxEnv};
+use revm::handler::SYSTEM_ADDRESS;
+use revm::handler::SystemCallEvm;
 use revm::handler::instructions::EthInstructions;
 use revm::handler::{EthFrame, EthPrecompiles, PrecompileProvider};
 use revm::interpreter::InterpreterResult;
 use revm::interpreter::interpreter::EthInterpreter;
 use revm::primitives::hardfork::SpecId;
-use revm::handler::SYSTEM_ADDRESS;
-use revm::handler::SystemCallEvm;
 use revm::primitives::{Address, Bytes};
 use revm::{ExecuteEvm, MainBuilder, MainContext};
 
@@ -130,7 +130,12 @@ impl EvmExecutor {
         Self::session_over(database, &self.cfg, block, precompiles)
     }
 
-    fn session_over<'a, P>(database: EvmDatabase<'a>, cfg: &CfgEnv, block: &BlockEnv, precompiles: P) -> EvmSession<'a, P>
+    fn session_over<'a, P>(
+        database: EvmDatabase<'a>,
+        cfg: &CfgEnv,
+        block: &BlockEnv,
+        precompiles: P,
+    ) -> EvmSession<'a, P>
     where
         P: PrecompileProvider<EvmContext<'a>, Output = InterpreterResult>,
     {

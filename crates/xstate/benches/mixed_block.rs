@@ -69,7 +69,13 @@ fn bench(c: &mut Criterion) {
     let token_to = TxKind::Call(token.to_address());
     let mut setup = vec![
         signed(0, 0, TxKind::Create, xtoken.into(), 3_000_000),
-        signed(0, 1, TxKind::Call(erc20), calldata("mint(address,uint256)", &[word(alice()), U256::from(u64::MAX)]), 200_000),
+        signed(
+            0,
+            1,
+            TxKind::Call(erc20),
+            calldata("mint(address,uint256)", &[word(alice()), U256::from(u64::MAX)]),
+            200_000,
+        ),
         signed(0, 2, TxKind::Create, xstate::demo::wasm_reader_bytecode(), 3_000_000),
         deploy(0, 3, "token", TOKEN_WASM),
         deploy(0, 4, "erc20-reader", ERC20_READER_WASM),
@@ -80,7 +86,13 @@ fn bench(c: &mut Criterion) {
     for key in 2..=SENDERS {
         let holder = xstate::dev::dev_address(key);
         let nonce = u64::from(key) * 2;
-        setup.push(signed(1, nonce, TxKind::Call(erc20), calldata("transfer(address,uint256)", &[word(holder), U256::from(u64::MAX / 16)]), 200_000));
+        setup.push(signed(
+            1,
+            nonce,
+            TxKind::Call(erc20),
+            calldata("transfer(address,uint256)", &[word(holder), U256::from(u64::MAX / 16)]),
+            200_000,
+        ));
         setup.push(signed(1, nonce + 1, token_to, token_input(0x02, holder, Some(u64::MAX / 16)), 1_000_000));
     }
     let outcome = runtime.execute_block(&BlockInput { timestamp: 1, ..Default::default() }, &setup, |_| {}).unwrap();
@@ -89,8 +101,9 @@ fn bench(c: &mut Criterion) {
 
     let mut reader_input = erc20.to_vec();
     reader_input.extend_from_slice(alice().as_slice());
-    let mut nonces: Vec<u64> =
-        (0..=SENDERS).map(|key| runtime.account(xstate::dev::dev_address(key)).unwrap().map_or(0, |r| r.nonce)).collect();
+    let mut nonces: Vec<u64> = (0..=SENDERS)
+        .map(|key| runtime.account(xstate::dev::dev_address(key)).unwrap().map_or(0, |r| r.nonce))
+        .collect();
     let block = |nonces: &mut Vec<u64>| -> Vec<Bytes> {
         (0..TRANSACTIONS)
             .map(|index| {
@@ -105,7 +118,11 @@ fn bench(c: &mut Criterion) {
                         200_000,
                     ),
                     (1, _) => (TxKind::Call(erc20_reader.to_address()), reader_input.clone().into(), 1_000_000),
-                    (_, 0) => (TxKind::Call(erc20), calldata("transfer(address,uint256)", &[word(recipient), U256::from(1)]), 200_000),
+                    (_, 0) => (
+                        TxKind::Call(erc20),
+                        calldata("transfer(address,uint256)", &[word(recipient), U256::from(1)]),
+                        200_000,
+                    ),
                     _ => (token_to, token_input(0x02, recipient, Some(1)), 1_000_000),
                 };
                 signed(key, nonce, to, input, gas)

@@ -129,7 +129,9 @@ fn store_receipt(receipt: &Receipt) -> StoredReceipt {
         effective_gas_price: receipt.effective_gas_price,
         sender: receipt.sender,
         kind: receipt.kind.code(),
-        created: receipt.created.map_or_else(Bytes::new, |created| Bytes::copy_from_slice(created.address().as_slice())),
+        created: receipt
+            .created
+            .map_or_else(Bytes::new, |created| Bytes::copy_from_slice(created.address().as_slice())),
         output,
         reason,
     }
@@ -141,7 +143,11 @@ fn load_receipt(index: usize, transaction: &SignedTransaction, stored: StoredRec
         0 => None,
         20 => {
             let address = Address::from_slice(&stored.created);
-            Some(if kind == Kind::WasmDeploy { Created::Module(Identity::from(address)) } else { Created::Contract(address) })
+            Some(if kind == Kind::WasmDeploy {
+                Created::Module(Identity::from(address))
+            } else {
+                Created::Contract(address)
+            })
         }
         length => return Err(corrupt("receipt", format!("created address of {length} bytes"))),
     };
@@ -270,7 +276,9 @@ impl<'a> ChainStore<'a> {
         let hashes = body
             .transactions
             .iter()
-            .map(|raw| Ok(*TxEnvelope::decode_2718_exact(raw).map_err(|error| corrupt("transaction", error))?.tx_hash()))
+            .map(|raw| {
+                Ok(*TxEnvelope::decode_2718_exact(raw).map_err(|error| corrupt("transaction", error))?.tx_hash())
+            })
             .collect::<Result<Vec<_>, StoreError>>()?;
         self.finish_body(&header, &body, hashes.into_iter())?;
         Ok(())

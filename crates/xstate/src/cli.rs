@@ -395,7 +395,10 @@ fn stored_block(runtime: &Runtime, dir: &Path, number: u64) -> Result<StoredBloc
 fn block_command(dir: &Path, number: &str, json: bool) -> CliResult {
     let runtime = open(dir, None, false)?;
     let number = match number {
-        "latest" => runtime.latest().map(|(header, _)| header.number).ok_or_else(|| Failure("the chain has no blocks".into()))?,
+        "latest" => runtime
+            .latest()
+            .map(|(header, _)| header.number)
+            .ok_or_else(|| Failure("the chain has no blocks".into()))?,
         text => text.parse::<u64>().map_err(|_| Failure(format!("`{text}` is not a block number or `latest`")))?,
     };
     let block = stored_block(&runtime, dir, number)?;
@@ -405,7 +408,9 @@ fn block_command(dir: &Path, number: &str, json: bool) -> CliResult {
         if let Value::Object(fields) = &mut value {
             fields.insert(
                 "transactions".into(),
-                Value::from(block.transactions.iter().map(|transaction| transaction.hash().to_string()).collect::<Vec<_>>()),
+                Value::from(
+                    block.transactions.iter().map(|transaction| transaction.hash().to_string()).collect::<Vec<_>>(),
+                ),
             );
             fields.insert(
                 "receipts".into(),
@@ -432,7 +437,10 @@ fn receipt_command(dir: &Path, hash: &str, json: bool) -> CliResult {
     } else {
         println!("transaction {hash}  in block {} ({}) at {}", block.header.number, block.hash, receipt.index);
         print_receipts(std::slice::from_ref(&receipt));
-        println!("  effective gas price {} wei, cumulative gas {}", receipt.effective_gas_price, receipt.cumulative_gas_used);
+        println!(
+            "  effective gas price {} wei, cumulative gas {}",
+            receipt.effective_gas_price, receipt.cumulative_gas_used
+        );
     }
     Ok(())
 }
@@ -730,7 +738,10 @@ fn demo_command(db: Option<PathBuf>, json: bool) -> CliResult {
         println!();
         println!("EVM read WASM:  WasmReader.readTokenBalance(token, bob) = {}", run.evm_read);
         println!("WASM read EVM:  erc20-reader(erc20, bob)               = {}", run.wasm_read);
-        println!("\nstate root {root}  (block {}, store height {})\n", run.outcome.header.number, run.outcome.commit.height);
+        println!(
+            "\nstate root {root}  (block {}, store height {})\n",
+            run.outcome.header.number, run.outcome.commit.height
+        );
         for (key, value, bytes, verified) in &proofs {
             let kind = if value.is_some() { "inclusion" } else { "exclusion" };
             let shown = value.as_ref().map_or_else(|| "absent".to_owned(), |value| describe(key, value));

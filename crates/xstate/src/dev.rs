@@ -10,9 +10,9 @@ use alloy_eips::eip2718::Encodable2718;
 use alloy_eips::eip2935::{HISTORY_STORAGE_ADDRESS, HISTORY_STORAGE_CODE};
 use alloy_primitives::{Address, Bytes, Signature, TxKind, U256, address, hex};
 use alloy_signer::SignerSync;
+use alloy_signer_local::MnemonicBuilder;
 use alloy_signer_local::PrivateKeySigner;
 use alloy_signer_local::coins_bip39::English;
-use alloy_signer_local::MnemonicBuilder;
 use alloy_sol_types::SolCall;
 use evm_binding::GenesisAccount;
 use kv_core::ModuleName;
@@ -68,7 +68,8 @@ pub fn anvil_genesis(timestamp: u64) -> Genesis {
     let mut accounts: Vec<(Address, GenesisAccount)> = (0..DEV_ACCOUNTS)
         .map(|index| (dev_address(index), GenesisAccount { balance: DEV_BALANCE, ..Default::default() }))
         .collect();
-    accounts.push((HISTORY_STORAGE_ADDRESS, GenesisAccount { code: HISTORY_STORAGE_CODE.to_vec(), ..Default::default() }));
+    accounts
+        .push((HISTORY_STORAGE_ADDRESS, GenesisAccount { code: HISTORY_STORAGE_CODE.to_vec(), ..Default::default() }));
     accounts.push((CREATE2_DEPLOYER, GenesisAccount { code: CREATE2_DEPLOYER_CODE.to_vec(), ..Default::default() }));
     Genesis { timestamp, accounts, modules: Vec::new() }
 }
@@ -79,9 +80,8 @@ where
     T: SignableTransaction<Signature>,
     TxEnvelope: From<Signed<T>>,
 {
-    let signature = dev_signer(index)
-        .sign_hash_sync(&transaction.signature_hash())
-        .expect("a local key signs any hash");
+    let signature =
+        dev_signer(index).sign_hash_sync(&transaction.signature_hash()).expect("a local key signs any hash");
     TxEnvelope::from(transaction.into_signed(signature))
 }
 

@@ -72,7 +72,9 @@ pub enum Rejection {
         max_fee: u128,
     },
     /// The fee cap is below the block's base fee.
-    #[error("max fee per gas less than block base fee: address {address}, maxFeePerGas: {max_fee}, baseFee: {base_fee}")]
+    #[error(
+        "max fee per gas less than block base fee: address {address}, maxFeePerGas: {max_fee}, baseFee: {base_fee}"
+    )]
     FeeCapTooLow {
         /// The sender.
         address: Address,

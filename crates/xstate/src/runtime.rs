@@ -25,7 +25,9 @@ use evm_binding::revm::primitives::eip4844::BLOB_BASE_FEE_UPDATE_FRACTION_PRAGUE
 use evm_binding::revm::primitives::hardfork::SpecId;
 use evm_binding::revm::primitives::{KECCAK_EMPTY, TxKind};
 use evm_binding::{BlockHashes, EvmError, EvmExecutor, EvmSession, insert_account};
-use kv_core::{AccountRecord, CommitInfo, Identity, KeyProof, Namespace, NamespaceProof, Overlay, Store, StoreConfig, StoreError};
+use kv_core::{
+    AccountRecord, CommitInfo, Identity, KeyProof, Namespace, NamespaceProof, Overlay, Store, StoreConfig, StoreError,
+};
 use parking_lot::Mutex;
 use std::collections::{HashMap, VecDeque};
 use std::path::Path;
@@ -50,10 +52,14 @@ pub const WASM_DEPLOY_ADDRESS: Address = address!("0x000000000000000000000000000
 const BLOCKHASH_WINDOW: usize = 256;
 const CHAIN_ID_LABEL: &str = "chain_id";
 
-alloy_sol_types::sol! {
-    /// The WASM deploy call (ABI of the calldata sent to [`WASM_DEPLOY_ADDRESS`]).
-    function deploy(string name, uint32 version, bytes code);
+mod deploy_abi {
+    #![allow(missing_docs)] // The ABI types are generated; the function is documented below.
+    alloy_sol_types::sol! {
+        /// The WASM deploy call: the ABI of the calldata sent to `0x…0a01`.
+        function deploy(string name, uint32 version, bytes code);
+    }
 }
+pub use deploy_abi::deployCall;
 
 /// The EVM gas a WASM transaction is charged for `wasm_gas` units of WASM gas:
 /// `ceil(wasm_gas / WASM_GAS_PER_EVM_GAS)`, the documented rate of `wasm_binding::gas`. Every
@@ -435,7 +441,16 @@ impl Runtime {
             ..empty_header()
         };
         let execution_time = started.elapsed();
-        self.commit_block(&mut head, overlay, header, Vec::new(), Vec::new(), Vec::new(), Duration::ZERO, execution_time)
+        self.commit_block(
+            &mut head,
+            overlay,
+            header,
+            Vec::new(),
+            Vec::new(),
+            Vec::new(),
+            Duration::ZERO,
+            execution_time,
+        )
     }
 
     /// Decodes, recovers and executes `raw` transactions (EIP-2718 encodings) in order as the next
@@ -507,8 +522,12 @@ impl Runtime {
                 XStatePrecompiles::new(SPEC),
                 block_hashes,
             );
-            system_call(&mut session, HISTORY_STORAGE_ADDRESS, parent_hash.into())?;
-            system_call(&mut session, BEACON_ROOTS_ADDRESS, block.parent_beacon_block_root.into())?;
+            system_call(&mut session, HISTORY_STORAGE_ADDRESS, Bytes::copy_from_slice(parent_hash.as_slice()))?;
+            system_call(
+                &mut session,
+                BEACON_ROOTS_ADDRESS,
+                Bytes::copy_from_slice(block.parent_beacon_block_root.as_slice()),
+            )?;
             for (position, transaction) in transactions.into_iter().enumerate() {
                 let (failure, hash, sender) = match transaction {
                     Err(reason) => (TxFailure::Rejected(reason), None, None),
@@ -526,14 +545,19 @@ impl Runtime {
                     },
                 };
                 match failure {
-                    TxFailure::Rejected(reason) => rejected.push(RejectedTransaction { position, hash, sender, reason }),
+                    TxFailure::Rejected(reason) => {
+                        rejected.push(RejectedTransaction { position, hash, sender, reason })
+                    }
                     TxFailure::Fatal(reason) => return Err(RuntimeError::Execution { index: position, reason }),
                 }
                 progress(position + 1);
             }
         }
         let envelopes: Vec<_> = receipts.iter().map(Receipt::envelope).collect();
-        let logs_bloom = envelopes.iter().fold(Bloom::ZERO, |bloom, receipt| bloom | *receipt.logs_bloom());
+        let mut logs_bloom = Bloom::ZERO;
+        for receipt in &envelopes {
+            logs_bloom.accrue_bloom(receipt.logs_bloom());
+        }
         let header = Header {
             parent_hash,
             beneficiary: block.beneficiary,
@@ -698,7 +722,9 @@ impl Runtime {
         let gas_limit = envelope.gas_limit();
         let available = gas_limit - intrinsic.initial;
         let mut outcome = match route {
-            Route::WasmDeploy => self.deploy_wasm(overlay, envelope.input(), available).map_err(|error| fatal(&error))?,
+            Route::WasmDeploy => {
+                self.deploy_wasm(overlay, envelope.input(), available).map_err(|error| fatal(&error))?
+            }
             Route::WasmCall(identity) => {
                 let request = CallRequest {
                     module: *identity,
@@ -719,19 +745,25 @@ impl Runtime {
                     }
                     // A damaged store or module record, or a module this machine cannot
                     // instantiate, is the node's failure, not the sender's.
-                    Err(error @ (CallError::State(_) | CallError::Corrupt { .. } | CallError::Instantiation { .. })) => {
+                    Err(
+                        error @ (CallError::State(_) | CallError::Corrupt { .. } | CallError::Instantiation { .. }),
+                    ) => {
                         return Err(fatal(&error));
                     }
-                    Err(error @ CallError::UnknownModule(_)) => {
-                        WasmOutcome { status: Status::Failed(error.to_string()), gas_used: 0, output: Bytes::new(), created: None }
-                    }
+                    Err(error @ CallError::UnknownModule(_)) => WasmOutcome {
+                        status: Status::Failed(error.to_string()),
+                        gas_used: 0,
+                        output: Bytes::new(),
+                        created: None,
+                    },
                 }
             }
             Route::Evm => unreachable_route(),
         };
         outcome.gas_used = (intrinsic.initial + outcome.gas_used).max(intrinsic.floor).min(gas_limit);
         let fee = U256::from(outcome.gas_used) * U256::from(effective_gas_price);
-        let tip = U256::from(outcome.gas_used) * U256::from(effective_gas_price.saturating_sub(u128::from(context.base_fee)));
+        let tip =
+            U256::from(outcome.gas_used) * U256::from(effective_gas_price.saturating_sub(u128::from(context.base_fee)));
         let sender = transaction.sender;
         let mut record = evm_binding::database::account(overlay, sender)
             .map_err(|error| fatal(&error))?
@@ -805,7 +837,12 @@ struct WasmOutcome {
 
 /// The EVM routes never reach the WASM executor.
 fn unreachable_route() -> WasmOutcome {
-    WasmOutcome { status: Status::Failed("not a WASM transaction".to_owned()), gas_used: 0, output: Bytes::new(), created: None }
+    WasmOutcome {
+        status: Status::Failed("not a WASM transaction".to_owned()),
+        gas_used: 0,
+        output: Bytes::new(),
+        created: None,
+    }
 }
 
 /// The intrinsic gas of a transaction and its EIP-7623 floor.
@@ -912,7 +949,8 @@ fn system_call(
     data: Bytes,
 ) -> Result<(), RuntimeError> {
     let failed = |reason: String| RuntimeError::SystemCall { contract, reason };
-    let record = evm_binding::database::account(session.state(), contract).map_err(|error| failed(error.to_string()))?;
+    let record =
+        evm_binding::database::account(session.state(), contract).map_err(|error| failed(error.to_string()))?;
     if record.is_none_or(|record| record.code_hash == KECCAK_EMPTY) {
         return Ok(());
     }

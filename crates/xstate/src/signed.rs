@@ -8,8 +8,8 @@
 use crate::rejection::Rejection;
 use alloy_consensus::transaction::SignerRecoverable;
 use alloy_consensus::{Transaction as _, TxEnvelope};
-use alloy_eips::eip2718::{Decodable2718, Encodable2718};
 use alloy_eips::Typed2718;
+use alloy_eips::eip2718::{Decodable2718, Encodable2718};
 use alloy_primitives::{Address, B256, Bytes};
 
 /// A transaction whose envelope decoded, whose chain id is this chain's and whose signature
@@ -26,8 +26,7 @@ impl SignedTransaction {
     /// Decodes `raw` (the EIP-2718 encoding `eth_sendRawTransaction` takes) for chain
     /// `chain_id` and recovers its sender.
     pub fn decode(raw: &[u8], chain_id: u64) -> Result<Self, Rejection> {
-        let envelope =
-            TxEnvelope::decode_2718_exact(raw).map_err(|error| Rejection::Undecodable(error.to_string()))?;
+        let envelope = TxEnvelope::decode_2718_exact(raw).map_err(|error| Rejection::Undecodable(error.to_string()))?;
         Self::recover(envelope, chain_id)
     }
 
@@ -71,9 +70,7 @@ pub fn recover_all(raws: &[Bytes], chain_id: u64) -> Vec<Result<SignedTransactio
         let workers: Vec<_> = raws
             .chunks(chunk)
             .map(|part| {
-                scope.spawn(move || {
-                    part.iter().map(|raw| SignedTransaction::decode(raw, chain_id)).collect::<Vec<_>>()
-                })
+                scope.spawn(move || part.iter().map(|raw| SignedTransaction::decode(raw, chain_id)).collect::<Vec<_>>())
             })
             .collect();
         workers

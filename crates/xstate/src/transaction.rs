@@ -270,7 +270,10 @@ fn transaction(value: &Value) -> FieldResult<FileTransaction> {
     let fee = match (fields.get("gas_price"), fields.get("max_fee_per_gas"), fields.get("max_priority_fee_per_gas")) {
         (Some(_), None, None) => FeeKind::Legacy { gas_price: u128_of(&fields, "gas_price")? },
         (Some(_), _, _) => {
-            return Err(("gas_price".into(), "a legacy gas price excludes max_fee_per_gas and max_priority_fee_per_gas".into()));
+            return Err((
+                "gas_price".into(),
+                "a legacy gas price excludes max_fee_per_gas and max_priority_fee_per_gas".into(),
+            ));
         }
         (None, _, _) => FeeKind::Eip1559 {
             max_fee_per_gas: fields.get("max_fee_per_gas").map(|_| u128_of(&fields, "max_fee_per_gas")).transpose()?,

@@ -193,7 +193,10 @@ fn malformed_and_schema_invalid_block_files_name_the_problem() {
             json!({"transactions": [{"from": "dev:1", "to": ALICE, "gas_price": 1, "max_fee_per_gas": 2}]}),
             "transaction 0, field `gas_price`",
         ),
-        (json!({"block": {"extra_data": format!("0x{}", "00".repeat(33))}, "transactions": []}), "field `block.extra_data`"),
+        (
+            json!({"block": {"extra_data": format!("0x{}", "00".repeat(33))}, "transactions": []}),
+            "field `block.extra_data`",
+        ),
         (json!({"transactions": {}}), "field `transactions`: expected an array"),
         (
             json!({"genesis": {"accounts": [{"address": "0x12"}]}, "transactions": []}),
@@ -239,7 +242,10 @@ where
     T: alloy_consensus::SignableTransaction<alloy_primitives::Signature>,
     alloy_consensus::TxEnvelope: From<alloy_consensus::Signed<T>>,
 {
-    alloy_primitives::hex::encode_prefixed(alloy_eips::eip2718::Encodable2718::encoded_2718(&xstate::dev::sign(key, transaction)))
+    alloy_primitives::hex::encode_prefixed(alloy_eips::eip2718::Encodable2718::encoded_2718(&xstate::dev::sign(
+        key,
+        transaction,
+    )))
 }
 
 #[test]
@@ -272,11 +278,20 @@ fn each_rejection_is_reported_by_the_binary_in_gethss_words() {
         (json!({"raw": raw_hex(1, unprotected)}), "only replay-protected (EIP-155) transactions allowed"),
         (json!({"raw": raw_hex(1, transfer(1))}), "invalid chain id for signer: have 1 want 31337"),
         (json!({"from": "dev:1", "to": to, "nonce": 7}), "nonce too high"),
-        (json!({"from": "dev:1", "to": to, "value": "20000000000000000000000", "gas": 21000}), "insufficient funds for gas * price + value"),
+        (
+            json!({"from": "dev:1", "to": to, "value": "20000000000000000000000", "gas": 21000}),
+            "insufficient funds for gas * price + value",
+        ),
         (json!({"from": "dev:1", "to": to, "gas": 20000}), "intrinsic gas too low"),
-        (json!({"from": "dev:1", "to": to, "gas": 21000, "max_fee_per_gas": 1, "max_priority_fee_per_gas": 1}), "max fee per gas less than block base fee"),
+        (
+            json!({"from": "dev:1", "to": to, "gas": 21000, "max_fee_per_gas": 1, "max_priority_fee_per_gas": 1}),
+            "max fee per gas less than block base fee",
+        ),
         (json!({"from": "dev:1", "to": to, "gas": 30_000_001}), "exceeds block gas limit"),
-        (json!({"from": "dev:1", "module": {"name": "counter", "version": 1}, "value": 1}), "value transfer to a WASM module is not supported"),
+        (
+            json!({"from": "dev:1", "module": {"name": "counter", "version": 1}, "value": 1}),
+            "value transfer to a WASM module is not supported",
+        ),
     ];
     let dir = tempfile::tempdir().unwrap();
     let db = dir.path().join("db");
@@ -286,7 +301,11 @@ fn each_rejection_is_reported_by_the_binary_in_gethss_words() {
         let path = write_block(dir.path(), &format!("case{index}.json"), &json!({"transactions": [transaction]}));
         let output = xstate(&["--json", "run", path.to_str().unwrap(), "--db", db.to_str().unwrap()]);
         assert!(output.status.success(), "{}", stderr(&output));
-        assert!(stderr(&output).contains(&format!("transaction 0 rejected: {message}")), "{message}: {}", stderr(&output));
+        assert!(
+            stderr(&output).contains(&format!("transaction 0 rejected: {message}")),
+            "{message}: {}",
+            stderr(&output)
+        );
         let report: Value = serde_json::from_str(&stdout(&output)).unwrap();
         assert_eq!(report["receipts"].as_array().unwrap().len(), 0, "{message}");
         let reason = report["rejected"][0]["reason"].as_str().unwrap();
@@ -430,7 +449,9 @@ fn big_block(count: usize) -> Value {
     let transactions: Vec<Value> = (0..count)
         .map(|index| match index % 3 {
             0 => counter_call("dev:1"),
-            1 => json!({"from": "dev:1", "to": "0x3C44CdDdB6a900fa2b585dd299e03d12FA4293BC", "value": "1", "gas": 21000}),
+            1 => {
+                json!({"from": "dev:1", "to": "0x3C44CdDdB6a900fa2b585dd299e03d12FA4293BC", "value": "1", "gas": 21000})
+            }
             _ => json!({"from": "dev:2", "to": "0x5e5e5e5e5e5e5e5e5e5e5e5e5e5e5e5e5e5e5e5e",
                         "data": format!("0x1ab06ee5{:064x}{:064x}", index, index + 1), "gas": 100000}),
         })
@@ -466,12 +487,15 @@ fn two_blocks_in_two_processes_equal_both_in_one() {
     assert_eq!(root_of(&two), outcome.commit.root.to_string());
     for number in 0..=2u64 {
         let header: Value =
-            serde_json::from_str(&ok(&["--json", "block", &number.to_string(), "--db", two.to_str().unwrap()])).unwrap();
+            serde_json::from_str(&ok(&["--json", "block", &number.to_string(), "--db", two.to_str().unwrap()]))
+                .unwrap();
         let block = runtime.block(number).unwrap().unwrap();
         assert_eq!(header["hash"], block.hash.to_string(), "block {number}");
         let mut expected = serde_json::to_value(&block.header).unwrap();
         expected["hash"] = json!(block.hash.to_string());
-        for field in ["parentHash", "stateRoot", "transactionsRoot", "receiptsRoot", "logsBloom", "gasUsed", "baseFeePerGas"] {
+        for field in
+            ["parentHash", "stateRoot", "transactionsRoot", "receiptsRoot", "logsBloom", "gasUsed", "baseFeePerGas"]
+        {
             assert_eq!(header[field], expected[field], "block {number}: {field}");
         }
     }

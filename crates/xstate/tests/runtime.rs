@@ -61,7 +61,9 @@ fn genesis() -> Genesis {
         }
     }
     // NUMBER PUSH1 1 SWAP1 SUB BLOCKHASH PUSH0 SSTORE STOP
-    genesis.accounts.push((PARENT_HASH_RECORDER, with_code(vec![0x43, 0x60, 0x01, 0x90, 0x03, 0x40, 0x5f, 0x55, 0x00])));
+    genesis
+        .accounts
+        .push((PARENT_HASH_RECORDER, with_code(vec![0x43, 0x60, 0x01, 0x90, 0x03, 0x40, 0x5f, 0x55, 0x00])));
     genesis.accounts.push((DEPLOY_FORWARDER, with_code(forwarder(WASM_DEPLOY_ADDRESS))));
     genesis.accounts.push((MODULE_FORWARDER, with_code(forwarder(token_identity().to_address()))));
     genesis
@@ -78,7 +80,8 @@ fn chain() -> Runtime {
 }
 
 fn next_block(runtime: &Runtime, raws: &[Bytes]) -> BlockOutcome {
-    let input = BlockInput { timestamp: runtime.latest_timestamp() + 12, beneficiary: BENEFICIARY, ..Default::default() };
+    let input =
+        BlockInput { timestamp: runtime.latest_timestamp() + 12, beneficiary: BENEFICIARY, ..Default::default() };
     runtime.execute_block(&input, raws, |_| {}).unwrap()
 }
 
@@ -86,8 +89,8 @@ fn raw(envelope: &TxEnvelope) -> Bytes {
     envelope.encoded_2718().into()
 }
 
-/// An EIP-1559 transaction from dev key `key` with a 1 gwei tip and a 10 gwei cap.
-fn tx(key: u32, nonce: u64, to: TxKind, input: Bytes, value: U256, gas_limit: u64) -> TxEip1559 {
+/// An EIP-1559 transaction with a 1 gwei tip and a 10 gwei cap, for a dev key to sign.
+fn tx(nonce: u64, to: TxKind, input: Bytes, value: U256, gas_limit: u64) -> TxEip1559 {
     TxEip1559 {
         chain_id: CHAIN_ID,
         nonce,
@@ -111,15 +114,15 @@ fn deploy_calldata(module: &str, code: &[u8]) -> Bytes {
 
 fn deploy_token(key: u32, nonce: u64) -> Bytes {
     let data = deploy_calldata("token", xstate::demo::TOKEN_WASM);
-    signed(key, tx(key, nonce, TxKind::Call(WASM_DEPLOY_ADDRESS), data, U256::ZERO, 3_000_000))
+    signed(key, tx(nonce, TxKind::Call(WASM_DEPLOY_ADDRESS), data, U256::ZERO, 3_000_000))
 }
 
 fn token_call(key: u32, nonce: u64, input: Bytes) -> Bytes {
-    signed(key, tx(key, nonce, TxKind::Call(token_identity().to_address()), input, U256::ZERO, 1_000_000))
+    signed(key, tx(nonce, TxKind::Call(token_identity().to_address()), input, U256::ZERO, 1_000_000))
 }
 
-fn transfer(key: u32, nonce: u64) -> TxEip1559 {
-    tx(key, nonce, TxKind::Call(Address::repeat_byte(0x77)), Bytes::new(), U256::from(1), 21_000)
+fn transfer(nonce: u64) -> TxEip1559 {
+    tx(nonce, TxKind::Call(Address::repeat_byte(0x77)), Bytes::new(), U256::from(1), 21_000)
 }
 
 fn balance(runtime: &Runtime, address: Address) -> U256 {
@@ -140,9 +143,9 @@ where
 #[test]
 fn each_rejection_is_typed_worded_as_geth_and_changes_nothing() {
     let sender = dev_address(1);
-    let high_s = U256::from_be_bytes(alloy_primitives::b256!(
-        "0xfffffffffffffffffffffffffffffffebaaedce6af48a03bbfd25e8cd0364140"
-    ).0);
+    let high_s = U256::from_be_bytes(
+        alloy_primitives::b256!("0xfffffffffffffffffffffffffffffffebaaedce6af48a03bbfd25e8cd0364140").0,
+    );
     let legacy = |chain_id| TxLegacy {
         chain_id,
         nonce: 0,
@@ -171,50 +174,64 @@ fn each_rejection_is_typed_worded_as_geth_and_changes_nothing() {
         (
             "bad signature",
             vec![],
-            with_signature(transfer(1, 0), Signature::new(U256::from(1), high_s, false)),
+            with_signature(transfer(0), Signature::new(U256::from(1), high_s, false)),
             "invalid transaction v, r, s values",
         ),
-        ("missing chain id", vec![], raw(&sign(1, legacy(None))), "only replay-protected (EIP-155) transactions allowed"),
+        (
+            "missing chain id",
+            vec![],
+            raw(&sign(1, legacy(None))),
+            "only replay-protected (EIP-155) transactions allowed",
+        ),
         ("wrong chain id", vec![], raw(&sign(1, legacy(Some(1)))), "invalid chain id for signer: have 1 want 31337"),
-        ("nonce too low", vec![signed(1, transfer(1, 0))], signed(1, transfer(1, 0)), "nonce too low"),
-        ("nonce too high", vec![], signed(1, transfer(1, 5)), "nonce too high"),
+        ("nonce too low", vec![signed(1, transfer(0))], signed(1, transfer(0)), "nonce too low"),
+        ("nonce too high", vec![], signed(1, transfer(5)), "nonce too high"),
         (
             "insufficient funds",
             vec![],
-            signed(1, TxEip1559 { value: DEV_BALANCE, ..transfer(1, 0) }),
+            signed(1, TxEip1559 { value: DEV_BALANCE, ..transfer(0) }),
             "insufficient funds for gas * price + value",
         ),
-        ("intrinsic gas", vec![], signed(1, TxEip1559 { gas_limit: 20_999, ..transfer(1, 0) }), "intrinsic gas too low"),
+        ("intrinsic gas", vec![], signed(1, TxEip1559 { gas_limit: 20_999, ..transfer(0) }), "intrinsic gas too low"),
         (
             "fee cap below base fee",
             vec![],
-            signed(1, TxEip1559 { max_fee_per_gas: 1, max_priority_fee_per_gas: 1, ..transfer(1, 0) }),
+            signed(1, TxEip1559 { max_fee_per_gas: 1, max_priority_fee_per_gas: 1, ..transfer(0) }),
             "max fee per gas less than block base fee",
         ),
         (
             "tip above fee cap",
             vec![],
-            signed(1, TxEip1559 { max_priority_fee_per_gas: 11 * GWEI, ..transfer(1, 0) }),
+            signed(1, TxEip1559 { max_priority_fee_per_gas: 11 * GWEI, ..transfer(0) }),
             "max priority fee per gas higher than max fee per gas",
         ),
         (
             "above the block gas limit",
             vec![],
-            signed(1, TxEip1559 { gas_limit: xstate::DEFAULT_BLOCK_GAS_LIMIT + 1, ..transfer(1, 0) }),
+            signed(1, TxEip1559 { gas_limit: xstate::DEFAULT_BLOCK_GAS_LIMIT + 1, ..transfer(0) }),
             "exceeds block gas limit",
         ),
-        ("sender with code", vec![], signed(CONTRACT_KEY, transfer(CONTRACT_KEY, 0)), "sender not an eoa"),
+        ("sender with code", vec![], signed(CONTRACT_KEY, transfer(0)), "sender not an eoa"),
         ("empty authorization list", vec![], raw(&sign(1, seven_702)), "EIP-7702 transaction with empty auth list"),
         (
             "value to a module",
             vec![deploy_token(0, 0)],
-            signed(1, tx(1, 0, TxKind::Call(token_identity().to_address()), Bytes::new(), U256::from(1), 100_000)),
+            signed(1, tx(0, TxKind::Call(token_identity().to_address()), Bytes::new(), U256::from(1), 100_000)),
             "value transfer to a WASM module is not supported",
         ),
         (
             "value to the deploy address",
             vec![],
-            signed(1, tx(1, 0, TxKind::Call(WASM_DEPLOY_ADDRESS), deploy_calldata("token", xstate::demo::TOKEN_WASM), U256::from(1), 3_000_000)),
+            signed(
+                1,
+                tx(
+                    0,
+                    TxKind::Call(WASM_DEPLOY_ADDRESS),
+                    deploy_calldata("token", xstate::demo::TOKEN_WASM),
+                    U256::from(1),
+                    3_000_000,
+                ),
+            ),
             "value transfer to a WASM module is not supported",
         ),
     ];
@@ -242,7 +259,8 @@ fn each_rejection_is_typed_worded_as_geth_and_changes_nothing() {
 #[test]
 fn the_block_gas_left_refuses_what_no_longer_fits() {
     let runtime = chain_with(ChainConfig { block_gas_limit: 50_000, ..ChainConfig::default() });
-    let outcome = next_block(&runtime, &[signed(1, transfer(1, 0)), signed(2, TxEip1559 { gas_limit: 30_000, ..transfer(2, 0) })]);
+    let outcome =
+        next_block(&runtime, &[signed(1, transfer(0)), signed(2, TxEip1559 { gas_limit: 30_000, ..transfer(0) })]);
     assert_eq!(outcome.receipts.len(), 1);
     assert_eq!(
         outcome.rejected[0].reason,
@@ -264,7 +282,8 @@ fn a_wasm_call_is_paid_by_its_sender_and_tips_the_beneficiary() {
     let deploy_cost = xstate::evm_gas_for_wasm_gas(wasm_binding::gas::deploy_cost(xstate::demo::TOKEN_WASM.len()));
     assert!(setup.receipts[0].gas_used > deploy_cost, "the deploy pays its cost on top of the intrinsic gas");
 
-    let (before, tips_before, nonce_before) = (balance(&runtime, alice), balance(&runtime, BENEFICIARY), nonce(&runtime, alice));
+    let (before, tips_before, nonce_before) =
+        (balance(&runtime, alice), balance(&runtime, BENEFICIARY), nonce(&runtime, alice));
     let mut mint = vec![0x01];
     mint.extend_from_slice(alice.as_slice());
     mint.extend_from_slice(&900u64.to_be_bytes());
@@ -310,8 +329,17 @@ fn an_evm_contract_reaching_the_deploy_address_or_a_module_changes_no_wasm_state
     let outcome = next_block(
         &runtime,
         &[
-            signed(2, tx(2, 0, TxKind::Call(DEPLOY_FORWARDER), deploy_calldata("sneaky", xstate::demo::TOKEN_WASM), U256::ZERO, 3_000_000)),
-            signed(1, tx(1, 1, TxKind::Call(MODULE_FORWARDER), mint.into(), U256::ZERO, 1_000_000)),
+            signed(
+                2,
+                tx(
+                    0,
+                    TxKind::Call(DEPLOY_FORWARDER),
+                    deploy_calldata("sneaky", xstate::demo::TOKEN_WASM),
+                    U256::ZERO,
+                    3_000_000,
+                ),
+            ),
+            signed(1, tx(1, TxKind::Call(MODULE_FORWARDER), mint.into(), U256::ZERO, 1_000_000)),
         ],
     );
     // To the EVM both addresses are accounts without code: the CALL succeeds, returns nothing and
@@ -367,8 +395,8 @@ fn roots_bloom_and_hash_agree_with_alloys_helpers() {
         input: Bytes::new(),
     };
     let raws = vec![
-        signed(0, tx(0, 0, TxKind::Create, xtoken.into(), U256::ZERO, 3_000_000)),
-        signed(0, tx(0, 1, TxKind::Call(erc20), mint, U256::ZERO, 200_000)),
+        signed(0, tx(0, TxKind::Create, xtoken.into(), U256::ZERO, 3_000_000)),
+        signed(0, tx(1, TxKind::Call(erc20), mint, U256::ZERO, 200_000)),
         raw(&sign(2, legacy)),
         raw(&sign(3, access_list)),
         raw(&sign(4, delegation)),
@@ -421,7 +449,7 @@ fn roots_bloom_and_hash_agree_with_alloys_helpers() {
 fn blockhash_and_the_history_contract_see_the_parents_real_hash() {
     let runtime = chain();
     let first = next_block(&runtime, &[]);
-    let call = signed(1, tx(1, 0, TxKind::Call(PARENT_HASH_RECORDER), Bytes::new(), U256::ZERO, 100_000));
+    let call = signed(1, tx(0, TxKind::Call(PARENT_HASH_RECORDER), Bytes::new(), U256::ZERO, 100_000));
     let second = next_block(&runtime, &[call]);
     assert_eq!(second.header.parent_hash, first.hash);
     let word = |address: Address, slot: U256| {
@@ -441,7 +469,7 @@ fn the_base_fee_follows_eip_1559() {
     let genesis = runtime.latest().unwrap().0;
     assert_eq!(genesis.base_fee_per_gas, Some(xstate::DEFAULT_GENESIS_BASE_FEE));
     // A full block raises the next base fee by an eighth, an empty one lowers it by an eighth.
-    let transfers: Vec<Bytes> = (0..4).map(|key| signed(key, transfer(key, 0))).collect();
+    let transfers: Vec<Bytes> = (0..4).map(|key| signed(key, transfer(0))).collect();
     let full = next_block(&runtime, &transfers);
     let empty = next_block(&runtime, &[]);
     let after = next_block(&runtime, &[]);
@@ -482,8 +510,8 @@ fn a_corrupt_module_abandons_the_block() {
     runtime.store().backend().write(batch).unwrap();
     let (height, root) = (runtime.height(), runtime.root());
     let raws = [
-        signed(1, transfer(1, 0)),
-        signed(2, tx(2, 0, TxKind::Call(module.to_address()), Bytes::new(), U256::ZERO, 100_000)),
+        signed(1, transfer(0)),
+        signed(2, tx(0, TxKind::Call(module.to_address()), Bytes::new(), U256::ZERO, 100_000)),
     ];
     let input = BlockInput { timestamp: 5_000, ..Default::default() };
     let error = runtime.execute_block(&input, &raws, |_| {}).unwrap_err();
@@ -499,15 +527,16 @@ fn a_reopened_store_continues_the_chain() {
     let first = {
         let runtime = Runtime::open(&path, ChainConfig::default()).unwrap();
         runtime.init_genesis(&genesis()).unwrap();
-        next_block(&runtime, &[signed(1, transfer(1, 0))])
+        next_block(&runtime, &[signed(1, transfer(0))])
     };
     let runtime = Runtime::open(&path, ChainConfig::default()).unwrap();
     assert_eq!(runtime.latest(), Some((first.header.clone(), first.hash)));
-    let call = signed(1, tx(1, 1, TxKind::Call(PARENT_HASH_RECORDER), Bytes::new(), U256::ZERO, 100_000));
+    let call = signed(1, tx(1, TxKind::Call(PARENT_HASH_RECORDER), Bytes::new(), U256::ZERO, 100_000));
     let second = next_block(&runtime, &[call]);
     assert_eq!(second.header.parent_hash, first.hash);
     let recorded = runtime.get(&Namespace::evm(PARENT_HASH_RECORDER).word_key(&[0; 32])).unwrap();
     assert_eq!(recorded.map(|word| B256::from_slice(&word)), Some(first.hash), "BLOCKHASH after a reopen");
+    drop(runtime);
     let error = Runtime::open(&path, ChainConfig::new(1)).err().unwrap();
     assert!(matches!(error, RuntimeError::ChainMismatch { stored: CHAIN_ID, requested: 1 }), "{error}");
 }
