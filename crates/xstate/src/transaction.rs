@@ -16,7 +16,7 @@ pub enum FileTransaction {
     /// A signed EIP-2718 envelope, as `eth_sendRawTransaction` takes it.
     Raw(Bytes),
     /// A request that one of the dev keys signs when the block runs.
-    Dev(DevRequest),
+    Dev(Box<DevRequest>),
 }
 
 /// The fields of the block a file describes; what it leaves out takes the runtime's defaults.
@@ -283,7 +283,7 @@ fn transaction(value: &Value) -> FieldResult<FileTransaction> {
                 .transpose()?,
         },
     };
-    Ok(FileTransaction::Dev(DevRequest {
+    Ok(FileTransaction::Dev(Box::new(DevRequest {
         key,
         target,
         data,
@@ -291,7 +291,7 @@ fn transaction(value: &Value) -> FieldResult<FileTransaction> {
         gas: fields.u64("gas")?,
         nonce: fields.u64("nonce")?,
         fee,
-    }))
+    })))
 }
 
 fn u128_of(fields: &Fields<'_>, field: &str) -> FieldResult<u128> {

@@ -77,9 +77,21 @@ fn demo_runs_and_verifies_its_proofs() {
     assert!(output.contains("EVM read WASM:  WasmReader.readTokenBalance(token, bob) = 400"), "{output}");
     assert!(output.contains("WASM read EVM:  erc20-reader(erc20, bob)               = 250"), "{output}");
     assert_eq!(output.matches("verified").count(), 2, "{output}");
+    // The demo shows who signed each transaction, with which nonce, and what it paid.
+    assert!(output.contains("from 0xf39Fd6e51aad88F6F4ce6aB8827279cffFb92266 nonce 4"), "{output}");
+    assert!(output.contains("from 0x70997970C51812dc3A010C7d01b50e0d17dc79C8 nonce 0"), "{output}");
+    assert!(output.matches(" wei").count() >= 11, "{output}");
     let dir = tempfile::tempdir().unwrap();
     let json: Value = serde_json::from_str(&ok(&["--json", "demo", "--db", dir.path().to_str().unwrap()])).unwrap();
     assert_eq!(json["proofs"].as_array().unwrap().len(), 2);
+    let receipts = json["receipts"].as_array().unwrap();
+    assert_eq!(receipts.len(), 11);
+    for receipt in receipts {
+        let fee = alloy_primitives::U256::from_str_radix(receipt["fee"].as_str().unwrap(), 10).unwrap();
+        let price = alloy_primitives::U256::from_str_radix(receipt["effectiveGasPrice"].as_str().unwrap(), 10).unwrap();
+        assert_eq!(fee, price * alloy_primitives::U256::from(receipt["gasUsed"].as_u64().unwrap()));
+        assert!(!fee.is_zero());
+    }
     assert!(json["proofs"].as_array().unwrap().iter().all(|proof| proof["verified"] == true));
     // The kept store is a normal store.
     assert_eq!(root_of(dir.path()), json["root"].as_str().unwrap());
