@@ -340,3 +340,69 @@ impl<'a> ChainStore<'a> {
         Ok(Some((location.number, index)))
     }
 }
+
+#[cfg(test)]
+mod tests {
+    #![allow(clippy::unwrap_used, clippy::expect_used, clippy::panic)] // Test code: a failed unwrap is a failed test.
+
+    use super::*;
+    use crate::{BlockInput, ChainConfig, Runtime};
+    use alloy_consensus::TxEip1559;
+    use alloy_eips::eip2718::Encodable2718;
+    use alloy_primitives::{TxKind, U256};
+    use kv_core::StoreConfig;
+    use std::sync::Arc;
+
+    fn reopen(backend: &Arc<dyn kv_core::Backend>) -> Store {
+        Store::open(Arc::clone(backend), StoreConfig::default()).unwrap()
+    }
+
+    /// A crash between the steps of a block leaves the records a real crash would; opening the
+    /// store again completes the block whose state was committed and drops the one whose state
+    /// was not.
+    #[test]
+    fn an_interrupted_block_is_completed_or_dropped_on_open() {
+        let runtime = Runtime::in_memory(ChainConfig::default());
+        runtime.init_genesis(&crate::dev::anvil_genesis(0)).unwrap();
+        let transfer = TxEip1559 {
+            chain_id: crate::DEFAULT_CHAIN_ID,
+            nonce: 0,
+            gas_limit: 21_000,
+            max_fee_per_gas: 10_000_000_000,
+            max_priority_fee_per_gas: 1,
+            to: TxKind::Call(Address::repeat_byte(0x77)),
+            value: U256::from(5),
+            access_list: Default::default(),
+            input: Bytes::new(),
+        };
+        let raw = Bytes::from(crate::dev::sign(1, transfer).encoded_2718());
+        let block = runtime.execute_block(&BlockInput { timestamp: 1, ..Default::default() }, &[raw], |_| {}).unwrap();
+        let tx_hash = block.receipts[0].hash;
+        let backend = Arc::clone(runtime.store().backend());
+        drop(runtime);
+
+        // After step 2: the state is committed, the final records are not written.
+        let store = reopen(&backend);
+        let chain = ChainStore::new(&store);
+        let mut unfinished = block.header.clone();
+        unfinished.state_root = B256::ZERO;
+        chain.write_pending(store.height(), &unfinished, &block.transactions, &block.receipts).unwrap();
+        let finals = [header_name(1), hash_name(1), body_name(1), number_name(&block.hash), tx_name(&tx_hash)];
+        let finals: Vec<&str> = finals.iter().map(String::as_str).collect();
+        chain.write(vec![(HEAD.to_owned(), 0u64.to_be_bytes().to_vec())], &finals).unwrap();
+        assert_eq!(chain.header(1).unwrap(), None);
+        drop(store);
+        let runtime = Runtime::new(reopen(&backend), ChainConfig::default()).unwrap();
+        assert_eq!(runtime.latest(), Some((block.header.clone(), block.hash)), "the block was completed");
+        assert_eq!(runtime.receipt(&tx_hash).unwrap().map(|(_, receipt)| receipt), Some(block.receipts[0].clone()));
+        assert_eq!(runtime.store().label(PENDING).unwrap(), None);
+        drop(runtime);
+
+        // After step 1 only: the pending record names a height the state never reached.
+        let store = reopen(&backend);
+        ChainStore::new(&store).write_pending(store.height() + 1, &unfinished, &[], &[]).unwrap();
+        let runtime = Runtime::new(store, ChainConfig::default()).unwrap();
+        assert_eq!(runtime.latest(), Some((block.header, block.hash)), "the chain is as before");
+        assert_eq!(runtime.store().label(PENDING).unwrap(), None, "the pending record was dropped");
+    }
+}

@@ -211,6 +211,18 @@ fn each_rejection_is_typed_worded_as_geth_and_changes_nothing() {
             signed(1, TxEip1559 { gas_limit: xstate::DEFAULT_BLOCK_GAS_LIMIT + 1, ..transfer(0) }),
             "exceeds block gas limit",
         ),
+        (
+            "calldata floor",
+            vec![],
+            signed(1, TxEip1559 { gas_limit: 50_000, input: vec![0xff; 1_000].into(), ..transfer(0) }),
+            "insufficient gas for floor data gas cost",
+        ),
+        (
+            "init code too large",
+            vec![],
+            signed(1, tx(0, TxKind::Create, vec![0; 49_153].into(), U256::ZERO, 1_000_000)),
+            "max initcode size exceeded",
+        ),
         ("sender with code", vec![], signed(CONTRACT_KEY, transfer(0)), "sender not an eoa"),
         ("empty authorization list", vec![], raw(&sign(1, seven_702)), "EIP-7702 transaction with empty auth list"),
         (
@@ -461,6 +473,41 @@ fn blockhash_and_the_history_contract_see_the_parents_real_hash() {
     assert_eq!(word(PARENT_HASH_RECORDER, U256::ZERO), Some(first.hash), "BLOCKHASH(n - 1)");
     // EIP-2935 stores the parent's hash at slot (n - 1) % 8191.
     assert_eq!(word(HISTORY_STORAGE_ADDRESS, U256::from(first.header.number)), Some(first.hash));
+}
+
+#[test]
+fn the_beacon_roots_contract_is_called_where_it_exists() {
+    use alloy_eips::eip4788::{BEACON_ROOTS_ADDRESS, BEACON_ROOTS_CODE};
+    let mut with_contract = genesis();
+    let code = BEACON_ROOTS_CODE.to_vec();
+    with_contract.accounts.push((BEACON_ROOTS_ADDRESS, evm_binding::GenesisAccount { code, ..Default::default() }));
+    let runtime = Runtime::in_memory(ChainConfig::default());
+    runtime.init_genesis(&with_contract).unwrap();
+    let root = B256::repeat_byte(0x4b);
+    let input = BlockInput { timestamp: 5_000, parent_beacon_block_root: root, ..Default::default() };
+    let block = runtime.execute_block(&input, &[], |_| {}).unwrap();
+    assert_eq!(block.header.parent_beacon_block_root, Some(root));
+    // EIP-4788's ring buffers: the timestamp at `timestamp % 8191`, the root 8191 slots later.
+    let word = |slot: u64| {
+        runtime
+            .get(&Namespace::evm(BEACON_ROOTS_ADDRESS).word_key(&U256::from(slot).to_be_bytes::<32>()))
+            .unwrap()
+            .map(|word| U256::from_be_slice(&word))
+    };
+    assert_eq!(word(5_000 % 8_191), Some(U256::from(5_000)));
+    assert_eq!(word(5_000 % 8_191 + 8_191), Some(U256::from_be_bytes(root.0)));
+    // Without the contract (the default genesis) nothing is called and nothing is written.
+    let plain = chain();
+    let before = plain.root();
+    let block = plain
+        .execute_block(
+            &BlockInput { timestamp: 5_000, parent_beacon_block_root: root, ..Default::default() },
+            &[],
+            |_| {},
+        )
+        .unwrap();
+    assert_eq!(plain.get(&Namespace::evm(BEACON_ROOTS_ADDRESS).record_key()).unwrap(), None);
+    assert_ne!(block.header.state_root, before, "the history contract still recorded the parent hash");
 }
 
 #[test]
