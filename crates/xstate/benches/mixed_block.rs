@@ -85,7 +85,7 @@ fn bench(c: &mut Criterion) {
     // Alice hands ERC-20 and WASM tokens to the other senders.
     for key in 2..=SENDERS {
         let holder = xstate::dev::dev_address(key);
-        let nonce = u64::from(key) * 2;
+        let nonce = 2 + u64::from(key - 2) * 2;
         setup.push(signed(
             1,
             nonce,

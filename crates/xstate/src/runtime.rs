@@ -118,6 +118,9 @@ pub enum RuntimeError {
     /// The store failed (including: missing, locked by another process, corrupt).
     #[error(transparent)]
     Store(#[from] StoreError),
+    /// The EVM view of the store failed (a backend error, or a corrupt account record).
+    #[error(transparent)]
+    EvmState(#[from] evm_binding::EvmDbError),
     /// The store was created for another chain.
     #[error("the store belongs to chain {stored}, not chain {requested}")]
     ChainMismatch {
@@ -381,8 +384,7 @@ impl Runtime {
     /// The committed account record of `address`.
     pub fn account(&self, address: Address) -> Result<Option<AccountRecord>, RuntimeError> {
         let overlay = self.store.begin();
-        evm_binding::database::account(&overlay, address)
-            .map_err(|error| RuntimeError::Store(StoreError::Corrupt(error.to_string())))
+        Ok(evm_binding::database::account(&overlay, address)?)
     }
 
     /// The identity of module `(name, version)` on this chain.
@@ -852,8 +854,8 @@ struct Intrinsic {
     floor: u64,
 }
 
-/// Checks one transaction against the state and the block as geth's state transition does, in
-/// geth's order, for both engines alike.
+/// Checks one transaction against the state and the block with the rules of geth's transaction
+/// pool and state transition (nonce first, intrinsic gas last, as geth), for both engines alike.
 fn validate(
     state: &Overlay,
     context: &BlockContext,

@@ -345,7 +345,7 @@ fn blocks_and_receipts_are_read_back() {
     assert_eq!(latest["hash"], run["hash"]);
     assert_eq!(latest["stateRoot"], run["root"]);
     assert_eq!(latest["number"], "0x1");
-    assert_eq!(latest["timestamp"], "0xpp".replace("pp", &format!("{:x}", 1_700_000_012)));
+    assert_eq!(latest["timestamp"], format!("{:#x}", 1_700_000_012));
     assert_eq!(latest["miner"], "0x00000000000000000000000000000000000000be");
     assert!(latest["baseFeePerGas"].is_string());
     let genesis: Value = serde_json::from_str(&ok(&["--json", "block", "0", "--db", db])).unwrap();
