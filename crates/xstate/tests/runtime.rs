@@ -484,7 +484,8 @@ fn the_beacon_roots_contract_is_called_where_it_exists() {
     let runtime = Runtime::in_memory(ChainConfig::default());
     runtime.init_genesis(&with_contract).unwrap();
     let root = B256::repeat_byte(0x4b);
-    let input = BlockInput { timestamp: 5_000, parent_beacon_block_root: root, ..Default::default() };
+    let timestamp: u64 = 20_000;
+    let input = BlockInput { timestamp, parent_beacon_block_root: root, ..Default::default() };
     let block = runtime.execute_block(&input, &[], |_| {}).unwrap();
     assert_eq!(block.header.parent_beacon_block_root, Some(root));
     // EIP-4788's ring buffers: the timestamp at `timestamp % 8191`, the root 8191 slots later.
@@ -494,8 +495,8 @@ fn the_beacon_roots_contract_is_called_where_it_exists() {
             .unwrap()
             .map(|word| U256::from_be_slice(&word))
     };
-    assert_eq!(word(5_000 % 8_191), Some(U256::from(5_000)));
-    assert_eq!(word(5_000 % 8_191 + 8_191), Some(U256::from_be_bytes(root.0)));
+    assert_eq!(word(timestamp % 8_191), Some(U256::from(timestamp)));
+    assert_eq!(word(timestamp % 8_191 + 8_191), Some(U256::from_be_bytes(root.0)));
     // Without the contract (the default genesis) nothing is called and nothing is written.
     let plain = chain();
     let before = plain.root();
