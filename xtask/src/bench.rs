@@ -220,6 +220,7 @@ fn figures() -> Vec<Figure> {
     // Phase E: the runtime.
     all.push(wall('e', "xstate/mixed_block_tx_per_s", "ops_per_s", WallRepeats));
     all.push(wall('e', "xstate/commit_share", "ratio", WallRepeats));
+    all.push(wall('e', "xstate/recovery_share", "ratio", WallRepeats));
     debug_assert!(all.iter().all(|figure| figure.method != WallPairs || figure.unit == "ratio"));
     all
 }
@@ -700,7 +701,12 @@ mod tests {
             "xstate/commit_share",
         ];
         // Figures the issues after the criterion bench added.
-        let added = ["root/eip1186_proof_us", "root/commit_1k_hot_contract", "wasm/call_cold_module_us"];
+        let added = [
+            "root/eip1186_proof_us",
+            "root/commit_1k_hot_contract",
+            "wasm/call_cold_module_us",
+            "xstate/recovery_share",
+        ];
         let all = figures();
         for name in earlier.iter().chain(&added) {
             assert!(all.iter().any(|figure| figure.name == *name), "{name} is not reported");

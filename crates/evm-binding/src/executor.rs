@@ -1,14 +1,17 @@
 //! Running transactions on revm over the shared substrate.
 
-use crate::database::{CodeCache, EvmDatabase, EvmDbError};
+use crate::database::{BlockHashes, CodeCache, EvmDatabase, EvmDbError};
 use kv_core::{Overlay, StateError};
 use revm::context::result::{EVMError, ExecutionResult, InvalidHeader, InvalidTransaction};
 use revm::context::{BlockEnv, CfgEnv, Context, Evm, TxEnv};
+use revm::handler::SYSTEM_ADDRESS;
+use revm::handler::SystemCallEvm;
 use revm::handler::instructions::EthInstructions;
 use revm::handler::{EthFrame, EthPrecompiles, PrecompileProvider};
 use revm::interpreter::InterpreterResult;
 use revm::interpreter::interpreter::EthInterpreter;
 use revm::primitives::hardfork::SpecId;
+use revm::primitives::{Address, Bytes};
 use revm::{ExecuteEvm, MainBuilder, MainContext};
 
 /// The revm context type of this binding: mainnet environment types over [`EvmDatabase`].
@@ -108,7 +111,35 @@ impl EvmExecutor {
         P: PrecompileProvider<EvmContext<'a>, Output = InterpreterResult>,
     {
         let database = EvmDatabase::with_code_cache(overlay, self.codes.clone());
-        let context = Context::mainnet().with_cfg(self.cfg.clone()).with_block(block.clone()).with_db(database);
+        Self::session_over(database, &self.cfg, block, precompiles)
+    }
+
+    /// As [`EvmExecutor::session`], with `BLOCKHASH` answered by `block_hashes` (a chain's real
+    /// header hashes) instead of the state-test convention.
+    pub fn session_with_block_hashes<'a, P>(
+        &self,
+        overlay: &'a mut Overlay,
+        block: &BlockEnv,
+        precompiles: P,
+        block_hashes: BlockHashes,
+    ) -> EvmSession<'a, P>
+    where
+        P: PrecompileProvider<EvmContext<'a>, Output = InterpreterResult>,
+    {
+        let database = EvmDatabase::with_code_cache(overlay, self.codes.clone()).with_block_hashes(block_hashes);
+        Self::session_over(database, &self.cfg, block, precompiles)
+    }
+
+    fn session_over<'a, P>(
+        database: EvmDatabase<'a>,
+        cfg: &CfgEnv,
+        block: &BlockEnv,
+        precompiles: P,
+    ) -> EvmSession<'a, P>
+    where
+        P: PrecompileProvider<EvmContext<'a>, Output = InterpreterResult>,
+    {
+        let context = Context::mainnet().with_cfg(cfg.clone()).with_block(block.clone()).with_db(database);
         EvmSession { evm: context.build_mainnet().with_precompiles(precompiles) }
     }
 }
@@ -137,6 +168,24 @@ where
             return Err(EvmError::Database(failure));
         }
         let outcome = outcome?;
+        database.apply(outcome.state)?;
+        Ok(outcome.result)
+    }
+
+    /// Runs a block-level system call (EIP-2935's history contract, EIP-4788's beacon roots) as
+    /// Ethereum clients do: from the system address, with revm's system-call gas, unpaid, and
+    /// with its state changes applied except those of the system address and the beneficiary,
+    /// which a system call must not touch (alloy-evm drops the same two accounts).
+    pub fn system_call(&mut self, contract: Address, data: Bytes) -> Result<ExecutionResult, EvmError> {
+        let beneficiary = self.evm.ctx.block.beneficiary;
+        let outcome = self.evm.system_call_with_caller(SYSTEM_ADDRESS, contract, data);
+        let database = &mut self.evm.ctx.journaled_state.database;
+        if let Some(failure) = database.take_failure() {
+            return Err(EvmError::Database(failure));
+        }
+        let mut outcome = outcome?;
+        outcome.state.remove(&SYSTEM_ADDRESS);
+        outcome.state.remove(&beneficiary);
         database.apply(outcome.state)?;
         Ok(outcome.result)
     }

@@ -16,7 +16,7 @@ pub mod database;
 pub mod ethereum;
 mod executor;
 
-pub use database::{CodeCache, EvmDatabase, EvmDbError, EvmView, GenesisAccount, insert_account};
+pub use database::{BlockHashes, CodeCache, EvmDatabase, EvmDbError, EvmView, GenesisAccount, insert_account};
 pub use ethereum::{EthAccount, ethereum_accounts, ethereum_state_root, logs_hash};
 pub use executor::{BindingEvm, EvmContext, EvmError, EvmExecutor, EvmSession};
 pub use revm;

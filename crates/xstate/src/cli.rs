@@ -11,7 +11,10 @@ use kv_core::{
 use serde_json::{Value, json};
 use std::path::{Path, PathBuf};
 use std::process::ExitCode;
-use xstate::{BlockFile, Created, DEFAULT_CHAIN_ID, Receipt, Runtime, RuntimeError, Status, demo};
+use xstate::{
+    BlockFile, BlockInput, ChainConfig, Created, DEFAULT_CHAIN_ID, Receipt, RejectedTransaction, Runtime, RuntimeError,
+    Status, StoredBlock, demo, dev,
+};
 
 /// The file inside a store directory.
 const STORE_FILE: &str = "state.redb";
@@ -36,7 +39,8 @@ enum Command {
         #[arg(long)]
         db: Option<PathBuf>,
     },
-    /// Execute a block file against a store (created if absent) and print receipts and the root.
+    /// Execute a block file as the next block of a store (created if absent, with the file's
+    /// genesis or anvil's) and print its header and receipts.
     Run {
         /// The block file (see docs/block-format.md).
         block: PathBuf,
@@ -47,7 +51,23 @@ enum Command {
         #[arg(long)]
         chain_id: Option<u64>,
     },
-    /// Print the state root (latest, or at a retained height).
+    /// Print block N (or `latest`): its header and transactions.
+    Block {
+        /// A block number, or `latest`.
+        number: String,
+        /// The store directory.
+        #[arg(long)]
+        db: PathBuf,
+    },
+    /// Print the receipt of the transaction with hash HASH.
+    Receipt {
+        /// The transaction hash.
+        hash: String,
+        /// The store directory.
+        #[arg(long)]
+        db: PathBuf,
+    },
+    /// Print the state root (latest, or at a retained store height; block N is height N + 1).
     Root {
         /// The store directory.
         #[arg(long)]
@@ -121,6 +141,8 @@ pub(crate) fn main() -> ExitCode {
     let result = match cli.command {
         Command::Demo { db } => demo_command(db, json),
         Command::Run { block, db, chain_id } => run_command(&block, &db, chain_id, json),
+        Command::Block { number, db } => block_command(&db, &number, json),
+        Command::Receipt { hash, db } => receipt_command(&db, &hash, json),
         Command::Root { db, height } => root_command(&db, height, json),
         Command::Get { db, key } => get_command(&db, &key, json),
         Command::Prove { db, key, eip1186: true, height, .. } => eip1186_command(&db, &key, height),
@@ -175,7 +197,12 @@ fn open(dir: &Path, chain_id: Option<u64>, create: bool) -> Result<Runtime, Fail
             Runtime::stored_chain_id(&store).map_err(|error| store_failure(dir, error))?.unwrap_or(DEFAULT_CHAIN_ID)
         }
     };
-    Runtime::new(store, chain_id).map_err(|error| store_failure(dir, error))
+    Runtime::new(store, ChainConfig::new(chain_id)).map_err(|error| store_failure(dir, error))
+}
+
+/// Seconds since the epoch.
+fn now() -> u64 {
+    std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH).map_or(0, |elapsed| elapsed.as_secs())
 }
 
 fn progress_bar(length: usize) -> ProgressBar {
@@ -193,7 +220,6 @@ fn status_text(status: &Status) -> (String, String) {
         Status::Success => ("success".into(), String::new()),
         Status::Revert(data) => ("revert".into(), revert_reason(data)),
         Status::Failed(reason) => ("failed".into(), reason.clone()),
-        Status::Rejected(reason) => ("rejected".into(), reason.clone()),
     }
 }
 
@@ -212,29 +238,61 @@ fn created_text(created: Option<Created>) -> Option<String> {
     })
 }
 
-fn receipt_json(receipt: &Receipt) -> Value {
+/// A receipt as JSON, with the field names of `eth_getTransactionReceipt` where Ethereum has one
+/// (`moduleIdentity` is this chain's own).
+fn receipt_json(receipt: &Receipt, block: Option<(u64, B256)>) -> Value {
     let (status, reason) = status_text(&receipt.status);
+    let envelope = receipt.envelope();
     json!({
-        "index": receipt.index,
-        "type": receipt.kind,
+        "transactionHash": receipt.hash.to_string(),
+        "transactionIndex": receipt.index,
+        "blockNumber": block.map(|(number, _)| number),
+        "blockHash": block.map(|(_, hash)| hash.to_string()),
+        "type": receipt.tx_type,
+        "kind": receipt.kind.as_str(),
+        "from": receipt.sender.to_string(),
+        "to": receipt.to.map(|to| to.to_string()),
+        "nonce": receipt.nonce,
         "status": status,
         "reason": if reason.is_empty() { Value::Null } else { Value::from(reason) },
-        "gas_used": receipt.gas_used,
+        "gasUsed": receipt.gas_used,
+        "cumulativeGasUsed": receipt.cumulative_gas_used,
+        "effectiveGasPrice": receipt.effective_gas_price.to_string(),
+        "fee": receipt.fee().to_string(),
+        "contractAddress": match receipt.created { Some(Created::Contract(address)) => Value::from(address.to_string()), _ => Value::Null },
+        "moduleIdentity": match receipt.created { Some(Created::Module(identity)) => Value::from(identity.to_string()), _ => Value::Null },
         "output": hex::encode_prefixed(&receipt.output),
         "logs": receipt.logs.iter().map(|log| json!({
             "address": log.address.to_string(),
             "topics": log.topics().iter().map(|topic| topic.to_string()).collect::<Vec<_>>(),
             "data": hex::encode_prefixed(&log.data.data),
         })).collect::<Vec<_>>(),
-        "created": created_text(receipt.created),
+        "logsBloom": hex::encode_prefixed(envelope.logs_bloom()),
+    })
+}
+
+fn rejected_json(rejected: &RejectedTransaction) -> Value {
+    json!({
+        "position": rejected.position,
+        "hash": rejected.hash.map(|hash| hash.to_string()),
+        "from": rejected.sender.map(|sender| sender.to_string()),
+        "reason": rejected.reason.to_string(),
     })
 }
 
 fn print_receipts(receipts: &[Receipt]) {
     for receipt in receipts {
         let (status, reason) = status_text(&receipt.status);
-        let mut line =
-            format!("  #{:<3} {:<12} {:<9} gas {:>9}", receipt.index, receipt.kind, status, receipt.gas_used);
+        let mut line = format!(
+            "  #{:<3} {:<11} {:<7} from {} nonce {:<3} gas {:>9}  fee {} wei",
+            receipt.index,
+            receipt.kind.as_str(),
+            status,
+            receipt.sender,
+            receipt.nonce,
+            receipt.gas_used,
+            receipt.fee()
+        );
         if let Some(created) = created_text(receipt.created) {
             line.push_str(&format!("  created {created}"));
         }
@@ -251,6 +309,31 @@ fn print_receipts(receipts: &[Receipt]) {
     }
 }
 
+/// A header as JSON, with `eth_getBlockByNumber`'s field names (alloy's serialisation) and the
+/// block hash.
+fn header_json(header: &alloy_consensus::Header, hash: B256) -> Result<Value, Failure> {
+    let mut value = serde_json::to_value(header)?;
+    if let Value::Object(fields) = &mut value {
+        fields.insert("hash".into(), Value::from(hash.to_string()));
+    }
+    Ok(value)
+}
+
+fn print_header(header: &alloy_consensus::Header, hash: B256) {
+    println!("block {}  hash {hash}", header.number);
+    println!("  parent      {}", header.parent_hash);
+    println!("  state root  {}", header.state_root);
+    println!("  tx root     {}", header.transactions_root);
+    println!("  receipts    {}", header.receipts_root);
+    println!("  timestamp   {}  beneficiary {}", header.timestamp, header.beneficiary);
+    println!(
+        "  gas used    {} of {}  base fee {} wei",
+        header.gas_used,
+        header.gas_limit,
+        header.base_fee_per_gas.unwrap_or_default()
+    );
+}
+
 fn run_command(block: &Path, dir: &Path, chain_id: Option<u64>, json: bool) -> CliResult {
     let text =
         std::fs::read_to_string(block).map_err(|error| Failure(format!("cannot read {}: {error}", block.display())))?;
@@ -261,23 +344,113 @@ fn run_command(block: &Path, dir: &Path, chain_id: Option<u64>, json: bool) -> C
         return Err(Failure(format!("--chain-id {flag} contradicts the block file's chain_id {in_file}")));
     }
     let runtime = open(dir, chain_id.or(file.chain_id), true)?;
-    let bar = progress_bar(file.transactions.len());
+    let genesis = match (runtime.latest(), &file.genesis) {
+        (None, genesis) => {
+            let genesis = genesis.clone().unwrap_or_else(|| dev::anvil_genesis(now()));
+            Some(runtime.init_genesis(&genesis).map_err(|error| store_failure(dir, error))?)
+        }
+        (Some((header, _)), Some(_)) => return Err(store_failure(dir, RuntimeError::GenesisNotEmpty(header.number))),
+        (Some(_), None) => None,
+    };
+    let raws = dev::raw_transactions(&runtime, &file.transactions).map_err(|error| store_failure(dir, error))?;
+    let input = BlockInput {
+        timestamp: file.block.timestamp.unwrap_or_else(|| now().max(runtime.latest_timestamp() + 1)),
+        beneficiary: file.block.beneficiary.unwrap_or_default(),
+        extra_data: file.block.extra_data.clone().unwrap_or_default(),
+        ..Default::default()
+    };
+    let bar = progress_bar(raws.len());
     let outcome = runtime
-        .execute_block(file.genesis.as_ref(), &file.transactions, |done| bar.set_position(done as u64))
+        .execute_block(&input, &raws, |done| bar.set_position(done as u64))
         .map_err(|error| store_failure(dir, error))?;
     bar.finish_and_clear();
+    let block_id = Some((outcome.header.number, outcome.hash));
+    for rejected in &outcome.rejected {
+        eprintln!("xstate: transaction {} rejected: {}", rejected.position, rejected.reason);
+    }
     if json {
         println!(
             "{}",
             json!({
+                "genesis": genesis.as_ref().map(|genesis| json!({"hash": genesis.hash.to_string(), "root": genesis.header.state_root.to_string()})),
+                "number": outcome.header.number,
+                "hash": outcome.hash.to_string(),
                 "height": outcome.commit.height,
                 "root": outcome.commit.root.to_string(),
-                "receipts": outcome.receipts.iter().map(receipt_json).collect::<Vec<_>>(),
+                "header": header_json(&outcome.header, outcome.hash)?,
+                "receipts": outcome.receipts.iter().map(|receipt| receipt_json(receipt, block_id)).collect::<Vec<_>>(),
+                "rejected": outcome.rejected.iter().map(rejected_json).collect::<Vec<_>>(),
             })
         );
     } else {
-        println!("block {}  root {}", outcome.commit.height, outcome.commit.root);
+        if let Some(genesis) = &genesis {
+            println!("genesis block 0  hash {}  root {}", genesis.hash, genesis.header.state_root);
+        }
+        print_header(&outcome.header, outcome.hash);
         print_receipts(&outcome.receipts);
+        for rejected in &outcome.rejected {
+            println!("  rejected transaction {}: {}", rejected.position, rejected.reason);
+        }
+    }
+    Ok(())
+}
+
+fn stored_block(runtime: &Runtime, dir: &Path, number: u64) -> Result<StoredBlock, Failure> {
+    runtime.block(number).map_err(|error| store_failure(dir, error))?.ok_or_else(|| {
+        let latest = runtime.latest().map_or_else(|| "none".to_owned(), |(header, _)| header.number.to_string());
+        Failure(format!("no block {number} (the latest is {latest})"))
+    })
+}
+
+fn block_command(dir: &Path, number: &str, json: bool) -> CliResult {
+    let runtime = open(dir, None, false)?;
+    let number = match number {
+        "latest" => runtime
+            .latest()
+            .map(|(header, _)| header.number)
+            .ok_or_else(|| Failure("the chain has no blocks".into()))?,
+        text => text.parse::<u64>().map_err(|_| Failure(format!("`{text}` is not a block number or `latest`")))?,
+    };
+    let block = stored_block(&runtime, dir, number)?;
+    let block_id = Some((number, block.hash));
+    if json {
+        let mut value = header_json(&block.header, block.hash)?;
+        if let Value::Object(fields) = &mut value {
+            fields.insert(
+                "transactions".into(),
+                Value::from(
+                    block.transactions.iter().map(|transaction| transaction.hash().to_string()).collect::<Vec<_>>(),
+                ),
+            );
+            fields.insert(
+                "receipts".into(),
+                Value::from(block.receipts.iter().map(|receipt| receipt_json(receipt, block_id)).collect::<Vec<_>>()),
+            );
+        }
+        println!("{value}");
+    } else {
+        print_header(&block.header, block.hash);
+        print_receipts(&block.receipts);
+    }
+    Ok(())
+}
+
+fn receipt_command(dir: &Path, hash: &str, json: bool) -> CliResult {
+    let runtime = open(dir, None, false)?;
+    let hash: B256 = hash.parse().map_err(|_| Failure(format!("`{hash}` is not a 32-byte transaction hash")))?;
+    let (block, receipt) = runtime
+        .receipt(&hash)
+        .map_err(|error| store_failure(dir, error))?
+        .ok_or_else(|| Failure(format!("no transaction {hash} in this chain")))?;
+    if json {
+        println!("{}", receipt_json(&receipt, Some((block.header.number, block.hash))));
+    } else {
+        println!("transaction {hash}  in block {} ({}) at {}", block.header.number, block.hash, receipt.index);
+        print_receipts(std::slice::from_ref(&receipt));
+        println!(
+            "  effective gas price {} wei, cumulative gas {}",
+            receipt.effective_gas_price, receipt.cumulative_gas_used
+        );
     }
     Ok(())
 }
@@ -536,9 +709,11 @@ fn demo_command(db: Option<PathBuf>, json: bool) -> CliResult {
             runtime.height()
         )));
     }
+    let genesis = runtime.init_genesis(&dev::anvil_genesis(now())).map_err(|error| store_failure(&dir, error))?;
     let block = demo::block(&runtime);
-    let bar = progress_bar(block.transactions.len());
-    let run = block.run(&runtime, |done| bar.set_position(done as u64)).map_err(|error| match error {
+    let bar = progress_bar(block.requests.len());
+    let input = BlockInput { timestamp: genesis.header.timestamp + 1, ..Default::default() };
+    let run = block.run(&runtime, &input, |done| bar.set_position(done as u64)).map_err(|error| match error {
         demo::DemoError::Runtime(error) => store_failure(&dir, error),
         other => Failure(other.to_string()),
     })?;
@@ -548,7 +723,7 @@ fn demo_command(db: Option<PathBuf>, json: bool) -> CliResult {
     // One inclusion proof (BOB's balance in the WASM token) and one exclusion proof (the balance
     // slot of a holder the token never saw), each verified.
     let token = Namespace::wasm(run.token);
-    let included = token.slot_key(demo::token_balance_slot(demo::BOB)).to_vec();
+    let included = token.slot_key(demo::token_balance_slot(demo::bob())).to_vec();
     let excluded = token.slot_key(demo::token_balance_slot(Address::repeat_byte(0x99))).to_vec();
     let mut proofs = Vec::new();
     for key in [&included, &excluded] {
@@ -564,15 +739,18 @@ fn demo_command(db: Option<PathBuf>, json: bool) -> CliResult {
             "{}",
             json!({
                 "store": dir.display().to_string(),
+                "number": run.outcome.header.number,
+                "hash": run.outcome.hash.to_string(),
                 "height": run.outcome.commit.height,
                 "root": root.to_string(),
+                "base_fee": run.outcome.header.base_fee_per_gas,
                 "erc20": run.erc20.to_string(),
                 "wasm_reader": run.reader.to_string(),
                 "wasm_token": run.token.to_string(),
                 "erc20_reader": run.erc20_reader.to_string(),
                 "evm_read_wasm_balance": run.evm_read.to_string(),
                 "wasm_read_erc20_balance": run.wasm_read.to_string(),
-                "receipts": run.outcome.receipts.iter().map(receipt_json).collect::<Vec<_>>(),
+                "receipts": run.outcome.receipts.iter().map(|receipt| receipt_json(receipt, Some((run.outcome.header.number, run.outcome.hash)))).collect::<Vec<_>>(),
                 "proofs": proofs.iter().map(|(key, value, bytes, verified)| json!({
                     "key": hex::encode_prefixed(key),
                     "value": value.as_ref().map(hex::encode_prefixed),
@@ -588,12 +766,20 @@ fn demo_command(db: Option<PathBuf>, json: bool) -> CliResult {
         println!("WasmReader  {}", run.reader);
         println!("WASM token  {} (guest/token)", run.token);
         println!("ERC-20 rd.  {} (guest/erc20-reader)\n", run.erc20_reader);
-        println!("block {} receipts:", run.outcome.commit.height);
+        println!(
+            "block {} (hash {}, base fee {} wei): signed by dev accounts 0-2, each paying gas used x effective price",
+            run.outcome.header.number,
+            run.outcome.hash,
+            run.outcome.header.base_fee_per_gas.unwrap_or_default()
+        );
         print_receipts(&run.outcome.receipts);
         println!();
         println!("EVM read WASM:  WasmReader.readTokenBalance(token, bob) = {}", run.evm_read);
         println!("WASM read EVM:  erc20-reader(erc20, bob)               = {}", run.wasm_read);
-        println!("\nstate root {root}  (height {})\n", run.outcome.commit.height);
+        println!(
+            "\nstate root {root}  (block {}, store height {})\n",
+            run.outcome.header.number, run.outcome.commit.height
+        );
         for (key, value, bytes, verified) in &proofs {
             let kind = if value.is_some() { "inclusion" } else { "exclusion" };
             let shown = value.as_ref().map_or_else(|| "absent".to_owned(), |value| describe(key, value));

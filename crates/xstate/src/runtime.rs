@@ -1,27 +1,116 @@
-//! The runtime: one store, both engines, blocks of mixed transactions committed under one root.
+//! The runtime: one store, both engines, a chain of blocks with Ethereum headers whose state
+//! root is the one root, and signed transactions of both engines paid for as Ethereum pays.
 
-use crate::transaction::{Created, Genesis, ModuleRef, Receipt, Status, Transaction};
-use alloy_primitives::{Address, B256, Bytes, U256};
+use crate::chain_store::{ChainStore, StoredBlock};
+use crate::receipt::{Created, Kind, Receipt, Status};
+use crate::rejection::Rejection;
+use crate::signed::{SignedTransaction, recover_all};
+use crate::transaction::Genesis;
+use alloy_consensus::constants::EMPTY_OMMER_ROOT_HASH;
+use alloy_consensus::proofs::{calculate_receipt_root, calculate_transaction_root};
+use alloy_consensus::{EMPTY_ROOT_HASH, Header, Transaction as _};
+use alloy_eips::Typed2718;
+use alloy_eips::eip1559::BaseFeeParams;
+use alloy_eips::eip2935::HISTORY_STORAGE_ADDRESS;
+use alloy_eips::eip4788::BEACON_ROOTS_ADDRESS;
+use alloy_eips::eip7685::EMPTY_REQUESTS_HASH;
+use alloy_primitives::{Address, B64, B256, Bloom, Bytes, U256, address};
 use cross_read::XStatePrecompiles;
 use evm_binding::revm::context::result::{ExecutionResult, Output};
 use evm_binding::revm::context::{BlockEnv, TxEnv};
-use evm_binding::revm::primitives::TxKind;
+use evm_binding::revm::context_interface::block::BlobExcessGasAndPrice;
+use evm_binding::revm::context_interface::cfg::gas::calculate_initial_tx_gas_for_tx;
+use evm_binding::revm::context_interface::either::Either;
+use evm_binding::revm::primitives::eip4844::BLOB_BASE_FEE_UPDATE_FRACTION_PRAGUE;
 use evm_binding::revm::primitives::hardfork::SpecId;
-use evm_binding::{EvmError, EvmExecutor, EvmSession, insert_account};
-use kv_core::{CommitInfo, Identity, KeyProof, Namespace, NamespaceProof, Overlay, Store, StoreConfig, StoreError};
+use evm_binding::revm::primitives::{KECCAK_EMPTY, TxKind};
+use evm_binding::{BlockHashes, EvmError, EvmExecutor, EvmSession, insert_account};
+use kv_core::{
+    AccountRecord, CommitInfo, Identity, KeyProof, Namespace, NamespaceProof, Overlay, Store, StoreConfig, StoreError,
+};
+use parking_lot::Mutex;
+use std::collections::{HashMap, VecDeque};
 use std::path::Path;
+use std::sync::Arc;
 use std::time::{Duration, Instant};
 use wasm_binding::{CallError, CallRequest, CallStatus, DeployError, WasmEngine};
 
 /// The EVM rules the runtime runs.
 pub const SPEC: SpecId = SpecId::PRAGUE;
-/// The chain id used when none is given.
+/// The chain id used when none is given (anvil's and Hardhat's).
 pub const DEFAULT_CHAIN_ID: u64 = 31337;
-/// The gas limit of a block.
-pub const BLOCK_GAS_LIMIT: u64 = 1_000_000_000;
-/// The WASM gas a block may spend in all its WASM calls (10 WASM gas per EVM gas).
-pub const BLOCK_WASM_GAS_LIMIT: u64 = BLOCK_GAS_LIMIT * wasm_binding::gas::WASM_GAS_PER_EVM_GAS;
+/// The gas limit of every block when none is configured: anvil's default, 30 million. It covers
+/// the transactions of both engines, counted in EVM gas.
+pub const DEFAULT_BLOCK_GAS_LIMIT: u64 = 30_000_000;
+/// The base fee of the genesis block when none is configured: 1 gwei, as anvil's and Ethereum's
+/// London block. Every later block's follows EIP-1559's formula.
+pub const DEFAULT_GENESIS_BASE_FEE: u64 = 1_000_000_000;
+/// The reserved address beside the cross-read precompile (`0x…0a00`) that a WASM deploy is sent
+/// to, with calldata `deploy(string name, uint32 version, bytes code)`.
+pub const WASM_DEPLOY_ADDRESS: Address = address!("0x0000000000000000000000000000000000000a01");
+/// How many past block hashes `BLOCKHASH` can see.
+const BLOCKHASH_WINDOW: usize = 256;
 const CHAIN_ID_LABEL: &str = "chain_id";
+
+mod deploy_abi {
+    #![allow(missing_docs)] // The ABI types are generated; the function is documented below.
+    alloy_sol_types::sol! {
+        /// The WASM deploy call: the ABI of the calldata sent to `0x…0a01`.
+        function deploy(string name, uint32 version, bytes code);
+    }
+}
+pub use deploy_abi::deployCall;
+
+/// The EVM gas a WASM transaction is charged for `wasm_gas` units of WASM gas:
+/// `ceil(wasm_gas / WASM_GAS_PER_EVM_GAS)`, the documented rate of `wasm_binding::gas`. Every
+/// conversion between the engines' gas goes through this function and that one constant.
+pub fn evm_gas_for_wasm_gas(wasm_gas: u64) -> u64 {
+    wasm_gas.div_ceil(wasm_binding::gas::WASM_GAS_PER_EVM_GAS)
+}
+
+/// The WASM gas `evm_gas` units of a transaction's EVM gas buy.
+pub fn wasm_gas_for_evm_gas(evm_gas: u64) -> u64 {
+    evm_gas.saturating_mul(wasm_binding::gas::WASM_GAS_PER_EVM_GAS)
+}
+
+/// The parameters of a chain.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct ChainConfig {
+    /// The chain id every transaction must be signed for.
+    pub chain_id: u64,
+    /// The gas limit of every block, in EVM gas, over both engines.
+    pub block_gas_limit: u64,
+    /// The base fee of the genesis block.
+    pub genesis_base_fee: u64,
+}
+
+impl Default for ChainConfig {
+    fn default() -> Self {
+        Self::new(DEFAULT_CHAIN_ID)
+    }
+}
+
+impl ChainConfig {
+    /// Chain `chain_id` with the default block gas limit and genesis base fee.
+    pub fn new(chain_id: u64) -> Self {
+        Self { chain_id, block_gas_limit: DEFAULT_BLOCK_GAS_LIMIT, genesis_base_fee: DEFAULT_GENESIS_BASE_FEE }
+    }
+}
+
+/// What the producer of a block chooses (everything else in its header follows from the chain).
+#[derive(Clone, Debug, Default, PartialEq, Eq)]
+pub struct BlockInput {
+    /// Seconds since the epoch; must be above the parent's.
+    pub timestamp: u64,
+    /// Who receives the priority fees.
+    pub beneficiary: Address,
+    /// At most 32 bytes.
+    pub extra_data: Bytes,
+    /// The header's `mixHash`, which `PREVRANDAO` returns.
+    pub prevrandao: B256,
+    /// The root EIP-4788's contract records (the chain has no beacon chain: zero by default).
+    pub parent_beacon_block_root: B256,
+}
 
 /// Why the runtime could not do what was asked. A block that fails this way commits nothing.
 #[derive(Debug, thiserror::Error)]
@@ -29,6 +118,9 @@ pub enum RuntimeError {
     /// The store failed (including: missing, locked by another process, corrupt).
     #[error(transparent)]
     Store(#[from] StoreError),
+    /// The EVM view of the store failed (a backend error, or a corrupt account record).
+    #[error(transparent)]
+    EvmState(#[from] evm_binding::EvmDbError),
     /// The store was created for another chain.
     #[error("the store belongs to chain {stored}, not chain {requested}")]
     ChainMismatch {
@@ -39,55 +131,164 @@ pub enum RuntimeError {
     },
     /// A genesis can only be imported into an empty store.
     #[error(
-        "genesis can only be imported into an empty store (this one is at height {0}); remove `genesis` from the block file to run it on this store"
+        "genesis can only be imported into an empty store (this one has {0} blocks after its genesis); remove `genesis` from the block file to run it on this store"
     )]
     GenesisNotEmpty(u64),
+    /// Blocks need a genesis block first.
+    #[error("the chain has no genesis block yet")]
+    NoGenesis,
+    /// The store holds state without blocks (written before the chain kept headers).
+    #[error("the store holds state at height {0} but no block headers; it was written by an older xstate")]
+    NoHeaders(u64),
     /// A genesis entry is invalid.
     #[error("invalid genesis: {0}")]
     Genesis(String),
+    /// The block's own fields are invalid.
+    #[error("invalid block: {0}")]
+    Block(String),
+    /// A block-level system call (EIP-2935, EIP-4788) failed.
+    #[error("the system call to {contract} failed: {reason}")]
+    SystemCall {
+        /// The system contract.
+        contract: Address,
+        /// What happened.
+        reason: String,
+    },
     /// The state failed underneath a transaction; the block was abandoned.
     #[error("the state failed while executing transaction {index}: {reason}")]
     Execution {
-        /// The transaction.
+        /// The transaction's position in what was submitted.
         index: usize,
         /// What failed.
         reason: String,
     },
 }
 
+/// A transaction that was refused: it is not in the block and changed nothing.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct RejectedTransaction {
+    /// Its position in what was submitted.
+    pub position: usize,
+    /// Its hash, when it decoded.
+    pub hash: Option<B256>,
+    /// Its sender, when it recovered.
+    pub sender: Option<Address>,
+    /// Why.
+    pub reason: Rejection,
+}
+
 /// The outcome of a committed block.
 #[derive(Clone, Debug)]
 pub struct BlockOutcome {
-    /// One receipt per transaction, in order.
+    /// The header, its state root the one root.
+    pub header: Header,
+    /// The block hash (keccak256 of the RLP header).
+    pub hash: B256,
+    /// The included transactions, in block order.
+    pub transactions: Vec<SignedTransaction>,
+    /// One receipt per included transaction.
     pub receipts: Vec<Receipt>,
-    /// The new height and root.
+    /// The transactions that were refused.
+    pub rejected: Vec<RejectedTransaction>,
+    /// The new store height and root.
     pub commit: CommitInfo,
+    /// Time spent decoding envelopes and recovering senders.
+    pub recovery_time: Duration,
     /// Time spent executing the transactions.
     pub execution_time: Duration,
-    /// Time spent committing (values, trie, durable write).
+    /// Time spent committing (values, trie, durable write, chain records).
     pub commit_time: Duration,
 }
 
-/// Both engines over one store.
+struct Head {
+    header: Header,
+    hash: B256,
+    /// The hashes of the latest blocks (at most [`BLOCKHASH_WINDOW`]), oldest first.
+    recent: VecDeque<(u64, B256)>,
+}
+
+/// Both engines over one store, as a chain.
 pub struct Runtime {
     store: Store,
-    chain_id: u64,
+    config: ChainConfig,
     wasm: WasmEngine,
     evm: EvmExecutor,
+    /// The latest block; held for the whole of a block's execution, so blocks are serial.
+    head: Mutex<Option<Head>>,
+}
+
+/// Why one transaction did not make it into the block.
+enum TxFailure {
+    Rejected(Rejection),
+    Fatal(String),
+}
+
+impl From<Rejection> for TxFailure {
+    fn from(rejection: Rejection) -> Self {
+        Self::Rejected(rejection)
+    }
+}
+
+/// What the block's transactions share.
+struct BlockContext {
+    number: u64,
+    base_fee: u64,
+    gas_limit: u64,
+    beneficiary: Address,
+}
+
+/// Where a transaction goes.
+enum Route {
+    Evm,
+    WasmDeploy,
+    WasmCall(Identity),
 }
 
 impl Runtime {
-    /// A runtime over `store` for chain `chain_id`. A new store remembers the chain id; an
-    /// existing one must have been created for the same chain.
-    pub fn new(store: Store, chain_id: u64) -> Result<Self, RuntimeError> {
+    /// A runtime over `store` for the chain `config` describes. A new store remembers the chain
+    /// id; an existing one must have been created for the same chain. A block interrupted by a
+    /// crash between its steps is completed or dropped here.
+    pub fn new(store: Store, config: ChainConfig) -> Result<Self, RuntimeError> {
         match Self::stored_chain_id(&store)? {
-            Some(stored) if stored != chain_id => {
-                return Err(RuntimeError::ChainMismatch { stored, requested: chain_id });
+            Some(stored) if stored != config.chain_id => {
+                return Err(RuntimeError::ChainMismatch { stored, requested: config.chain_id });
             }
             Some(_) => {}
-            None => store.set_label(CHAIN_ID_LABEL, &chain_id.to_be_bytes())?,
+            None => store.set_label(CHAIN_ID_LABEL, &config.chain_id.to_be_bytes())?,
         }
-        Ok(Self { store, chain_id, wasm: cross_read::wasm_engine(chain_id), evm: EvmExecutor::new(chain_id, SPEC) })
+        let chain = ChainStore::new(&store);
+        chain.recover()?;
+        let head = match chain.head()? {
+            None if store.height() == 0 => None,
+            None => return Err(RuntimeError::NoHeaders(store.height())),
+            Some(number) => {
+                if store.height() != number + 1 {
+                    return Err(StoreError::Corrupt(format!(
+                        "the latest block is {number} but the state is at height {}",
+                        store.height()
+                    ))
+                    .into());
+                }
+                let missing = || StoreError::Corrupt(format!("block {number} has no header"));
+                let header = chain.header(number)?.ok_or_else(missing)?;
+                let hash = chain.hash(number)?.ok_or_else(missing)?;
+                let mut recent = VecDeque::with_capacity(BLOCKHASH_WINDOW);
+                for past in number.saturating_sub(BLOCKHASH_WINDOW as u64 - 1)..=number {
+                    let hash = chain
+                        .hash(past)?
+                        .ok_or_else(|| StoreError::Corrupt(format!("block {past} has no hash record")))?;
+                    recent.push_back((past, hash));
+                }
+                Some(Head { header, hash, recent })
+            }
+        };
+        Ok(Self {
+            store,
+            config,
+            wasm: cross_read::wasm_engine(config.chain_id),
+            evm: EvmExecutor::new(config.chain_id, SPEC),
+            head: Mutex::new(head),
+        })
     }
 
     /// The chain id `store` was created for, or `None` for a store no runtime has opened yet.
@@ -101,18 +302,23 @@ impl Runtime {
     }
 
     /// A runtime on a fresh in-memory store.
-    pub fn in_memory(chain_id: u64) -> Self {
-        Self::new(Store::in_memory(), chain_id).expect("a fresh in-memory store accepts any chain id")
+    pub fn in_memory(config: ChainConfig) -> Self {
+        Self::new(Store::in_memory(), config).expect("a fresh in-memory store accepts any chain")
     }
 
     /// A runtime on the redb store at `path`, created if absent.
-    pub fn open(path: &Path, chain_id: u64) -> Result<Self, RuntimeError> {
-        Self::new(Store::open_redb(path, StoreConfig::default())?, chain_id)
+    pub fn open(path: &Path, config: ChainConfig) -> Result<Self, RuntimeError> {
+        Self::new(Store::open_redb(path, StoreConfig::default())?, config)
+    }
+
+    /// The chain's parameters.
+    pub fn config(&self) -> ChainConfig {
+        self.config
     }
 
     /// The chain id.
     pub fn chain_id(&self) -> u64 {
-        self.chain_id
+        self.config.chain_id
     }
 
     /// The store.
@@ -120,7 +326,12 @@ impl Runtime {
         &self.store
     }
 
-    /// The latest height.
+    /// The chain's records (headers, transactions, receipts).
+    pub fn chain(&self) -> ChainStore<'_> {
+        ChainStore::new(&self.store)
+    }
+
+    /// The store's height (the genesis block is height 1, block `n` height `n + 1`).
     pub fn height(&self) -> u64 {
         self.store.height()
     }
@@ -128,6 +339,52 @@ impl Runtime {
     /// The latest root.
     pub fn root(&self) -> B256 {
         self.store.root()
+    }
+
+    /// The latest block's header and hash, `None` before the genesis block.
+    pub fn latest(&self) -> Option<(Header, B256)> {
+        self.head.lock().as_ref().map(|head| (head.header.clone(), head.hash))
+    }
+
+    /// The base fee the next block will have.
+    pub fn next_base_fee(&self) -> u64 {
+        match &*self.head.lock() {
+            Some(head) => next_base_fee(&head.header),
+            None => self.config.genesis_base_fee,
+        }
+    }
+
+    /// The timestamp of the latest block (0 before the genesis block).
+    pub fn latest_timestamp(&self) -> u64 {
+        self.head.lock().as_ref().map_or(0, |head| head.header.timestamp)
+    }
+
+    /// Block `number` with its transactions and receipts.
+    pub fn block(&self, number: u64) -> Result<Option<StoredBlock>, RuntimeError> {
+        Ok(self.chain().block(number)?)
+    }
+
+    /// The block holding transaction `hash` and the transaction's receipt.
+    pub fn receipt(&self, hash: &B256) -> Result<Option<(StoredBlock, Receipt)>, RuntimeError> {
+        let Some((number, index)) = self.chain().transaction_location(hash)? else {
+            return Ok(None);
+        };
+        let block = self
+            .block(number)?
+            .ok_or_else(|| StoreError::Corrupt(format!("transaction {hash} points at missing block {number}")))?;
+        let receipt = block
+            .receipts
+            .get(index)
+            .filter(|receipt| receipt.hash == *hash)
+            .cloned()
+            .ok_or_else(|| StoreError::Corrupt(format!("transaction {hash} is not at {number}:{index}")))?;
+        Ok(Some((block, receipt)))
+    }
+
+    /// The committed account record of `address`.
+    pub fn account(&self, address: Address) -> Result<Option<AccountRecord>, RuntimeError> {
+        let overlay = self.store.begin();
+        Ok(evm_binding::database::account(&overlay, address)?)
     }
 
     /// The identity of module `(name, version)` on this chain.
@@ -140,21 +397,22 @@ impl Runtime {
         Ok(self.store.get(key)?)
     }
 
-    /// A proof of `key` at `height` (the latest when `None`).
+    /// A proof of `key` at store height `height` (the latest when `None`).
     pub fn prove(&self, key: &[u8], height: Option<u64>) -> Result<KeyProof, RuntimeError> {
         Ok(self.store.prove(key, height)?)
     }
 
-    /// A proof of `key` at `height` (the latest when `None`) with the value it had then, read
-    /// from the trie (so older heights answer too).
+    /// A proof of `key` at store height `height` (the latest when `None`) with the value it had
+    /// then, read from the trie (so older heights answer too).
     pub fn prove_value(&self, key: &[u8], height: Option<u64>) -> Result<(KeyProof, Option<Vec<u8>>), RuntimeError> {
         Ok(self.store.prove_value(key, height)?)
     }
 
-    /// The EIP-1186 proof (`eth_getProof`) of an EVM account and storage slots at `height`.
+    /// The EIP-1186 proof (`eth_getProof`) of an EVM account and storage slots at store height
+    /// `height` (the latest when `None`).
     pub fn eip1186_proof(
         &self,
-        address: alloy_primitives::Address,
+        address: Address,
         slots: &[B256],
         height: Option<u64>,
     ) -> Result<kv_core::AccountProof, RuntimeError> {
@@ -170,133 +428,325 @@ impl Runtime {
         Ok(self.store.prove_namespace(namespace, height)?)
     }
 
-    /// Executes `transactions` in order as the next block and commits it, with `genesis` (allowed
-    /// only on an empty store) imported first in the same commit. A transaction that fails is a
-    /// failed receipt and the block goes on; an invalid genesis or a failure of the store abandons
-    /// the whole block, and nothing of it is committed. `progress` is called after each
-    /// transaction.
-    pub fn execute_block(
-        &self,
-        genesis: Option<&Genesis>,
-        transactions: &[Transaction],
-        mut progress: impl FnMut(usize),
-    ) -> Result<BlockOutcome, RuntimeError> {
+    /// Imports `genesis` into the empty store and commits it as block 0.
+    pub fn init_genesis(&self, genesis: &Genesis) -> Result<BlockOutcome, RuntimeError> {
         let started = Instant::now();
-        let mut overlay = self.store.begin();
-        if let Some(genesis) = genesis {
-            self.import_genesis(&mut overlay, genesis)?;
+        let mut head = self.head.lock();
+        if let Some(head) = &*head {
+            return Err(RuntimeError::GenesisNotEmpty(head.header.number));
         }
-        let height = self.store.height() + 1;
-        let block = BlockEnv {
-            number: U256::from(height),
-            timestamp: U256::from(height),
-            gas_limit: BLOCK_GAS_LIMIT,
-            ..Default::default()
-        };
-        let mut receipts = Vec::with_capacity(transactions.len());
-        let (mut evm_gas_left, mut wasm_gas_left) = (BLOCK_GAS_LIMIT, BLOCK_WASM_GAS_LIMIT);
-        {
-            let mut session = self.evm.session(&mut overlay, &block, XStatePrecompiles::new(SPEC));
-            for (index, transaction) in transactions.iter().enumerate() {
-                // A transaction whose gas limit no longer fits the block's budget is rejected
-                // before it runs; the budget shrinks by what each transaction used.
-                // A deploy has no gas limit of its own: it needs exactly its cost.
-                let (left, gas, what, engine) = match transaction {
-                    Transaction::EvmCreate { gas, .. } | Transaction::EvmCall { gas, .. } => {
-                        (&mut evm_gas_left, *gas, "gas limit", "EVM")
-                    }
-                    Transaction::WasmCall { gas, .. } => (&mut wasm_gas_left, *gas, "gas limit", "WASM"),
-                    Transaction::WasmDeploy { code, .. } => {
-                        (&mut wasm_gas_left, wasm_binding::gas::deploy_cost(code.len()), "deploy cost", "WASM")
-                    }
-                };
-                let receipt = if gas > *left {
-                    Receipt::new(
-                        index,
-                        transaction.kind(),
-                        Status::Rejected(format!("{what} {gas} exceeds the {left} {engine} gas left in the block")),
-                    )
-                } else {
-                    let receipt = self.execute(&mut session, index, transaction)?;
-                    *left = left.saturating_sub(receipt.gas_used);
-                    receipt
-                };
-                receipts.push(receipt);
-                progress(index + 1);
-            }
-        }
-        let execution_time = started.elapsed();
-        let committing = Instant::now();
-        let commit = self.store.commit(&overlay)?;
-        Ok(BlockOutcome { receipts, commit, execution_time, commit_time: committing.elapsed() })
-    }
-
-    /// Writes `genesis` into the overlay of the first block.
-    fn import_genesis(&self, overlay: &mut Overlay, genesis: &Genesis) -> Result<(), RuntimeError> {
         if self.store.height() != 0 {
-            return Err(RuntimeError::GenesisNotEmpty(self.store.height()));
+            return Err(RuntimeError::NoHeaders(self.store.height()));
         }
+        let mut overlay = self.store.begin();
         for (address, account) in &genesis.accounts {
-            insert_account(overlay, *address, account)
+            insert_account(&mut overlay, *address, account)
                 .map_err(|error| RuntimeError::Genesis(format!("account {address}: {error}")))?;
         }
         for (name, version, code) in &genesis.modules {
             self.wasm
-                .deploy(overlay, name, *version, code)
+                .deploy(&mut overlay, name, *version, code)
                 .map_err(|error| RuntimeError::Genesis(format!("module {name} v{version}: {error}")))?;
         }
-        Ok(())
+        let header = Header {
+            gas_limit: self.config.block_gas_limit,
+            timestamp: genesis.timestamp,
+            base_fee_per_gas: Some(self.config.genesis_base_fee),
+            ..empty_header()
+        };
+        let execution_time = started.elapsed();
+        self.commit_block(
+            &mut head,
+            overlay,
+            header,
+            Vec::new(),
+            Vec::new(),
+            Vec::new(),
+            Duration::ZERO,
+            execution_time,
+        )
     }
 
-    fn execute(
+    /// Decodes, recovers and executes `raw` transactions (EIP-2718 encodings) in order as the next
+    /// block and commits it. A refused transaction is left out of the block and changes nothing;
+    /// an included one that fails still uses its nonce and pays for its gas. An invalid block or
+    /// a failure of the store abandons the whole block, and nothing of it is committed.
+    /// `progress` is called after each transaction.
+    pub fn execute_block(
+        &self,
+        block: &BlockInput,
+        raw: &[Bytes],
+        progress: impl FnMut(usize),
+    ) -> Result<BlockOutcome, RuntimeError> {
+        let started = Instant::now();
+        let recovered = recover_all(raw, self.config.chain_id);
+        self.execute_recovered(block, recovered, started.elapsed(), progress)
+    }
+
+    /// As [`Runtime::execute_block`], for transactions already decoded and recovered.
+    pub fn execute_recovered(
+        &self,
+        block: &BlockInput,
+        transactions: Vec<Result<SignedTransaction, Rejection>>,
+        recovery_time: Duration,
+        mut progress: impl FnMut(usize),
+    ) -> Result<BlockOutcome, RuntimeError> {
+        let started = Instant::now();
+        let mut head = self.head.lock();
+        let parent = head.as_ref().ok_or(RuntimeError::NoGenesis)?;
+        if block.timestamp <= parent.header.timestamp {
+            return Err(RuntimeError::Block(format!(
+                "timestamp {} is not after the parent's {}",
+                block.timestamp, parent.header.timestamp
+            )));
+        }
+        if block.extra_data.len() > 32 {
+            return Err(RuntimeError::Block(format!("extra data is {} bytes, at most 32", block.extra_data.len())));
+        }
+        let context = BlockContext {
+            number: parent.header.number + 1,
+            base_fee: next_base_fee(&parent.header),
+            gas_limit: self.config.block_gas_limit,
+            beneficiary: block.beneficiary,
+        };
+        let block_env = BlockEnv {
+            number: U256::from(context.number),
+            beneficiary: block.beneficiary,
+            timestamp: U256::from(block.timestamp),
+            gas_limit: context.gas_limit,
+            basefee: context.base_fee,
+            difficulty: U256::ZERO,
+            prevrandao: Some(block.prevrandao),
+            blob_excess_gas_and_price: Some(BlobExcessGasAndPrice::new(0, BLOB_BASE_FEE_UPDATE_FRACTION_PRAGUE)),
+            ..Default::default()
+        };
+        let recent: HashMap<u64, B256> = parent.recent.iter().copied().collect();
+        let block_hashes: BlockHashes = Arc::new(move |number| recent.get(&number).copied());
+        let parent_hash = parent.hash;
+
+        let mut overlay = self.store.begin();
+        let mut included = Vec::new();
+        let mut receipts: Vec<Receipt> = Vec::new();
+        let mut rejected = Vec::new();
+        let mut gas_used = 0u64;
+        {
+            let mut session = self.evm.session_with_block_hashes(
+                &mut overlay,
+                &block_env,
+                XStatePrecompiles::new(SPEC),
+                block_hashes,
+            );
+            system_call(&mut session, HISTORY_STORAGE_ADDRESS, Bytes::copy_from_slice(parent_hash.as_slice()))?;
+            system_call(
+                &mut session,
+                BEACON_ROOTS_ADDRESS,
+                Bytes::copy_from_slice(block.parent_beacon_block_root.as_slice()),
+            )?;
+            for (position, transaction) in transactions.into_iter().enumerate() {
+                let (failure, hash, sender) = match transaction {
+                    Err(reason) => (TxFailure::Rejected(reason), None, None),
+                    Ok(transaction) => match self.execute_transaction(&mut session, &context, &transaction, gas_used) {
+                        Ok(mut receipt) => {
+                            gas_used += receipt.gas_used;
+                            receipt.index = receipts.len();
+                            receipt.cumulative_gas_used = gas_used;
+                            receipts.push(receipt);
+                            included.push(transaction);
+                            progress(position + 1);
+                            continue;
+                        }
+                        Err(failure) => (failure, Some(transaction.hash()), Some(transaction.sender)),
+                    },
+                };
+                match failure {
+                    TxFailure::Rejected(reason) => {
+                        rejected.push(RejectedTransaction { position, hash, sender, reason })
+                    }
+                    TxFailure::Fatal(reason) => return Err(RuntimeError::Execution { index: position, reason }),
+                }
+                progress(position + 1);
+            }
+        }
+        let envelopes: Vec<_> = receipts.iter().map(Receipt::envelope).collect();
+        let mut logs_bloom = Bloom::ZERO;
+        for receipt in &envelopes {
+            logs_bloom.accrue_bloom(receipt.logs_bloom());
+        }
+        let header = Header {
+            parent_hash,
+            beneficiary: block.beneficiary,
+            transactions_root: calculate_transaction_root(
+                &included.iter().map(|transaction| transaction.envelope.clone()).collect::<Vec<_>>(),
+            ),
+            receipts_root: calculate_receipt_root(&envelopes),
+            logs_bloom,
+            number: context.number,
+            gas_limit: context.gas_limit,
+            gas_used,
+            timestamp: block.timestamp,
+            extra_data: block.extra_data.clone(),
+            mix_hash: block.prevrandao,
+            base_fee_per_gas: Some(context.base_fee),
+            parent_beacon_block_root: Some(block.parent_beacon_block_root),
+            ..empty_header()
+        };
+        let execution_time = started.elapsed();
+        self.commit_block(&mut head, overlay, header, included, receipts, rejected, recovery_time, execution_time)
+    }
+
+    #[allow(clippy::too_many_arguments)]
+    fn commit_block(
+        &self,
+        head: &mut Option<Head>,
+        overlay: Overlay,
+        mut header: Header,
+        transactions: Vec<SignedTransaction>,
+        receipts: Vec<Receipt>,
+        rejected: Vec<RejectedTransaction>,
+        recovery_time: Duration,
+        execution_time: Duration,
+    ) -> Result<BlockOutcome, RuntimeError> {
+        let committing = Instant::now();
+        let chain = self.chain();
+        chain.write_pending(self.store.height() + 1, &header, &transactions, &receipts)?;
+        let commit = self.store.commit(&overlay)?;
+        header.state_root = commit.root;
+        let hash = chain.finish(&header, &transactions, &receipts)?;
+        let mut recent = head.take().map(|head| head.recent).unwrap_or_default();
+        if recent.len() == BLOCKHASH_WINDOW {
+            recent.pop_front();
+        }
+        recent.push_back((header.number, hash));
+        *head = Some(Head { header: header.clone(), hash, recent });
+        Ok(BlockOutcome {
+            header,
+            hash,
+            transactions,
+            receipts,
+            rejected,
+            commit,
+            recovery_time,
+            execution_time,
+            commit_time: committing.elapsed(),
+        })
+    }
+
+    /// Validates, routes and executes one transaction. `Ok` is an included transaction;
+    /// its receipt's index and cumulative gas are filled in by the caller.
+    fn execute_transaction(
         &self,
         session: &mut EvmSession<'_, XStatePrecompiles>,
-        index: usize,
-        transaction: &Transaction,
-    ) -> Result<Receipt, RuntimeError> {
-        let new_receipt = |status| Receipt::new(index, transaction.kind(), status);
-        let fatal = |reason: String| RuntimeError::Execution { index, reason };
-        match transaction {
-            Transaction::EvmCreate { from, code, value, gas } => {
-                let tx = self.tx(session.state(), *from, TxKind::Create, code.clone(), *value, *gas).map_err(fatal)?;
-                evm_receipt(session.transact(tx), new_receipt).map_err(fatal)
+        context: &BlockContext,
+        transaction: &SignedTransaction,
+        block_gas_used: u64,
+    ) -> Result<Receipt, TxFailure> {
+        let env = tx_env(transaction);
+        let state = session.state();
+        let route = match env.kind {
+            TxKind::Create => Route::Evm,
+            TxKind::Call(to) if to == WASM_DEPLOY_ADDRESS => Route::WasmDeploy,
+            TxKind::Call(to) => {
+                let identity = Identity::from(to);
+                let is_module = state
+                    .read(&Namespace::wasm(identity).record_key(), &mut |_| {})
+                    .map_err(|error| TxFailure::Fatal(error.to_string()))?;
+                if is_module { Route::WasmCall(identity) } else { Route::Evm }
             }
-            Transaction::EvmCall { from, to, data, value, gas } => {
-                let tx =
-                    self.tx(session.state(), *from, TxKind::Call(*to), data.clone(), *value, *gas).map_err(fatal)?;
-                evm_receipt(session.transact(tx), new_receipt).map_err(fatal)
-            }
-            Transaction::WasmDeploy { name, version, code } => {
-                // The cost is spent whatever the outcome: validating and compiling is the work it
-                // prices, and a refused module has had that work done.
-                let gas_used = wasm_binding::gas::deploy_cost(code.len());
-                match session.with_overlay(|overlay| self.wasm.deploy(overlay, name, *version, code)) {
-                    Ok(identity) => Ok(Receipt {
-                        gas_used,
-                        created: Some(Created::Module(identity)),
-                        ..new_receipt(Status::Success)
-                    }),
-                    Err(DeployError::State(error)) => Err(fatal(error.to_string())),
-                    // The node could not keep the compiled module: its failure, like the store's.
-                    Err(error @ DeployError::Artifact(_)) => Err(fatal(error.to_string())),
-                    // A compile error is a property of the bytes, the same on every node: singlepass
-                    // is deterministic, and running out of memory aborts the process rather than
-                    // returning an error. So it is the transaction's failure, unlike a module that
-                    // compiled but cannot be instantiated here.
-                    Err(
-                        error @ (DeployError::Invalid(_)
-                        | DeployError::Compile(_)
-                        | DeployError::AlreadyDeployed { .. }),
-                    ) => Ok(Receipt { gas_used, ..new_receipt(Status::Rejected(error.to_string())) }),
+        };
+        let intrinsic = validate(state, context, transaction, &env, block_gas_used)?;
+        if let (Route::WasmDeploy | Route::WasmCall(_), TxKind::Call(to)) = (&route, env.kind)
+            && !env.value.is_zero()
+        {
+            return Err(Rejection::ValueToModule { to, value: env.value }.into());
+        }
+        let effective_gas_price = transaction.envelope.effective_gas_price(Some(context.base_fee));
+        let envelope = &transaction.envelope;
+        let receipt = |kind, status, gas_used, output, logs, created| Receipt {
+            index: 0,
+            hash: transaction.hash(),
+            tx_type: envelope.ty(),
+            sender: transaction.sender,
+            nonce: envelope.nonce(),
+            to: envelope.to(),
+            kind,
+            status,
+            gas_used,
+            cumulative_gas_used: 0,
+            effective_gas_price,
+            output,
+            logs,
+            created,
+        };
+        match route {
+            Route::Evm => {
+                let kind = if env.kind.is_create() { Kind::EvmCreate } else { Kind::EvmCall };
+                match session.transact(env) {
+                    Ok(ExecutionResult::Success { gas, logs, output, .. }) => {
+                        let created = match &output {
+                            Output::Create(_, Some(address)) => Some(Created::Contract(*address)),
+                            _ => None,
+                        };
+                        let output = match output {
+                            Output::Call(data) | Output::Create(data, _) => data,
+                        };
+                        Ok(receipt(kind, Status::Success, gas.tx_gas_used(), output, logs, created))
+                    }
+                    Ok(ExecutionResult::Revert { gas, output, .. }) => {
+                        Ok(receipt(kind, Status::Revert(output), gas.tx_gas_used(), Bytes::new(), Vec::new(), None))
+                    }
+                    Ok(ExecutionResult::Halt { reason, gas, .. }) => Ok(receipt(
+                        kind,
+                        Status::Failed(format!("{reason:?}")),
+                        gas.tx_gas_used(),
+                        Bytes::new(),
+                        Vec::new(),
+                        None,
+                    )),
+                    Err(EvmError::Transaction(error)) => Err(Rejection::Other(error.to_string()).into()),
+                    Err(error @ (EvmError::Database(_) | EvmError::Header(_) | EvmError::Custom(_))) => {
+                        Err(TxFailure::Fatal(error.to_string()))
+                    }
                 }
             }
-            Transaction::WasmCall { from, module, input, gas } => {
-                let identity = match module {
-                    ModuleRef::Identity(identity) => *identity,
-                    ModuleRef::Named(name, version) => self.wasm.identity(name, *version),
+            Route::WasmDeploy | Route::WasmCall(_) => {
+                let kind = if matches!(route, Route::WasmDeploy) { Kind::WasmDeploy } else { Kind::WasmCall };
+                let outcome = session.with_overlay(|overlay| {
+                    self.execute_wasm(overlay, context, transaction, &route, intrinsic, effective_gas_price)
+                })?;
+                Ok(receipt(kind, outcome.status, outcome.gas_used, outcome.output, Vec::new(), outcome.created))
+            }
+        }
+    }
+
+    /// Runs a WASM deploy or call and charges its sender exactly as revm charges an EVM
+    /// transaction: the nonce increments, `gas used * effective gas price` leaves the sender, the
+    /// priority fee part of it goes to the beneficiary and the base fee part is burned (credited
+    /// to no one). A failed deploy or call keeps none of its WASM writes but still pays.
+    fn execute_wasm(
+        &self,
+        overlay: &mut Overlay,
+        context: &BlockContext,
+        transaction: &SignedTransaction,
+        route: &Route,
+        intrinsic: Intrinsic,
+        effective_gas_price: u128,
+    ) -> Result<WasmOutcome, TxFailure> {
+        let fatal = |error: &dyn std::fmt::Display| TxFailure::Fatal(error.to_string());
+        let envelope = &transaction.envelope;
+        let gas_limit = envelope.gas_limit();
+        let available = gas_limit - intrinsic.initial;
+        let mut outcome = match route {
+            Route::WasmDeploy => {
+                self.deploy_wasm(overlay, envelope.input(), available).map_err(|error| fatal(&error))?
+            }
+            Route::WasmCall(identity) => {
+                let request = CallRequest {
+                    module: *identity,
+                    caller: Identity::from(transaction.sender),
+                    input: envelope.input(),
+                    gas_limit: wasm_gas_for_evm_gas(available),
                 };
-                let request = CallRequest { module: identity, caller: Identity::from(*from), input, gas_limit: *gas };
-                match session.with_overlay(|overlay| self.wasm.call(overlay, &request)) {
+                match self.wasm.call(overlay, &request) {
                     Ok(result) => {
                         let status = match result.status {
                             CallStatus::Success => Status::Success,
@@ -304,72 +754,251 @@ impl Runtime {
                             CallStatus::Trap(reason) => Status::Failed(format!("trap: {reason}")),
                             CallStatus::OutOfGas => Status::Failed("out of gas".to_owned()),
                         };
-                        Ok(Receipt { gas_used: result.gas_used, output: result.output.into(), ..new_receipt(status) })
+                        let used = evm_gas_for_wasm_gas(result.gas_used).min(available);
+                        WasmOutcome { status, gas_used: used, output: result.output.into(), created: None }
                     }
-                    // A damaged store or module record, or a module this machine cannot instantiate, is the
-                    // node's failure, not the caller's.
+                    // A damaged store or module record, or a module this machine cannot
+                    // instantiate, is the node's failure, not the sender's.
                     Err(
                         error @ (CallError::State(_)
                         | CallError::Corrupt { .. }
                         | CallError::Instantiation { .. }
                         | CallError::Artifact { .. }),
-                    ) => Err(fatal(error.to_string())),
-                    Err(error @ CallError::UnknownModule(_)) => Ok(new_receipt(Status::Rejected(error.to_string()))),
+                    ) => {
+                        return Err(fatal(&error));
+                    }
+                    Err(error @ CallError::UnknownModule(_)) => WasmOutcome {
+                        status: Status::Failed(error.to_string()),
+                        gas_used: 0,
+                        output: Bytes::new(),
+                        created: None,
+                    },
                 }
+            }
+            Route::Evm => unreachable_route(),
+        };
+        outcome.gas_used = (intrinsic.initial + outcome.gas_used).max(intrinsic.floor).min(gas_limit);
+        let fee = U256::from(outcome.gas_used) * U256::from(effective_gas_price);
+        let tip =
+            U256::from(outcome.gas_used) * U256::from(effective_gas_price.saturating_sub(u128::from(context.base_fee)));
+        let sender = transaction.sender;
+        let mut record = evm_binding::database::account(overlay, sender)
+            .map_err(|error| fatal(&error))?
+            .unwrap_or(AccountRecord { nonce: 0, balance: U256::ZERO, code_hash: KECCAK_EMPTY });
+        record.nonce += 1;
+        // `validate` checked the balance covers `gas limit * max fee`, which is at least the fee.
+        record.balance = record.balance.saturating_sub(fee);
+        overlay.set(&Namespace::evm(sender).record_key(), &record.encode()).map_err(|error| fatal(&error))?;
+        if !tip.is_zero() {
+            let beneficiary = context.beneficiary;
+            let mut record = evm_binding::database::account(overlay, beneficiary)
+                .map_err(|error| fatal(&error))?
+                .unwrap_or(AccountRecord { nonce: 0, balance: U256::ZERO, code_hash: KECCAK_EMPTY });
+            record.balance = record.balance.saturating_add(tip);
+            overlay.set(&Namespace::evm(beneficiary).record_key(), &record.encode()).map_err(|error| fatal(&error))?;
+        }
+        Ok(outcome)
+    }
+
+    /// A WASM deploy from its calldata; `available` is the EVM gas left after the intrinsic gas.
+    /// The returned gas excludes the intrinsic gas.
+    fn deploy_wasm(&self, overlay: &mut Overlay, calldata: &[u8], available: u64) -> Result<WasmOutcome, String> {
+        let failed = |reason: String, gas_used| WasmOutcome {
+            status: Status::Failed(reason),
+            gas_used,
+            output: Bytes::new(),
+            created: None,
+        };
+        use alloy_sol_types::SolCall;
+        let call = match deployCall::abi_decode(calldata) {
+            Ok(call) => call,
+            Err(error) => {
+                return Ok(failed(format!("calldata is not deploy(string,uint32,bytes): {error}"), 0));
+            }
+        };
+        let name = match kv_core::ModuleName::new(&call.name) {
+            Ok(name) => name,
+            Err(error) => return Ok(failed(format!("invalid module name: {error}"), 0)),
+        };
+        // The deploy cost is WASM gas (validating and compiling is the work it prices), spent
+        // whatever the outcome once the gas covers it.
+        let cost = evm_gas_for_wasm_gas(wasm_binding::gas::deploy_cost(call.code.len()));
+        if cost > available {
+            return Ok(failed(format!("out of gas: deploying {} bytes costs {cost} gas", call.code.len()), available));
+        }
+        match self.wasm.deploy(overlay, &name, call.version, &call.code) {
+            Ok(identity) => Ok(WasmOutcome {
+                status: Status::Success,
+                gas_used: cost,
+                output: Bytes::copy_from_slice(identity.to_address().as_slice()),
+                created: Some(Created::Module(identity)),
+            }),
+            Err(DeployError::State(error)) => Err(error.to_string()),
+            // The node could not keep the compiled module: its failure, like the store's.
+            Err(error @ DeployError::Artifact(_)) => Err(error.to_string()),
+            // A compile error is a property of the bytes, the same on every node (singlepass is
+            // deterministic), so it is the transaction's failure.
+            Err(error @ (DeployError::Invalid(_) | DeployError::Compile(_) | DeployError::AlreadyDeployed { .. })) => {
+                Ok(failed(error.to_string(), cost))
             }
         }
     }
+}
 
-    fn tx(
-        &self,
-        overlay: &Overlay,
-        from: Address,
-        kind: TxKind,
-        data: Bytes,
-        value: U256,
-        gas: u64,
-    ) -> Result<TxEnv, String> {
-        let nonce = evm_binding::database::account(overlay, from)
-            .map_err(|error| error.to_string())?
-            .map_or(0, |record| record.nonce);
-        Ok(TxEnv {
-            caller: from,
-            kind,
-            data,
-            value,
-            gas_limit: gas,
-            nonce,
-            chain_id: Some(self.chain_id),
-            ..Default::default()
-        })
+/// The result of a WASM transaction before its fee is charged.
+struct WasmOutcome {
+    status: Status,
+    /// EVM gas.
+    gas_used: u64,
+    output: Bytes,
+    created: Option<Created>,
+}
+
+/// The EVM routes never reach the WASM executor.
+fn unreachable_route() -> WasmOutcome {
+    WasmOutcome {
+        status: Status::Failed("not a WASM transaction".to_owned()),
+        gas_used: 0,
+        output: Bytes::new(),
+        created: None,
     }
 }
 
-/// Turns revm's outcome into a receipt. A failure of the store underneath, a fatal EVM error and
-/// an invalid block environment are the node's failures and abandon the block; an invalid
-/// transaction is rejected.
-fn evm_receipt(
-    outcome: Result<ExecutionResult, EvmError>,
-    new_receipt: impl Fn(Status) -> Receipt,
-) -> Result<Receipt, String> {
-    match outcome {
-        Ok(ExecutionResult::Success { gas, logs, output, .. }) => {
-            let created = match &output {
-                Output::Create(_, Some(address)) => Some(Created::Contract(*address)),
-                _ => None,
-            };
-            let output = match output {
-                Output::Call(data) | Output::Create(data, _) => data,
-            };
-            Ok(Receipt { gas_used: gas.tx_gas_used(), output, logs, created, ..new_receipt(Status::Success) })
+/// The intrinsic gas of a transaction and its EIP-7623 floor.
+#[derive(Clone, Copy)]
+struct Intrinsic {
+    initial: u64,
+    floor: u64,
+}
+
+/// Checks one transaction against the state and the block with the rules of geth's transaction
+/// pool and state transition (nonce first, intrinsic gas last, as geth), for both engines alike.
+fn validate(
+    state: &Overlay,
+    context: &BlockContext,
+    transaction: &SignedTransaction,
+    env: &TxEnv,
+    block_gas_used: u64,
+) -> Result<Intrinsic, TxFailure> {
+    let fatal = |error: &dyn std::fmt::Display| TxFailure::Fatal(error.to_string());
+    let address = transaction.sender;
+    let envelope = &transaction.envelope;
+    let account = evm_binding::database::account(state, address).map_err(|error| fatal(&error))?;
+    let (state_nonce, balance, code_hash) =
+        account.map_or((0, U256::ZERO, KECCAK_EMPTY), |record| (record.nonce, record.balance, record.code_hash));
+    if env.nonce < state_nonce {
+        return Err(Rejection::NonceTooLow { address, tx: env.nonce, state: state_nonce }.into());
+    }
+    if env.nonce > state_nonce {
+        return Err(Rejection::NonceTooHigh { address, tx: env.nonce, state: state_nonce }.into());
+    }
+    if code_hash != KECCAK_EMPTY {
+        let code = evm_binding::database::code(state, code_hash).map_err(|error| fatal(&error))?;
+        if !code.is_eip7702() {
+            return Err(Rejection::SenderNotEoa { address, code_hash }.into());
         }
-        Ok(ExecutionResult::Revert { gas, output, .. }) => {
-            Ok(Receipt { gas_used: gas.tx_gas_used(), ..new_receipt(Status::Revert(output)) })
-        }
-        Ok(ExecutionResult::Halt { reason, gas, .. }) => {
-            Ok(Receipt { gas_used: gas.tx_gas_used(), ..new_receipt(Status::Failed(format!("{reason:?}"))) })
-        }
-        Err(error @ EvmError::Transaction(_)) => Ok(new_receipt(Status::Rejected(error.to_string()))),
-        Err(error @ (EvmError::Database(_) | EvmError::Header(_) | EvmError::Custom(_))) => Err(error.to_string()),
+    }
+    let max_fee = envelope.max_fee_per_gas();
+    if let Some(tip) = envelope.max_priority_fee_per_gas()
+        && tip > max_fee
+    {
+        return Err(Rejection::TipAboveFeeCap { address, tip, max_fee }.into());
+    }
+    if max_fee < u128::from(context.base_fee) {
+        return Err(Rejection::FeeCapTooLow { address, max_fee, base_fee: context.base_fee }.into());
+    }
+    if envelope.is_eip7702() && envelope.authorization_list().is_none_or(<[_]>::is_empty) {
+        return Err(Rejection::EmptyAuthorizationList { address }.into());
+    }
+    let gas = env.gas_limit;
+    if gas > context.gas_limit {
+        return Err(Rejection::ExceedsBlockGasLimit { gas, limit: context.gas_limit }.into());
+    }
+    let left = context.gas_limit - block_gas_used;
+    if gas > left {
+        return Err(Rejection::BlockGasLimitReached { gas, left }.into());
+    }
+    let want = U256::from(gas) * U256::from(max_fee) + env.value;
+    if balance < want {
+        return Err(Rejection::InsufficientFunds { address, have: balance, want }.into());
+    }
+    let initial = calculate_initial_tx_gas_for_tx(env, SPEC, None);
+    let intrinsic = initial.initial_regular_gas + initial.initial_state_gas;
+    if gas < intrinsic {
+        return Err(Rejection::IntrinsicGasTooLow { have: gas, want: intrinsic }.into());
+    }
+    if gas < initial.floor_gas {
+        return Err(Rejection::FloorDataGas { have: gas, want: initial.floor_gas }.into());
+    }
+    let limit = evm_binding::revm::primitives::eip3860::MAX_INITCODE_SIZE;
+    if env.kind.is_create() && env.data.len() > limit {
+        return Err(Rejection::InitCodeTooLarge { size: env.data.len(), limit }.into());
+    }
+    Ok(Intrinsic { initial: intrinsic, floor: initial.floor_gas })
+}
+
+/// revm's view of a signed transaction.
+fn tx_env(transaction: &SignedTransaction) -> TxEnv {
+    let envelope = &transaction.envelope;
+    TxEnv {
+        tx_type: envelope.ty(),
+        caller: transaction.sender,
+        gas_limit: envelope.gas_limit(),
+        gas_price: envelope.max_fee_per_gas(),
+        kind: envelope.kind(),
+        value: envelope.value(),
+        data: envelope.input().clone(),
+        nonce: envelope.nonce(),
+        chain_id: envelope.chain_id(),
+        access_list: envelope.access_list().cloned().unwrap_or_default(),
+        gas_priority_fee: envelope.max_priority_fee_per_gas(),
+        authorization_list: envelope
+            .authorization_list()
+            .map(|list| list.iter().cloned().map(Either::Left).collect())
+            .unwrap_or_default(),
+        ..Default::default()
+    }
+}
+
+/// A Prague block-level system call, made when `contract` has code (a chain whose genesis has no
+/// such contract has nothing to call, as on a chain that never deployed it).
+fn system_call(
+    session: &mut EvmSession<'_, XStatePrecompiles>,
+    contract: Address,
+    data: Bytes,
+) -> Result<(), RuntimeError> {
+    let failed = |reason: String| RuntimeError::SystemCall { contract, reason };
+    let record =
+        evm_binding::database::account(session.state(), contract).map_err(|error| failed(error.to_string()))?;
+    if record.is_none_or(|record| record.code_hash == KECCAK_EMPTY) {
+        return Ok(());
+    }
+    match session.system_call(contract, data) {
+        Ok(ExecutionResult::Success { .. }) => Ok(()),
+        Ok(other) => Err(failed(format!("{other:?}"))),
+        Err(error) => Err(failed(error.to_string())),
+    }
+}
+
+/// The base fee of the block after `parent`, by EIP-1559's formula with Ethereum's parameters
+/// (elasticity 2, change denominator 8).
+fn next_base_fee(parent: &Header) -> u64 {
+    parent.next_block_base_fee(BaseFeeParams::ethereum()).unwrap_or_default()
+}
+
+/// A header with Prague's constant fields and the roots of an empty block.
+fn empty_header() -> Header {
+    Header {
+        ommers_hash: EMPTY_OMMER_ROOT_HASH,
+        transactions_root: EMPTY_ROOT_HASH,
+        receipts_root: EMPTY_ROOT_HASH,
+        difficulty: U256::ZERO,
+        nonce: B64::ZERO,
+        withdrawals_root: Some(EMPTY_ROOT_HASH),
+        blob_gas_used: Some(0),
+        excess_blob_gas: Some(0),
+        parent_beacon_block_root: Some(B256::ZERO),
+        requests_hash: Some(EMPTY_REQUESTS_HASH),
+        ..Default::default()
     }
 }

@@ -1,148 +1,40 @@
-//! Transactions and receipts of a mixed block, and the JSON block file that carries them
-//! (`docs/block-format.md`).
+//! The JSON block file (`docs/block-format.md`): a chain's genesis, a block's own fields and its
+//! transactions, either signed raw envelopes or requests a dev key signs.
 //!
 //! A block file is parsed field by field so that every error names the transaction's index and
 //! the field, rather than a line and column of the JSON text.
 
-use alloy_primitives::{Address, Bytes, Log, U256, hex};
+use crate::dev::{DevRequest, DevTarget, FeeKind};
+use alloy_primitives::{Address, Bytes, U256, hex};
 use evm_binding::GenesisAccount;
-use kv_core::{Identity, ModuleName};
+use kv_core::ModuleName;
 use serde_json::{Map, Value};
 
-/// The default gas limit of a transaction that names none.
-pub const DEFAULT_GAS: u64 = 5_000_000;
-
-/// Which WASM module a call addresses.
+/// One transaction of a block file.
 #[derive(Clone, Debug, PartialEq, Eq)]
-pub enum ModuleRef {
-    /// By synthetic identity.
-    Identity(Identity),
-    /// By name and version (resolved with the runtime's chain id).
-    Named(ModuleName, u32),
+pub enum FileTransaction {
+    /// A signed EIP-2718 envelope, as `eth_sendRawTransaction` takes it.
+    Raw(Bytes),
+    /// A request that one of the dev keys signs when the block runs.
+    Dev(Box<DevRequest>),
 }
 
-/// One transaction of a block.
-#[derive(Clone, Debug, PartialEq, Eq)]
-pub enum Transaction {
-    /// Deploys an EVM contract.
-    EvmCreate {
-        /// Sender.
-        from: Address,
-        /// Init code (constructor arguments appended).
-        code: Bytes,
-        /// Wei sent along.
-        value: U256,
-        /// Gas limit.
-        gas: u64,
-    },
-    /// Calls an EVM account.
-    EvmCall {
-        /// Sender.
-        from: Address,
-        /// Callee.
-        to: Address,
-        /// Calldata.
-        data: Bytes,
-        /// Wei sent along.
-        value: U256,
-        /// Gas limit.
-        gas: u64,
-    },
-    /// Deploys a WASM module.
-    WasmDeploy {
-        /// Module name.
-        name: ModuleName,
-        /// Module version.
-        version: u32,
-        /// WASM bytes.
-        code: Bytes,
-    },
-    /// Calls a WASM module.
-    WasmCall {
-        /// Caller.
-        from: Address,
-        /// The module.
-        module: ModuleRef,
-        /// Input bytes.
-        input: Bytes,
-        /// WASM gas limit.
-        gas: u64,
-    },
-}
-
-impl Transaction {
-    /// The transaction's kind, as written in block files.
-    pub fn kind(&self) -> &'static str {
-        match self {
-            Self::EvmCreate { .. } => "evm_create",
-            Self::EvmCall { .. } => "evm_call",
-            Self::WasmDeploy { .. } => "wasm_deploy",
-            Self::WasmCall { .. } => "wasm_call",
-        }
-    }
-}
-
-/// How a transaction ended.
-#[derive(Clone, Debug, PartialEq, Eq)]
-pub enum Status {
-    /// It ran and its effects are in the block.
-    Success,
-    /// It ran and reverted: an EVM transaction still paid its gas and used its nonce; a WASM call
-    /// left no trace.
-    Revert(Bytes),
-    /// The EVM halted (out of gas, invalid opcode, ...) or the WASM module trapped.
-    Failed(String),
-    /// The transaction was refused before running (invalid transaction, invalid module, unknown
-    /// module): nothing of it is in the block.
-    Rejected(String),
-}
-
-impl Status {
-    /// Whether the transaction succeeded.
-    pub fn is_success(&self) -> bool {
-        matches!(self, Self::Success)
-    }
-}
-
-/// What a transaction created.
-#[derive(Clone, Copy, Debug, PartialEq, Eq)]
-pub enum Created {
-    /// An EVM contract.
-    Contract(Address),
-    /// A WASM module.
-    Module(Identity),
-}
-
-/// The receipt of one transaction.
-#[derive(Clone, Debug, PartialEq, Eq)]
-pub struct Receipt {
-    /// Position in the block.
-    pub index: usize,
-    /// `evm_create`, `evm_call`, `wasm_deploy` or `wasm_call`.
-    pub kind: &'static str,
-    /// How it ended.
-    pub status: Status,
-    /// Gas used: EVM gas for EVM transactions, WASM gas for WASM calls, 0 for deploys.
-    pub gas_used: u64,
-    /// Return data.
-    pub output: Bytes,
-    /// EVM logs.
-    pub logs: Vec<Log>,
-    /// The contract or module created, if any.
-    pub created: Option<Created>,
-}
-
-impl Receipt {
-    /// A receipt that used no gas and returned, logged and created nothing; callers fill in what
-    /// their transaction did with struct update syntax.
-    pub fn new(index: usize, kind: &'static str, status: Status) -> Self {
-        Self { index, kind, status, gas_used: 0, output: Bytes::new(), logs: Vec::new(), created: None }
-    }
+/// The fields of the block a file describes; what it leaves out takes the runtime's defaults.
+#[derive(Clone, Debug, Default, PartialEq, Eq)]
+pub struct BlockFields {
+    /// Seconds since the epoch (default: now, and after the parent's).
+    pub timestamp: Option<u64>,
+    /// Who receives the priority fees (default: the zero address, as anvil).
+    pub beneficiary: Option<Address>,
+    /// At most 32 bytes.
+    pub extra_data: Option<Bytes>,
 }
 
 /// State to import before the first block.
 #[derive(Clone, Debug, Default, PartialEq, Eq)]
 pub struct Genesis {
+    /// The genesis block's timestamp.
+    pub timestamp: u64,
     /// EVM accounts.
     pub accounts: Vec<(Address, GenesisAccount)>,
     /// WASM modules: name, version, code.
@@ -154,10 +46,13 @@ pub struct Genesis {
 pub struct BlockFile {
     /// The chain id the file is written for, if it says.
     pub chain_id: Option<u64>,
-    /// Genesis state, only allowed on an empty store.
+    /// Genesis state, only allowed on an empty store (default: anvil's, see
+    /// [`crate::dev::anvil_genesis`]).
     pub genesis: Option<Genesis>,
+    /// The block's own fields.
+    pub block: BlockFields,
     /// The transactions, in order.
-    pub transactions: Vec<Transaction>,
+    pub transactions: Vec<FileTransaction>,
 }
 
 /// Why a block file was refused. Nothing was executed.
@@ -312,69 +207,125 @@ pub fn parse_number(text: &str) -> Result<U256, String> {
     }
 }
 
-fn transaction(value: &Value) -> FieldResult<Transaction> {
+const TRANSACTION_FIELDS: &[&str] = &[
+    "raw",
+    "from",
+    "to",
+    "module",
+    "deploy",
+    "data",
+    "value",
+    "gas",
+    "nonce",
+    "gas_price",
+    "max_fee_per_gas",
+    "max_priority_fee_per_gas",
+];
+
+fn transaction(value: &Value) -> FieldResult<FileTransaction> {
     let fields = Fields::of(value)?;
-    let kind = fields.string("type")?;
-    Ok(match kind {
-        "evm_create" => {
-            fields.only(&["type", "from", "code", "value", "gas"])?;
-            Transaction::EvmCreate {
-                from: fields.address("from")?,
-                code: fields.bytes("code")?.ok_or_else(|| ("code".to_owned(), "missing".to_owned()))?,
-                value: fields.u256("value")?.unwrap_or_default(),
-                gas: fields.u64("gas")?.unwrap_or(DEFAULT_GAS),
-            }
+    fields.only(TRANSACTION_FIELDS)?;
+    if fields.get("raw").is_some() {
+        if let Some(other) = TRANSACTION_FIELDS.iter().find(|field| **field != "raw" && fields.get(field).is_some()) {
+            return Err(((*other).into(), "a raw transaction is signed already: give `raw` alone".into()));
         }
-        "evm_call" => {
-            fields.only(&["type", "from", "to", "data", "value", "gas"])?;
-            Transaction::EvmCall {
-                from: fields.address("from")?,
-                to: fields.address("to")?,
-                data: fields.bytes("data")?.unwrap_or_default(),
-                value: fields.u256("value")?.unwrap_or_default(),
-                gas: fields.u64("gas")?.unwrap_or(DEFAULT_GAS),
-            }
+        return Ok(FileTransaction::Raw(fields.bytes("raw")?.unwrap_or_default()));
+    }
+    let from = fields.string("from")?;
+    let key = from
+        .strip_prefix("dev:")
+        .and_then(|index| index.parse::<u32>().ok())
+        .filter(|index| *index < crate::dev::DEV_ACCOUNTS)
+        .ok_or_else(|| {
+            ("from".to_owned(), format!("expected dev:0 to dev:{}, found `{from}`", crate::dev::DEV_ACCOUNTS - 1))
+        })?;
+    let targets = ["to", "module", "deploy"].iter().filter(|field| fields.get(field).is_some()).count();
+    if targets > 1 {
+        return Err(("to".into(), "give at most one of `to`, `module` and `deploy`".into()));
+    }
+    let (target, data) = if let Some(deploy) = fields.get("deploy") {
+        if fields.get("data").is_some() {
+            return Err(("data".into(), "a deploy's calldata is made from `deploy`".into()));
         }
-        "wasm_deploy" => {
-            fields.only(&["type", "name", "version", "code"])?;
-            Transaction::WasmDeploy {
-                name: fields.name("name")?,
-                version: fields.version("version")?,
-                code: fields.bytes("code")?.ok_or_else(|| ("code".to_owned(), "missing".to_owned()))?,
-            }
-        }
-        "wasm_call" => {
-            fields.only(&["type", "from", "module", "name", "version", "input", "gas"])?;
-            let module = match (fields.get("module"), fields.get("name")) {
-                (Some(_), None) => ModuleRef::Identity(Identity(fields.address("module")?.into_array())),
-                (None, Some(_)) => ModuleRef::Named(fields.name("name")?, fields.version("version")?),
-                _ => {
-                    return Err(("module".into(), "give either `module` (an identity) or `name` and `version`".into()));
-                }
-            };
-            Transaction::WasmCall {
-                from: fields.address("from")?,
-                module,
-                input: fields.bytes("input")?.unwrap_or_default(),
-                gas: fields.u64("gas")?.unwrap_or(DEFAULT_GAS),
-            }
-        }
-        other => {
+        let deploy = Fields::of(deploy).map_err(|(_, reason)| ("deploy".to_owned(), reason))?;
+        deploy.only(&["name", "version", "code"]).map_err(|(field, reason)| (format!("deploy.{field}"), reason))?;
+        let name = deploy.name("name").map_err(|(field, reason)| (format!("deploy.{field}"), reason))?;
+        let version = deploy.version("version").map_err(|(field, reason)| (format!("deploy.{field}"), reason))?;
+        let code = deploy
+            .bytes("code")
+            .map_err(|(field, reason)| (format!("deploy.{field}"), reason))?
+            .ok_or_else(|| ("deploy.code".to_owned(), "missing".to_owned()))?;
+        (DevTarget::Deploy { name, version, code }, Bytes::new())
+    } else if let Some(module) = fields.get("module") {
+        let module = Fields::of(module).map_err(|(_, reason)| ("module".to_owned(), reason))?;
+        module.only(&["name", "version"]).map_err(|(field, reason)| (format!("module.{field}"), reason))?;
+        let name = module.name("name").map_err(|(field, reason)| (format!("module.{field}"), reason))?;
+        let version = module.version("version").map_err(|(field, reason)| (format!("module.{field}"), reason))?;
+        (DevTarget::Module(name, version), fields.bytes("data")?.unwrap_or_default())
+    } else if fields.get("to").is_some() {
+        (DevTarget::Address(fields.address("to")?), fields.bytes("data")?.unwrap_or_default())
+    } else {
+        (DevTarget::Create, fields.bytes("data")?.unwrap_or_default())
+    };
+    let fee = match (fields.get("gas_price"), fields.get("max_fee_per_gas"), fields.get("max_priority_fee_per_gas")) {
+        (Some(_), None, None) => FeeKind::Legacy { gas_price: u128_of(&fields, "gas_price")? },
+        (Some(_), _, _) => {
             return Err((
-                "type".into(),
-                format!("unknown transaction type `{other}` (expected evm_create, evm_call, wasm_deploy or wasm_call)"),
+                "gas_price".into(),
+                "a legacy gas price excludes max_fee_per_gas and max_priority_fee_per_gas".into(),
             ));
         }
-    })
+        (None, _, _) => FeeKind::Eip1559 {
+            max_fee_per_gas: fields.get("max_fee_per_gas").map(|_| u128_of(&fields, "max_fee_per_gas")).transpose()?,
+            max_priority_fee_per_gas: fields
+                .get("max_priority_fee_per_gas")
+                .map(|_| u128_of(&fields, "max_priority_fee_per_gas"))
+                .transpose()?,
+        },
+    };
+    Ok(FileTransaction::Dev(Box::new(DevRequest {
+        key,
+        target,
+        data,
+        value: fields.u256("value")?.unwrap_or_default(),
+        gas: fields.u64("gas")?,
+        nonce: fields.u64("nonce")?,
+        fee,
+    })))
+}
+
+fn u128_of(fields: &Fields<'_>, field: &str) -> FieldResult<u128> {
+    let value = fields.u256(field)?.unwrap_or_default();
+    u128::try_from(value).map_err(|_| (field.to_owned(), "does not fit in 128 bits".to_owned()))
+}
+
+fn block_fields(value: &Value) -> Result<BlockFields, BlockFileError> {
+    let top = |(field, reason): (String, String)| BlockFileError::Top { field: format!("block.{field}"), reason };
+    let fields = Fields::of(value).map_err(top)?;
+    fields.only(&["timestamp", "beneficiary", "extra_data"]).map_err(top)?;
+    let beneficiary = match fields.get("beneficiary") {
+        None => None,
+        Some(_) => Some(fields.address("beneficiary").map_err(top)?),
+    };
+    let extra_data = fields.bytes("extra_data").map_err(top)?;
+    if let Some(extra) = &extra_data
+        && extra.len() > 32
+    {
+        return Err(top(("extra_data".into(), format!("{} bytes, at most 32", extra.len()))));
+    }
+    Ok(BlockFields { timestamp: fields.u64("timestamp").map_err(top)?, beneficiary, extra_data })
 }
 
 fn genesis(value: &Value) -> Result<Genesis, BlockFileError> {
     let top = |reason: String| BlockFileError::Top { field: "genesis".into(), reason };
     let object = value.as_object().ok_or_else(|| top("expected an object".into()))?;
-    if let Some(key) = object.keys().find(|key| !["accounts", "modules"].contains(&key.as_str())) {
+    if let Some(key) = object.keys().find(|key| !["timestamp", "accounts", "modules"].contains(&key.as_str())) {
         return Err(top(format!("unknown field `{key}`")));
     }
     let mut genesis = Genesis::default();
+    if let Some(timestamp) = object.get("timestamp") {
+        genesis.timestamp = parse_u64(timestamp).map_err(|reason| top(format!("`timestamp`: {reason}")))?;
+    }
     let list = |name: &str| -> Result<&[Value], BlockFileError> {
         match object.get(name) {
             None => Ok(&[]),
@@ -424,10 +375,12 @@ impl BlockFile {
         let object = value
             .as_object()
             .ok_or_else(|| BlockFileError::Top { field: "*".into(), reason: "expected a JSON object".into() })?;
-        if let Some(key) = object.keys().find(|key| !["chain_id", "genesis", "transactions"].contains(&key.as_str())) {
+        if let Some(key) =
+            object.keys().find(|key| !["chain_id", "genesis", "block", "transactions"].contains(&key.as_str()))
+        {
             return Err(BlockFileError::Top {
                 field: key.clone(),
-                reason: "unknown field (expected chain_id, genesis, transactions)".into(),
+                reason: "unknown field (expected chain_id, genesis, block, transactions)".into(),
             });
         }
         let chain_id = match object.get("chain_id") {
@@ -437,6 +390,7 @@ impl BlockFile {
             }
         };
         let genesis = object.get("genesis").map(genesis).transpose()?;
+        let block = object.get("block").map(block_fields).transpose()?.unwrap_or_default();
         let transactions = match object.get("transactions") {
             Some(Value::Array(items)) => items
                 .iter()
@@ -450,6 +404,6 @@ impl BlockFile {
             }
             None => return Err(BlockFileError::Top { field: "transactions".into(), reason: "missing".into() }),
         };
-        Ok(Self { chain_id, genesis, transactions })
+        Ok(Self { chain_id, genesis, block, transactions })
     }
 }

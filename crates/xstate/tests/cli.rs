@@ -1,5 +1,6 @@
 //! The `xstate` binary, driven as a user would: the commands, every kind of bad input (each a
-//! clear message and a non-zero exit, never a panic or a half-written store), and durability
+//! clear message and a non-zero exit, never a panic or a half-written store), every rejection of
+//! a signed transaction worded as geth words it, blocks and receipts read back, and durability
 //! across processes, including processes killed in the middle of a block.
 
 #![allow(clippy::unwrap_used, clippy::expect_used, clippy::panic)] // Test code: a failed unwrap is a failed test.
@@ -9,8 +10,8 @@ use std::path::{Path, PathBuf};
 use std::process::{Command, Output};
 use std::time::{Duration, Instant};
 
-const ALICE: &str = "0xa1a1a1a1a1a1a1a1a1a1a1a1a1a1a1a1a1a1a1a1";
-const BOB: &str = "0xb0b0b0b0b0b0b0b0b0b0b0b0b0b0b0b0b0b0b0b0";
+/// Dev account 1 of the test mnemonic.
+const ALICE: &str = "0x70997970c51812dc3a010c7d01b50e0d17dc79c8";
 
 fn xstate(args: &[&str]) -> Output {
     Command::new(env!("CARGO_BIN_EXE_xstate")).args(args).output().unwrap()
@@ -56,7 +57,7 @@ fn root_of(db: &Path) -> String {
 }
 
 fn counter_call(from: &str) -> Value {
-    json!({"type": "wasm_call", "from": from, "name": "counter", "version": 1, "input": "0x"})
+    json!({"from": from, "module": {"name": "counter", "version": 1}, "gas": 1_000_000})
 }
 
 #[test]
@@ -76,9 +77,21 @@ fn demo_runs_and_verifies_its_proofs() {
     assert!(output.contains("EVM read WASM:  WasmReader.readTokenBalance(token, bob) = 400"), "{output}");
     assert!(output.contains("WASM read EVM:  erc20-reader(erc20, bob)               = 250"), "{output}");
     assert_eq!(output.matches("verified").count(), 2, "{output}");
+    // The demo shows who signed each transaction, with which nonce, and what it paid.
+    assert!(output.contains("from 0xf39Fd6e51aad88F6F4ce6aB8827279cffFb92266 nonce 4"), "{output}");
+    assert!(output.contains("from 0x70997970C51812dc3A010C7d01b50e0d17dc79C8 nonce 0"), "{output}");
+    assert!(output.matches(" wei").count() >= 11, "{output}");
     let dir = tempfile::tempdir().unwrap();
     let json: Value = serde_json::from_str(&ok(&["--json", "demo", "--db", dir.path().to_str().unwrap()])).unwrap();
     assert_eq!(json["proofs"].as_array().unwrap().len(), 2);
+    let receipts = json["receipts"].as_array().unwrap();
+    assert_eq!(receipts.len(), 11);
+    for receipt in receipts {
+        let fee = alloy_primitives::U256::from_str_radix(receipt["fee"].as_str().unwrap(), 10).unwrap();
+        let price = alloy_primitives::U256::from_str_radix(receipt["effectiveGasPrice"].as_str().unwrap(), 10).unwrap();
+        assert_eq!(fee, price * alloy_primitives::U256::from(receipt["gasUsed"].as_u64().unwrap()));
+        assert!(!fee.is_zero());
+    }
     assert!(json["proofs"].as_array().unwrap().iter().all(|proof| proof["verified"] == true));
     // The kept store is a normal store.
     assert_eq!(root_of(dir.path()), json["root"].as_str().unwrap());
@@ -95,6 +108,10 @@ fn run_get_prove_verify_round_trip() {
     assert_eq!(receipts.len(), 8);
     assert_eq!(receipts[6]["status"], "revert");
     assert_eq!(receipts[6]["reason"], "\"insufficient balance\"");
+    assert_eq!(receipts[6]["from"], "0x3C44CdDdB6a900fa2b585dd299e03d12FA4293BC");
+    assert_eq!(receipts[3]["kind"], "wasm_deploy");
+    assert_eq!(receipts[3]["moduleIdentity"], ok(&["identity", "token", "1"]).trim());
+    assert_eq!(output["number"], 1);
     let counter = ok(&["identity", "counter", "1"]);
     let slot = format!("wasm-slot:{}:0", counter.trim());
     assert!(ok(&["get", "--db", db, &slot]).contains("u64 42"));
@@ -113,16 +130,16 @@ fn run_get_prove_verify_round_trip() {
 
     // After another block, the old height is proven with the value it had then: the trie's
     // leaves hold the values themselves.
-    let next = write_block(dir.path(), "next.json", &json!({"transactions": [counter_call(ALICE)]}));
+    let next = write_block(dir.path(), "next.json", &json!({"transactions": [counter_call("dev:1")]}));
     ok(&["run", next.to_str().unwrap(), "--db", db]);
     let old = dir.path().join("old.json");
-    ok(&["prove", "--db", db, &slot, "--out", old.to_str().unwrap(), "--height", "1"]);
+    ok(&["prove", "--db", db, &slot, "--out", old.to_str().unwrap(), "--height", "2"]);
     let file: Value = serde_json::from_str(&std::fs::read_to_string(&old).unwrap()).unwrap();
     assert_eq!(file["value"], format!("0x{:016x}", 42));
     assert!(ok(&["verify", old.to_str().unwrap()]).contains(&format!("= 0x{:016x} under root", 42)));
     assert!(ok(&["get", "--db", db, &slot]).contains("u64 43"));
     // Roots of retained heights stay readable, and match the proof written for height 1.
-    let root_one: Value = serde_json::from_str(&ok(&["--json", "root", "--db", db, "--height", "1"])).unwrap();
+    let root_one: Value = serde_json::from_str(&ok(&["--json", "root", "--db", db, "--height", "2"])).unwrap();
     assert_eq!(root_one["root"], file["root"]);
     assert_ne!(root_one["root"].as_str().unwrap(), root_of(Path::new(db)));
 }
@@ -141,7 +158,7 @@ fn get_reads_every_key_form() {
     preimage[31] = 1;
     let slot = alloy_primitives::keccak256(preimage);
     assert!(ok(&["get", "--db", db, &format!("evm-slot:{storage}:{slot}")]).contains("word 99"));
-    assert!(ok(&["get", "--db", db, &format!("evm-account:{ALICE}")]).contains("nonce 1"));
+    assert!(ok(&["get", "--db", db, &format!("evm-account:{ALICE}")]).contains("nonce 4"));
     let counter = ok(&["identity", "counter", "1"]).trim().to_owned();
     assert!(ok(&["get", "--db", db, &format!("module:{counter}")]).contains("counter v1"));
     let json: Value =
@@ -161,28 +178,36 @@ fn malformed_and_schema_invalid_block_files_name_the_problem() {
 
     let cases = [
         (
-            json!({"transactions": [counter_call(ALICE), counter_call(ALICE), {"type": "evm_call", "from": ALICE, "to": "0x1234"}]}),
+            json!({"transactions": [counter_call("dev:1"), counter_call("dev:1"), {"from": "dev:1", "to": "0x1234"}]}),
             "transaction 2, field `to`: expected 20 bytes, found 2",
         ),
+        (json!({"transactions": [{"from": ALICE}]}), "transaction 0, field `from`: expected dev:0 to dev:9"),
+        (json!({"transactions": [{"from": "dev:10"}]}), "transaction 0, field `from`: expected dev:0 to dev:9"),
+        (json!({"transactions": [{"from": "dev:1", "to": ALICE, "gas": -5}]}), "transaction 0, field `gas`"),
         (
-            json!({"transactions": [{"type": "evm_transfer", "from": ALICE}]}),
-            "transaction 0, field `type`: unknown transaction type `evm_transfer`",
+            json!({"transactions": [{"from": "dev:1", "module": {"name": "Counter", "version": 1}}]}),
+            "transaction 0, field `module.name`",
         ),
         (
-            json!({"transactions": [{"type": "evm_call", "from": ALICE, "to": BOB, "gas": -5}]}),
-            "transaction 0, field `gas`",
+            json!({"transactions": [{"from": "dev:0", "deploy": {"name": "x", "version": 1}}]}),
+            "transaction 0, field `deploy.code`: missing",
         ),
         (
-            json!({"transactions": [{"type": "wasm_call", "from": ALICE, "name": "Counter", "version": 1}]}),
-            "transaction 0, field `name`",
-        ),
-        (
-            json!({"transactions": [{"type": "wasm_deploy", "name": "x", "version": 1}]}),
-            "transaction 0, field `code`: missing",
-        ),
-        (
-            json!({"transactions": [{"type": "evm_call", "from": ALICE, "to": BOB, "colour": "red"}]}),
+            json!({"transactions": [{"from": "dev:1", "to": ALICE, "colour": "red"}]}),
             "transaction 0, field `colour`: unknown field",
+        ),
+        (
+            json!({"transactions": [{"raw": "0x02", "from": "dev:1"}]}),
+            "transaction 0, field `from`: a raw transaction is signed already",
+        ),
+        (json!({"transactions": [{"raw": "0xzz"}]}), "transaction 0, field `raw`: invalid hex"),
+        (
+            json!({"transactions": [{"from": "dev:1", "to": ALICE, "gas_price": 1, "max_fee_per_gas": 2}]}),
+            "transaction 0, field `gas_price`",
+        ),
+        (
+            json!({"block": {"extra_data": format!("0x{}", "00".repeat(33))}, "transactions": []}),
+            "field `block.extra_data`",
         ),
         (json!({"transactions": {}}), "field `transactions`: expected an array"),
         (
@@ -199,29 +224,144 @@ fn malformed_and_schema_invalid_block_files_name_the_problem() {
 }
 
 #[test]
-fn failed_transactions_are_receipts_and_leave_no_trace() {
+fn failed_transactions_are_receipts_that_pay_and_leave_no_trace() {
     let dir = tempfile::tempdir().unwrap();
     let db = dir.path().join("db");
     let db = db.to_str().unwrap();
     ok(&["run", example().to_str().unwrap(), "--db", db]);
     let counter = ok(&["identity", "counter", "1"]).trim().to_owned();
     let block = json!({"transactions": [
-        {"type": "wasm_call", "from": ALICE, "module": "0x0000000000000000000000000000000000000bad"},
-        {"type": "evm_call", "from": BOB, "to": ALICE, "value": "100000000000000000000000000"},
-        {"type": "wasm_deploy", "name": "garbage", "version": 1, "code": "0x00112233"},
-        {"type": "wasm_call", "from": ALICE, "name": "counter", "version": 1, "input": "0x02ffffffffffffffff"},
-        counter_call(ALICE),
+        {"from": "dev:0", "deploy": {"name": "garbage", "version": 1, "code": "0x00112233"}},
+        {"from": "dev:1", "module": {"name": "counter", "version": 1}, "data": "0x02ffffffffffffffff"},
+        counter_call("dev:1"),
     ]});
     let path = write_block(dir.path(), "failing.json", &block);
     let output: Value = serde_json::from_str(&ok(&["--json", "run", path.to_str().unwrap(), "--db", db])).unwrap();
-    let statuses: Vec<&str> =
-        output["receipts"].as_array().unwrap().iter().map(|receipt| receipt["status"].as_str().unwrap()).collect();
-    assert_eq!(statuses, ["rejected", "rejected", "rejected", "revert", "success"]);
+    let receipts = output["receipts"].as_array().unwrap();
+    let statuses: Vec<&str> = receipts.iter().map(|receipt| receipt["status"].as_str().unwrap()).collect();
+    assert_eq!(statuses, ["failed", "revert", "success"]);
+    assert!(receipts.iter().all(|receipt| receipt["fee"].as_str().unwrap() != "0"), "every included transaction pays");
     // Only the last call counted: 42 + 1.
     assert!(ok(&["get", "--db", db, &format!("wasm-slot:{counter}:0")]).contains("u64 43"));
     assert!(
         ok(&["get", "--db", db, &format!("module:{}", ok(&["identity", "garbage", "1"]).trim())]).contains("absent")
     );
+}
+
+/// Signs `transaction` with dev key `key` and returns its raw hex.
+fn raw_hex<T>(key: u32, transaction: T) -> String
+where
+    T: alloy_consensus::SignableTransaction<alloy_primitives::Signature>,
+    alloy_consensus::TxEnvelope: From<alloy_consensus::Signed<T>>,
+{
+    alloy_primitives::hex::encode_prefixed(alloy_eips::eip2718::Encodable2718::encoded_2718(&xstate::dev::sign(
+        key,
+        transaction,
+    )))
+}
+
+#[test]
+fn each_rejection_is_reported_by_the_binary_in_gethss_words() {
+    use alloy_consensus::{TxEip1559, TxLegacy};
+    use alloy_primitives::{Address, TxKind, U256};
+    let transfer = |chain_id: u64| TxEip1559 {
+        chain_id,
+        nonce: 0,
+        gas_limit: 21_000,
+        max_fee_per_gas: 10_000_000_000,
+        max_priority_fee_per_gas: 1_000_000_000,
+        to: TxKind::Call(Address::repeat_byte(0x77)),
+        value: U256::from(1),
+        access_list: Default::default(),
+        input: Default::default(),
+    };
+    let unprotected = TxLegacy {
+        chain_id: None,
+        nonce: 0,
+        gas_price: 10_000_000_000,
+        gas_limit: 21_000,
+        to: TxKind::Call(Address::repeat_byte(0x77)),
+        value: U256::from(1),
+        input: Default::default(),
+    };
+    let to = "0x7777777777777777777777777777777777777777";
+    let cases = [
+        (json!({"raw": "0x02ff00"}), "failed to decode signed transaction"),
+        (json!({"raw": raw_hex(1, unprotected)}), "only replay-protected (EIP-155) transactions allowed"),
+        (json!({"raw": raw_hex(1, transfer(1))}), "invalid chain id for signer: have 1 want 31337"),
+        (json!({"from": "dev:1", "to": to, "nonce": 7}), "nonce too high"),
+        (
+            json!({"from": "dev:1", "to": to, "value": "20000000000000000000000", "gas": 21000}),
+            "insufficient funds for gas * price + value",
+        ),
+        (json!({"from": "dev:1", "to": to, "gas": 20000}), "intrinsic gas too low"),
+        (
+            json!({"from": "dev:1", "to": to, "gas": 21000, "max_fee_per_gas": 1, "max_priority_fee_per_gas": 1}),
+            "max fee per gas less than block base fee",
+        ),
+        (json!({"from": "dev:1", "to": to, "gas": 30_000_001}), "exceeds block gas limit"),
+        (
+            json!({"from": "dev:1", "module": {"name": "counter", "version": 1}, "value": 1}),
+            "value transfer to a WASM module is not supported",
+        ),
+    ];
+    let dir = tempfile::tempdir().unwrap();
+    let db = dir.path().join("db");
+    ok(&["run", example().to_str().unwrap(), "--db", db.to_str().unwrap()]);
+    for (index, (transaction, message)) in cases.iter().enumerate() {
+        let root = root_of(&db);
+        let path = write_block(dir.path(), &format!("case{index}.json"), &json!({"transactions": [transaction]}));
+        let output = xstate(&["--json", "run", path.to_str().unwrap(), "--db", db.to_str().unwrap()]);
+        assert!(output.status.success(), "{}", stderr(&output));
+        assert!(
+            stderr(&output).contains(&format!("transaction 0 rejected: {message}")),
+            "{message}: {}",
+            stderr(&output)
+        );
+        let report: Value = serde_json::from_str(&stdout(&output)).unwrap();
+        assert_eq!(report["receipts"].as_array().unwrap().len(), 0, "{message}");
+        let reason = report["rejected"][0]["reason"].as_str().unwrap();
+        assert!(reason.starts_with(message), "{reason}");
+        // The block still came (its system call records the parent hash) but without the
+        // transaction: its state changed only through the history contract, which this genesis
+        // lacks, so the root is the parent's.
+        assert_eq!(root_of(&db), root, "{message}: the refused transaction changed the state");
+    }
+    // A nonce already used, by its raw bytes sent twice.
+    let again = raw_hex(1, TxEip1559 { nonce: 4, ..transfer(31337) });
+    let path = write_block(dir.path(), "again.json", &json!({"transactions": [{"raw": again}, {"raw": again}]}));
+    let output = xstate(&["run", path.to_str().unwrap(), "--db", db.to_str().unwrap()]);
+    assert!(stderr(&output).contains("transaction 1 rejected: nonce too low"), "{}", stderr(&output));
+}
+
+#[test]
+fn blocks_and_receipts_are_read_back() {
+    let dir = tempfile::tempdir().unwrap();
+    let db = dir.path().join("db");
+    let db = db.to_str().unwrap();
+    let run: Value = serde_json::from_str(&ok(&["--json", "run", example().to_str().unwrap(), "--db", db])).unwrap();
+    let latest: Value = serde_json::from_str(&ok(&["--json", "block", "latest", "--db", db])).unwrap();
+    assert_eq!(latest, serde_json::from_str::<Value>(&ok(&["--json", "block", "1", "--db", db])).unwrap());
+    assert_eq!(latest["hash"], run["hash"]);
+    assert_eq!(latest["stateRoot"], run["root"]);
+    assert_eq!(latest["number"], "0x1");
+    assert_eq!(latest["timestamp"], format!("{:#x}", 1_700_000_012));
+    assert_eq!(latest["miner"], "0x00000000000000000000000000000000000000be");
+    assert!(latest["baseFeePerGas"].is_string());
+    let genesis: Value = serde_json::from_str(&ok(&["--json", "block", "0", "--db", db])).unwrap();
+    assert_eq!(latest["parentHash"], genesis["hash"]);
+    assert_eq!(genesis["baseFeePerGas"], "0x3b9aca00", "1 gwei");
+
+    let hash = run["receipts"][3]["transactionHash"].as_str().unwrap();
+    let receipt: Value = serde_json::from_str(&ok(&["--json", "receipt", hash, "--db", db])).unwrap();
+    assert_eq!(receipt, run["receipts"][3]);
+    assert_eq!(receipt["blockHash"], run["hash"]);
+    assert!(ok(&["receipt", hash, "--db", db]).contains("wasm_deploy"));
+    assert!(ok(&["block", "latest", "--db", db]).contains("base fee"));
+    fails(&["block", "9", "--db", db], "no block 9 (the latest is 1)");
+    fails(&["block", "soon", "--db", db], "not a block number");
+    fails(&["receipt", &format!("0x{}", "ab".repeat(32)), "--db", db], "no transaction");
+    fails(&["receipt", "0x12", "--db", db], "not a 32-byte transaction hash");
 }
 
 #[test]
@@ -315,17 +455,20 @@ fn invalid_proof_files_are_refused() {
     fails(&["verify", dir.path().join("nope.json").to_str().unwrap()], "cannot read");
 }
 
-/// A block with many transactions of both kinds.
+/// A block with many transactions of both kinds, from dev accounts 1 and 2 (nonces after the
+/// example's block), at a fixed timestamp.
 fn big_block(count: usize) -> Value {
     let transactions: Vec<Value> = (0..count)
         .map(|index| match index % 3 {
-            0 => counter_call(ALICE),
-            1 => json!({"type": "evm_call", "from": ALICE, "to": BOB, "value": "1", "gas": 21000}),
-            _ => json!({"type": "evm_call", "from": BOB, "to": "0x5e5e5e5e5e5e5e5e5e5e5e5e5e5e5e5e5e5e5e5e",
+            0 => counter_call("dev:1"),
+            1 => {
+                json!({"from": "dev:1", "to": "0x3C44CdDdB6a900fa2b585dd299e03d12FA4293BC", "value": "1", "gas": 21000})
+            }
+            _ => json!({"from": "dev:2", "to": "0x5e5e5e5e5e5e5e5e5e5e5e5e5e5e5e5e5e5e5e5e",
                         "data": format!("0x1ab06ee5{:064x}{:064x}", index, index + 1), "gas": 100000}),
         })
         .collect();
-    json!({ "transactions": transactions })
+    json!({ "block": {"timestamp": 1_700_000_024}, "transactions": transactions })
 }
 
 #[test]
@@ -337,12 +480,37 @@ fn two_blocks_in_two_processes_equal_both_in_one() {
     ok(&["run", second.to_str().unwrap(), "--db", two.to_str().unwrap()]);
 
     // Both blocks in this one process, through the library.
-    let runtime = xstate::Runtime::in_memory(xstate::DEFAULT_CHAIN_ID);
+    let runtime = xstate::Runtime::in_memory(xstate::ChainConfig::default());
+    let run = |file: &xstate::BlockFile| {
+        let raws = xstate::dev::raw_transactions(&runtime, &file.transactions).unwrap();
+        let input = xstate::BlockInput {
+            timestamp: file.block.timestamp.unwrap(),
+            beneficiary: file.block.beneficiary.unwrap_or_default(),
+            ..Default::default()
+        };
+        runtime.execute_block(&input, &raws, |_| {}).unwrap()
+    };
     let first = xstate::BlockFile::parse(&std::fs::read_to_string(example()).unwrap()).unwrap();
-    runtime.execute_block(first.genesis.as_ref(), &first.transactions, |_| {}).unwrap();
+    runtime.init_genesis(first.genesis.as_ref().unwrap()).unwrap();
+    run(&first);
     let next = xstate::BlockFile::parse(&std::fs::read_to_string(&second).unwrap()).unwrap();
-    let outcome = runtime.execute_block(None, &next.transactions, |_| {}).unwrap();
+    let outcome = run(&next);
+    assert!(outcome.rejected.is_empty(), "{:?}", outcome.rejected);
     assert_eq!(root_of(&two), outcome.commit.root.to_string());
+    for number in 0..=2u64 {
+        let header: Value =
+            serde_json::from_str(&ok(&["--json", "block", &number.to_string(), "--db", two.to_str().unwrap()]))
+                .unwrap();
+        let block = runtime.block(number).unwrap().unwrap();
+        assert_eq!(header["hash"], block.hash.to_string(), "block {number}");
+        let mut expected = serde_json::to_value(&block.header).unwrap();
+        expected["hash"] = json!(block.hash.to_string());
+        for field in
+            ["parentHash", "stateRoot", "transactionsRoot", "receiptsRoot", "logsBloom", "gasUsed", "baseFeePerGas"]
+        {
+            assert_eq!(header[field], expected[field], "block {number}: {field}");
+        }
+    }
 }
 
 #[test]
