@@ -2,18 +2,10 @@
 //! block hash and a transaction hash, kept in the store's label table (outside the committed
 //! trie: the state root commits to state alone, as Ethereum's does).
 //!
-//! This module is the one place that knows how they are stored. A block is written in three
-//! durable steps so that a crash at any point loses nothing committed:
-//! 1. a *pending* record (header without its state root, transactions, receipts) and the store
-//!    height it belongs to;
-//! 2. the state commit (kv-core), which fixes the state root;
-//! 3. the final records (header with the root, body, indexes, head) in one batch, removing the
-//!    pending record.
-//!
-//! A crash after 1 leaves a pending record for a height the store never reached: it is dropped
-//! on open. A crash after 2 leaves one for the height the store is at: it is completed on open
-//! with the root kv-core kept for that height. kv-core offering to put labels into the batch of
-//! the state commit would make this one step (see ADR 0008).
+//! This module is the one place that knows how they are stored. A block's records (header with
+//! the state root, body, indexes, head) go into the state commit's own batch through
+//! `Store::commit_with_labels`, which hands them the new root: a crash leaves the block's state
+//! and its records, or neither.
 
 use crate::receipt::{Created, Kind, Receipt, Status};
 use crate::signed::SignedTransaction;
@@ -21,12 +13,9 @@ use alloy_consensus::{Header, Transaction as _, TxEnvelope};
 use alloy_eips::eip2718::Decodable2718;
 use alloy_primitives::{Address, B256, Bytes, Log};
 use alloy_rlp::{Decodable, Encodable, RlpDecodable, RlpEncodable};
-use kv_core::{Identity, Store, StoreError, Table, WriteBatch};
+use kv_core::{Identity, Store, StoreError};
 
-/// The prefix kv-core gives label keys in its meta table (`Store::label` reads them back).
-const LABEL_PREFIX: &[u8] = b"label/";
 const HEAD: &str = "chain/head";
-const PENDING: &str = "chain/pending";
 
 fn header_name(number: u64) -> String {
     format!("chain/header/{number:016x}")
@@ -68,13 +57,6 @@ struct StoredReceipt {
 struct StoredBody {
     transactions: Vec<Bytes>,
     receipts: Vec<StoredReceipt>,
-}
-
-#[derive(Clone, Debug, PartialEq, Eq, RlpEncodable, RlpDecodable)]
-struct PendingBlock {
-    store_height: u64,
-    header: Header,
-    body: StoredBody,
 }
 
 #[derive(Clone, Copy, Debug, PartialEq, Eq, RlpEncodable, RlpDecodable)]
@@ -195,18 +177,6 @@ impl<'a> ChainStore<'a> {
         Self { store }
     }
 
-    fn write(&self, puts: Vec<(String, Vec<u8>)>, deletes: &[&str]) -> Result<(), StoreError> {
-        let mut batch = WriteBatch::new();
-        let key = |name: &str| [LABEL_PREFIX, name.as_bytes()].concat();
-        for (name, value) in puts {
-            batch.put(Table::Meta, key(&name), value);
-        }
-        for name in deletes {
-            batch.delete(Table::Meta, key(name));
-        }
-        Ok(self.store.backend().write(batch)?)
-    }
-
     /// The number of the latest block, `None` before the genesis block.
     pub fn head(&self) -> Result<Option<u64>, StoreError> {
         match self.store.label(HEAD)? {
@@ -218,70 +188,26 @@ impl<'a> ChainStore<'a> {
         }
     }
 
-    /// Step 1 of a block: what it will be, before the state commit at `store_height`.
-    pub fn write_pending(
-        &self,
-        store_height: u64,
+    /// The records of a block whose header (state root included) is final, as labels for the
+    /// state commit's batch, and the block's hash.
+    pub fn block_records(
         header: &Header,
         transactions: &[SignedTransaction],
         receipts: &[Receipt],
-    ) -> Result<(), StoreError> {
-        let pending = PendingBlock { store_height, header: header.clone(), body: body_of(transactions, receipts) };
-        self.write(vec![(PENDING.to_owned(), encode(&pending))], &[])
-    }
-
-    /// Step 3 of a block: the final records, with the state root the commit produced.
-    pub fn finish(
-        &self,
-        header: &Header,
-        transactions: &[SignedTransaction],
-        receipts: &[Receipt],
-    ) -> Result<B256, StoreError> {
-        self.finish_body(header, &body_of(transactions, receipts), transactions.iter().map(SignedTransaction::hash))
-    }
-
-    fn finish_body(
-        &self,
-        header: &Header,
-        body: &StoredBody,
-        hashes: impl Iterator<Item = B256>,
-    ) -> Result<B256, StoreError> {
+    ) -> (B256, Vec<(String, Option<Vec<u8>>)>) {
         let number = header.number;
         let hash = header.hash_slow();
-        let mut puts = vec![
-            (header_name(number), encode(header)),
-            (hash_name(number), hash.to_vec()),
-            (number_name(&hash), number.to_be_bytes().to_vec()),
-            (body_name(number), encode(body)),
-            (HEAD.to_owned(), number.to_be_bytes().to_vec()),
+        let mut labels = vec![
+            (header_name(number), Some(encode(header))),
+            (hash_name(number), Some(hash.to_vec())),
+            (number_name(&hash), Some(number.to_be_bytes().to_vec())),
+            (body_name(number), Some(encode(&body_of(transactions, receipts)))),
+            (HEAD.to_owned(), Some(number.to_be_bytes().to_vec())),
         ];
-        for (index, tx_hash) in hashes.enumerate() {
-            puts.push((tx_name(&tx_hash), encode(&TxLocation { number, index: index as u64 })));
+        for (index, transaction) in transactions.iter().enumerate() {
+            labels.push((tx_name(&transaction.hash()), Some(encode(&TxLocation { number, index: index as u64 }))));
         }
-        self.write(puts, &[PENDING])?;
-        Ok(hash)
-    }
-
-    /// Completes or drops a block interrupted between its steps (see the module docs).
-    pub fn recover(&self) -> Result<(), StoreError> {
-        let Some(bytes) = self.store.label(PENDING)? else {
-            return Ok(());
-        };
-        let PendingBlock { store_height, mut header, body } = decode("pending", &bytes)?;
-        if store_height != self.store.height() || self.head()? == Some(header.number) {
-            // The state commit never happened (or the block was finished): nothing to complete.
-            return self.write(Vec::new(), &[PENDING]);
-        }
-        header.state_root = self.store.root_at(store_height)?;
-        let hashes = body
-            .transactions
-            .iter()
-            .map(|raw| {
-                Ok(*TxEnvelope::decode_2718_exact(raw).map_err(|error| corrupt("transaction", error))?.tx_hash())
-            })
-            .collect::<Result<Vec<_>, StoreError>>()?;
-        self.finish_body(&header, &body, hashes.into_iter())?;
-        Ok(())
+        (hash, labels)
     }
 
     /// The header of block `number`.
@@ -353,15 +279,10 @@ mod tests {
     use kv_core::StoreConfig;
     use std::sync::Arc;
 
-    fn reopen(backend: &Arc<dyn kv_core::Backend>) -> Store {
-        Store::open(Arc::clone(backend), StoreConfig::default()).unwrap()
-    }
-
-    /// A crash between the steps of a block leaves the records a real crash would; opening the
-    /// store again completes the block whose state was committed and drops the one whose state
-    /// was not.
+    /// A block's records are written by its state commit: a commit that fails writes none of
+    /// them, and a reopened store finds the block, its receipt and its index.
     #[test]
-    fn an_interrupted_block_is_completed_or_dropped_on_open() {
+    fn a_block_and_its_records_commit_together() {
         let runtime = Runtime::in_memory(ChainConfig::default());
         runtime.init_genesis(&crate::dev::anvil_genesis(0)).unwrap();
         let transfer = TxEip1559 {
@@ -378,31 +299,23 @@ mod tests {
         let raw = Bytes::from(crate::dev::sign(1, transfer).encoded_2718());
         let block = runtime.execute_block(&BlockInput { timestamp: 1, ..Default::default() }, &[raw], |_| {}).unwrap();
         let tx_hash = block.receipts[0].hash;
+        assert_eq!(block.header.state_root, runtime.store().root(), "the header names the committed root");
         let backend = Arc::clone(runtime.store().backend());
         drop(runtime);
 
-        // After step 2: the state is committed, the final records are not written.
-        let store = reopen(&backend);
+        let store = Store::open(Arc::clone(&backend), StoreConfig::default()).unwrap();
         let chain = ChainStore::new(&store);
-        let mut unfinished = block.header.clone();
-        unfinished.state_root = B256::ZERO;
-        chain.write_pending(store.height(), &unfinished, &block.transactions, &block.receipts).unwrap();
-        let finals = [header_name(1), hash_name(1), body_name(1), number_name(&block.hash), tx_name(&tx_hash)];
-        let finals: Vec<&str> = finals.iter().map(String::as_str).collect();
-        chain.write(vec![(HEAD.to_owned(), 0u64.to_be_bytes().to_vec())], &finals).unwrap();
-        assert_eq!(chain.header(1).unwrap(), None);
-        drop(store);
-        let runtime = Runtime::new(reopen(&backend), ChainConfig::default()).unwrap();
-        assert_eq!(runtime.latest(), Some((block.header.clone(), block.hash)), "the block was completed");
-        assert_eq!(runtime.receipt(&tx_hash).unwrap().map(|(_, receipt)| receipt), Some(block.receipts[0].clone()));
-        assert_eq!(runtime.store().label(PENDING).unwrap(), None);
-        drop(runtime);
-
-        // After step 1 only: the pending record names a height the state never reached.
-        let store = reopen(&backend);
-        ChainStore::new(&store).write_pending(store.height() + 1, &unfinished, &[], &[]).unwrap();
-        let runtime = Runtime::new(store, ChainConfig::default()).unwrap();
-        assert_eq!(runtime.latest(), Some((block.header, block.hash)), "the chain is as before");
-        assert_eq!(runtime.store().label(PENDING).unwrap(), None, "the pending record was dropped");
+        assert_eq!(chain.head().unwrap(), Some(1));
+        assert_eq!(chain.header(1).unwrap(), Some(block.header.clone()));
+        assert_eq!(chain.transaction_location(&tx_hash).unwrap(), Some((1, 0)));
+        // A refused commit (an overlay of another height) writes none of a block's records.
+        let stale = store.begin();
+        store.commit(&store.begin()).unwrap();
+        let mut next = block.header.clone();
+        next.number = 2;
+        let refused = store.commit_with_labels(&stale, |_| ChainStore::block_records(&next, &[], &[]).1);
+        assert!(refused.is_err());
+        assert_eq!(chain.header(2).unwrap(), None);
+        assert_eq!(chain.head().unwrap(), Some(1));
     }
 }

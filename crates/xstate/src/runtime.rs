@@ -246,8 +246,7 @@ enum Route {
 
 impl Runtime {
     /// A runtime over `store` for the chain `config` describes. A new store remembers the chain
-    /// id; an existing one must have been created for the same chain. A block interrupted by a
-    /// crash between its steps is completed or dropped here.
+    /// id; an existing one must have been created for the same chain.
     pub fn new(store: Store, config: ChainConfig) -> Result<Self, RuntimeError> {
         match Self::stored_chain_id(&store)? {
             Some(stored) if stored != config.chain_id => {
@@ -257,7 +256,6 @@ impl Runtime {
             None => store.set_label(CHAIN_ID_LABEL, &config.chain_id.to_be_bytes())?,
         }
         let chain = ChainStore::new(&store);
-        chain.recover()?;
         let head = match chain.head()? {
             None if store.height() == 0 => None,
             None => return Err(RuntimeError::NoHeaders(store.height())),
@@ -607,11 +605,15 @@ impl Runtime {
         execution_time: Duration,
     ) -> Result<BlockOutcome, RuntimeError> {
         let committing = Instant::now();
-        let chain = self.chain();
-        chain.write_pending(self.store.height() + 1, &header, &transactions, &receipts)?;
-        let commit = self.store.commit(&overlay)?;
-        header.state_root = commit.root;
-        let hash = chain.finish(&header, &transactions, &receipts)?;
+        // The block's records name the state root, so they are made inside the commit, which
+        // writes them in its own batch: the block's state and records land together or not at all.
+        let mut hash = B256::ZERO;
+        let commit = self.store.commit_with_labels(&overlay, |commit| {
+            header.state_root = commit.root;
+            let (block_hash, labels) = ChainStore::block_records(&header, &transactions, &receipts);
+            hash = block_hash;
+            labels
+        })?;
         let mut recent = head.take().map(|head| head.recent).unwrap_or_default();
         if recent.len() == BLOCKHASH_WINDOW {
             recent.pop_front();
