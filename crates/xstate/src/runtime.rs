@@ -121,6 +121,15 @@ pub enum RuntimeError {
     /// The EVM view of the store failed (a backend error, or a corrupt account record).
     #[error(transparent)]
     EvmState(#[from] evm_binding::EvmDbError),
+    /// The directory of compiled WASM modules beside the store cannot be opened.
+    #[error("cannot open the compiled-module directory {path}: {source}")]
+    Artifacts {
+        /// The directory.
+        path: std::path::PathBuf,
+        /// Why.
+        #[source]
+        source: std::io::Error,
+    },
     /// The store was created for another chain.
     #[error("the store belongs to chain {stored}, not chain {requested}")]
     ChainMismatch {
@@ -305,8 +314,17 @@ impl Runtime {
     }
 
     /// A runtime on the redb store at `path`, created if absent.
+    ///
+    /// Compiled WASM modules are kept beside the store file, in the directory of the same name with
+    /// the extension `artifacts`, so that a new process loads them instead of compiling them
+    /// (gas never depends on it; ADR 0009).
     pub fn open(path: &Path, config: ChainConfig) -> Result<Self, RuntimeError> {
-        Self::new(Store::open_redb(path, StoreConfig::default())?, config)
+        let mut runtime = Self::new(Store::open_redb(path, StoreConfig::default())?, config)?;
+        let directory = path.with_extension("artifacts");
+        let artifacts = wasm_binding::DirectoryArtifacts::open(&directory)
+            .map_err(|source| RuntimeError::Artifacts { path: directory, source })?;
+        runtime.wasm = cross_read::wasm_engine(config.chain_id).with_artifacts(Arc::new(artifacts));
+        Ok(runtime)
     }
 
     /// The chain's parameters.
