@@ -85,7 +85,7 @@ fn report(name: &str, measured: &[(f64, f64)]) {
 fn main() {
     let quick = std::env::args().any(|arg| arg == "--quick");
     let budget = Budget::heavy(quick);
-    let token = xstate::demo::TOKEN_WASM.to_vec();
+    let token = xstate_chain::demo::TOKEN_WASM.to_vec();
     let modules =
         [("compile_token", token), ("compile_many_locals", many_locals()), ("compile_nested_blocks", nested_blocks())];
     let (singlepass, cranelift) = (engine(false), engine(true));

@@ -86,7 +86,7 @@ impl WasmHost {
         let empty = engine.deploy(&mut overlay, &name("empty"), 1, &loop_module("bench_noop")).unwrap();
         let trivial_code = wat::parse_str(r#"(module (memory (export "memory") 1 1) (func (export "call")))"#).unwrap();
         let trivial = engine.deploy(&mut overlay, &name("trivial"), 1, &trivial_code).unwrap();
-        let token = engine.deploy(&mut overlay, &name("token"), 1, xstate::demo::TOKEN_WASM).unwrap();
+        let token = engine.deploy(&mut overlay, &name("token"), 1, xstate_chain::demo::TOKEN_WASM).unwrap();
         let namespace = Namespace::wasm(reader);
         for slot in 0..SLOTS {
             overlay.set_u64(&namespace.slot_key(slot), slot + 1).unwrap();

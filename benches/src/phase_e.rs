@@ -13,9 +13,9 @@ use alloy_primitives::{Address, Bytes, TxKind, U256};
 use alloy_sol_types::SolCall;
 use std::cell::RefCell;
 use std::time::Duration;
-use xstate::demo::{ERC20_READER_WASM, TOKEN_WASM, alice, calldata, deployer, token_input, word};
-use xstate::dev::{anvil_genesis, sign};
-use xstate::{BlockInput, ChainConfig, Runtime, WASM_DEPLOY_ADDRESS, deployCall};
+use xstate_chain::demo::{ERC20_READER_WASM, TOKEN_WASM, alice, calldata, deployer, token_input, word};
+use xstate_chain::dev::{anvil_genesis, sign};
+use xstate_chain::{BlockInput, ChainConfig, Runtime, WASM_DEPLOY_ADDRESS, deployCall};
 
 /// Transactions per block.
 pub const TRANSACTIONS: usize = 1_000;
@@ -25,7 +25,7 @@ const SENDERS: u32 = 8;
 
 fn signed(key: u32, nonce: u64, to: TxKind, input: Bytes, gas_limit: u64) -> Bytes {
     let transaction = TxEip1559 {
-        chain_id: xstate::DEFAULT_CHAIN_ID,
+        chain_id: xstate_chain::DEFAULT_CHAIN_ID,
         nonce,
         gas_limit,
         max_fee_per_gas: 100_000_000_000,
@@ -84,7 +84,7 @@ impl MixedBlock {
         let reader = deployer_address.create(2);
         let token = runtime.module_identity(&name("token"), 1).to_address();
         let erc20_reader = runtime.module_identity(&name("erc20-reader"), 1).to_address();
-        let mut xtoken = xstate::demo::xtoken_bytecode().to_vec();
+        let mut xtoken = xstate_chain::demo::xtoken_bytecode().to_vec();
         xtoken.extend_from_slice(&word(deployer_address).to_be_bytes::<32>());
         let token_to = TxKind::Call(token);
         let mut setup = vec![
@@ -96,7 +96,7 @@ impl MixedBlock {
                 calldata("mint(address,uint256)", &[word(alice()), U256::from(u64::MAX)]),
                 200_000,
             ),
-            signed(0, 2, TxKind::Create, xstate::demo::wasm_reader_bytecode(), 3_000_000),
+            signed(0, 2, TxKind::Create, xstate_chain::demo::wasm_reader_bytecode(), 3_000_000),
             deploy(0, 3, "token", TOKEN_WASM),
             deploy(0, 4, "erc20-reader", ERC20_READER_WASM),
             signed(1, 0, token_to, token_input(0x00, alice(), None).slice(..1), 1_000_000),
@@ -104,7 +104,7 @@ impl MixedBlock {
         ];
         // Alice hands ERC-20 and WASM tokens to the other senders.
         for key in 2..=SENDERS {
-            let holder = xstate::dev::dev_address(key);
+            let holder = xstate_chain::dev::dev_address(key);
             let nonce = 2 + u64::from(key - 2) * 2;
             setup.push(signed(
                 1,
@@ -120,7 +120,7 @@ impl MixedBlock {
         assert!(outcome.rejected.is_empty(), "{:?}", outcome.rejected);
         assert!(outcome.receipts.iter().all(|receipt| receipt.status.is_success()), "{:?}", outcome.receipts);
         let nonces = (0..=SENDERS)
-            .map(|key| runtime.account(xstate::dev::dev_address(key)).unwrap().map_or(0, |record| record.nonce))
+            .map(|key| runtime.account(xstate_chain::dev::dev_address(key)).unwrap().map_or(0, |record| record.nonce))
             .collect();
         Self { runtime, nonces: RefCell::new(nonces), erc20, reader, token, erc20_reader, _dir: dir }
     }

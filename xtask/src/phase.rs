@@ -12,7 +12,15 @@ pub(crate) enum Phase {
 impl Phase {
     /// The crates whose tests and lints belong to this phase.
     pub(crate) fn packages(self) -> Vec<&'static str> {
-        let all = [('a', "kv-core"), ('b', "wasm-binding"), ('c', "evm-binding"), ('d', "cross-read"), ('e', "xstate")];
+        // Phase e is everything above the four phase crates: the chain layer and the command.
+        let all = [
+            ('a', "kv-core"),
+            ('b', "wasm-binding"),
+            ('c', "evm-binding"),
+            ('d', "cross-read"),
+            ('e', "xstate-chain"),
+            ('e', "xstate"),
+        ];
         all.iter().filter(|(phase, _)| self.includes(*phase)).map(|(_, package)| *package).collect()
     }
 
@@ -70,7 +78,8 @@ mod tests {
         assert_eq!(parse(&args("")).unwrap(), Phase::All);
         assert_eq!(parse(&args("--phase a")).unwrap().packages(), ["kv-core"]);
         assert_eq!(parse(&args("--phase d")).unwrap().packages(), ["cross-read"]);
-        assert_eq!(Phase::All.packages().len(), 5);
+        assert_eq!(parse(&args("--phase e")).unwrap().packages(), ["xstate-chain", "xstate"]);
+        assert_eq!(Phase::All.packages().len(), 6);
         assert!(parse(&args("--phase z")).is_err());
         assert!(parse(&args("--phase")).is_err());
         assert!(parse(&args("--fast")).is_err());

@@ -7,14 +7,16 @@ mod tests {
     use crate::command::root;
     use std::path::{Path, PathBuf};
 
-    /// The workspace crates each crate may depend on (in `[dependencies]` and
-    /// `[dev-dependencies]`): the layers beneath it, and nothing above or beside it.
-    const LAYERS: &[(&str, &[&str])] = &[
-        ("kv-core", &[]),
-        ("wasm-binding", &["kv-core"]),
-        ("evm-binding", &["kv-core"]),
-        ("cross-read", &["kv-core", "wasm-binding", "evm-binding"]),
-        ("xstate", &["kv-core", "wasm-binding", "evm-binding", "cross-read"]),
+    /// Each workspace crate's folder under `crates/`, its package name, and the workspace crates
+    /// it may depend on (in `[dependencies]` and `[dev-dependencies]`): the layers beneath it, and
+    /// nothing above or beside it.
+    const LAYERS: &[(&str, &str, &[&str])] = &[
+        ("kv-core", "kv-core", &[]),
+        ("wasm-binding", "wasm-binding", &["kv-core"]),
+        ("evm-binding", "evm-binding", &["kv-core"]),
+        ("cross-read", "cross-read", &["kv-core", "wasm-binding", "evm-binding"]),
+        ("chain", "xstate-chain", &["kv-core", "wasm-binding", "evm-binding", "cross-read"]),
+        ("xstate", "xstate", &["kv-core", "wasm-binding", "evm-binding", "cross-read", "xstate-chain"]),
     ];
 
     fn rust_files(dir: &Path, files: &mut Vec<PathBuf>) {
@@ -50,7 +52,7 @@ mod tests {
 
     /// The workspace crates named in the dependency sections of a manifest.
     fn workspace_dependencies(manifest: &str) -> Vec<String> {
-        let names: Vec<&str> = LAYERS.iter().map(|(name, _)| *name).collect();
+        let names: Vec<&str> = LAYERS.iter().map(|(_, package, _)| *package).collect();
         let mut in_dependencies = false;
         let mut found = Vec::new();
         for line in manifest.lines() {
@@ -69,8 +71,8 @@ mod tests {
 
     #[test]
     fn crates_depend_only_on_the_layers_beneath_them() {
-        for (name, allowed) in LAYERS {
-            let manifest = std::fs::read_to_string(root().join("crates").join(name).join("Cargo.toml")).unwrap();
+        for (folder, name, allowed) in LAYERS {
+            let manifest = std::fs::read_to_string(root().join("crates").join(folder).join("Cargo.toml")).unwrap();
             // A crate may name itself as a dev-dependency to turn on its own test-support feature.
             for dependency in workspace_dependencies(&manifest).into_iter().filter(|dependency| dependency != name) {
                 assert!(allowed.contains(&dependency.as_str()), "{name} must not depend on {dependency}");
@@ -83,7 +85,7 @@ mod tests {
 
     #[test]
     fn the_rule_reader_sees_dependencies() {
-        let manifest = "[package]\nname = \"x\"\n[dependencies]\nkv-core.workspace = true\nserde = \"1\"\n[dev-dependencies]\nxstate = { path = \"..\" }\n";
-        assert_eq!(workspace_dependencies(manifest), ["kv-core", "xstate"]);
+        let manifest = "[package]\nname = \"x\"\n[dependencies]\nkv-core.workspace = true\nserde = \"1\"\n[dev-dependencies]\nxstate-chain = { path = \"..\" }\n";
+        assert_eq!(workspace_dependencies(manifest), ["kv-core", "xstate-chain"]);
     }
 }

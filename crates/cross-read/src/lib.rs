@@ -15,7 +15,9 @@ mod host;
 mod precompile;
 
 pub use host::{EVM_STORAGE_READ_GAS, EVM_STORAGE_READ_WARM_GAS, EvmStorageRead};
-pub use precompile::{BASE_GAS, GAS_PER_WORD, MODULE_ADDRESS_GAS, XSTATE_PRECOMPILE, XStatePrecompiles, gas_cost};
+pub use precompile::{
+    BASE_GAS, GAS_PER_WORD, MODULE_ADDRESS_GAS, WARM_READ_GAS, XSTATE_PRECOMPILE, XStatePrecompiles, gas_cost,
+};
 
 use evm_binding::revm::context::BlockEnv;
 use evm_binding::revm::context::TxEnv;

@@ -1,4 +1,5 @@
-//! EVM contracts read WASM slots through the precompile: results, exact gas, a warm address,
+//! EVM contracts read WASM slots through the precompile: results, exact gas, cold and warm slot
+//! reads in the transaction's access set, a warm address,
 //! STATICCALL and DELEGATECALL, documented reverts that never abort the transaction, and no way to
 //! change WASM state.
 
@@ -8,14 +9,16 @@ mod common;
 
 use common::{ALICE, BOB, World, guest, token_input};
 use cross_read::abi::{self, CallError};
-use cross_read::{BASE_GAS, GAS_PER_WORD, MODULE_ADDRESS_GAS, XSTATE_PRECOMPILE, XStatePrecompiles, gas_cost};
+use cross_read::{
+    BASE_GAS, GAS_PER_WORD, MODULE_ADDRESS_GAS, WARM_READ_GAS, XSTATE_PRECOMPILE, XStatePrecompiles, gas_cost,
+};
 use evm_binding::EvmContext;
 use evm_binding::abi::{calldata, output_word, word};
 use evm_binding::revm::context::TxEnv;
 use evm_binding::revm::context::result::ExecutionResult;
 use evm_binding::revm::handler::PrecompileProvider;
 use evm_binding::revm::primitives::hardfork::SpecId;
-use evm_binding::revm::primitives::{Address, TxKind, U256, address};
+use evm_binding::revm::primitives::{Address, TxKind, U256, address, keccak256};
 use evm_binding::{GenesisAccount, insert_account};
 use kv_core::{Engine, Namespace};
 
@@ -67,6 +70,84 @@ fn gas_is_the_documented_price() {
     assert_eq!(gas_cost(&derive), BASE_GAS + 5 * GAS_PER_WORD + MODULE_ADDRESS_GAS);
     // Refused calls pay the same: empty calldata is the base price.
     assert_eq!(gas_cost(&[]), BASE_GAS);
+}
+
+/// Runtime code that STATICCALLs the precompile once per input (each input 68 bytes, written
+/// to the same memory so only the first call expands it) and stops; it ends with `tail`.
+fn reader(inputs: &[Vec<u8>], tail: &[u8]) -> Vec<u8> {
+    let mut code = Vec::new();
+    for input in inputs {
+        assert_eq!(input.len(), 68);
+        let mut padded = input.clone();
+        padded.resize(96, 0);
+        for (index, chunk) in padded.chunks(32).enumerate() {
+            // PUSH32 chunk, PUSH1 offset, MSTORE.
+            code.push(0x7f);
+            code.extend_from_slice(chunk);
+            code.extend_from_slice(&[0x60, u8::try_from(index * 32).unwrap(), 0x52]);
+        }
+        // STATICCALL(GAS, 0x0a00, 0, 68, 0x80, 32), then POP its success flag.
+        code.extend_from_slice(&[0x60, 0x20, 0x60, 0x80, 0x60, 0x44, 0x60, 0x00, 0x61, 0x0a, 0x00, 0x5a, 0xfa, 0x50]);
+    }
+    code.extend_from_slice(tail);
+    code
+}
+
+/// `readU64` is cold on the transaction's first read of a slot (2,100) and warm after (100), in
+/// revm's own access journal: a new transaction starts cold, and a reverted frame's reads leave
+/// no mark.
+#[test]
+fn read_u64_is_cold_then_warm_in_the_transactions_access_set() {
+    let mut world = World::new();
+    let counter = world.deploy_module("counter", &guest("counter"));
+    assert!(world.wasm_call(ALICE, counter, b"").is_success());
+    let slot = |slot| abi::encode_read_u64(counter.to_address(), slot);
+    // Each contract lives at an address derived from its code.
+    let install = |world: &mut World, code: Vec<u8>| {
+        let address = Address::from_slice(&keccak256(&code)[12..]);
+        insert_account(&mut world.overlay, address, &GenesisAccount { code, ..Default::default() }).unwrap();
+        address
+    };
+    let run = |world: &mut World, address: Address| {
+        let result = world.evm_call(ALICE, address, Vec::new());
+        assert!(result.is_success(), "{result:?}");
+        result.tx_gas_used()
+    };
+    let gas_of = |world: &mut World, code: Vec<u8>| {
+        let address = install(world, code);
+        (address, run(world, address))
+    };
+    let (_, one) = gas_of(&mut world, reader(&[slot(0)], &[0x00]));
+    let (_, same_twice) = gas_of(&mut world, reader(&[slot(0), slot(0)], &[0x00]));
+    let (_, two_slots) = gas_of(&mut world, reader(&[slot(0), slot(1)], &[0x00]));
+    let (_, other_module) =
+        gas_of(&mut world, reader(&[slot(0), abi::encode_read_u64(Address::repeat_byte(0x77), 0)], &[0x00]));
+    assert_eq!(two_slots - same_twice, BASE_GAS - WARM_READ_GAS, "the second read of slot 0 is warm");
+    assert_eq!(other_module, two_slots, "a slot of another module is another key");
+    // Every transaction starts cold: the same contract, sent again, pays the same.
+    let (again, first) = gas_of(&mut world, reader(&[slot(0), slot(0)], &[0x00]));
+    assert_eq!(first, same_twice);
+    assert_eq!(run(&mut world, again), same_twice);
+    assert!(one < same_twice);
+
+    // A frame that reads slot 0 and reverts leaves it cold; one that returns leaves it warm.
+    // Outer: CALL(GAS, inner, 0, 0, 0, 0, 0), POP, then read slot 0.
+    let outer = |inner: Address| {
+        let mut code = vec![0x60, 0x00, 0x60, 0x00, 0x60, 0x00, 0x60, 0x00, 0x60, 0x00, 0x73];
+        code.extend_from_slice(inner.as_slice());
+        code.extend_from_slice(&[0x5a, 0xf1, 0x50]);
+        code.extend(reader(&[slot(0)], &[0x00]));
+        code
+    };
+    let reverting = install(&mut world, reader(&[slot(0)], &[0x60, 0x00, 0x60, 0x00, 0xfd]));
+    let returning = install(&mut world, reader(&[slot(0)], &[0x00]));
+    let (_, after_revert) = gas_of(&mut world, outer(reverting));
+    let (_, after_return) = gas_of(&mut world, outer(returning));
+    // The reverting inner frame also pays its two PUSH1s (6 gas) before REVERT.
+    assert_eq!(after_revert - after_return, BASE_GAS - WARM_READ_GAS + 6);
+    // The marks are only read: the precompile's account has no record and no storage.
+    let precompile = Namespace::evm(XSTATE_PRECOMPILE);
+    assert!(world.overlay.scan_prefix(precompile.prefix()).unwrap().is_empty());
 }
 
 /// Like every precompile, the address is warm from the start of a transaction, under every spec

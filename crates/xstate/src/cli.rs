@@ -11,7 +11,7 @@ use kv_core::{
 use serde_json::{Value, json};
 use std::path::{Path, PathBuf};
 use std::process::ExitCode;
-use xstate::{
+use xstate_chain::{
     BlockFile, BlockInput, ChainConfig, Created, DEFAULT_CHAIN_ID, Receipt, RejectedTransaction, Runtime, RuntimeError,
     Status, StoredBlock, demo, dev,
 };
@@ -67,14 +67,15 @@ enum Command {
         #[arg(long)]
         db: PathBuf,
     },
-    /// Print the state root (latest, or at a retained store height; block N is height N + 1).
+    /// Print the state root after the latest block, or after block N (`--block N`), as the
+    /// block's header records it.
     Root {
         /// The store directory.
         #[arg(long)]
         db: PathBuf,
-        /// A retained height.
+        /// A block number whose state is retained (default: the latest).
         #[arg(long)]
-        height: Option<u64>,
+        block: Option<u64>,
     },
     /// Print the value of a key.
     Get {
@@ -100,9 +101,9 @@ enum Command {
         /// The proof file to write (required without `--eip1186`).
         #[arg(long, required_unless_present = "eip1186")]
         out: Option<PathBuf>,
-        /// A retained height (default: the latest).
+        /// A block number whose state is retained (default: the latest).
         #[arg(long)]
-        height: Option<u64>,
+        block: Option<u64>,
     },
     /// Verify a proof file; needs no store.
     Verify {
@@ -143,11 +144,11 @@ pub(crate) fn main() -> ExitCode {
         Command::Run { block, db, chain_id } => run_command(&block, &db, chain_id, json),
         Command::Block { number, db } => block_command(&db, &number, json),
         Command::Receipt { hash, db } => receipt_command(&db, &hash, json),
-        Command::Root { db, height } => root_command(&db, height, json),
+        Command::Root { db, block } => root_command(&db, block, json),
         Command::Get { db, key } => get_command(&db, &key, json),
-        Command::Prove { db, key, eip1186: true, height, .. } => eip1186_command(&db, &key, height),
-        Command::Prove { db, key, out, height, .. } => match (key.as_slice(), out) {
-            ([key], Some(out)) => prove_command(&db, key, &out, height, json),
+        Command::Prove { db, key, eip1186: true, block, .. } => eip1186_command(&db, &key, block),
+        Command::Prove { db, key, out, block, .. } => match (key.as_slice(), out) {
+            ([key], Some(out)) => prove_command(&db, key, &out, block, json),
             _ => Err(Failure("prove takes one key (and --out FILE); several arguments need --eip1186".into())),
         },
         Command::Verify { file, root } => verify_command(&file, root.as_deref(), json),
@@ -455,25 +456,33 @@ fn receipt_command(dir: &Path, hash: &str, json: bool) -> CliResult {
     Ok(())
 }
 
-fn root_command(dir: &Path, height: Option<u64>, json: bool) -> CliResult {
+fn root_command(dir: &Path, block: Option<u64>, json: bool) -> CliResult {
     let runtime = open(dir, None, false)?;
-    let height = height.unwrap_or(runtime.height());
-    let root = runtime.store().root_at(height)?;
+    let number = block_number(&runtime, block)?;
+    let root = runtime.root_at(Some(number)).map_err(|error| store_failure(dir, error))?;
     if json {
-        println!("{}", json!({ "height": height, "root": root.to_string(), "chain_id": runtime.chain_id() }));
+        println!("{}", json!({ "block": number, "root": root.to_string(), "chain_id": runtime.chain_id() }));
     } else {
-        println!("height {height}  root {root}");
+        println!("block {number}  root {root}");
     }
     Ok(())
+}
+
+/// The block a query names: `block`, or the latest when `None` (the runtime refuses a block
+/// after the latest).
+fn block_number(runtime: &Runtime, block: Option<u64>) -> Result<u64, Failure> {
+    block
+        .or_else(|| runtime.latest().map(|(header, _)| header.number))
+        .ok_or_else(|| Failure("the store has no blocks yet".into()))
 }
 
 /// Parses a key written as hex or as one of the named forms.
 fn parse_key(text: &str) -> Result<Vec<u8>, Failure> {
     let parts: Vec<&str> = text.split(':').collect();
     let identity = |text: &str| text.parse::<Identity>().map_err(|error| Failure(format!("`{text}`: {error}")));
-    let number = |text: &str| xstate::transaction::parse_number(text).map_err(Failure);
+    let number = |text: &str| xstate_chain::transaction::parse_number(text).map_err(Failure);
     let key = match parts.as_slice() {
-        [hex] if hex.starts_with("0x") => xstate::transaction::parse_hex(hex).map_err(Failure)?.to_vec(),
+        [hex] if hex.starts_with("0x") => xstate_chain::transaction::parse_hex(hex).map_err(Failure)?.to_vec(),
         ["evm-account", address] => Namespace::evm(identity(address)?.to_address()).record_key().to_vec(),
         ["evm-slot", address, slot] => {
             Namespace::evm(identity(address)?.to_address()).word_key(&number(slot)?.to_be_bytes::<32>()).to_vec()
@@ -483,7 +492,7 @@ fn parse_key(text: &str) -> Result<Vec<u8>, Failure> {
             Namespace::wasm(identity(module)?).slot_key(slot).to_vec()
         }
         ["wasm-key", module, user_key] => {
-            let user_key = xstate::transaction::parse_hex(user_key).map_err(Failure)?;
+            let user_key = xstate_chain::transaction::parse_hex(user_key).map_err(Failure)?;
             StateKey::WasmStorage(identity(module)?, user_key.to_vec()).encode()?
         }
         ["module", module] => Namespace::wasm(identity(module)?).record_key().to_vec(),
@@ -528,7 +537,7 @@ fn get_command(dir: &Path, key: &str, json: bool) -> CliResult {
     if json {
         println!(
             "{}",
-            json!({ "key": hex::encode_prefixed(&key), "value": value.as_ref().map(hex::encode_prefixed), "height": runtime.height() })
+            json!({ "key": hex::encode_prefixed(&key), "value": value.as_ref().map(hex::encode_prefixed), "block": runtime.latest().map(|(header, _)| header.number) })
         );
     } else {
         match value {
@@ -539,19 +548,19 @@ fn get_command(dir: &Path, key: &str, json: bool) -> CliResult {
     Ok(())
 }
 
-fn prove_command(dir: &Path, key: &str, out: &Path, height: Option<u64>, json: bool) -> CliResult {
+fn prove_command(dir: &Path, key: &str, out: &Path, block: Option<u64>, json: bool) -> CliResult {
     let runtime = open(dir, None, false)?;
     let key = parse_key(key)?;
-    let height = height.unwrap_or(runtime.height());
-    // The trie's leaves hold the values, so the proof answers at any retained height.
-    let (proof, value) = runtime.prove_value(&key, Some(height)).map_err(|error| store_failure(dir, error))?;
-    let root = runtime.store().root_at(height)?;
+    let number = block_number(&runtime, block)?;
+    // The trie's leaves hold the values, so the proof answers at any retained block.
+    let (proof, value) = runtime.prove_value(&key, Some(number)).map_err(|error| store_failure(dir, error))?;
+    let root = runtime.root_at(Some(number)).map_err(|error| store_failure(dir, error))?;
     kv_core::verify(root, &key, value.as_deref(), &proof)
         .map_err(|error| Failure(format!("the fresh proof does not verify: {error}")))?;
     let file = json!({
         "format": PROOF_FORMAT,
         "root": root.to_string(),
-        "height": height,
+        "block": number,
         "key": hex::encode_prefixed(&key),
         "value": value.as_ref().map(hex::encode_prefixed),
         "proof": hex::encode_prefixed(proof.encode()),
@@ -576,7 +585,7 @@ fn prove_command(dir: &Path, key: &str, out: &Path, height: Option<u64>, json: b
 }
 
 /// `xstate prove --eip1186 ADDRESS [SLOT...]`: the EIP-1186 proof, as `eth_getProof` prints it.
-fn eip1186_command(dir: &Path, arguments: &[String], height: Option<u64>) -> CliResult {
+fn eip1186_command(dir: &Path, arguments: &[String], block: Option<u64>) -> CliResult {
     let (address, slots) = arguments.split_first().ok_or_else(|| Failure("--eip1186 needs an address".into()))?;
     let address: Address = address.parse().map_err(|_| Failure(format!("`{address}` is not a 20-byte hex address")))?;
     let slots = slots
@@ -587,9 +596,9 @@ fn eip1186_command(dir: &Path, arguments: &[String], height: Option<u64>) -> Cli
         })
         .collect::<Result<Vec<B256>, Failure>>()?;
     let runtime = open(dir, None, false)?;
-    let height = height.unwrap_or(runtime.height());
-    let proof = runtime.eip1186_proof(address, &slots, Some(height)).map_err(|error| store_failure(dir, error))?;
-    let root = runtime.store().root_at(height)?;
+    let number = block_number(&runtime, block)?;
+    let proof = runtime.eip1186_proof(address, &slots, Some(number)).map_err(|error| store_failure(dir, error))?;
+    let root = runtime.root_at(Some(number)).map_err(|error| store_failure(dir, error))?;
     kv_core::verify_account_proof(root, &proof)
         .map_err(|error| Failure(format!("the fresh proof does not verify: {error}")))?;
     println!("{}", serde_json::to_string_pretty(&eth_get_proof_response(&proof))?);
@@ -628,7 +637,7 @@ pub(crate) fn eth_get_proof_response(proof: &kv_core::AccountProof) -> EIP1186Ac
 fn hex_field(file: &Value, field: &str) -> Result<Option<Vec<u8>>, Failure> {
     match file.get(field) {
         None | Some(Value::Null) => Ok(None),
-        Some(Value::String(text)) => xstate::transaction::parse_hex(text)
+        Some(Value::String(text)) => xstate_chain::transaction::parse_hex(text)
             .map(|bytes| Some(bytes.to_vec()))
             .map_err(|reason| Failure(format!("proof file field `{field}`: {reason}"))),
         Some(_) => Err(Failure(format!("proof file field `{field}`: expected a hex string"))),

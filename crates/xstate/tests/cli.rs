@@ -128,19 +128,23 @@ fn run_get_prove_verify_round_trip() {
     // Against another root, the same proof fails.
     fails(&["verify", proof, "--root", &format!("0x{}", "11".repeat(32))], "does NOT verify");
 
-    // After another block, the old height is proven with the value it had then: the trie's
+    // After another block, the old block is proven with the value it had then: the trie's
     // leaves hold the values themselves.
     let next = write_block(dir.path(), "next.json", &json!({"transactions": [counter_call("dev:1")]}));
     ok(&["run", next.to_str().unwrap(), "--db", db]);
     let old = dir.path().join("old.json");
-    ok(&["prove", "--db", db, &slot, "--out", old.to_str().unwrap(), "--height", "2"]);
+    ok(&["prove", "--db", db, &slot, "--out", old.to_str().unwrap(), "--block", "1"]);
     let file: Value = serde_json::from_str(&std::fs::read_to_string(&old).unwrap()).unwrap();
     assert_eq!(file["value"], format!("0x{:016x}", 42));
     assert!(ok(&["verify", old.to_str().unwrap()]).contains(&format!("= 0x{:016x} under root", 42)));
     assert!(ok(&["get", "--db", db, &slot]).contains("u64 43"));
-    // Roots of retained heights stay readable, and match the proof written for height 1.
-    let root_one: Value = serde_json::from_str(&ok(&["--json", "root", "--db", db, "--height", "2"])).unwrap();
+    // Roots of retained blocks stay readable, match the proof written for block 1 and the state
+    // root in block 1's header; a block after the latest is refused.
+    let root_one: Value = serde_json::from_str(&ok(&["--json", "root", "--db", db, "--block", "1"])).unwrap();
     assert_eq!(root_one["root"], file["root"]);
+    let header: Value = serde_json::from_str(&ok(&["--json", "block", "1", "--db", db])).unwrap();
+    assert_eq!(header["stateRoot"], root_one["root"], "{header}");
+    fails(&["root", "--db", db, "--block", "9"], "block 9 does not exist yet (the latest is 2)");
     assert_ne!(root_one["root"].as_str().unwrap(), root_of(Path::new(db)));
 }
 
@@ -254,7 +258,7 @@ where
     T: alloy_consensus::SignableTransaction<alloy_primitives::Signature>,
     alloy_consensus::TxEnvelope: From<alloy_consensus::Signed<T>>,
 {
-    alloy_primitives::hex::encode_prefixed(alloy_eips::eip2718::Encodable2718::encoded_2718(&xstate::dev::sign(
+    alloy_primitives::hex::encode_prefixed(alloy_eips::eip2718::Encodable2718::encoded_2718(&xstate_chain::dev::sign(
         key,
         transaction,
     )))
@@ -480,20 +484,20 @@ fn two_blocks_in_two_processes_equal_both_in_one() {
     ok(&["run", second.to_str().unwrap(), "--db", two.to_str().unwrap()]);
 
     // Both blocks in this one process, through the library.
-    let runtime = xstate::Runtime::in_memory(xstate::ChainConfig::default());
-    let run = |file: &xstate::BlockFile| {
-        let raws = xstate::dev::raw_transactions(&runtime, &file.transactions).unwrap();
-        let input = xstate::BlockInput {
+    let runtime = xstate_chain::Runtime::in_memory(xstate_chain::ChainConfig::default());
+    let run = |file: &xstate_chain::BlockFile| {
+        let raws = xstate_chain::dev::raw_transactions(&runtime, &file.transactions).unwrap();
+        let input = xstate_chain::BlockInput {
             timestamp: file.block.timestamp.unwrap(),
             beneficiary: file.block.beneficiary.unwrap_or_default(),
             ..Default::default()
         };
         runtime.execute_block(&input, &raws, |_| {}).unwrap()
     };
-    let first = xstate::BlockFile::parse(&std::fs::read_to_string(example()).unwrap()).unwrap();
+    let first = xstate_chain::BlockFile::parse(&std::fs::read_to_string(example()).unwrap()).unwrap();
     runtime.init_genesis(first.genesis.as_ref().unwrap()).unwrap();
     run(&first);
-    let next = xstate::BlockFile::parse(&std::fs::read_to_string(&second).unwrap()).unwrap();
+    let next = xstate_chain::BlockFile::parse(&std::fs::read_to_string(&second).unwrap()).unwrap();
     let outcome = run(&next);
     assert!(outcome.rejected.is_empty(), "{:?}", outcome.rejected);
     assert_eq!(root_of(&two), outcome.commit.root.to_string());

@@ -146,6 +146,14 @@ pub enum RuntimeError {
     /// Blocks need a genesis block first.
     #[error("the chain has no genesis block yet")]
     NoGenesis,
+    /// A query named a block after the latest.
+    #[error("block {number} does not exist yet (the latest is {latest})")]
+    UnknownBlock {
+        /// The block asked for.
+        number: u64,
+        /// The latest block.
+        latest: u64,
+    },
     /// The store holds state without blocks (written before the chain kept headers).
     #[error("the store holds state at height {0} but no block headers; it was written by an older xstate")]
     NoHeaders(u64),
@@ -413,35 +421,53 @@ impl Runtime {
         Ok(self.store.get(key)?)
     }
 
-    /// A proof of `key` at store height `height` (the latest when `None`).
-    pub fn prove(&self, key: &[u8], height: Option<u64>) -> Result<KeyProof, RuntimeError> {
-        Ok(self.store.prove(key, height)?)
+    /// The store height that holds the state after block `number` (the latest block when
+    /// `None`). Block `n` is store height `n + 1`: height 0 is the empty store before genesis.
+    /// Every query by block goes through here, so blocks and roots never disagree by one.
+    pub fn state_height(&self, number: Option<u64>) -> Result<u64, RuntimeError> {
+        let latest = self.head.lock().as_ref().map(|head| head.header.number).ok_or(RuntimeError::NoGenesis)?;
+        match number {
+            None => Ok(latest + 1),
+            Some(number) if number <= latest => Ok(number + 1),
+            Some(number) => Err(RuntimeError::UnknownBlock { number, latest }),
+        }
     }
 
-    /// A proof of `key` at store height `height` (the latest when `None`) with the value it had
-    /// then, read from the trie (so older heights answer too).
-    pub fn prove_value(&self, key: &[u8], height: Option<u64>) -> Result<(KeyProof, Option<Vec<u8>>), RuntimeError> {
-        Ok(self.store.prove_value(key, height)?)
+    /// The state root after block `number` (the latest when `None`), as its header records it.
+    pub fn root_at(&self, number: Option<u64>) -> Result<B256, RuntimeError> {
+        Ok(self.store.root_at(self.state_height(number)?)?)
     }
 
-    /// The EIP-1186 proof (`eth_getProof`) of an EVM account and storage slots at store height
-    /// `height` (the latest when `None`).
+    /// A proof of `key` after block `number` (the latest when `None`).
+    pub fn prove(&self, key: &[u8], number: Option<u64>) -> Result<KeyProof, RuntimeError> {
+        Ok(self.store.prove(key, Some(self.state_height(number)?))?)
+    }
+
+    /// A proof of `key` after block `number` (the latest when `None`) with the value it had
+    /// then, read from the trie (so older blocks answer too).
+    pub fn prove_value(&self, key: &[u8], number: Option<u64>) -> Result<(KeyProof, Option<Vec<u8>>), RuntimeError> {
+        Ok(self.store.prove_value(key, Some(self.state_height(number)?))?)
+    }
+
+    /// The EIP-1186 proof (`eth_getProof`) of an EVM account and storage slots after block
+    /// `number` (the latest when `None`), against that block header's state root.
     pub fn eip1186_proof(
         &self,
         address: Address,
         slots: &[B256],
-        height: Option<u64>,
+        number: Option<u64>,
     ) -> Result<kv_core::AccountProof, RuntimeError> {
-        Ok(self.store.eip1186_proof(address, slots, height)?)
+        Ok(self.store.eip1186_proof(address, slots, Some(self.state_height(number)?))?)
     }
 
-    /// A namespace's storage root (`None` when it has no account leaf) and its proof.
+    /// A namespace's storage root (`None` when it has no account leaf) and its proof after block
+    /// `number` (the latest when `None`).
     pub fn prove_namespace(
         &self,
         namespace: &Namespace,
-        height: Option<u64>,
+        number: Option<u64>,
     ) -> Result<(Option<B256>, NamespaceProof), RuntimeError> {
-        Ok(self.store.prove_namespace(namespace, height)?)
+        Ok(self.store.prove_namespace(namespace, Some(self.state_height(number)?))?)
     }
 
     /// Imports `genesis` into the empty store and commits it as block 0.

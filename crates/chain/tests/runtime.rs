@@ -18,13 +18,13 @@ use alloy_primitives::{Address, B256, Bytes, Signature, TxKind, U256, keccak256,
 use alloy_signer::SignerSync;
 use alloy_sol_types::SolCall;
 use kv_core::{Identity, ModuleName, ModuleRecord, Namespace, Table, WriteBatch};
-use xstate::dev::{DEV_BALANCE, anvil_genesis, dev_address, dev_signer, sign};
-use xstate::{
+use xstate_chain::dev::{DEV_BALANCE, anvil_genesis, dev_address, dev_signer, sign};
+use xstate_chain::{
     BlockInput, BlockOutcome, ChainConfig, Created, Genesis, Kind, Rejection, Runtime, RuntimeError, Status,
     WASM_DEPLOY_ADDRESS, deployCall,
 };
 
-const CHAIN_ID: u64 = xstate::DEFAULT_CHAIN_ID;
+const CHAIN_ID: u64 = xstate_chain::DEFAULT_CHAIN_ID;
 const BENEFICIARY: Address = Address::repeat_byte(0xbe);
 const GWEI: u128 = 1_000_000_000;
 /// Dev account 9 has code in the test genesis, so it cannot send transactions (EIP-3607).
@@ -113,7 +113,7 @@ fn deploy_calldata(module: &str, code: &[u8]) -> Bytes {
 }
 
 fn deploy_token(key: u32, nonce: u64) -> Bytes {
-    let data = deploy_calldata("token", xstate::demo::TOKEN_WASM);
+    let data = deploy_calldata("token", xstate_chain::demo::TOKEN_WASM);
     signed(key, tx(nonce, TxKind::Call(WASM_DEPLOY_ADDRESS), data, U256::ZERO, 3_000_000))
 }
 
@@ -208,7 +208,7 @@ fn each_rejection_is_typed_worded_as_geth_and_changes_nothing() {
         (
             "above the block gas limit",
             vec![],
-            signed(1, TxEip1559 { gas_limit: xstate::DEFAULT_BLOCK_GAS_LIMIT + 1, ..transfer(0) }),
+            signed(1, TxEip1559 { gas_limit: xstate_chain::DEFAULT_BLOCK_GAS_LIMIT + 1, ..transfer(0) }),
             "exceeds block gas limit",
         ),
         (
@@ -239,7 +239,7 @@ fn each_rejection_is_typed_worded_as_geth_and_changes_nothing() {
                 tx(
                     0,
                     TxKind::Call(WASM_DEPLOY_ADDRESS),
-                    deploy_calldata("token", xstate::demo::TOKEN_WASM),
+                    deploy_calldata("token", xstate_chain::demo::TOKEN_WASM),
                     U256::from(1),
                     3_000_000,
                 ),
@@ -291,7 +291,8 @@ fn a_wasm_call_is_paid_by_its_sender_and_tips_the_beneficiary() {
     assert!(setup.receipts.iter().all(|receipt| receipt.status.is_success()), "{:?}", setup.receipts);
     assert_eq!(setup.receipts[0].created, Some(Created::Module(token_identity())));
     assert_eq!(setup.receipts[0].kind, Kind::WasmDeploy);
-    let deploy_cost = xstate::evm_gas_for_wasm_gas(wasm_binding::gas::deploy_cost(xstate::demo::TOKEN_WASM.len()));
+    let deploy_cost =
+        xstate_chain::evm_gas_for_wasm_gas(wasm_binding::gas::deploy_cost(xstate_chain::demo::TOKEN_WASM.len()));
     assert!(setup.receipts[0].gas_used > deploy_cost, "the deploy pays its cost on top of the intrinsic gas");
 
     let (before, tips_before, nonce_before) =
@@ -346,7 +347,7 @@ fn an_evm_contract_reaching_the_deploy_address_or_a_module_changes_no_wasm_state
                 tx(
                     0,
                     TxKind::Call(DEPLOY_FORWARDER),
-                    deploy_calldata("sneaky", xstate::demo::TOKEN_WASM),
+                    deploy_calldata("sneaky", xstate_chain::demo::TOKEN_WASM),
                     U256::ZERO,
                     3_000_000,
                 ),
@@ -369,9 +370,12 @@ fn an_evm_contract_reaching_the_deploy_address_or_a_module_changes_no_wasm_state
 fn roots_bloom_and_hash_agree_with_alloys_helpers() {
     let runtime = chain();
     let erc20 = dev_address(0).create(0);
-    let mut xtoken = xstate::demo::xtoken_bytecode().to_vec();
-    xtoken.extend_from_slice(&xstate::demo::word(dev_address(0)).to_be_bytes::<32>());
-    let mint = xstate::demo::calldata("mint(address,uint256)", &[xstate::demo::word(dev_address(1)), U256::from(500)]);
+    let mut xtoken = xstate_chain::demo::xtoken_bytecode().to_vec();
+    xtoken.extend_from_slice(&xstate_chain::demo::word(dev_address(0)).to_be_bytes::<32>());
+    let mint = xstate_chain::demo::calldata(
+        "mint(address,uint256)",
+        &[xstate_chain::demo::word(dev_address(1)), U256::from(500)],
+    );
     let legacy = TxLegacy {
         chain_id: Some(CHAIN_ID),
         nonce: 0,
@@ -515,7 +519,7 @@ fn the_beacon_roots_contract_is_called_where_it_exists() {
 fn the_base_fee_follows_eip_1559() {
     let runtime = chain_with(ChainConfig { block_gas_limit: 100_000, ..ChainConfig::default() });
     let genesis = runtime.latest().unwrap().0;
-    assert_eq!(genesis.base_fee_per_gas, Some(xstate::DEFAULT_GENESIS_BASE_FEE));
+    assert_eq!(genesis.base_fee_per_gas, Some(xstate_chain::DEFAULT_GENESIS_BASE_FEE));
     // A full block raises the next base fee by an eighth, an empty one lowers it by an eighth.
     let transfers: Vec<Bytes> = (0..4).map(|key| signed(key, transfer(0))).collect();
     let full = next_block(&runtime, &transfers);

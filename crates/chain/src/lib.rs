@@ -1,4 +1,5 @@
-//! xstate is the chain layer over the four crates, and the `xstate` command built on it.
+//! xstate-chain is the chain layer over the four phase crates; the `xstate` command, and the
+//! node, are built on it in crates of their own.
 //!
 //! It sits on top of everything: a [`Runtime`] opens a store (in memory or a redb file), turns
 //! signed Ethereum transactions (EIP-2718 envelopes: legacy with EIP-155, EIP-2930, EIP-1559,
@@ -11,9 +12,11 @@
 //!
 //! It deliberately adds no execution semantics of its own beyond the chain's: every engine rule
 //! lives in the crate below that owns it, and this crate only authenticates, charges, sequences
-//! and records. It serves no JSON-RPC and keeps no transaction pool.
+//! and records. It serves no JSON-RPC, keeps no transaction pool and has no command line; the
+//! demo scenario and the artifacts it embeds are behind the `demo` feature, for tools and tests.
 
 pub mod chain_store;
+#[cfg(feature = "demo")]
 pub mod demo;
 pub mod dev;
 mod receipt;
