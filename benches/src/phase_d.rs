@@ -5,7 +5,8 @@
 //! the precompile's `readU64` in a loop, against `CrossBench.sloadLoop`, a loop of warm `SLOAD`s,
 //! and against `CrossBench.identityLoop`, the same loop calling the identity precompile (the cost
 //! of any precompile call). Every loop makes 1,000 reads; all run in one EVM session on one block
-//! overlay, the WASM calls through the session's own access to it.
+//! overlay, the WASM calls through the session's own access to it. [`state_bytes_per_block`]
+//! counts the state each engine's cheapest growth adds in one block of the same gas.
 
 #![allow(clippy::unwrap_used, clippy::expect_used, clippy::panic)] // Benchmark code: a failed unwrap is a failed run.
 
@@ -78,7 +79,7 @@ impl CrossReads {
     /// Deploys the modules and the contract, fills both engines' state and commits it.
     pub fn new() -> Self {
         let store = Store::in_memory();
-        let engine = cross_read::wasm_engine(1);
+        let engine = WasmEngine::new(1);
         let mut overlay = store.begin();
         let storage: Vec<(U256, U256)> = (0..256u64).map(|key| (U256::from(key), U256::from(key + 1))).collect();
         insert_account(&mut overlay, CONTRACT, &GenesisAccount { storage, ..Default::default() }).unwrap();
@@ -189,4 +190,116 @@ pub fn wall(quick: bool, samples: &mut crate::harness::Samples) {
     let measured = pairs(budget, &mut evm_cross, &mut evm_identity);
     samples.pair_ratios("cross/evm_reads_wasm_vs_precompile_call", &measured, |a, b| a / b);
     samples.repeated("cross/evm_precompile_call_floor_ns", measured.iter().map(|&(_, b)| per_read(b)));
+    // Counted, not timed: one fill of each engine gives the exact figure.
+    let (wasm, evm) = state_bytes_per_block();
+    samples.repeated("gas/state_bytes_per_block_wasm", [wasm as f64]);
+    samples.repeated("gas/state_bytes_per_block_evm", [evm as f64]);
+    samples.repeated("gas/state_bytes_per_block_wasm_vs_evm", [wasm as f64 / evm as f64]);
+}
+
+/// The gas of a block the state-growth figure fills: 30 million EVM gas.
+const GROWTH_BLOCK_GAS: u64 = 30_000_000;
+
+/// The bytes of state (keys and values) under `prefix`.
+fn state_bytes(overlay: &Overlay, prefix: &[u8]) -> usize {
+    overlay.scan_prefix(prefix).unwrap().iter().map(|(key, value)| key.len() + value.len()).sum()
+}
+
+/// Bytes of state added by one block filled with the cheapest growth each engine allows:
+/// `(wasm, evm)`.
+///
+/// EVM: transactions calling contracts of unrolled `SSTORE`s of 1 into fresh slots, each as large
+/// as what is left of the block allows. WASM: calls of a module that `storage_write`s fresh
+/// 32-byte keys with 32-byte values (the cheapest shape per byte; cross-read's pricing test
+/// checks every other shape against the EVM), each writing as many entries as what is left
+/// allows. The bytes are counted, so the figure is exact.
+pub fn state_bytes_per_block() -> (usize, usize) {
+    let store = Store::in_memory();
+    let mut overlay = store.begin();
+    let executor = EvmExecutor::new(1, SpecId::PRAGUE);
+    let engine = WasmEngine::new(1);
+
+    let per_store = 22_100 + 6;
+    let mut block = wasm_binding::gas::BlockGas::new(GROWTH_BLOCK_GAS);
+    let (mut evm, mut nonce) = (0, 0);
+    while block.remaining() > 21_000 + per_store {
+        let stores = u16::try_from(((block.remaining() - 21_000) / per_store).min(4_000)).unwrap();
+        let code: Vec<u8> = (0..stores)
+            .flat_map(|slot| {
+                let [high, low] = slot.to_be_bytes();
+                [0x60, 0x01, 0x61, high, low, 0x55]
+            })
+            .collect();
+        let mut address = [0xe0; 20];
+        address[12..].copy_from_slice(&nonce.to_be_bytes());
+        let address = Address::from(address);
+        insert_account(&mut overlay, address, &GenesisAccount { code, ..Default::default() }).unwrap();
+        let before = state_bytes(&overlay, Namespace::evm(address).prefix());
+        let call = TxEnv { gas_limit: block.remaining(), ..tx(TxKind::Call(address), Bytes::new(), nonce) };
+        let result = executor.transact(&mut overlay, &block(), call).unwrap();
+        assert!(result.is_success(), "{result:?}");
+        block.spend_evm(result.tx_gas_used());
+        evm += state_bytes(&overlay, Namespace::evm(address).prefix()) - before;
+        nonce += 1;
+    }
+
+    let module = engine.deploy(&mut overlay, &ModuleName::new("growth").unwrap(), 1, &growth_module()).unwrap();
+    let prefix = Namespace::wasm(module).prefix().to_vec();
+    let before = state_bytes(&overlay, &prefix);
+    let mut block = wasm_binding::gas::BlockGas::new(GROWTH_BLOCK_GAS);
+    let caller = Identity::from(CALLER);
+    let input = |start: u32, count: u32| [start.to_le_bytes(), count.to_le_bytes()].concat();
+    // What a call of `count` entries costs, measured on a checkpoint that is reverted (gas is
+    // deterministic); the largest count that fits what is left is found by bisection.
+    let cost = |overlay: &mut Overlay, start: u32, count: u32| {
+        let checkpoint = overlay.checkpoint();
+        let input = input(start, count);
+        let request = CallRequest { module, caller, input: &input, gas_limit: u64::MAX / 4 };
+        let receipt = engine.call(overlay, &request).unwrap();
+        overlay.revert(checkpoint).unwrap();
+        assert!(receipt.is_success(), "{receipt:?}");
+        receipt.gas_used
+    };
+    let mut start = 0u32;
+    while cost(&mut overlay, start, 1) <= block.remaining_wasm() {
+        let left = block.remaining_wasm();
+        let (mut fits, mut too_many) = (1u32, 2u32);
+        while cost(&mut overlay, start, too_many) <= left {
+            (fits, too_many) = (too_many, too_many * 2);
+        }
+        while too_many - fits > 1 {
+            let middle = fits + (too_many - fits) / 2;
+            if cost(&mut overlay, start, middle) <= left { fits = middle } else { too_many = middle }
+        }
+        let input = input(start, fits);
+        let receipt =
+            engine.call(&mut overlay, &CallRequest { module, caller, input: &input, gas_limit: left }).unwrap();
+        assert!(receipt.is_success(), "{receipt:?}");
+        block.spend_wasm(receipt.gas_used);
+        start += fits;
+    }
+    (state_bytes(&overlay, &prefix) - before, evm)
+}
+
+/// A module that writes `count` fresh entries of a 32-byte key (the little-endian counter in its
+/// first four bytes) and a 32-byte value, from the input's `start`.
+fn growth_module() -> Vec<u8> {
+    wat::parse_str(
+        r#"(module
+            (import "xstate" "storage_write" (func $write (param i32 i32 i32 i32)))
+            (import "xstate" "input_read" (func $input_read (param i32)))
+            (memory (export "memory") 1 1)
+            (data (i32.const 256) "\01")
+            (func (export "call") (local $k i32) (local $end i32)
+                (call $input_read (i32.const 128))
+                (local.set $k (i32.load (i32.const 128)))
+                (local.set $end (i32.add (local.get $k) (i32.load (i32.const 132))))
+                (block $done (loop $next
+                    (br_if $done (i32.ge_u (local.get $k) (local.get $end)))
+                    (i32.store (i32.const 0) (local.get $k))
+                    (call $write (i32.const 0) (i32.const 32) (i32.const 256) (i32.const 32))
+                    (local.set $k (i32.add (local.get $k) (i32.const 1)))
+                    (br $next)))))"#,
+    )
+    .unwrap()
 }

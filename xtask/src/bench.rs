@@ -217,6 +217,10 @@ fn figures() -> Vec<Figure> {
     all.push(wall('d', "cross/evm_reads_wasm_ns", "ns", WallRepeats));
     all.push(wall('d', "cross/evm_sload_floor_ns", "ns", WallRepeats));
     all.push(wall('d', "cross/evm_precompile_call_floor_ns", "ns", WallRepeats));
+    // Phase D: one price list, so neither engine grows the state more cheaply (counted bytes).
+    all.push(wall('d', "gas/state_bytes_per_block_wasm", "bytes", Exact));
+    all.push(wall('d', "gas/state_bytes_per_block_evm", "bytes", Exact));
+    all.push(Figure { target: Some(1.0), ..wall('d', "gas/state_bytes_per_block_wasm_vs_evm", "ratio", Exact) });
     // Phase E: the runtime.
     all.push(wall('e', "xstate/mixed_block_tx_per_s", "ops_per_s", WallRepeats));
     all.push(wall('e', "xstate/commit_share", "ratio", WallRepeats));
@@ -706,6 +710,9 @@ mod tests {
             "root/commit_1k_hot_contract",
             "wasm/call_cold_module_us",
             "xstate/recovery_share",
+            "gas/state_bytes_per_block_wasm",
+            "gas/state_bytes_per_block_evm",
+            "gas/state_bytes_per_block_wasm_vs_evm",
         ];
         let all = figures();
         for name in earlier.iter().chain(&added) {

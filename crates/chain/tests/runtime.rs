@@ -8,7 +8,8 @@
 
 use alloy_consensus::proofs::{calculate_receipt_root, calculate_transaction_root};
 use alloy_consensus::{
-    Eip658Value, ReceiptEnvelope, SignableTransaction, Signed, TxEip1559, TxEip2930, TxEip7702, TxEnvelope, TxLegacy,
+    Eip658Value, ReceiptEnvelope, SignableTransaction, Signed, TxEip1559, TxEip2930, TxEip4844, TxEip7702, TxEnvelope,
+    TxLegacy,
 };
 use alloy_eips::eip1559::{BaseFeeParams, calc_next_block_base_fee};
 use alloy_eips::eip2718::{Decodable2718, Encodable2718};
@@ -167,10 +168,24 @@ fn each_rejection_is_typed_worded_as_geth_and_changes_nothing() {
         authorization_list: Vec::new(),
         input: Bytes::new(),
     };
+    let blob = TxEip4844 {
+        chain_id: CHAIN_ID,
+        nonce: 0,
+        gas_limit: 21_000,
+        max_fee_per_gas: 10 * GWEI,
+        max_priority_fee_per_gas: GWEI,
+        to: Address::repeat_byte(0x77),
+        value: U256::ZERO,
+        access_list: Default::default(),
+        blob_versioned_hashes: vec![B256::repeat_byte(0x01)],
+        max_fee_per_blob_gas: GWEI,
+        input: Bytes::new(),
+    };
     // (case, transactions before it in the block, the refused one, the start of its message)
     let cases: Vec<(&str, Vec<Bytes>, Bytes, &str)> = vec![
         ("undecodable", vec![], Bytes::from_static(&[0x02, 0xff, 0x00]), "failed to decode signed transaction"),
         ("unknown type", vec![], Bytes::from_static(&[0x7f, 0xc0]), "failed to decode signed transaction"),
+        ("blob transaction", vec![], raw(&sign(1, blob)), "transaction type not supported: type 3"),
         (
             "bad signature",
             vec![],

@@ -264,16 +264,29 @@ where
     )))
 }
 
+/// Encodes `transaction` with `signature`, which need not recover.
+fn with_signature<T>(transaction: T, signature: alloy_primitives::Signature) -> String
+where
+    T: alloy_consensus::SignableTransaction<alloy_primitives::Signature>,
+    alloy_consensus::TxEnvelope: From<alloy_consensus::Signed<T>>,
+{
+    let envelope = alloy_consensus::TxEnvelope::from(transaction.into_signed(signature));
+    alloy_primitives::hex::encode_prefixed(alloy_eips::eip2718::Encodable2718::encoded_2718(&envelope))
+}
+
+/// Every rejection reason of `docs/block-format.md`, through the binary: the message on stderr
+/// and in the JSON report, no receipt, and the state root unchanged.
 #[test]
 fn each_rejection_is_reported_by_the_binary_in_gethss_words() {
-    use alloy_consensus::{TxEip1559, TxLegacy};
-    use alloy_primitives::{Address, TxKind, U256};
+    use alloy_consensus::{TxEip1559, TxEip4844, TxEip7702, TxLegacy};
+    use alloy_primitives::{Address, B256, Signature, TxKind, U256};
+    const GWEI: u128 = 1_000_000_000;
     let transfer = |chain_id: u64| TxEip1559 {
         chain_id,
         nonce: 0,
         gas_limit: 21_000,
-        max_fee_per_gas: 10_000_000_000,
-        max_priority_fee_per_gas: 1_000_000_000,
+        max_fee_per_gas: 10 * GWEI,
+        max_priority_fee_per_gas: GWEI,
         to: TxKind::Call(Address::repeat_byte(0x77)),
         value: U256::from(1),
         access_list: Default::default(),
@@ -282,15 +295,50 @@ fn each_rejection_is_reported_by_the_binary_in_gethss_words() {
     let unprotected = TxLegacy {
         chain_id: None,
         nonce: 0,
-        gas_price: 10_000_000_000,
+        gas_price: 10 * GWEI,
         gas_limit: 21_000,
         to: TxKind::Call(Address::repeat_byte(0x77)),
         value: U256::from(1),
         input: Default::default(),
     };
+    let blob = TxEip4844 {
+        chain_id: 31337,
+        nonce: 0,
+        gas_limit: 21_000,
+        max_fee_per_gas: 10 * GWEI,
+        max_priority_fee_per_gas: GWEI,
+        to: Address::repeat_byte(0x77),
+        value: U256::ZERO,
+        access_list: Default::default(),
+        blob_versioned_hashes: vec![B256::repeat_byte(0x01)],
+        max_fee_per_blob_gas: GWEI,
+        input: Default::default(),
+    };
+    let seven_702 = TxEip7702 {
+        chain_id: 31337,
+        nonce: 0,
+        gas_limit: 100_000,
+        max_fee_per_gas: 10 * GWEI,
+        max_priority_fee_per_gas: GWEI,
+        to: Address::repeat_byte(0x77),
+        value: U256::ZERO,
+        access_list: Default::default(),
+        authorization_list: Vec::new(),
+        input: Default::default(),
+    };
+    // An s above half the curve order: the signature does not recover (EIP-2).
+    let high_s = U256::from_be_bytes(
+        alloy_primitives::b256!("0xfffffffffffffffffffffffffffffffebaaedce6af48a03bbfd25e8cd0364140").0,
+    );
     let to = "0x7777777777777777777777777777777777777777";
     let cases = [
         (json!({"raw": "0x02ff00"}), "failed to decode signed transaction"),
+        (json!({"raw": "0x7fc0"}), "failed to decode signed transaction"),
+        (json!({"raw": raw_hex(1, blob)}), "transaction type not supported: type 3"),
+        (
+            json!({"raw": with_signature(transfer(31337), Signature::new(U256::from(1), high_s, false))}),
+            "invalid transaction v, r, s values",
+        ),
         (json!({"raw": raw_hex(1, unprotected)}), "only replay-protected (EIP-155) transactions allowed"),
         (json!({"raw": raw_hex(1, transfer(1))}), "invalid chain id for signer: have 1 want 31337"),
         (json!({"from": "dev:1", "to": to, "nonce": 7}), "nonce too high"),
@@ -300,42 +348,76 @@ fn each_rejection_is_reported_by_the_binary_in_gethss_words() {
         ),
         (json!({"from": "dev:1", "to": to, "gas": 20000}), "intrinsic gas too low"),
         (
+            json!({"from": "dev:1", "to": to, "gas": 50000, "data": format!("0x{}", "ff".repeat(1_000))}),
+            "insufficient gas for floor data gas cost",
+        ),
+        (
             json!({"from": "dev:1", "to": to, "gas": 21000, "max_fee_per_gas": 1, "max_priority_fee_per_gas": 1}),
             "max fee per gas less than block base fee",
         ),
+        (
+            json!({"raw": raw_hex(1, TxEip1559 { nonce: 4, max_priority_fee_per_gas: 11 * GWEI, ..transfer(31337) })}),
+            "max priority fee per gas higher than max fee per gas",
+        ),
         (json!({"from": "dev:1", "to": to, "gas": 30_000_001}), "exceeds block gas limit"),
         (
+            json!({"from": "dev:1", "gas": 1_000_000, "data": format!("0x{}", "00".repeat(49_153))}),
+            "max initcode size exceeded",
+        ),
+        (json!({"raw": raw_hex(1, TxEip7702 { nonce: 4, ..seven_702 })}), "EIP-7702 transaction with empty auth list"),
+        (
             json!({"from": "dev:1", "module": {"name": "counter", "version": 1}, "value": 1}),
+            "value transfer to a WASM module is not supported",
+        ),
+        (
+            json!({"from": "dev:1", "to": "0x0000000000000000000000000000000000000a01", "value": 1}),
             "value transfer to a WASM module is not supported",
         ),
     ];
     let dir = tempfile::tempdir().unwrap();
     let db = dir.path().join("db");
     ok(&["run", example().to_str().unwrap(), "--db", db.to_str().unwrap()]);
-    for (index, (transaction, message)) in cases.iter().enumerate() {
-        let root = root_of(&db);
-        let path = write_block(dir.path(), &format!("case{index}.json"), &json!({"transactions": [transaction]}));
+    let refused = |name: &str, db: &Path, transactions: Value, position: usize, message: &str| {
+        let root = root_of(db);
+        let path = write_block(dir.path(), &format!("{name}.json"), &json!({ "transactions": transactions }));
         let output = xstate(&["--json", "run", path.to_str().unwrap(), "--db", db.to_str().unwrap()]);
         assert!(output.status.success(), "{}", stderr(&output));
         assert!(
-            stderr(&output).contains(&format!("transaction 0 rejected: {message}")),
+            stderr(&output).contains(&format!("transaction {position} rejected: {message}")),
             "{message}: {}",
             stderr(&output)
         );
         let report: Value = serde_json::from_str(&stdout(&output)).unwrap();
-        assert_eq!(report["receipts"].as_array().unwrap().len(), 0, "{message}");
+        assert_eq!(report["receipts"].as_array().unwrap().len(), position, "{message}");
         let reason = report["rejected"][0]["reason"].as_str().unwrap();
         assert!(reason.starts_with(message), "{reason}");
-        // The block still came (its system call records the parent hash) but without the
-        // transaction: its state changed only through the history contract, which this genesis
-        // lacks, so the root is the parent's.
-        assert_eq!(root_of(&db), root, "{message}: the refused transaction changed the state");
+        if position == 0 {
+            // The block still came (its system call records the parent hash) but without the
+            // transaction: its state changed only through the history contract, which this
+            // genesis lacks, so the root is the parent's.
+            assert_eq!(root_of(db), root, "{message}: the refused transaction changed the state");
+        }
+    };
+    for (index, (transaction, message)) in cases.iter().enumerate() {
+        refused(&format!("case{index}"), &db, json!([transaction]), 0, message);
     }
     // A nonce already used, by its raw bytes sent twice.
     let again = raw_hex(1, TxEip1559 { nonce: 4, ..transfer(31337) });
-    let path = write_block(dir.path(), "again.json", &json!({"transactions": [{"raw": again}, {"raw": again}]}));
-    let output = xstate(&["run", path.to_str().unwrap(), "--db", db.to_str().unwrap()]);
-    assert!(stderr(&output).contains("transaction 1 rejected: nonce too low"), "{}", stderr(&output));
+    refused("again", &db, json!([{"raw": again}, {"raw": again}]), 1, "nonce too low");
+    // A creation that halts on INVALID uses its whole gas limit, leaving less than a transfer
+    // needs in the block.
+    let fill = json!({"from": "dev:2", "gas": 29_990_000, "data": "0xfe"});
+    refused("full", &db, json!([fill, {"from": "dev:3", "to": to}]), 1, "gas limit reached");
+    // A sender with code (EIP-3607), in a chain whose genesis gives dev:1 code.
+    let coded = dir.path().join("coded");
+    let genesis = json!({"genesis": {"accounts": [{
+        "address": ALICE,
+        "balance": "1000000000000000000",
+        "code": "0x00",
+    }]}, "transactions": []});
+    let path = write_block(dir.path(), "coded-genesis.json", &genesis);
+    ok(&["run", path.to_str().unwrap(), "--db", coded.to_str().unwrap()]);
+    refused("coded", &coded, json!([{"from": "dev:1", "to": to}]), 0, "sender not an eoa");
 }
 
 #[test]
