@@ -105,13 +105,21 @@ enum Command {
         #[arg(long)]
         block: Option<u64>,
     },
-    /// Verify a proof file; needs no store.
+    /// Verify a proof file against a root you trust: `--root ROOT` (from a header you trust), or
+    /// `--db DIR [--block N]` (a store you trust). Without either, only checks that the file is
+    /// consistent with the root written in it, and says so.
     Verify {
         /// The proof file.
         file: PathBuf,
-        /// The root to verify against (default: the root recorded in the file).
-        #[arg(long)]
+        /// The root to verify against.
+        #[arg(long, conflicts_with = "db")]
         root: Option<String>,
+        /// A store whose block header gives the root (with `--block`, default the latest block).
+        #[arg(long)]
+        db: Option<PathBuf>,
+        /// The block of `--db` whose state root the proof is checked against.
+        #[arg(long, requires = "db")]
+        block: Option<u64>,
     },
     /// Print the synthetic address of WASM module NAME at VERSION.
     Identity {
@@ -151,7 +159,14 @@ pub(crate) fn main() -> ExitCode {
             ([key], Some(out)) => prove_command(&db, key, &out, block, json),
             _ => Err(Failure("prove takes one key (and --out FILE); several arguments need --eip1186".into())),
         },
-        Command::Verify { file, root } => verify_command(&file, root.as_deref(), json),
+        Command::Verify { file, root, db, block } => {
+            let trusted = match (root, db) {
+                (Some(root), _) => TrustedRoot::Given(root),
+                (None, Some(db)) => TrustedRoot::Store { db, block },
+                (None, None) => TrustedRoot::None,
+            };
+            verify_command(&file, trusted, json)
+        }
         Command::Identity { name, version, chain_id } => identity_command(&name, version, chain_id, json),
     };
     match result {
@@ -644,7 +659,18 @@ fn hex_field(file: &Value, field: &str) -> Result<Option<Vec<u8>>, Failure> {
     }
 }
 
-fn verify_command(path: &Path, root: Option<&str>, json: bool) -> CliResult {
+/// Where `xstate verify` takes the root it checks a proof against.
+enum TrustedRoot {
+    /// `--root`: a root the user took from a header they trust.
+    Given(String),
+    /// `--db [--block]`: the state root in a block header of a store the user trusts.
+    Store { db: PathBuf, block: Option<u64> },
+    /// Neither: only the root written in the proof file, which proves nothing to someone who does
+    /// not trust the file.
+    None,
+}
+
+fn verify_command(path: &Path, trusted: TrustedRoot, json: bool) -> CliResult {
     let text =
         std::fs::read_to_string(path).map_err(|error| Failure(format!("cannot read {}: {error}", path.display())))?;
     let file: Value = serde_json::from_str(&text)
@@ -652,26 +678,41 @@ fn verify_command(path: &Path, root: Option<&str>, json: bool) -> CliResult {
     if file.get("format").and_then(Value::as_str) != Some(PROOF_FORMAT) {
         return Err(Failure(format!("{} is not a proof file (expected format {PROOF_FORMAT})", path.display())));
     }
-    let root_text = match root {
-        Some(root) => root.to_owned(),
-        None => file
-            .get("root")
-            .and_then(Value::as_str)
-            .ok_or_else(|| Failure("proof file field `root`: missing".into()))?
-            .to_owned(),
+    let parse_root = |text: &str| text.parse::<B256>().map_err(|_| Failure(format!("`{text}` is not a 32-byte root")));
+    let (root, source, authenticated) = match trusted {
+        TrustedRoot::Given(text) => (parse_root(&text)?, "the root given with --root".to_owned(), true),
+        TrustedRoot::Store { db, block } => {
+            let runtime = open(&db, None, false)?;
+            let number = block_number(&runtime, block)?;
+            let root = runtime.root_at(Some(number)).map_err(|error| store_failure(&db, error))?;
+            (root, format!("block {number}'s state root in {}", db.display()), true)
+        }
+        TrustedRoot::None => {
+            let text = file
+                .get("root")
+                .and_then(Value::as_str)
+                .ok_or_else(|| Failure("proof file field `root`: missing".into()))?;
+            (parse_root(text)?, "the root written in the proof file".to_owned(), false)
+        }
     };
-    let root: B256 = root_text.parse().map_err(|_| Failure(format!("`{root_text}` is not a 32-byte root")))?;
     let key = hex_field(&file, "key")?.ok_or_else(|| Failure("proof file field `key`: missing".into()))?;
     let value = hex_field(&file, "value")?;
     let proof_bytes = hex_field(&file, "proof")?.ok_or_else(|| Failure("proof file field `proof`: missing".into()))?;
     let proof =
         KeyProof::decode(&proof_bytes).map_err(|error| Failure(format!("proof file field `proof`: {error}")))?;
     kv_core::verify(root, &key, value.as_deref(), &proof)
-        .map_err(|error| Failure(format!("proof does NOT verify against {root}: {error}")))?;
+        .map_err(|error| Failure(format!("proof does NOT verify against {root} ({source}): {error}")))?;
     if json {
         println!(
             "{}",
-            json!({ "verified": true, "root": root.to_string(), "key": hex::encode_prefixed(&key), "value": value.as_ref().map(hex::encode_prefixed) })
+            json!({
+                "verified": true,
+                "root": root.to_string(),
+                "root_source": source,
+                "root_authenticated": authenticated,
+                "key": hex::encode_prefixed(&key),
+                "value": value.as_ref().map(hex::encode_prefixed),
+            })
         );
     } else {
         match value {
@@ -681,6 +722,15 @@ fn verify_command(path: &Path, root: Option<&str>, json: bool) -> CliResult {
                 hex::encode_prefixed(&value)
             ),
             None => println!("verified: {} is absent under root {root}", hex::encode_prefixed(&key)),
+        }
+        if authenticated {
+            println!("the root is {source}");
+        } else {
+            println!(
+                "NOT checked: where the root comes from. It is the root written in the proof file, so this only \
+                 shows the file is consistent; pass --root with a root from a header you trust, or --db DIR \
+                 [--block N] for a store you trust"
+            );
         }
     }
     Ok(())

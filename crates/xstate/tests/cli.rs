@@ -120,7 +120,17 @@ fn run_get_prove_verify_round_trip() {
     let proof = dir.path().join("proof.json");
     let proof = proof.to_str().unwrap();
     ok(&["prove", "--db", db, &slot, "--out", proof]);
-    assert!(ok(&["verify", proof]).starts_with("verified"));
+    // Without a trusted root, the output says plainly that only the file's consistency was checked.
+    let alone = ok(&["verify", proof]);
+    assert!(alone.starts_with("verified") && alone.contains("NOT checked: where the root comes from"), "{alone}");
+    let report: Value = serde_json::from_str(&ok(&["--json", "verify", proof])).unwrap();
+    assert_eq!((report["verified"].as_bool(), report["root_authenticated"].as_bool()), (Some(true), Some(false)));
+    // Against the store the user trusts, or a root they give, the root is authenticated.
+    let trusted = ok(&["verify", proof, "--db", db]);
+    assert!(trusted.contains("the root is block 1's state root in") && !trusted.contains("NOT checked"), "{trusted}");
+    let given: Value =
+        serde_json::from_str(&ok(&["--json", "verify", proof, "--root", &root_of(Path::new(db))])).unwrap();
+    assert_eq!(given["root_authenticated"].as_bool(), Some(true));
     // Exclusion proofs verify too.
     let absent = dir.path().join("absent.json");
     ok(&["prove", "--db", db, &format!("wasm-slot:{}:9", counter.trim()), "--out", absent.to_str().unwrap()]);
@@ -137,6 +147,9 @@ fn run_get_prove_verify_round_trip() {
     let file: Value = serde_json::from_str(&std::fs::read_to_string(&old).unwrap()).unwrap();
     assert_eq!(file["value"], format!("0x{:016x}", 42));
     assert!(ok(&["verify", old.to_str().unwrap()]).contains(&format!("= 0x{:016x} under root", 42)));
+    assert!(ok(&["verify", old.to_str().unwrap(), "--db", db, "--block", "1"]).contains("block 1's state root"));
+    // The old value does not verify against the trusted latest block: it changed since.
+    fails(&["verify", old.to_str().unwrap(), "--db", db], "does NOT verify");
     assert!(ok(&["get", "--db", db, &slot]).contains("u64 43"));
     // Roots of retained blocks stay readable, match the proof written for block 1 and the state
     // root in block 1's header; a block after the latest is refused.
