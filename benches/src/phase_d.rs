@@ -220,10 +220,10 @@ pub fn state_bytes_per_block() -> (usize, usize) {
     let engine = WasmEngine::new(1);
 
     let per_store = 22_100 + 6;
-    let mut block = wasm_binding::gas::BlockGas::new(GROWTH_BLOCK_GAS);
-    let (mut evm, mut nonce) = (0, 0);
-    while block.remaining() > 21_000 + per_store {
-        let stores = u16::try_from(((block.remaining() - 21_000) / per_store).min(4_000)).unwrap();
+    let mut gas = wasm_binding::gas::BlockGas::new(GROWTH_BLOCK_GAS);
+    let (mut evm, mut nonce) = (0, 0u64);
+    while gas.remaining() > 21_000 + per_store {
+        let stores = u16::try_from(((gas.remaining() - 21_000) / per_store).min(4_000)).unwrap();
         let code: Vec<u8> = (0..stores)
             .flat_map(|slot| {
                 let [high, low] = slot.to_be_bytes();
@@ -235,10 +235,10 @@ pub fn state_bytes_per_block() -> (usize, usize) {
         let address = Address::from(address);
         insert_account(&mut overlay, address, &GenesisAccount { code, ..Default::default() }).unwrap();
         let before = state_bytes(&overlay, Namespace::evm(address).prefix());
-        let call = TxEnv { gas_limit: block.remaining(), ..tx(TxKind::Call(address), Bytes::new(), nonce) };
+        let call = TxEnv { gas_limit: gas.remaining(), ..tx(TxKind::Call(address), Bytes::new(), nonce) };
         let result = executor.transact(&mut overlay, &block(), call).unwrap();
         assert!(result.is_success(), "{result:?}");
-        block.spend_evm(result.tx_gas_used());
+        gas.spend_evm(result.tx_gas_used());
         evm += state_bytes(&overlay, Namespace::evm(address).prefix()) - before;
         nonce += 1;
     }
@@ -246,7 +246,7 @@ pub fn state_bytes_per_block() -> (usize, usize) {
     let module = engine.deploy(&mut overlay, &ModuleName::new("growth").unwrap(), 1, &growth_module()).unwrap();
     let prefix = Namespace::wasm(module).prefix().to_vec();
     let before = state_bytes(&overlay, &prefix);
-    let mut block = wasm_binding::gas::BlockGas::new(GROWTH_BLOCK_GAS);
+    let mut gas = wasm_binding::gas::BlockGas::new(GROWTH_BLOCK_GAS);
     let caller = Identity::from(CALLER);
     let input = |start: u32, count: u32| [start.to_le_bytes(), count.to_le_bytes()].concat();
     // What a call of `count` entries costs, measured on a checkpoint that is reverted (gas is
@@ -261,8 +261,8 @@ pub fn state_bytes_per_block() -> (usize, usize) {
         receipt.gas_used
     };
     let mut start = 0u32;
-    while cost(&mut overlay, start, 1) <= block.remaining_wasm() {
-        let left = block.remaining_wasm();
+    while cost(&mut overlay, start, 1) <= gas.remaining_wasm() {
+        let left = gas.remaining_wasm();
         let (mut fits, mut too_many) = (1u32, 2u32);
         while cost(&mut overlay, start, too_many) <= left {
             (fits, too_many) = (too_many, too_many * 2);
@@ -275,7 +275,7 @@ pub fn state_bytes_per_block() -> (usize, usize) {
         let receipt =
             engine.call(&mut overlay, &CallRequest { module, caller, input: &input, gas_limit: left }).unwrap();
         assert!(receipt.is_success(), "{receipt:?}");
-        block.spend_wasm(receipt.gas_used);
+        gas.spend_wasm(receipt.gas_used);
         start += fits;
     }
     (state_bytes(&overlay, &prefix) - before, evm)
