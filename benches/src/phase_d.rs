@@ -79,7 +79,7 @@ impl CrossReads {
     /// Deploys the modules and the contract, fills both engines' state and commits it.
     pub fn new() -> Self {
         let store = Store::in_memory();
-        let engine = WasmEngine::new(1);
+        let engine = cross_read::wasm_engine(1);
         let mut overlay = store.begin();
         let storage: Vec<(U256, U256)> = (0..256u64).map(|key| (U256::from(key), U256::from(key + 1))).collect();
         insert_account(&mut overlay, CONTRACT, &GenesisAccount { storage, ..Default::default() }).unwrap();

@@ -10,7 +10,7 @@
 //! write another module's, or another engine's, state.
 
 use crate::gas::{self, storage};
-use alloy_primitives::map::HashMap;
+use alloy_primitives::map::{HashMap, HashSet};
 use alloy_primitives::{B256, keccak256};
 use kv_core::key::{MAX_KEY_LEN, MAX_USER_KEY_LEN, MAX_USER_VALUE_LEN};
 use kv_core::{Identity, Namespace, Overlay, StateError};
@@ -79,8 +79,7 @@ impl Snapshot {
     }
 }
 
-/// What a call knows about a key it has accessed: the access set of EIP-2929 and, once the call
-/// first changes the entry, what EIP-2200 needs to price later writes.
+/// What a call knows about a key it has written: what EIP-2200 needs to price later writes.
 #[derive(Clone, Copy, Debug, Default)]
 struct Accessed {
     /// The entry's value when the call started, captured just before the call first changes it
@@ -93,8 +92,9 @@ struct Accessed {
     dirty: bool,
 }
 
-/// A full state key held inline, so recording an access allocates nothing.
-#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
+/// A full state key held inline, so recording an access allocates nothing. It is hashed and
+/// compared by its bytes alone, not by the unused rest of the buffer: a slot key is 29 of 86.
+#[derive(Clone, Copy, Debug)]
 struct AccessKey {
     len: u8,
     bytes: [u8; MAX_KEY_LEN],
@@ -108,6 +108,24 @@ impl AccessKey {
         let len = key.len().min(MAX_KEY_LEN);
         bytes[..len].copy_from_slice(&key[..len]);
         Self { len: u8::try_from(len).unwrap_or(u8::MAX), bytes }
+    }
+
+    fn as_slice(&self) -> &[u8] {
+        &self.bytes[..usize::from(self.len)]
+    }
+}
+
+impl PartialEq for AccessKey {
+    fn eq(&self, other: &Self) -> bool {
+        self.as_slice() == other.as_slice()
+    }
+}
+
+impl Eq for AccessKey {}
+
+impl std::hash::Hash for AccessKey {
+    fn hash<H: std::hash::Hasher>(&self, state: &mut H) {
+        state.write(self.as_slice());
     }
 }
 
@@ -123,8 +141,11 @@ pub struct HostEnv {
     namespace: Namespace,
     caller: Identity,
     input: Vec<u8>,
-    /// Every key the call has accessed, its own and other engines' (through cross reads).
-    accessed: HashMap<AccessKey, Accessed>,
+    /// Every key the call has accessed, its own and other engines' (through cross reads): the
+    /// access set of EIP-2929. Reads only need membership, so it holds nothing else.
+    warm: HashSet<AccessKey>,
+    /// What the call knows of each key it has written (EIP-2200's original value and dirtiness).
+    written: HashMap<AccessKey, Accessed>,
     /// EIP-3529's refund counter; applied, capped, when the call succeeds.
     refund: i64,
     pub(crate) output: Vec<u8>,
@@ -139,7 +160,8 @@ impl HostEnv {
             namespace,
             caller,
             input,
-            accessed: HashMap::with_capacity_and_hasher(ACCESS_SET_CAPACITY, Default::default()),
+            warm: HashSet::with_capacity_and_hasher(ACCESS_SET_CAPACITY, Default::default()),
+            written: HashMap::default(),
             refund: 0,
             output: Vec::new(),
             memory: None,
@@ -154,12 +176,13 @@ impl HostEnv {
 
     /// Whether the call has accessed `key` (a full state key) before: a warm access.
     pub fn is_warm(&self, key: &[u8]) -> bool {
-        self.accessed.contains_key(&AccessKey::new(key))
+        self.warm.contains(&AccessKey::new(key))
     }
 
-    /// Adds `key` to the call's access set.
-    fn mark_accessed(&mut self, key: &[u8]) {
-        self.accessed.entry(AccessKey::new(key)).or_default();
+    /// Adds `key` to the call's access set; whether this is the call's first access to it (a
+    /// cold one). One lookup does both.
+    fn first_access(&mut self, key: &[u8]) -> bool {
+        self.warm.insert(AccessKey::new(key))
     }
 
     /// Hands the block state back after the call, leaving an empty overlay behind.
@@ -202,18 +225,14 @@ pub fn charge(ctx: &mut FunctionEnvMut<'_, HostEnv>, cost: u64) -> Result<(), Ru
 /// to the call's access set. Host functions that read pay [`gas::WARM_ACCESS`] with their other
 /// up-front costs and then this with `COLD_ACCESS - WARM_ACCESS` once they know the key, so any
 /// first access costs [`gas::COLD_ACCESS`]; `cross-read` prices `evm_storage_read` this way, which
-/// puts cross reads in the same access set as the module's own keys.
+/// puts cross reads in the same access set as the module's own keys. The key joins the set before
+/// the charge: a charge that fails ends the call, and its access set with it.
 pub fn charge_cold_surcharge(
     ctx: &mut FunctionEnvMut<'_, HostEnv>,
     key: &[u8],
     surcharge: u64,
 ) -> Result<(), RuntimeError> {
-    if ctx.data().is_warm(key) {
-        return Ok(());
-    }
-    charge(ctx, surcharge)?;
-    ctx.data_mut().mark_accessed(key);
-    Ok(())
+    if ctx.data_mut().first_access(key) { charge(ctx, surcharge) } else { Ok(()) }
 }
 
 /// What a read pays once it knows its key: the cold surcharge on a first access.
@@ -332,8 +351,10 @@ impl HostExtension for CoreHost {
 /// The price of reading a key, paid before the lookup: [`gas::WARM_ACCESS`] up front, and
 /// [`READ_COLD_SURCHARGE`] more on the call's first access to it.
 fn charge_read(ctx: &mut FunctionEnvMut<'_, HostEnv>, key: &[u8], up_front: u64) -> Result<(), RuntimeError> {
-    charge(ctx, up_front.saturating_add(gas::WARM_ACCESS))?;
-    charge_cold_surcharge(ctx, key, READ_COLD_SURCHARGE)
+    // One charge for the warm price and, on a first access, the cold surcharge: running out of
+    // gas for either ends the call the same way.
+    let surcharge = if ctx.data_mut().first_access(key) { READ_COLD_SURCHARGE } else { 0 };
+    charge(ctx, up_front.saturating_add(gas::WARM_ACCESS).saturating_add(surcharge))
 }
 
 /// `state_get(slot: i64) -> i64`: the u64 slot's value, 0 when absent.
@@ -372,7 +393,7 @@ fn write_entry(
 ) -> Result<(), RuntimeError> {
     charge_cold_surcharge(ctx, key, gas::COLD_ACCESS)?;
     let env = ctx.data();
-    let accessed = env.accessed.get(&AccessKey::new(key)).copied().unwrap_or_default();
+    let accessed = env.written.get(&AccessKey::new(key)).copied().unwrap_or_default();
     let first_change = accessed.original.is_none();
     // One pass over the current value, in place: its length, whether the write changes it and,
     // before the call's first change, its snapshot as the original.
@@ -406,8 +427,8 @@ fn write_entry(
     charge(ctx, price.saturating_add(growth))?;
     let env = ctx.data_mut();
     env.refund = env.refund.saturating_add(refund);
-    let entry = env.accessed.entry(AccessKey::new(key)).or_default();
-    *entry = Accessed { original: Some(original), paid_bytes: paid, dirty: !original_is_new };
+    env.written
+        .insert(AccessKey::new(key), Accessed { original: Some(original), paid_bytes: paid, dirty: !original_is_new });
     match new {
         Some(value) => env.state_mut().set(key, value),
         None => env.state_mut().remove(key),
