@@ -39,5 +39,5 @@ pub use runtime::{
     wasm_gas_for_evm_gas,
 };
 pub use signed::SignedTransaction;
-pub use witness::{BlockWitness, StatelessBlock, VerifiedBlock, VerifyError, WitnessFileError, verify_block};
 pub use transaction::{BlockFields, BlockFile, BlockFileError, FileTransaction, Genesis};
+pub use witness::{BlockWitness, StatelessBlock, VerifiedBlock, VerifyError, WitnessFileError, verify_block};

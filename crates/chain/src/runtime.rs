@@ -318,12 +318,7 @@ impl Runtime {
                 Some(Head { header, hash, recent })
             }
         };
-        Ok(Self {
-            store,
-            config,
-            engines: Engines::new(config.chain_id),
-            head: Mutex::new(head),
-        })
+        Ok(Self { store, config, engines: Engines::new(config.chain_id), head: Mutex::new(head) })
     }
 
     /// The chain id `store` was created for, or `None` for a store no runtime has opened yet.
@@ -615,7 +610,6 @@ impl Runtime {
             commit_time: committing.elapsed(),
         })
     }
-
 }
 
 impl Engines {
@@ -667,12 +661,8 @@ impl Engines {
         let mut rejected = Vec::new();
         let mut gas_used = 0u64;
         {
-            let mut session = self.evm.session_with_block_hashes(
-                overlay,
-                &block_env,
-                XStatePrecompiles::new(SPEC),
-                block_hashes,
-            );
+            let mut session =
+                self.evm.session_with_block_hashes(overlay, &block_env, XStatePrecompiles::new(SPEC), block_hashes);
             system_call(&mut session, HISTORY_STORAGE_ADDRESS, Bytes::copy_from_slice(parent_hash.as_slice()))?;
             system_call(
                 &mut session,

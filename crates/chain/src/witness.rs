@@ -65,7 +65,8 @@ pub enum WitnessFileError {
 
 fn hex_list(value: &serde_json::Value, field: &'static str) -> Result<Vec<Bytes>, WitnessFileError> {
     let bad = |reason: String| WitnessFileError::Field { field, reason };
-    let list = value.get(field).and_then(serde_json::Value::as_array).ok_or_else(|| bad("missing or not a list".into()))?;
+    let list =
+        value.get(field).and_then(serde_json::Value::as_array).ok_or_else(|| bad("missing or not a list".into()))?;
     list.iter()
         .enumerate()
         .map(|(index, item)| {
@@ -128,10 +129,10 @@ impl StatelessBlock {
     pub fn from_json(text: &str) -> Result<Self, WitnessFileError> {
         let value: serde_json::Value = serde_json::from_str(text)?;
         let field = |field: &'static str| {
-            value.get(field).and_then(serde_json::Value::as_str).ok_or(WitnessFileError::Field {
-                field,
-                reason: "missing or not a string".into(),
-            })
+            value
+                .get(field)
+                .and_then(serde_json::Value::as_str)
+                .ok_or(WitnessFileError::Field { field, reason: "missing or not a string".into() })
         };
         let chain_id = field("chainId")?;
         let chain_id = u64::from_str_radix(chain_id.trim_start_matches("0x"), 16)
@@ -226,7 +227,10 @@ fn ancestors(block: &Header, headers: &[Bytes]) -> Result<(Header, HashMap<u64, 
             .map_err(|error| VerifyError::Header { index, reason: error.to_string() })?;
         decoded.insert(keccak256(rlp), (index, header));
     }
-    let parent = decoded.get(&block.parent_hash).map(|(_, header)| header.clone()).ok_or(VerifyError::NoParent(block.parent_hash))?;
+    let parent = decoded
+        .get(&block.parent_hash)
+        .map(|(_, header)| header.clone())
+        .ok_or(VerifyError::NoParent(block.parent_hash))?;
     let mut hashes = HashMap::new();
     let mut on_chain = BTreeSet::new();
     let mut next = Some(block.parent_hash);
@@ -240,7 +244,11 @@ fn ancestors(block: &Header, headers: &[Bytes]) -> Result<(Header, HashMap<u64, 
         next = (header.number > 0).then_some(header.parent_hash);
     }
     if let Some((index, header)) = decoded.values().find(|(index, _)| !on_chain.contains(index)) {
-        return Err(VerifyError::StrayHeader { index: *index, number: header.number, hash: keccak256(&headers[*index]) });
+        return Err(VerifyError::StrayHeader {
+            index: *index,
+            number: header.number,
+            hash: keccak256(&headers[*index]),
+        });
     }
     Ok((parent, hashes))
 }
@@ -270,7 +278,8 @@ pub fn verify_block(block: &StatelessBlock, witness: &BlockWitness) -> Result<Ve
     };
     let mut transactions = Vec::with_capacity(block.transactions.len());
     for (position, recovered) in recover_all(&block.transactions, block.chain_id).into_iter().enumerate() {
-        transactions.push(Ok(recovered.map_err(|reason| VerifyError::Transaction { position, reason: reason.to_string() })?));
+        transactions
+            .push(Ok(recovered.map_err(|reason| VerifyError::Transaction { position, reason: reason.to_string() })?));
     }
     let input = BlockInput {
         timestamp: header.timestamp,
@@ -281,8 +290,16 @@ pub fn verify_block(block: &StatelessBlock, witness: &BlockWitness) -> Result<Ve
     };
     let engines = Engines::new(block.chain_id);
     let mut overlay = view.overlay();
-    let executed =
-        engines.run_block(&mut overlay, &parent, header.parent_hash, header.gas_limit, &input, transactions, block_hashes, |_| {})?;
+    let executed = engines.run_block(
+        &mut overlay,
+        &parent,
+        header.parent_hash,
+        header.gas_limit,
+        &input,
+        transactions,
+        block_hashes,
+        |_| {},
+    )?;
     if let Some(number) = *missing.lock() {
         return Err(VerifyError::MissingBlockHash(number));
     }
@@ -302,7 +319,11 @@ pub fn verify_block(block: &StatelessBlock, witness: &BlockWitness) -> Result<Ve
         return mismatch("gas used", header.gas_used.to_string(), computed.gas_used.to_string());
     }
     if computed.transactions_root != header.transactions_root {
-        return mismatch("transactions root", header.transactions_root.to_string(), computed.transactions_root.to_string());
+        return mismatch(
+            "transactions root",
+            header.transactions_root.to_string(),
+            computed.transactions_root.to_string(),
+        );
     }
     if computed.logs_bloom != header.logs_bloom {
         return mismatch("logs bloom", header.logs_bloom.to_string(), computed.logs_bloom.to_string());

@@ -22,7 +22,9 @@ fn demo_chain() -> (Runtime, DemoRun) {
     let runtime = Runtime::in_memory(ChainConfig::default());
     let mut genesis = anvil_genesis(1_000);
     // NUMBER 1 SWAP1 SUB BLOCKHASH PUSH0 SSTORE; NUMBER 2 SWAP1 SUB BLOCKHASH 1 SSTORE; STOP
-    let code = vec![0x43, 0x60, 0x01, 0x90, 0x03, 0x40, 0x5f, 0x55, 0x43, 0x60, 0x02, 0x90, 0x03, 0x40, 0x60, 0x01, 0x55, 0x00];
+    let code = vec![
+        0x43, 0x60, 0x01, 0x90, 0x03, 0x40, 0x5f, 0x55, 0x43, 0x60, 0x02, 0x90, 0x03, 0x40, 0x60, 0x01, 0x55, 0x00,
+    ];
     genesis.accounts.push((BLOCKHASH_READER, evm_binding::GenesisAccount { code, ..Default::default() }));
     runtime.init_genesis(&genesis).unwrap();
     let block = demo::block(&runtime);
@@ -91,7 +93,12 @@ fn run_steps(runtime: &Runtime, run: &DemoRun, steps: &[Step], timestamp: u64) {
             }
             Step::Token { from, to, percent } => {
                 let amount = token_balance(dev_address(from)) * u64::from(percent) / 100;
-                (from, TxKind::Call(run.token.to_address()), U256::ZERO, token_input(0x02, dev_address(to), Some(amount)))
+                (
+                    from,
+                    TxKind::Call(run.token.to_address()),
+                    U256::ZERO,
+                    token_input(0x02, dev_address(to), Some(amount)),
+                )
             }
             Step::Mint { to, amount } => (
                 ALICE_KEY,
@@ -104,7 +111,10 @@ fn run_steps(runtime: &Runtime, run: &DemoRun, steps: &[Step], timestamp: u64) {
                 BOB_KEY,
                 TxKind::Call(run.reader),
                 U256::ZERO,
-                calldata("readTokenBalance(address,address)", &[demo::word(run.token.to_address()), demo::word(dev_address(holder))]),
+                calldata(
+                    "readTokenBalance(address,address)",
+                    &[demo::word(run.token.to_address()), demo::word(dev_address(holder))],
+                ),
             ),
             Step::ReadEvm { holder } => {
                 let mut input = run.erc20.to_vec();
@@ -198,7 +208,12 @@ fn tamper_subject() -> (StatelessBlock, BlockWitness, Runtime) {
         Step::ReadWasm { holder: 3 },
     ];
     run_steps(&runtime, &run, &steps, 1_002);
-    run_steps(&runtime, &run, &[Step::BlockHash, Step::Token { from: 3, to: 1, percent: 100 }, Step::ReadWasm { holder: 1 }], 1_003);
+    run_steps(
+        &runtime,
+        &run,
+        &[Step::BlockHash, Step::Token { from: 3, to: 1, percent: 100 }, Step::ReadWasm { holder: 1 }],
+        1_003,
+    );
     let (block, witness) = verified(&runtime, 3);
     (block, witness, runtime)
 }
@@ -250,7 +265,10 @@ fn tampered_witnesses_fail_naming_the_fault() {
         .state
         .iter()
         .position(|node| {
-            matches!(alloy_rlp::decode_exact::<alloy_trie::nodes::TrieNode>(node.as_ref()), Ok(alloy_trie::nodes::TrieNode::Leaf(_)))
+            matches!(
+                alloy_rlp::decode_exact::<alloy_trie::nodes::TrieNode>(node.as_ref()),
+                Ok(alloy_trie::nodes::TrieNode::Leaf(_))
+            )
         })
         .unwrap();
     let mut node = flipped.state[index].to_vec();
