@@ -235,14 +235,21 @@ pub struct Runtime {
 
 /// Both engines of a chain, without a store: what executes a block over any overlay.
 pub(crate) struct Engines {
-    pub(crate) wasm: WasmEngine,
+    /// Shared with the witness recorder, which runs the runtime's own compiled modules.
+    pub(crate) wasm: Arc<WasmEngine>,
     pub(crate) evm: EvmExecutor,
 }
 
 impl Engines {
     /// The engines of chain `chain_id`.
     pub(crate) fn new(chain_id: u64) -> Self {
-        Self { wasm: cross_read::wasm_engine(chain_id), evm: EvmExecutor::new(chain_id, SPEC) }
+        Self { wasm: Arc::new(cross_read::wasm_engine(chain_id)), evm: EvmExecutor::new(chain_id, SPEC) }
+    }
+
+    /// The runtime's WASM engine with a fresh EVM executor, whose empty code cache makes every
+    /// contract's code a read of the state (see `Runtime::witness`).
+    pub(crate) fn with_fresh_evm(&self, chain_id: u64) -> Self {
+        Self { wasm: Arc::clone(&self.wasm), evm: EvmExecutor::new(chain_id, SPEC) }
     }
 }
 
@@ -346,8 +353,13 @@ impl Runtime {
         let directory = path.with_extension("artifacts");
         let artifacts = wasm_binding::DirectoryArtifacts::open(&directory)
             .map_err(|source| RuntimeError::Artifacts { path: directory, source })?;
-        runtime.engines.wasm = cross_read::wasm_engine(config.chain_id).with_artifacts(Arc::new(artifacts));
+        runtime.engines.wasm = Arc::new(cross_read::wasm_engine(config.chain_id).with_artifacts(Arc::new(artifacts)));
         Ok(runtime)
+    }
+
+    /// Both engines, to execute a block over an overlay of any state.
+    pub(crate) fn engines(&self) -> &Engines {
+        &self.engines
     }
 
     /// The chain's parameters.

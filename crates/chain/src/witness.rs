@@ -7,12 +7,13 @@
 //! witness backs, and checks the resulting state root, receipts root, gas used and every other
 //! header field against the block's header. The file formats are in `docs/spec/witness.md`.
 
+use crate::receipt::Kind;
 use crate::runtime::{BlockInput, Engines, ExecutedBlock, Runtime, RuntimeError};
 use crate::signed::recover_all;
 use alloy_consensus::Header;
 use alloy_primitives::{B256, Bytes, hex, keccak256};
 use evm_binding::BlockHashes;
-use kv_core::{StateView, StoreError, Witness, WitnessError};
+use kv_core::{Identity, ModuleRecord, Namespace, StateView, StoreError, Witness, WitnessError};
 use parking_lot::Mutex;
 use std::collections::{BTreeSet, HashMap};
 use std::sync::Arc;
@@ -345,6 +346,14 @@ pub fn verify_block(block: &StatelessBlock, witness: &BlockWitness) -> Result<Ve
     })
 }
 
+/// A failure of the parent state's view, as the store's.
+fn state_failure(error: kv_core::StateError) -> StoreError {
+    match error {
+        kv_core::StateError::Backend(error) => StoreError::Backend(error),
+        other => StoreError::Corrupt(other.to_string()),
+    }
+}
+
 impl Runtime {
     /// The witness of committed block `number` (not the genesis) and the block as the verifier
     /// takes it: the block is re-executed over a recording view of its parent state, and the
@@ -387,10 +396,11 @@ impl Runtime {
         };
         let transactions = stored.transactions.iter().cloned().map(Ok).collect();
         let parent_hash = stored.header.parent_hash;
-        // Fresh engines, with no code or compiled module in memory: the engines' caches would
-        // otherwise run code without reading it from the state, and the witness must carry the
-        // code of every contract and module the block executes (a verifier has nothing cached).
-        Engines::new(self.chain_id()).run_block(
+        // A fresh EVM executor, with no analysed code in memory, reads every contract's code from
+        // the state, so the witness records it; the WASM engine's compiled modules are the
+        // runtime's own (compiling them again would cost more than the block), so the code of
+        // every module a transaction calls is added below from the parent's module record.
+        let executed = self.engines().with_fresh_evm(self.chain_id()).run_block(
             &mut overlay,
             &parent,
             parent_hash,
@@ -400,6 +410,16 @@ impl Runtime {
             block_hashes,
             |_| {},
         )?;
+        let parent_state = view.overlay();
+        for receipt in executed.receipts.iter().filter(|receipt| receipt.kind == Kind::WasmCall) {
+            let Some(to) = receipt.to else { continue };
+            let key = Namespace::wasm(Identity::from(to)).record_key();
+            // A module deployed by this very block has its code in the block's writes.
+            if let Some(record) = parent_state.get(&key).map_err(state_failure)? {
+                let record = ModuleRecord::decode(&record).map_err(|error| StoreError::Corrupt(error.to_string()))?;
+                view.include_code(record.code_hash)?;
+            }
+        }
         let root = view.root_after(&overlay)?;
         if root != stored.header.state_root {
             return Err(StoreError::Corrupt(format!(

@@ -358,6 +358,16 @@ impl StateView {
         }
     }
 
+    /// Reads code blob `hash` through the view, so that the witness carries it: for code an
+    /// engine ran from its own memory without reading it (a compiled WASM module). Absent from
+    /// the state, it is an error: a block only runs code the state holds.
+    pub fn include_code(&self, hash: B256) -> Result<(), StoreError> {
+        match self.state.code(hash)? {
+            Some(_) => Ok(()),
+            None => Err(StoreError::Corrupt(format!("code blob {hash} is named by a record but not stored"))),
+        }
+    }
+
     /// Fails when a code blob of `witness` was never read through this view: a witness holds
     /// only the code a block runs, so an unread blob was added or swapped for another.
     pub fn check_codes_used(&self, witness: &Witness) -> Result<(), WitnessError> {
