@@ -467,8 +467,8 @@ impl Builder<'_> {
             TrieNode::Branch(branch) => {
                 let mut children = [None; 16];
                 let mut stack = branch.stack.iter();
-                for (nibble, child) in children.iter_mut().enumerate() {
-                    if branch.state_mask.is_bit_set(nibble as u8) {
+                for (nibble, child) in (0u8..16).zip(children.iter_mut()) {
+                    if branch.state_mask.is_bit_set(nibble) {
                         let reference =
                             stack.next().ok_or_else(|| malformed("branch mask and children differ".into()))?;
                         *child = Some(self.reference(reference.as_slice(), accounts, named)?);
