@@ -20,8 +20,8 @@ use crate::key::{Engine, KeyLayout, Namespace, PREFIX_LEN};
 use crate::overlay::Overlay;
 use crate::record::AccountRecord;
 use crate::store::{CommitMode, StoreError, build_commit};
-use crate::trie::node::{ACCOUNT_TREE, ChildRef, LeafValue, Node, NodeRef, checksum};
-use crate::trie::{root_hash, walk};
+use crate::trie::node::{ACCOUNT_TREE, ChildRef, LeafValue, Node, NodeRef, NodeSource, TreeId, checksum};
+use crate::trie::root_hash;
 use alloy_primitives::map::{HashMap, HashSet};
 use alloy_primitives::{B256, Bytes, keccak256};
 use alloy_trie::nodes::TrieNode;
@@ -102,6 +102,8 @@ struct Recorder {
     nodes: Mutex<HashMap<B256, Bytes>>,
     /// State keys read.
     keys: Mutex<BTreeSet<Vec<u8>>>,
+    /// The `nodes` keys already recorded, so a node read again is not encoded and hashed again.
+    seen: Mutex<HashSet<Vec<u8>>>,
 }
 
 type AccountEntry = Option<(TrieAccount, Option<ChildRef>)>;
@@ -123,9 +125,9 @@ impl TrieState {
     fn account(&self, namespace: &Namespace) -> Result<AccountEntry, BackendError> {
         let Some(key) = account_key(namespace) else { return Ok(None) };
         if let Some(entry) = self.accounts.lock().get(&key) {
-            return Ok(entry.clone());
+            return Ok(*entry);
         }
-        let (_, leaf) = walk(self, &ACCOUNT_TREE, self.root, &Nibbles::unpack(key)).map_err(trie_error)?;
+        let leaf = self.find_leaf(&ACCOUNT_TREE, self.root, &Nibbles::unpack(key))?;
         let entry = match leaf {
             None => None,
             Some(leaf) => {
@@ -137,8 +139,43 @@ impl TrieState {
                 Some((account, leaf.link))
             }
         };
-        self.accounts.lock().insert(key, entry.clone());
+        self.accounts.lock().insert(key, entry);
         Ok(entry)
+    }
+
+    /// The leaf at `key` in `tree` under `root`, if any. Each node is checked against the
+    /// checksum its parent holds, as a commit checks it (ADR 0010): a store's nodes were hashed
+    /// when written, a witness's when the view was built from it.
+    fn find_leaf(
+        &self,
+        tree: &TreeId,
+        root: Option<ChildRef>,
+        key: &Nibbles,
+    ) -> Result<Option<LeafValue>, BackendError> {
+        let mut source = NodeSource::new(self, *tree, false);
+        let mut position = Nibbles::new();
+        let mut current = root;
+        while let Some(reference) = current {
+            current = match source.load(reference, &position).map_err(trie_error)? {
+                Node::Leaf { path, value } => return Ok((position.join(&path) == *key).then_some(value)),
+                Node::Extension { path, child } => {
+                    let next = position.join(&path);
+                    if !key.starts_with(&next) {
+                        return Ok(None);
+                    }
+                    position = next;
+                    Some(child)
+                }
+                Node::Branch { children } => match key.get(position.len()) {
+                    Some(nibble) => {
+                        position.push_unchecked(nibble);
+                        children[usize::from(nibble)]
+                    }
+                    None => None,
+                },
+            };
+        }
+        Ok(None)
     }
 
     /// The value of a state key at this root.
@@ -167,8 +204,7 @@ impl TrieState {
             }
             Placement::Storage(slot) => {
                 let Some(link) = link else { return Ok(None) };
-                let (_, leaf) =
-                    walk(self, namespace.prefix(), Some(link), &Nibbles::unpack(slot)).map_err(trie_error)?;
+                let leaf = self.find_leaf(namespace.prefix(), Some(link), &Nibbles::unpack(slot))?;
                 leaf.map(|leaf| decode_storage_leaf(layout, &leaf.value))
                     .transpose()
                     .map_err(|error| BackendError::Corrupt(format!("storage leaf does not decode: {error}")))
@@ -219,6 +255,9 @@ impl Backend for TrieState {
             }
             Table::Nodes => {
                 let Some(recorder) = &self.recorder else { return self.nodes.read(table, key, visit) };
+                if recorder.seen.lock().contains(key) {
+                    return self.nodes.read(table, key, visit);
+                }
                 self.nodes.read(table, key, &mut |stored| {
                     // A node key is `tree (21) | version (8) | path length (1) | path`: a root
                     // is listed even when it is short enough to be embedded, since an account's
@@ -231,6 +270,7 @@ impl Backend for TrieState {
                         if is_root || rlp.len() >= 32 {
                             recorder.nodes.lock().entry(keccak256(&rlp)).or_insert_with(|| rlp.into());
                         }
+                        recorder.seen.lock().insert(key.to_vec());
                     }
                     visit(stored);
                 })
