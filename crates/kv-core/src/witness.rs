@@ -342,7 +342,7 @@ impl StateView {
         } else {
             let rlp = by_hash.get(&parent_root).ok_or(WitnessError::MissingRoot(parent_root))?;
             builder.used.insert(parent_root);
-            Some(builder.node(rlp, true, parent_root)?)
+            Some(builder.node(rlp, true, parent_root, 0)?)
         };
         let orphans: Vec<(B256, &[u8])> =
             by_hash.iter().filter(|(hash, _)| !builder.used.contains(*hash)).map(|(hash, rlp)| (*hash, *rlp)).collect();
@@ -480,20 +480,25 @@ impl Builder<'_> {
     /// The stored form of the node whose RLP is `rlp` (in the account trie when `accounts`),
     /// its children first. `named` is the hash errors name: the node's own, or its parent's
     /// for an embedded node.
-    fn node(&mut self, rlp: &[u8], accounts: bool, named: B256) -> Result<ChildRef, WitnessError> {
+    /// `depth` is the node's position in its trie, in nibbles: a node that cannot sit there is
+    /// refused, which also bounds the recursion by the depth of two tries.
+    fn node(&mut self, rlp: &[u8], accounts: bool, named: B256, depth: usize) -> Result<ChildRef, WitnessError> {
         let malformed = |reason: String| WitnessError::Malformed { node: named, reason };
         let decoded =
             <TrieNode as alloy_rlp::Decodable>::decode(&mut &rlp[..]).map_err(|error| malformed(error.to_string()))?;
         let node = match decoded {
             TrieNode::EmptyRoot => return Err(malformed("an empty node is never stored".into())),
             TrieNode::Leaf(leaf) => {
+                if depth + leaf.key.len() != 64 {
+                    return Err(malformed(format!("a leaf does not end at 64 nibbles from depth {depth}")));
+                }
                 let link = if accounts {
                     let account: TrieAccount = alloy_rlp::Decodable::decode(&mut leaf.value.as_slice())
                         .map_err(|error| malformed(format!("account leaf does not decode: {error}")))?;
                     if account.storage_root == EMPTY_ROOT_HASH {
                         None
                     } else {
-                        Some(self.hashed(account.storage_root, false)?)
+                        Some(self.hashed(account.storage_root, false, 0)?)
                     }
                 } else {
                     None
@@ -501,17 +506,23 @@ impl Builder<'_> {
                 Node::Leaf { path: leaf.key, value: LeafValue { value: leaf.value.into(), link } }
             }
             TrieNode::Extension(extension) => {
-                let child = self.reference(extension.child.as_slice(), accounts, named)?;
+                if depth + extension.key.len() >= 64 {
+                    return Err(malformed(format!("an extension does not fit at depth {depth}")));
+                }
+                let child = self.reference(extension.child.as_slice(), accounts, named, depth + extension.key.len())?;
                 Node::Extension { path: extension.key, child }
             }
             TrieNode::Branch(branch) => {
+                if depth >= 64 {
+                    return Err(malformed(format!("a branch does not fit at depth {depth}")));
+                }
                 let mut children = [None; 16];
                 let mut stack = branch.stack.iter();
                 for (nibble, child) in (0u8..16).zip(children.iter_mut()) {
                     if branch.state_mask.is_bit_set(nibble) {
                         let reference =
                             stack.next().ok_or_else(|| malformed("branch mask and children differ".into()))?;
-                        *child = Some(self.reference(reference.as_slice(), accounts, named)?);
+                        *child = Some(self.reference(reference.as_slice(), accounts, named, depth + 1)?);
                     }
                 }
                 Node::Branch { children }
@@ -530,19 +541,25 @@ impl Builder<'_> {
     }
 
     /// A child as its parent refers to it: by hash (looked up in the witness) or embedded.
-    fn reference(&mut self, reference: &[u8], accounts: bool, parent: B256) -> Result<ChildRef, WitnessError> {
+    fn reference(
+        &mut self,
+        reference: &[u8],
+        accounts: bool,
+        parent: B256,
+        depth: usize,
+    ) -> Result<ChildRef, WitnessError> {
         if reference.len() == 33 && reference[0] == alloy_rlp::EMPTY_STRING_CODE + 32 {
-            return self.hashed(B256::from_slice(&reference[1..]), accounts);
+            return self.hashed(B256::from_slice(&reference[1..]), accounts, depth);
         }
-        self.node(reference, accounts, parent)
+        self.node(reference, accounts, parent, depth)
     }
 
     /// The node named by `hash`, or a placeholder whose reading fails when it is not in the
     /// witness (a node no execution path reaches need not be there).
-    fn hashed(&mut self, hash: B256, accounts: bool) -> Result<ChildRef, WitnessError> {
+    fn hashed(&mut self, hash: B256, accounts: bool, depth: usize) -> Result<ChildRef, WitnessError> {
         if let Some(rlp) = self.by_hash.get(&hash).copied() {
             self.used.insert(hash);
-            return self.node(rlp, accounts, hash);
+            return self.node(rlp, accounts, hash, depth);
         }
         let mut form = [0u8; 33];
         form[0] = alloy_rlp::EMPTY_STRING_CODE + 32;

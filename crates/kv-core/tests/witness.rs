@@ -225,3 +225,23 @@ fn an_unproven_read_is_an_error_never_an_absence() {
     let error = overlay.get(&key).unwrap_err();
     assert!(matches!(error, StateError::Backend(BackendError::Unproven(_))), "{error}");
 }
+
+#[test]
+fn a_witness_deeper_than_a_trie_is_refused_without_recursing() {
+    // A chain of 1,000 branches, each naming the next by hash, under a root that names the first:
+    // no trie is that deep, so the view refuses it at depth 64 instead of recursing further.
+    let leaf = Bytes::from(alloy_rlp::encode(vec![Bytes::from(vec![0x20; 1]), Bytes::from(vec![1; 40])]));
+    let mut nodes = vec![leaf];
+    for _ in 0..1_000 {
+        let child = keccak256(nodes.last().unwrap());
+        let mut items: Vec<Bytes> = vec![Bytes::new(); 17];
+        items[0] = Bytes::copy_from_slice(child.as_slice());
+        items[1] = Bytes::copy_from_slice(child.as_slice());
+        nodes.push(Bytes::from(alloy_rlp::encode(items)));
+    }
+    let root = keccak256(nodes.last().unwrap());
+    let witness = Witness { state: nodes, codes: Vec::new(), keys: Vec::new() };
+    let error = StateView::from_witness(&witness, root).err().unwrap();
+    assert!(matches!(error, WitnessError::Malformed { .. }), "{error}");
+    assert!(error.to_string().contains("depth 64"), "{error}");
+}
