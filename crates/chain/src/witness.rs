@@ -237,7 +237,8 @@ fn ancestors(block: &Header, headers: &[Bytes]) -> Result<(Header, HashMap<u64, 
     let mut next = Some(block.parent_hash);
     while let Some(hash) = next {
         let Some((index, header)) = decoded.get(&hash) else { break };
-        if header.number + 1 + hashes.len() as u64 != block.number {
+        // Each step back is one block older; a header claiming any other number ends the chain.
+        if header.number.checked_add(1 + hashes.len() as u64) != Some(block.number) {
             break;
         }
         hashes.insert(header.number, hash);
