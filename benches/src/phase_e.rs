@@ -4,6 +4,13 @@
 //! senders (spread over the cores) is part of the timed block. Reported as transactions per
 //! second and the shares of the block time spent in recovery and in the commit (values, trie,
 //! durable write, chain records), each over repetitions.
+//!
+//! Stateless blocks (issue 15) on the same block: `witness/bytes_per_tx` (the witness's bytes
+//! over its transactions), `witness/verify_vs_execute` (the time `verify_block` takes to
+//! re-execute the block from its witness alone, recovery and root included, over the time the
+//! stateful block took: recovery, execution and commit) and `witness/production_share` (the time
+//! `Runtime::witness` takes to produce the witness of the committed block, over that same
+//! stateful block time). Each round executes a fresh block, then witnesses and verifies it.
 
 #![allow(clippy::unwrap_used, clippy::expect_used, clippy::panic)] // Benchmark code: a failed unwrap is a failed run.
 
@@ -15,7 +22,7 @@ use std::cell::RefCell;
 use std::time::Duration;
 use xstate_chain::demo::{ERC20_READER_WASM, TOKEN_WASM, alice, calldata, deployer, token_input, word};
 use xstate_chain::dev::{anvil_genesis, sign};
-use xstate_chain::{BlockInput, ChainConfig, Runtime, WASM_DEPLOY_ADDRESS, deployCall};
+use xstate_chain::{BlockInput, ChainConfig, Runtime, WASM_DEPLOY_ADDRESS, deployCall, verify_block};
 
 /// Transactions per block.
 pub const TRANSACTIONS: usize = 1_000;
@@ -165,6 +172,36 @@ impl MixedBlock {
     }
 }
 
+/// One round of the stateless figures: the witness's size and the times to produce and verify it.
+pub struct StatelessTimes {
+    /// The stateful block: recovery, execution and commit.
+    pub stateful: Duration,
+    /// `Runtime::witness` of the committed block.
+    pub production: Duration,
+    /// `verify_block` from the witness alone.
+    pub verify: Duration,
+    /// The witness's bytes.
+    pub bytes: usize,
+}
+
+impl MixedBlock {
+    /// Executes the next block, then produces its witness and verifies the block from it, checking
+    /// that verification reproduces the committed root.
+    pub fn stateless_round(&self) -> StatelessTimes {
+        let raws = self.next_block();
+        let times = self.execute(&raws);
+        let stateful = times.recovery + times.execution + times.commit;
+        let (header, _) = self.runtime.latest().unwrap();
+        let mut produced = None;
+        let production = crate::harness::timed(|| produced = Some(self.runtime.witness(header.number).unwrap()));
+        let (block, witness) = produced.unwrap();
+        let mut verified = None;
+        let verify = crate::harness::timed(|| verified = Some(verify_block(&block, &witness).unwrap()));
+        assert_eq!(verified.unwrap().state_root, header.state_root);
+        StatelessTimes { stateful, production, verify, bytes: witness.byte_len() }
+    }
+}
+
 /// Runs phase E's wall-clock figures into `samples`.
 pub fn wall(quick: bool, samples: &mut crate::harness::Samples) {
     use crate::harness::{Budget, repeats};
@@ -187,4 +224,19 @@ pub fn wall(quick: bool, samples: &mut crate::harness::Samples) {
     samples.repeated("xstate/mixed_block_tx_per_s", times.iter().map(|ns| TRANSACTIONS as f64 * 1e9 / ns));
     samples.repeated("xstate/recovery_share", recorded.iter().map(|(recovery, _)| *recovery));
     samples.repeated("xstate/commit_share", recorded.iter().map(|(_, commit)| *commit));
+
+    // Stateless blocks: fresh blocks on the same chain, each witnessed and verified.
+    let mut rounds = Vec::new();
+    let mut round = || {
+        let times = fixture.stateless_round();
+        let stateful = times.stateful;
+        rounds.push(times);
+        stateful
+    };
+    let runs = repeats(Budget::new(quick), &mut round);
+    let recorded = rounds.split_off(rounds.len() - runs.len());
+    let ratio = |top: Duration, bottom: Duration| top.as_secs_f64() / bottom.as_secs_f64();
+    samples.repeated("witness/bytes_per_tx", recorded.iter().map(|times| times.bytes as f64 / TRANSACTIONS as f64));
+    samples.repeated("witness/verify_vs_execute", recorded.iter().map(|times| ratio(times.verify, times.stateful)));
+    samples.repeated("witness/production_share", recorded.iter().map(|times| ratio(times.production, times.stateful)));
 }

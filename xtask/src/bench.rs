@@ -225,6 +225,10 @@ fn figures() -> Vec<Figure> {
     all.push(wall('e', "xstate/mixed_block_tx_per_s", "ops_per_s", WallRepeats));
     all.push(wall('e', "xstate/commit_share", "ratio", WallRepeats));
     all.push(wall('e', "xstate/recovery_share", "ratio", WallRepeats));
+    // Phase e, stateless blocks (issue 15): the witness of the same 1,000-transaction block.
+    all.push(wall('e', "witness/bytes_per_tx", "bytes", WallRepeats));
+    all.push(Figure { aim: Some(1.5), ..wall('e', "witness/verify_vs_execute", "ratio", WallRepeats) });
+    all.push(Figure { aim: Some(0.10), ..wall('e', "witness/production_share", "ratio", WallRepeats) });
     debug_assert!(all.iter().all(|figure| figure.method != WallPairs || figure.unit == "ratio"));
     all
 }
@@ -713,6 +717,9 @@ mod tests {
             "gas/state_bytes_per_block_wasm",
             "gas/state_bytes_per_block_evm",
             "gas/state_bytes_per_block_wasm_vs_evm",
+            "witness/bytes_per_tx",
+            "witness/verify_vs_execute",
+            "witness/production_share",
         ];
         let all = figures();
         for name in earlier.iter().chain(&added) {

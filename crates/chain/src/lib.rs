@@ -8,7 +8,8 @@
 //! with Ethereum headers (EIP-1559 base fee, Prague's system calls, real `BLOCKHASH`), and
 //! commits each block's state under one root, with its header, transactions, receipts and
 //! transaction index kept beside the state. Proofs and the standalone verifier are re-exported
-//! from kv-core.
+//! from kv-core; [`witness`] records a block's witness and verifies a block from one with no
+//! store.
 //!
 //! It deliberately adds no execution semantics of its own beyond the chain's: every engine rule
 //! lives in the crate below that owns it, and this crate only authenticates, charges, sequences
@@ -24,6 +25,7 @@ mod rejection;
 mod runtime;
 pub mod signed;
 pub mod transaction;
+pub mod witness;
 
 pub use chain_store::{ChainStore, StoredBlock};
 pub use kv_core::{
@@ -38,3 +40,4 @@ pub use runtime::{
 };
 pub use signed::SignedTransaction;
 pub use transaction::{BlockFields, BlockFile, BlockFileError, FileTransaction, Genesis};
+pub use witness::{BlockWitness, StatelessBlock, VerifiedBlock, VerifyError, WitnessFileError, verify_block};

@@ -228,10 +228,38 @@ struct Head {
 pub struct Runtime {
     store: Store,
     config: ChainConfig,
-    wasm: WasmEngine,
-    evm: EvmExecutor,
+    engines: Engines,
     /// The latest block; held for the whole of a block's execution, so blocks are serial.
     head: Mutex<Option<Head>>,
+}
+
+/// Both engines of a chain, without a store: what executes a block over any overlay.
+pub(crate) struct Engines {
+    /// Shared with the witness recorder, which runs the runtime's own compiled modules.
+    pub(crate) wasm: Arc<WasmEngine>,
+    pub(crate) evm: EvmExecutor,
+}
+
+impl Engines {
+    /// The engines of chain `chain_id`.
+    pub(crate) fn new(chain_id: u64) -> Self {
+        Self { wasm: Arc::new(cross_read::wasm_engine(chain_id)), evm: EvmExecutor::new(chain_id, SPEC) }
+    }
+
+    /// The runtime's WASM engine with a fresh EVM executor, whose empty code cache makes every
+    /// contract's code a read of the state (see `Runtime::witness`).
+    pub(crate) fn with_fresh_evm(&self, chain_id: u64) -> Self {
+        Self { wasm: Arc::clone(&self.wasm), evm: EvmExecutor::new(chain_id, SPEC) }
+    }
+}
+
+/// A block executed on an overlay, not committed yet.
+pub(crate) struct ExecutedBlock {
+    /// The header; its state root is left for the commit.
+    pub(crate) header: Header,
+    pub(crate) included: Vec<SignedTransaction>,
+    pub(crate) receipts: Vec<Receipt>,
+    pub(crate) rejected: Vec<RejectedTransaction>,
 }
 
 /// Why one transaction did not make it into the block.
@@ -297,13 +325,7 @@ impl Runtime {
                 Some(Head { header, hash, recent })
             }
         };
-        Ok(Self {
-            store,
-            config,
-            wasm: cross_read::wasm_engine(config.chain_id),
-            evm: EvmExecutor::new(config.chain_id, SPEC),
-            head: Mutex::new(head),
-        })
+        Ok(Self { store, config, engines: Engines::new(config.chain_id), head: Mutex::new(head) })
     }
 
     /// The chain id `store` was created for, or `None` for a store no runtime has opened yet.
@@ -331,8 +353,13 @@ impl Runtime {
         let directory = path.with_extension("artifacts");
         let artifacts = wasm_binding::DirectoryArtifacts::open(&directory)
             .map_err(|source| RuntimeError::Artifacts { path: directory, source })?;
-        runtime.wasm = cross_read::wasm_engine(config.chain_id).with_artifacts(Arc::new(artifacts));
+        runtime.engines.wasm = Arc::new(cross_read::wasm_engine(config.chain_id).with_artifacts(Arc::new(artifacts)));
         Ok(runtime)
+    }
+
+    /// Both engines, to execute a block over an overlay of any state.
+    pub(crate) fn engines(&self) -> &Engines {
+        &self.engines
     }
 
     /// The chain's parameters.
@@ -413,7 +440,7 @@ impl Runtime {
 
     /// The identity of module `(name, version)` on this chain.
     pub fn module_identity(&self, name: &kv_core::ModuleName, version: u32) -> Identity {
-        self.wasm.identity(name, version)
+        self.engines.wasm.identity(name, version)
     }
 
     /// The committed value of an encoded state key.
@@ -486,7 +513,8 @@ impl Runtime {
                 .map_err(|error| RuntimeError::Genesis(format!("account {address}: {error}")))?;
         }
         for (name, version, code) in &genesis.modules {
-            self.wasm
+            self.engines
+                .wasm
                 .deploy(&mut overlay, name, *version, code)
                 .map_err(|error| RuntimeError::Genesis(format!("module {name} v{version}: {error}")))?;
         }
@@ -531,24 +559,101 @@ impl Runtime {
         block: &BlockInput,
         transactions: Vec<Result<SignedTransaction, Rejection>>,
         recovery_time: Duration,
-        mut progress: impl FnMut(usize),
+        progress: impl FnMut(usize),
     ) -> Result<BlockOutcome, RuntimeError> {
         let started = Instant::now();
         let mut head = self.head.lock();
         let parent = head.as_ref().ok_or(RuntimeError::NoGenesis)?;
-        if block.timestamp <= parent.header.timestamp {
+        let recent: HashMap<u64, B256> = parent.recent.iter().copied().collect();
+        let block_hashes: BlockHashes = Arc::new(move |number| recent.get(&number).copied());
+        let mut overlay = self.store.begin();
+        let executed = self.engines.run_block(
+            &mut overlay,
+            &parent.header,
+            parent.hash,
+            self.config.block_gas_limit,
+            block,
+            transactions,
+            block_hashes,
+            progress,
+        )?;
+        let execution_time = started.elapsed();
+        let ExecutedBlock { header, included, receipts, rejected } = executed;
+        self.commit_block(&mut head, overlay, header, included, receipts, rejected, recovery_time, execution_time)
+    }
+
+    #[allow(clippy::too_many_arguments)]
+    fn commit_block(
+        &self,
+        head: &mut Option<Head>,
+        overlay: Overlay,
+        mut header: Header,
+        transactions: Vec<SignedTransaction>,
+        receipts: Vec<Receipt>,
+        rejected: Vec<RejectedTransaction>,
+        recovery_time: Duration,
+        execution_time: Duration,
+    ) -> Result<BlockOutcome, RuntimeError> {
+        let committing = Instant::now();
+        // The block's records name the state root, so they are made inside the commit, which
+        // writes them in its own batch: the block's state and records land together or not at all.
+        let mut hash = B256::ZERO;
+        let commit = self.store.commit_with_labels(&overlay, |commit| {
+            header.state_root = commit.root;
+            let (block_hash, labels) = ChainStore::block_records(&header, &transactions, &receipts);
+            hash = block_hash;
+            labels
+        })?;
+        let mut recent = head.take().map(|head| head.recent).unwrap_or_default();
+        if recent.len() == BLOCKHASH_WINDOW {
+            recent.pop_front();
+        }
+        recent.push_back((header.number, hash));
+        *head = Some(Head { header: header.clone(), hash, recent });
+        Ok(BlockOutcome {
+            header,
+            hash,
+            transactions,
+            receipts,
+            rejected,
+            commit,
+            recovery_time,
+            execution_time,
+            commit_time: committing.elapsed(),
+        })
+    }
+}
+
+impl Engines {
+    /// Executes `transactions` as the block after `parent` (whose hash is `parent_hash`) on
+    /// `overlay`, and returns its header (all but the state root, which the caller's commit
+    /// gives), its included transactions, receipts and rejections. The one execution path of
+    /// every block: committed to the store, recorded into a witness, or verified from one.
+    #[allow(clippy::too_many_arguments)]
+    pub(crate) fn run_block(
+        &self,
+        overlay: &mut Overlay,
+        parent: &Header,
+        parent_hash: B256,
+        gas_limit: u64,
+        block: &BlockInput,
+        transactions: Vec<Result<SignedTransaction, Rejection>>,
+        block_hashes: BlockHashes,
+        mut progress: impl FnMut(usize),
+    ) -> Result<ExecutedBlock, RuntimeError> {
+        if block.timestamp <= parent.timestamp {
             return Err(RuntimeError::Block(format!(
                 "timestamp {} is not after the parent's {}",
-                block.timestamp, parent.header.timestamp
+                block.timestamp, parent.timestamp
             )));
         }
         if block.extra_data.len() > 32 {
             return Err(RuntimeError::Block(format!("extra data is {} bytes, at most 32", block.extra_data.len())));
         }
         let context = BlockContext {
-            number: parent.header.number + 1,
-            base_fee: next_base_fee(&parent.header),
-            gas_limit: self.config.block_gas_limit,
+            number: parent.number + 1,
+            base_fee: next_base_fee(parent),
+            gas_limit,
             beneficiary: block.beneficiary,
         };
         let block_env = BlockEnv {
@@ -562,22 +667,14 @@ impl Runtime {
             blob_excess_gas_and_price: Some(BlobExcessGasAndPrice::new(0, BLOB_BASE_FEE_UPDATE_FRACTION_PRAGUE)),
             ..Default::default()
         };
-        let recent: HashMap<u64, B256> = parent.recent.iter().copied().collect();
-        let block_hashes: BlockHashes = Arc::new(move |number| recent.get(&number).copied());
-        let parent_hash = parent.hash;
 
-        let mut overlay = self.store.begin();
         let mut included = Vec::new();
         let mut receipts: Vec<Receipt> = Vec::new();
         let mut rejected = Vec::new();
         let mut gas_used = 0u64;
         {
-            let mut session = self.evm.session_with_block_hashes(
-                &mut overlay,
-                &block_env,
-                XStatePrecompiles::new(SPEC),
-                block_hashes,
-            );
+            let mut session =
+                self.evm.session_with_block_hashes(overlay, &block_env, XStatePrecompiles::new(SPEC), block_hashes);
             system_call(&mut session, HISTORY_STORAGE_ADDRESS, Bytes::copy_from_slice(parent_hash.as_slice()))?;
             system_call(
                 &mut session,
@@ -632,49 +729,7 @@ impl Runtime {
             parent_beacon_block_root: Some(block.parent_beacon_block_root),
             ..empty_header()
         };
-        let execution_time = started.elapsed();
-        self.commit_block(&mut head, overlay, header, included, receipts, rejected, recovery_time, execution_time)
-    }
-
-    #[allow(clippy::too_many_arguments)]
-    fn commit_block(
-        &self,
-        head: &mut Option<Head>,
-        overlay: Overlay,
-        mut header: Header,
-        transactions: Vec<SignedTransaction>,
-        receipts: Vec<Receipt>,
-        rejected: Vec<RejectedTransaction>,
-        recovery_time: Duration,
-        execution_time: Duration,
-    ) -> Result<BlockOutcome, RuntimeError> {
-        let committing = Instant::now();
-        // The block's records name the state root, so they are made inside the commit, which
-        // writes them in its own batch: the block's state and records land together or not at all.
-        let mut hash = B256::ZERO;
-        let commit = self.store.commit_with_labels(&overlay, |commit| {
-            header.state_root = commit.root;
-            let (block_hash, labels) = ChainStore::block_records(&header, &transactions, &receipts);
-            hash = block_hash;
-            labels
-        })?;
-        let mut recent = head.take().map(|head| head.recent).unwrap_or_default();
-        if recent.len() == BLOCKHASH_WINDOW {
-            recent.pop_front();
-        }
-        recent.push_back((header.number, hash));
-        *head = Some(Head { header: header.clone(), hash, recent });
-        Ok(BlockOutcome {
-            header,
-            hash,
-            transactions,
-            receipts,
-            rejected,
-            commit,
-            recovery_time,
-            execution_time,
-            commit_time: committing.elapsed(),
-        })
+        Ok(ExecutedBlock { header, included, receipts, rejected })
     }
 
     /// Validates, routes and executes one transaction. `Ok` is an included transaction;

@@ -8,8 +8,9 @@
 //! and alloy-trie. The default `store` feature adds a small storage seam with an in-memory and a
 //! redb implementation ([`backend`]), the write overlay a block executes against ([`Overlay`]),
 //! and the [`Store`] that commits overlays into versioned trie nodes and answers proofs, EIP-1186
-//! ones included. The `test-support` feature adds the hooks tests use to inject faults and reach
-//! the raw backend.
+//! ones included, and block witnesses ([`witness`]): a [`StateView`] that records what a block
+//! reads at a past root, and one that answers a block's reads from a witness alone. The
+//! `test-support` feature adds the hooks tests use to inject faults and reach the raw backend.
 //!
 //! It deliberately does not execute anything, know about wasmer or revm, or interpret values
 //! beyond their layouts and the account fields the root commits to.
@@ -28,6 +29,8 @@ pub mod record;
 pub mod store;
 #[cfg(feature = "store")]
 mod trie;
+#[cfg(feature = "store")]
+pub mod witness;
 
 #[cfg(feature = "store")]
 pub use backend::{Backend, BackendError, MemoryBackend, RedbBackend, Table, WriteBatch};
@@ -41,3 +44,5 @@ pub use proof::{
 pub use record::{AccountRecord, ModuleRecord, RecordError};
 #[cfg(feature = "store")]
 pub use store::{CommitInfo, Store, StoreConfig, StoreError};
+#[cfg(feature = "store")]
+pub use witness::{StateView, Witness, WitnessError};

@@ -314,6 +314,17 @@ impl Store {
         Overlay::new(Arc::clone(&self.backend), self.head.lock().height)
     }
 
+    /// A read-only view of the state at retained `height`, read through that height's trie (not
+    /// the table of latest values), that records every node, key and code blob read through it:
+    /// run a block's transactions over [`StateView::overlay`], then [`StateView::root_after`] and
+    /// [`StateView::witness`] give the root it commits to and its witness. The store's own
+    /// overlays never record, so a block that is not asked for a witness pays nothing for it.
+    pub fn view_at(&self, height: u64) -> Result<crate::witness::StateView, StoreError> {
+        let head = self.head.lock();
+        let root = self.root_ref_at(&head, height)?;
+        Ok(crate::witness::StateView::over_store(Arc::clone(&self.backend), root, height))
+    }
+
     /// Commits `overlay` as the next height and returns the new root. On error nothing changed.
     pub fn commit(&self, overlay: &Overlay) -> Result<CommitInfo, StoreError> {
         self.commit_with_labels(overlay, |_| Vec::new())
@@ -338,55 +349,7 @@ impl Store {
         }
         let height = head.height + 1;
         let backend = self.backend.as_ref();
-        let mut batch = WriteBatch::new();
-
-        // Group the overlay by namespace; a wiped namespace may have no writes at all. Code blobs
-        // are stored but not in the trie: their hashes in account and module leaves commit them.
-        let mut namespaces: BTreeMap<TreeId, NamespaceChanges<'_>> = BTreeMap::new();
-        for prefix in overlay.wiped() {
-            namespaces.entry(*prefix).or_default().0 = true;
-        }
-        for (key, value) in overlay.writes() {
-            if key[0] == Engine::Runtime.tag() {
-                match value {
-                    Some(value) => batch.put(Table::State, key.as_slice(), value.as_ref()),
-                    None => batch.delete(Table::State, key.as_slice()),
-                }
-                continue;
-            }
-            let mut prefix = [0u8; PREFIX_LEN];
-            prefix.copy_from_slice(&key[..PREFIX_LEN]);
-            namespaces.entry(prefix).or_default().1.push((key.as_slice(), value.as_deref()));
-        }
-
-        // Find every touched namespace's current account leaf in one descent of the account
-        // trie, whose nodes stay cached for the account-trie update below.
-        let mut accounts = NodeSource::new(backend, ACCOUNT_TREE, true);
-        let mut by_key: Vec<(Nibbles, TreeId)> = Vec::with_capacity(namespaces.len());
-        for prefix in namespaces.keys() {
-            let namespace = Namespace::from_prefix(prefix)?;
-            if let Some(key) = account_key(&namespace) {
-                by_key.push((Nibbles::unpack(key), *prefix));
-            }
-        }
-        by_key.sort_unstable();
-        let keys: Vec<Nibbles> = by_key.iter().map(|(key, _)| *key).collect();
-        let leaves = find_leaves(&mut accounts, head.root, &keys)?;
-
-        // Storage tries are independent of each other, so large commits update them on every
-        // core; each worker writes its own batch.
-        let mut jobs = Vec::with_capacity(by_key.len());
-        for ((account_key, prefix), old_leaf) in by_key.iter().zip(leaves) {
-            let (wiped, writes) = &namespaces[prefix];
-            jobs.push(SubtreeJob { account_key: *account_key, prefix, wiped: *wiped, old_leaf, writes });
-        }
-        let results = run_jobs(&jobs, |job| self.update_namespace(job, height))?;
-        let mut account_changes = Vec::with_capacity(results.len());
-        for (change, part) in results {
-            batch.append(part);
-            account_changes.extend(change);
-        }
-        let root = TreeWriter::new(&mut accounts, height, &mut batch).apply(head.root, &account_changes)?;
+        let (mut batch, root) = build_commit(backend, head.root, height, overlay, CommitMode::Store)?;
 
         let oldest = self.oldest_retained(&head, height);
         let new_head = Head { height, oldest, root };
@@ -414,93 +377,6 @@ impl Store {
         backend.write(batch)?;
         *head = new_head;
         Ok(info)
-    }
-
-    /// Writes one namespace's new values and storage trie into a batch of its own and returns the
-    /// account-trie change for its new account leaf, if the leaf changed.
-    fn update_namespace(&self, job: &SubtreeJob<'_>, height: u64) -> Result<(Option<Change>, WriteBatch), StoreError> {
-        let mut batch = WriteBatch::new();
-        let old_storage = job.old_leaf.as_ref().and_then(|leaf| leaf.link);
-        // A wiped namespace is rebuilt from nothing; its old leaf still decides below whether
-        // the account trie changes.
-        let base = if job.wiped { None } else { old_storage };
-        if job.wiped {
-            self.delete_namespace(job, old_storage, height, &mut batch)?;
-        }
-        let mut changes = Vec::with_capacity(job.writes.len());
-        for &(key, value) in job.writes {
-            match value {
-                Some(value) => batch.put(Table::State, key, value),
-                None => batch.delete(Table::State, key),
-            }
-            if let Placement::Storage(slot) = placement(key)? {
-                let layout = KeyLayout::of(key)?;
-                let leaf = value.and_then(|value| storage_leaf(layout, value));
-                changes.push(Change {
-                    key: Nibbles::unpack(slot),
-                    value: leaf.map(|leaf| LeafValue { value: Bytes::from(leaf), link: None }),
-                });
-            }
-        }
-        changes.sort_unstable_by_key(|change| change.key);
-        let mut source = NodeSource::new(self.backend.as_ref(), *job.prefix, false);
-        let storage = TreeWriter::new(&mut source, height, &mut batch).apply(base, &changes)?;
-
-        let namespace = Namespace::from_prefix(job.prefix)?;
-        let record = self.current_record(job, &namespace)?;
-        let exists = storage.is_some() || (namespace.engine() == Engine::Evm && record.is_some());
-        let leaf = if exists {
-            let account = account_leaf(namespace.engine(), record.as_deref(), root_hash(storage))
-                .map_err(|error| StoreError::Corrupt(format!("record of {namespace:?}: {error}")))?;
-            Some(LeafValue { value: Bytes::from(encode_account(&account)), link: storage })
-        } else {
-            None
-        };
-        // A reference names a node version, so a wiped namespace rebuilt to the same contents
-        // still changes its leaf (its link moves to the new nodes), while a wipe of a namespace
-        // that had no entries and gets none changes nothing.
-        let change = (leaf != job.old_leaf).then_some(Change { key: job.account_key, value: leaf });
-        Ok((change, batch))
-    }
-
-    /// The namespace's record (EVM account record or WASM module record) after the job: written
-    /// by it, gone with a wipe, or as committed.
-    fn current_record(&self, job: &SubtreeJob<'_>, namespace: &Namespace) -> Result<Option<Vec<u8>>, StoreError> {
-        let key = namespace.record_key();
-        if let Ok(index) = job.writes.binary_search_by(|(written, _)| (*written).cmp(key.as_slice())) {
-            return Ok(job.writes[index].1.map(<[u8]>::to_vec));
-        }
-        if job.wiped {
-            return Ok(None);
-        }
-        Ok(self.backend.get(Table::State, &key)?)
-    }
-
-    /// Adds to `batch` the deletion of every committed entry of a wiped namespace that the
-    /// job does not write again, and marks every node of its old storage trie stale.
-    fn delete_namespace(
-        &self,
-        job: &SubtreeJob<'_>,
-        old_storage: Option<ChildRef>,
-        height: u64,
-        batch: &mut WriteBatch,
-    ) -> Result<(), StoreError> {
-        let mut gone = Vec::new();
-        let end = crate::backend::prefix_end(job.prefix);
-        self.backend.scan(Table::State, job.prefix, end.as_deref(), &mut |key, _| {
-            // The job's writes are in key order, as the overlay keeps them.
-            if job.writes.binary_search_by(|(written, _)| (*written).cmp(key)).is_err() {
-                gone.push(key.to_vec());
-            }
-            ControlFlow::Continue(())
-        })?;
-        for key in gone {
-            batch.delete(Table::State, key);
-        }
-        if let Some(root) = old_storage {
-            mark_tree_stale(&mut NodeSource::new(self.backend.as_ref(), *job.prefix, false), root, height, batch)?;
-        }
-        Ok(())
     }
 
     /// The oldest height retained once `latest` is committed: the setting's window, but never
@@ -629,6 +505,176 @@ impl Store {
         }
         Ok(AccountProof { address, account: found.map(|(account, _)| account), account_proof, storage })
     }
+}
+
+/// What a commit's batch must hold besides the new trie.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub(crate) enum CommitMode {
+    /// Everything the store applies: also the deletion of a wiped namespace's old values and the
+    /// stale records of its old storage trie (which needs every node of that trie).
+    Store,
+    /// Only what the new root needs: a view that never writes (a past root, a witness) skips
+    /// the clean-up of wiped namespaces, so neither reads nor a witness need the old sub-trie.
+    RootOnly,
+}
+
+/// The batch of a commit of `overlay` onto the tree rooted at `root` as version `height`, and the
+/// new root: the value changes, the new trie nodes and the stale records, with no head, root
+/// record, pruning or label (the caller adds what it keeps). Every committed read goes through
+/// `backend`, so a state view that answers from a witness or an older root computes the root of
+/// a block it will never write.
+pub(crate) fn build_commit(
+    backend: &dyn Backend,
+    root: Option<ChildRef>,
+    height: u64,
+    overlay: &Overlay,
+    mode: CommitMode,
+) -> Result<(WriteBatch, Option<ChildRef>), StoreError> {
+    let mut batch = WriteBatch::new();
+    // Group the overlay by namespace; a wiped namespace may have no writes at all. Code blobs
+    // are stored but not in the trie: their hashes in account and module leaves commit them.
+    let mut namespaces: BTreeMap<TreeId, NamespaceChanges<'_>> = BTreeMap::new();
+    for prefix in overlay.wiped() {
+        namespaces.entry(*prefix).or_default().0 = true;
+    }
+    for (key, value) in overlay.writes() {
+        if key[0] == Engine::Runtime.tag() {
+            match value {
+                Some(value) => batch.put(Table::State, key.as_slice(), value.as_ref()),
+                None => batch.delete(Table::State, key.as_slice()),
+            }
+            continue;
+        }
+        let mut prefix = [0u8; PREFIX_LEN];
+        prefix.copy_from_slice(&key[..PREFIX_LEN]);
+        namespaces.entry(prefix).or_default().1.push((key.as_slice(), value.as_deref()));
+    }
+
+    // Find every touched namespace's current account leaf in one descent of the account
+    // trie, whose nodes stay cached for the account-trie update below.
+    let mut accounts = NodeSource::new(backend, ACCOUNT_TREE, true);
+    let mut by_key: Vec<(Nibbles, TreeId)> = Vec::with_capacity(namespaces.len());
+    for prefix in namespaces.keys() {
+        let namespace = Namespace::from_prefix(prefix)?;
+        if let Some(key) = account_key(&namespace) {
+            by_key.push((Nibbles::unpack(key), *prefix));
+        }
+    }
+    by_key.sort_unstable();
+    let keys: Vec<Nibbles> = by_key.iter().map(|(key, _)| *key).collect();
+    let leaves = find_leaves(&mut accounts, root, &keys)?;
+
+    // Storage tries are independent of each other, so large commits update them on every
+    // core; each worker writes its own batch.
+    let mut jobs = Vec::with_capacity(by_key.len());
+    for ((account_key, prefix), old_leaf) in by_key.iter().zip(leaves) {
+        let (wiped, writes) = &namespaces[prefix];
+        jobs.push(SubtreeJob { account_key: *account_key, prefix, wiped: *wiped, old_leaf, writes });
+    }
+    let results = run_jobs(&jobs, |job| update_namespace(backend, job, height, mode))?;
+    let mut account_changes = Vec::with_capacity(results.len());
+    for (change, part) in results {
+        batch.append(part);
+        account_changes.extend(change);
+    }
+    let root = TreeWriter::new(&mut accounts, height, &mut batch).apply(root, &account_changes)?;
+    Ok((batch, root))
+}
+
+/// Writes one namespace's new values and storage trie into a batch of its own and returns the
+/// account-trie change for its new account leaf, if the leaf changed.
+fn update_namespace(
+    backend: &dyn Backend,
+    job: &SubtreeJob<'_>,
+    height: u64,
+    mode: CommitMode,
+) -> Result<(Option<Change>, WriteBatch), StoreError> {
+    let mut batch = WriteBatch::new();
+    let old_storage = job.old_leaf.as_ref().and_then(|leaf| leaf.link);
+    // A wiped namespace is rebuilt from nothing; its old leaf still decides below whether
+    // the account trie changes.
+    let base = if job.wiped { None } else { old_storage };
+    if job.wiped && mode == CommitMode::Store {
+        delete_namespace(backend, job, old_storage, height, &mut batch)?;
+    }
+    let mut changes = Vec::with_capacity(job.writes.len());
+    for &(key, value) in job.writes {
+        match value {
+            Some(value) => batch.put(Table::State, key, value),
+            None => batch.delete(Table::State, key),
+        }
+        if let Placement::Storage(slot) = placement(key)? {
+            let layout = KeyLayout::of(key)?;
+            let leaf = value.and_then(|value| storage_leaf(layout, value));
+            changes.push(Change {
+                key: Nibbles::unpack(slot),
+                value: leaf.map(|leaf| LeafValue { value: Bytes::from(leaf), link: None }),
+            });
+        }
+    }
+    changes.sort_unstable_by_key(|change| change.key);
+    let mut source = NodeSource::new(backend, *job.prefix, false);
+    let storage = TreeWriter::new(&mut source, height, &mut batch).apply(base, &changes)?;
+
+    let namespace = Namespace::from_prefix(job.prefix)?;
+    let record = current_record(backend, job, &namespace)?;
+    let exists = storage.is_some() || (namespace.engine() == Engine::Evm && record.is_some());
+    let leaf = if exists {
+        let account = account_leaf(namespace.engine(), record.as_deref(), root_hash(storage))
+            .map_err(|error| StoreError::Corrupt(format!("record of {namespace:?}: {error}")))?;
+        Some(LeafValue { value: Bytes::from(encode_account(&account)), link: storage })
+    } else {
+        None
+    };
+    // A reference names a node version, so a wiped namespace rebuilt to the same contents
+    // still changes its leaf (its link moves to the new nodes), while a wipe of a namespace
+    // that had no entries and gets none changes nothing.
+    let change = (leaf != job.old_leaf).then_some(Change { key: job.account_key, value: leaf });
+    Ok((change, batch))
+}
+
+/// The namespace's record (EVM account record or WASM module record) after the job: written
+/// by it, gone with a wipe, or as committed.
+fn current_record(
+    backend: &dyn Backend,
+    job: &SubtreeJob<'_>,
+    namespace: &Namespace,
+) -> Result<Option<Vec<u8>>, StoreError> {
+    let key = namespace.record_key();
+    if let Ok(index) = job.writes.binary_search_by(|(written, _)| (*written).cmp(key.as_slice())) {
+        return Ok(job.writes[index].1.map(<[u8]>::to_vec));
+    }
+    if job.wiped {
+        return Ok(None);
+    }
+    Ok(backend.get(Table::State, &key)?)
+}
+
+/// Adds to `batch` the deletion of every committed entry of a wiped namespace that the
+/// job does not write again, and marks every node of its old storage trie stale.
+fn delete_namespace(
+    backend: &dyn Backend,
+    job: &SubtreeJob<'_>,
+    old_storage: Option<ChildRef>,
+    height: u64,
+    batch: &mut WriteBatch,
+) -> Result<(), StoreError> {
+    let mut gone = Vec::new();
+    let end = crate::backend::prefix_end(job.prefix);
+    backend.scan(Table::State, job.prefix, end.as_deref(), &mut |key, _| {
+        // The job's writes are in key order, as the overlay keeps them.
+        if job.writes.binary_search_by(|(written, _)| (*written).cmp(key)).is_err() {
+            gone.push(key.to_vec());
+        }
+        ControlFlow::Continue(())
+    })?;
+    for key in gone {
+        batch.delete(Table::State, key);
+    }
+    if let Some(root) = old_storage {
+        mark_tree_stale(&mut NodeSource::new(backend, *job.prefix, false), root, height, batch)?;
+    }
+    Ok(())
 }
 
 fn push_labels(batch: &mut WriteBatch, labels: &[(String, Option<Vec<u8>>)]) {

@@ -121,6 +121,30 @@ enum Command {
         #[arg(long, requires = "db")]
         block: Option<u64>,
     },
+    /// Write the witness of block N (everything it read, reth's `ExecutionWitness` JSON) to
+    /// FILE, and the block itself (header and transactions) to FILE with `.block.json` appended
+    /// (or `--block-out`): the two files `verify-block` takes.
+    Witness {
+        /// The block number (its parent state must still be retained).
+        number: u64,
+        /// The store directory.
+        #[arg(long)]
+        db: PathBuf,
+        /// The witness file to write.
+        #[arg(long)]
+        out: PathBuf,
+        /// The block file to write (default: the witness file's name with `.block.json` appended).
+        #[arg(long)]
+        block_out: Option<PathBuf>,
+    },
+    /// Re-execute a block from its witness alone and check its state root, receipts root, gas
+    /// and header; needs no store.
+    VerifyBlock {
+        /// The block file (`xstate witness` writes it).
+        block: PathBuf,
+        /// The witness file.
+        witness: PathBuf,
+    },
     /// Print the synthetic address of WASM module NAME at VERSION.
     Identity {
         /// Module name (1-64 bytes of [a-z0-9_-]).
@@ -166,6 +190,12 @@ pub(crate) fn main() -> ExitCode {
                 (None, None) => TrustedRoot::None,
             };
             verify_command(&file, trusted, json)
+        }
+        Command::Witness { number, db, out, block_out } => open(&db, None, false).and_then(|runtime| {
+            crate::stateless::witness_command(&runtime, number, &out, block_out, json).map_err(Failure)
+        }),
+        Command::VerifyBlock { block, witness } => {
+            crate::stateless::verify_block_command(&block, &witness, json).map_err(Failure)
         }
         Command::Identity { name, version, chain_id } => identity_command(&name, version, chain_id, json),
     };

@@ -131,6 +131,10 @@ pub enum BackendError {
     /// An I/O or database failure.
     #[error("storage failure: {0}")]
     Storage(String),
+    /// A state view over a witness was asked for something the witness does not prove: a trie
+    /// node it lacks or a code blob it does not carry. Never answered with a default.
+    #[error("the witness does not prove {0}")]
+    Unproven(String),
     /// A failure injected by a test through [`FaultPlan`].
     #[error("injected fault: {0}")]
     Injected(&'static str),
