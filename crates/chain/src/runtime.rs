@@ -112,6 +112,49 @@ pub struct BlockInput {
     pub parent_beacon_block_root: B256,
 }
 
+/// A call that executes against the latest committed state and commits nothing: what
+/// `eth_call` and `eth_estimateGas` run. It pays nothing (its gas price is 0 and the block's base
+/// fee is taken as 0, as geth does for a call without a gas price) and uses the sender's current
+/// nonce, so only `value` must be covered by the sender's balance.
+#[derive(Clone, Debug, Default, PartialEq, Eq)]
+pub struct CallInput {
+    /// The sender (the zero address when the request names none).
+    pub from: Address,
+    /// The recipient: an EVM account, a module identity, or `None` for a creation.
+    pub to: Option<Address>,
+    /// Calldata (or init code).
+    pub data: Bytes,
+    /// Wei sent along.
+    pub value: U256,
+    /// The gas limit (default: the block gas limit).
+    pub gas: Option<u64>,
+}
+
+/// What a read-only call did.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct CallOutcome {
+    /// How it ended (a revert carries its data).
+    pub status: Status,
+    /// The gas it used, as a transaction's receipt would count it (intrinsic gas included).
+    pub gas_used: u64,
+    /// Its return data.
+    pub output: Bytes,
+    /// The logs it would have emitted.
+    pub logs: Vec<alloy_primitives::Log>,
+}
+
+/// Why a read-only call could not run at all (a call that runs and reverts is an outcome).
+#[derive(Debug, thiserror::Error)]
+pub enum CallFailure {
+    /// The call is invalid as a transaction (too little gas for its intrinsic cost, a value the
+    /// sender cannot cover, ...), worded as geth words it.
+    #[error("{0}")]
+    Invalid(String),
+    /// The runtime failed underneath it.
+    #[error(transparent)]
+    Runtime(#[from] RuntimeError),
+}
+
 /// Why the runtime could not do what was asked. A block that fails this way commits nothing.
 #[derive(Debug, thiserror::Error)]
 pub enum RuntimeError {
@@ -468,6 +511,168 @@ impl Runtime {
         number: Option<u64>,
     ) -> Result<(Option<B256>, NamespaceProof), RuntimeError> {
         Ok(self.store.prove_namespace(namespace, Some(self.state_height(number)?))?)
+    }
+
+    /// Checks `transaction` against the latest state as the first transaction of the next block
+    /// would be checked (nonce, fees, gas, balance, value to a module), without executing it: what
+    /// a node answers `eth_sendRawTransaction` with before it mines anything.
+    pub fn check_transaction(&self, transaction: &SignedTransaction) -> Result<(), Rejection> {
+        let (number, base_fee) = match &*self.head.lock() {
+            Some(head) => (head.header.number + 1, next_base_fee(&head.header)),
+            None => (0, self.config.genesis_base_fee),
+        };
+        let context =
+            BlockContext { number, base_fee, gas_limit: self.config.block_gas_limit, beneficiary: Address::ZERO };
+        let overlay = self.store.begin();
+        let env = tx_env(transaction);
+        match validate(&overlay, &context, transaction, &env, 0) {
+            Ok(_) => {}
+            Err(TxFailure::Rejected(rejection)) => return Err(rejection),
+            Err(TxFailure::Fatal(reason)) => return Err(Rejection::Other(reason)),
+        }
+        if let TxKind::Call(to) = env.kind
+            && !env.value.is_zero()
+        {
+            let is_module = to == WASM_DEPLOY_ADDRESS
+                || overlay
+                    .read(&Namespace::wasm(Identity::from(to)).record_key(), &mut |_| {})
+                    .map_err(|error| Rejection::Other(error.to_string()))?;
+            if is_module {
+                return Err(Rejection::ValueToModule { to, value: env.value });
+            }
+        }
+        Ok(())
+    }
+
+    /// Executes `input` against the latest block's state, on either engine (a call to a module
+    /// identity runs the module), and keeps nothing: the overlay is dropped. The block context is
+    /// the latest header's, with a base fee of 0.
+    pub fn call(&self, input: &CallInput) -> Result<CallOutcome, CallFailure> {
+        let (header, recent) = {
+            let head = self.head.lock();
+            let head = head.as_ref().ok_or(RuntimeError::NoGenesis)?;
+            let recent: HashMap<u64, B256> = head.recent.iter().copied().collect();
+            (head.header.clone(), recent)
+        };
+        let mut overlay = self.store.begin();
+        let gas_limit = input.gas.unwrap_or(self.config.block_gas_limit).min(self.config.block_gas_limit);
+        let runtime_failure = |error: &dyn std::fmt::Display| {
+            CallFailure::Runtime(RuntimeError::Execution { index: 0, reason: error.to_string() })
+        };
+        let sender = evm_binding::database::account(&overlay, input.from).map_err(RuntimeError::from)?;
+        let nonce = sender.map_or(0, |record| record.nonce);
+        if let Some(to) = input.to
+            && to != WASM_DEPLOY_ADDRESS
+        {
+            let identity = Identity::from(to);
+            let is_module = overlay
+                .read(&Namespace::wasm(identity).record_key(), &mut |_| {})
+                .map_err(|error| runtime_failure(&error))?;
+            if is_module {
+                if !input.value.is_zero() {
+                    return Err(CallFailure::Invalid(Rejection::ValueToModule { to, value: input.value }.to_string()));
+                }
+                let intrinsic = 21_000 + calldata_gas(&input.data);
+                if gas_limit < intrinsic {
+                    return Err(CallFailure::Invalid(
+                        Rejection::IntrinsicGasTooLow { have: gas_limit, want: intrinsic }.to_string(),
+                    ));
+                }
+                let available = gas_limit - intrinsic;
+                let request = CallRequest {
+                    module: identity,
+                    caller: Identity::from(input.from),
+                    input: &input.data,
+                    gas_limit: wasm_gas_for_evm_gas(available),
+                };
+                return match self.wasm.call(&mut overlay, &request) {
+                    Ok(result) => {
+                        let status = match result.status {
+                            CallStatus::Success => Status::Success,
+                            CallStatus::Revert(data) => Status::Revert(data.into()),
+                            CallStatus::Trap(reason) => Status::Failed(format!("trap: {reason}")),
+                            CallStatus::OutOfGas => Status::Failed("out of gas".to_owned()),
+                        };
+                        let used = intrinsic + evm_gas_for_wasm_gas(result.gas_used).min(available);
+                        Ok(CallOutcome { status, gas_used: used, output: result.output.into(), logs: Vec::new() })
+                    }
+                    Err(error @ CallError::UnknownModule(_)) => Ok(CallOutcome {
+                        status: Status::Failed(error.to_string()),
+                        gas_used: intrinsic,
+                        output: Bytes::new(),
+                        logs: Vec::new(),
+                    }),
+                    Err(error) => Err(runtime_failure(&error)),
+                };
+            }
+        }
+        let block_env = BlockEnv {
+            number: U256::from(header.number),
+            beneficiary: header.beneficiary,
+            timestamp: U256::from(header.timestamp),
+            gas_limit: self.config.block_gas_limit,
+            basefee: 0,
+            difficulty: U256::ZERO,
+            prevrandao: Some(header.mix_hash),
+            blob_excess_gas_and_price: Some(BlobExcessGasAndPrice::new(0, BLOB_BASE_FEE_UPDATE_FRACTION_PRAGUE)),
+            ..Default::default()
+        };
+        let block_hashes: BlockHashes = Arc::new(move |number| recent.get(&number).copied());
+        let env = TxEnv {
+            tx_type: 2,
+            caller: input.from,
+            gas_limit,
+            gas_price: 0,
+            gas_priority_fee: Some(0),
+            kind: input.to.map_or(TxKind::Create, TxKind::Call),
+            value: input.value,
+            data: input.data.clone(),
+            nonce,
+            chain_id: Some(self.config.chain_id),
+            ..Default::default()
+        };
+        if input.to == Some(WASM_DEPLOY_ADDRESS) {
+            // A deploy is not simulated: it would compile the module, and its gas is known from its
+            // size alone. The call answers what the transaction would use.
+            let intrinsic = calculate_initial_tx_gas_for_tx(&env, SPEC, None);
+            let deploy = match <deployCall as alloy_sol_types::SolCall>::abi_decode(&input.data) {
+                Ok(call) => evm_gas_for_wasm_gas(wasm_binding::gas::deploy_cost(call.code.len())),
+                Err(error) => {
+                    return Ok(CallOutcome {
+                        status: Status::Failed(format!("calldata is not deploy(string,uint32,bytes): {error}")),
+                        gas_used: intrinsic.initial_regular_gas,
+                        output: Bytes::new(),
+                        logs: Vec::new(),
+                    });
+                }
+            };
+            let used = (intrinsic.initial_regular_gas + intrinsic.initial_state_gas + deploy).max(intrinsic.floor_gas);
+            return Ok(CallOutcome { status: Status::Success, gas_used: used, output: Bytes::new(), logs: Vec::new() });
+        }
+        let mut session =
+            self.evm.session_with_block_hashes(&mut overlay, &block_env, XStatePrecompiles::new(SPEC), block_hashes);
+        match session.transact(env) {
+            Ok(ExecutionResult::Success { gas, logs, output, .. }) => {
+                let output = match output {
+                    Output::Call(data) | Output::Create(data, _) => data,
+                };
+                Ok(CallOutcome { status: Status::Success, gas_used: gas.tx_gas_used(), output, logs })
+            }
+            Ok(ExecutionResult::Revert { gas, output, .. }) => Ok(CallOutcome {
+                status: Status::Revert(output),
+                gas_used: gas.tx_gas_used(),
+                output: Bytes::new(),
+                logs: Vec::new(),
+            }),
+            Ok(ExecutionResult::Halt { reason, gas, .. }) => Ok(CallOutcome {
+                status: Status::Failed(format!("{reason:?}")),
+                gas_used: gas.tx_gas_used(),
+                output: Bytes::new(),
+                logs: Vec::new(),
+            }),
+            Err(EvmError::Transaction(error)) => Err(CallFailure::Invalid(error.to_string())),
+            Err(error) => Err(runtime_failure(&error)),
+        }
     }
 
     /// Imports `genesis` into the empty store and commits it as block 0.
@@ -1047,4 +1252,9 @@ fn empty_header() -> Header {
         requests_hash: Some(EMPTY_REQUESTS_HASH),
         ..Default::default()
     }
+}
+
+/// The calldata gas of EIP-2028 (4 per zero byte, 16 per other byte).
+fn calldata_gas(data: &[u8]) -> u64 {
+    data.iter().map(|&byte| if byte == 0 { 4 } else { 16 }).sum()
 }
