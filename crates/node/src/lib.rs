@@ -179,8 +179,9 @@ impl Node {
         &self.state.runtime
     }
 
-    /// Stops serving, waits for the block in progress to be committed, and closes the store
-    /// (once the returned runtime is dropped).
+    /// Stops serving, waits for the block in progress to be committed, and hands back the
+    /// runtime (dropping it closes the store). `None` when a request still held the node after
+    /// 30 s: the block in progress was committed all the same, and the store closes on exit.
     pub async fn stop(mut self) -> Option<Runtime> {
         if let Some(miner) = self.miner.take() {
             miner.abort();
@@ -191,8 +192,10 @@ impl Node {
         let _ = self.handle.stop();
         self.handle.stopped().await;
         // Requests still running hold the state; wait for them, and for the block in progress.
+        // A request still running holds the state; it is given up to 30 s to finish. The block
+        // in progress, if any, holds the mining lock, which is waited for in any case.
         let mut state = self.state;
-        loop {
+        for _ in 0..3000 {
             match Arc::try_unwrap(state) {
                 Ok(state) => {
                     let NodeState { runtime, mining, .. } = state;
@@ -205,5 +208,7 @@ impl Node {
                 }
             }
         }
+        drop(state.mining.lock());
+        None
     }
 }

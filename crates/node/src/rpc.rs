@@ -439,20 +439,23 @@ fn get_logs(state: &NodeState, params: Params<'_>) -> RpcResult<Vec<Log>> {
         }
         FilterBlockOption::Range { from_block, to_block } => {
             let latest = latest(state)?;
+            // The range is judged as asked, before it is cut at the latest block, so that a huge
+            // range is refused however short the chain is.
             let resolve = |tag: Option<BlockNumberOrTag>| match tag {
                 None => Ok(latest),
-                Some(BlockNumberOrTag::Number(number)) => Ok(number.min(latest)),
+                Some(BlockNumberOrTag::Number(number)) => Ok(number),
                 Some(tag) => number_of_tag(state, tag),
             };
-            (resolve(from_block)?, resolve(to_block)?)
+            let (from, to) = (resolve(from_block)?, resolve(to_block)?);
+            if from > to {
+                return Err(invalid_params("invalid block range params"));
+            }
+            if to - from >= MAX_LOG_BLOCK_RANGE {
+                return Err(invalid_params(format!("block range greater than {MAX_LOG_BLOCK_RANGE} max")));
+            }
+            (from, to.min(latest))
         }
     };
-    if from > to {
-        return Err(invalid_params("invalid block range params"));
-    }
-    if to - from >= MAX_LOG_BLOCK_RANGE {
-        return Err(invalid_params(format!("block range greater than {MAX_LOG_BLOCK_RANGE} max")));
-    }
     let mut logs = Vec::new();
     for number in from..=to {
         let header = state.runtime.chain().header(number).map_err(|error| errors::runtime(error.into()))?;

@@ -1,0 +1,615 @@
+//! `xstate node` over loopback, driven as a client drives it: plain HTTP requests carrying
+//! JSON-RPC (single calls and batches) to the running binary on a port the system chose. The
+//! core methods answer in Ethereum's shapes, each transaction is mined at once, bad input of
+//! every kind is an error response after which the node keeps serving, SIGTERM and SIGINT close
+//! the store cleanly, and a restart finds everything again.
+
+#![allow(clippy::unwrap_used, clippy::expect_used, clippy::panic)] // Test code: a failed unwrap is a failed test.
+
+use alloy_consensus::{TxEip1559, TxLegacy};
+use alloy_eips::eip2718::Encodable2718;
+use alloy_primitives::{Address, B256, Bytes, TxKind, U256, keccak256};
+use serde_json::{Value, json};
+use std::io::{BufRead, BufReader, Read, Write};
+use std::net::{SocketAddr, TcpStream};
+use std::path::Path;
+use std::process::{Child, Command, Stdio};
+use std::sync::{Arc, Mutex};
+use std::time::{Duration, Instant};
+use xstate_chain::demo::{TOKEN_WASM, calldata, erc20_balance_slot, token_input, word, xtoken_bytecode};
+use xstate_chain::dev::{dev_address, sign};
+use xstate_chain::{WASM_DEPLOY_ADDRESS, deployCall};
+
+const CHAIN_ID: u64 = 31337;
+/// The genesis timestamp every test chain starts at.
+const GENESIS_TIME: &str = "1700000000";
+
+/// A running `xstate node`; killed if the test ends without stopping it.
+struct Node {
+    child: Child,
+    address: SocketAddr,
+    output: Arc<Mutex<String>>,
+}
+
+impl Node {
+    fn start(db: &Path, extra: &[&str]) -> Self {
+        let mut child = Command::new(env!("CARGO_BIN_EXE_xstate"))
+            .args(["node", "--db"])
+            .arg(db)
+            .args(["--http", "127.0.0.1:0", "--timestamp", GENESIS_TIME])
+            .args(extra)
+            .stdout(Stdio::piped())
+            .stderr(Stdio::inherit())
+            .spawn()
+            .unwrap();
+        let mut lines = BufReader::new(child.stdout.take().unwrap());
+        let mut banner = String::new();
+        let address = loop {
+            let mut line = String::new();
+            assert!(lines.read_line(&mut line).unwrap() > 0, "the node exited before listening:\n{banner}");
+            banner.push_str(&line);
+            if let Some(address) = line.trim().strip_prefix("Listening on ") {
+                break address.parse().unwrap();
+            }
+        };
+        let output = Arc::new(Mutex::new(banner));
+        let sink = Arc::clone(&output);
+        std::thread::spawn(move || {
+            let mut rest = String::new();
+            let _ = lines.read_to_string(&mut rest);
+            sink.lock().unwrap().push_str(&rest);
+        });
+        Self { child, address, output }
+    }
+
+    fn banner(&self) -> String {
+        self.output.lock().unwrap().clone()
+    }
+
+    /// POSTs `body` and returns the HTTP status and the response body.
+    fn post(&self, body: &[u8]) -> (u16, String) {
+        let mut stream = TcpStream::connect(self.address).unwrap();
+        stream.set_read_timeout(Some(Duration::from_secs(60))).unwrap();
+        let head = format!(
+            "POST / HTTP/1.1\r\nHost: {}\r\nContent-Type: application/json\r\nContent-Length: {}\r\nConnection: close\r\n\r\n",
+            self.address,
+            body.len()
+        );
+        // A server refusing an oversized body may close the connection before reading it all:
+        // what it answered is still read below.
+        let _ = stream.write_all(head.as_bytes()).and_then(|()| stream.write_all(body));
+        let mut response = Vec::new();
+        let _ = stream.read_to_end(&mut response);
+        let text = String::from_utf8_lossy(&response).into_owned();
+        let (head, body) = text.split_once("\r\n\r\n").unwrap_or_else(|| panic!("no HTTP response: {text:?}"));
+        let status = head.split(' ').nth(1).unwrap().parse().unwrap();
+        let body = if head.to_ascii_lowercase().contains("transfer-encoding: chunked") {
+            dechunk(body)
+        } else {
+            body.to_owned()
+        };
+        (status, body)
+    }
+
+    /// Sends one call and returns the whole response object.
+    fn request(&self, method: &str, params: Value) -> Value {
+        let body = json!({ "jsonrpc": "2.0", "id": 1, "method": method, "params": params });
+        let (_, text) = self.post(body.to_string().as_bytes());
+        serde_json::from_str(&text).unwrap_or_else(|_| panic!("{method}: not JSON: {text}"))
+    }
+
+    /// The result of a call that must succeed.
+    fn call(&self, method: &str, params: Value) -> Value {
+        let response = self.request(method, params);
+        assert!(response.get("error").is_none(), "{method} failed: {response}");
+        response["result"].clone()
+    }
+
+    /// The error of a call that must fail: its code and message.
+    fn error(&self, method: &str, params: Value) -> (i64, String, Value) {
+        let response = self.request(method, params);
+        let error = response.get("error").unwrap_or_else(|| panic!("{method} should fail: {response}"));
+        (error["code"].as_i64().unwrap(), error["message"].as_str().unwrap().to_owned(), error["data"].clone())
+    }
+
+    fn quantity(&self, method: &str, params: Value) -> U256 {
+        let value = self.call(method, params);
+        value.as_str().unwrap().parse().unwrap()
+    }
+
+    fn block_number(&self) -> u64 {
+        self.quantity("eth_blockNumber", json!([])).to()
+    }
+
+    fn send(&self, raw: &Bytes) -> B256 {
+        self.call("eth_sendRawTransaction", json!([raw])).as_str().unwrap().parse().unwrap()
+    }
+
+    /// Sends `raw` and returns its receipt (instant mining: it is in a block when the send returns).
+    fn send_and_receipt(&self, raw: &Bytes) -> Value {
+        let hash = self.send(raw);
+        let receipt = self.call("eth_getTransactionReceipt", json!([hash]));
+        assert!(!receipt.is_null(), "no receipt for {hash}");
+        receipt
+    }
+
+    /// Sends `signal` to the node, waits for it to exit, and returns everything it printed.
+    fn stop_with(mut self, signal: &str) -> String {
+        let status = Command::new("kill").args([signal, &self.child.id().to_string()]).status().unwrap();
+        assert!(status.success());
+        let exit = self.child.wait().unwrap();
+        assert!(exit.success(), "the node exited with {exit} after {signal}");
+        // The reader thread ends with the process's stdout.
+        let deadline = Instant::now() + Duration::from_secs(10);
+        while !self.banner().contains("store is closed") && Instant::now() < deadline {
+            std::thread::sleep(Duration::from_millis(20));
+        }
+        self.banner()
+    }
+}
+
+impl Drop for Node {
+    fn drop(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
+}
+
+fn dechunk(mut body: &str) -> String {
+    let mut out = String::new();
+    while let Some((size, rest)) = body.split_once("\r\n") {
+        let size = usize::from_str_radix(size.trim(), 16).unwrap_or(0);
+        if size == 0 {
+            break;
+        }
+        out.push_str(&rest[..size]);
+        body = rest[size..].trim_start_matches("\r\n");
+    }
+    out
+}
+
+fn eip1559(key: u32, nonce: u64, to: TxKind, input: Bytes, gas_limit: u64) -> Bytes {
+    let transaction = TxEip1559 {
+        chain_id: CHAIN_ID,
+        nonce,
+        gas_limit,
+        max_fee_per_gas: 10_000_000_000,
+        max_priority_fee_per_gas: 1_000_000_000,
+        to,
+        value: U256::ZERO,
+        access_list: Default::default(),
+        input,
+    };
+    sign(key, transaction).encoded_2718().into()
+}
+
+fn transfer_eth(key: u32, nonce: u64, to: Address, value: U256) -> Bytes {
+    let transaction = TxEip1559 {
+        chain_id: CHAIN_ID,
+        nonce,
+        gas_limit: 21_000,
+        max_fee_per_gas: 10_000_000_000,
+        max_priority_fee_per_gas: 1_000_000_000,
+        to: TxKind::Call(to),
+        value,
+        access_list: Default::default(),
+        input: Bytes::new(),
+    };
+    sign(key, transaction).encoded_2718().into()
+}
+
+fn xtoken_deploy(key: u32, nonce: u64) -> Bytes {
+    let mut code = xtoken_bytecode().to_vec();
+    code.extend_from_slice(&word(dev_address(key)).to_be_bytes::<32>());
+    eip1559(key, nonce, TxKind::Create, code.into(), 3_000_000)
+}
+
+fn u256(value: &Value) -> U256 {
+    value.as_str().unwrap().parse().unwrap()
+}
+
+fn address(value: &Value) -> Address {
+    value.as_str().unwrap().parse().unwrap()
+}
+
+fn topic(address: Address) -> String {
+    B256::left_padding_from(address.as_slice()).to_string()
+}
+
+#[test]
+fn the_core_methods_answer_in_ethereums_shapes_and_each_transaction_is_mined_at_once() {
+    let dir = tempfile::tempdir().unwrap();
+    let node = Node::start(dir.path(), &[]);
+    let banner = node.banner();
+    assert!(banner.contains(&dev_address(0).to_string()), "{banner}");
+    assert!(banner.contains("0xac0974bec39a17e36ba4a6b4d238ff944bacb478cbed5efcae784d7bf4f2ff80"), "{banner}");
+    assert!(banner.contains("test test test test test test test test test test test junk"));
+
+    assert_eq!(node.call("eth_chainId", json!([])), json!("0x7a69"));
+    assert_eq!(node.call("net_version", json!([])), json!("31337"));
+    assert!(node.call("web3_clientVersion", json!([])).as_str().unwrap().starts_with("xstate/v"));
+    let accounts = node.call("eth_accounts", json!([]));
+    assert_eq!(accounts.as_array().unwrap().len(), 10);
+    assert_eq!(address(&accounts[0]), dev_address(0));
+    assert_eq!(node.block_number(), 0);
+    let genesis = node.call("eth_getBlockByNumber", json!(["0x0", false]));
+    assert_eq!(genesis["timestamp"], json!("0x6553f100"));
+    assert_eq!(genesis["baseFeePerGas"], json!("0x3b9aca00"));
+    assert_eq!(genesis["gasLimit"], json!("0x1c9c380"));
+    assert_eq!(genesis["miner"], json!(Address::ZERO.to_string()));
+    for field in [
+        "hash",
+        "parentHash",
+        "sha3Uncles",
+        "stateRoot",
+        "transactionsRoot",
+        "receiptsRoot",
+        "logsBloom",
+        "difficulty",
+        "number",
+        "gasUsed",
+        "extraData",
+        "mixHash",
+        "nonce",
+        "withdrawalsRoot",
+        "blobGasUsed",
+        "excessBlobGas",
+        "parentBeaconBlockRoot",
+        "requestsHash",
+        "size",
+    ] {
+        assert!(genesis.get(field).is_some(), "the genesis block has no {field}: {genesis}");
+    }
+    assert_eq!(node.quantity("eth_getBalance", json!([dev_address(1), "latest"])), xstate_chain::dev::DEV_BALANCE);
+    assert!(node.call("eth_getBlockByNumber", json!(["0x5", false])).is_null());
+
+    // The ERC-20: deployed, minted, transferred, each in a block of its own.
+    let deployer = dev_address(0);
+    let before = node.quantity("eth_getBalance", json!([deployer, "latest"]));
+    let receipt = node.send_and_receipt(&xtoken_deploy(0, 0));
+    assert_eq!(receipt["status"], json!("0x1"));
+    assert_eq!(receipt["blockNumber"], json!("0x1"));
+    let token = address(&receipt["contractAddress"]);
+    assert_eq!(token, deployer.create(0));
+    let fee = u256(&receipt["gasUsed"]) * u256(&receipt["effectiveGasPrice"]);
+    assert_eq!(node.quantity("eth_getBalance", json!([deployer, "latest"])), before - fee);
+    assert_eq!(node.quantity("eth_getBalance", json!([deployer, "0x0"])), before);
+    assert_eq!(node.block_number(), 1);
+    assert!(!node.call("eth_getCode", json!([token, "latest"])).as_str().unwrap().trim_start_matches("0x").is_empty());
+    assert_eq!(node.call("eth_getCode", json!([token, "0x0"])), json!("0x"));
+
+    let (alice, bob) = (dev_address(1), dev_address(2));
+    let mint = calldata("mint(address,uint256)", &[word(alice), U256::from(1_000)]);
+    assert_eq!(node.send_and_receipt(&eip1559(0, 1, TxKind::Call(token), mint, 200_000))["status"], json!("0x1"));
+    let transfer = calldata("transfer(address,uint256)", &[word(bob), U256::from(250)]);
+    let estimate = node
+        .quantity("eth_estimateGas", json!([{ "from": alice, "to": token, "data": Bytes::from(transfer.clone()) }]));
+    let raw = eip1559(1, 0, TxKind::Call(token), transfer.clone(), 200_000);
+    let hash = node.send(&raw);
+    let receipt = node.call("eth_getTransactionReceipt", json!([hash]));
+    assert_eq!(receipt["status"], json!("0x1"));
+    let gas_used = u256(&receipt["gasUsed"]);
+    assert!(estimate >= gas_used && estimate < gas_used + U256::from(5_000), "estimate {estimate}, used {gas_used}");
+    let logs = receipt["logs"].as_array().unwrap();
+    assert_eq!(logs.len(), 1);
+    let transfer_topic = keccak256("Transfer(address,address,uint256)").to_string();
+    assert_eq!(logs[0]["topics"][0], json!(transfer_topic));
+
+    let transaction = node.call("eth_getTransactionByHash", json!([hash]));
+    assert_eq!(address(&transaction["from"]), alice);
+    assert_eq!(transaction["nonce"], json!("0x0"));
+    assert_eq!(transaction["blockNumber"], json!("0x3"));
+    assert_eq!(transaction["input"], json!(Bytes::from(transfer).to_string()));
+    let block = node.call("eth_getBlockByNumber", json!(["latest", true]));
+    assert_eq!(block["transactions"][0]["hash"], json!(hash.to_string()));
+    let by_hash = node.call("eth_getBlockByHash", json!([block["hash"], false]));
+    assert_eq!(by_hash["transactions"], json!([hash.to_string()]));
+    assert_eq!(by_hash["stateRoot"], block["stateRoot"]);
+    assert!(node.call("eth_getTransactionReceipt", json!([B256::repeat_byte(7)])).is_null());
+
+    // The Transfer event, by address and topics, by range and by block hash.
+    let filter = json!({ "fromBlock": "0x0", "toBlock": "latest", "address": token,
+        "topics": [transfer_topic, topic(alice), topic(bob)] });
+    let found = node.call("eth_getLogs", json!([filter]));
+    assert_eq!(found.as_array().unwrap().len(), 1, "{found}");
+    assert_eq!(found[0]["transactionHash"], json!(hash.to_string()));
+    assert_eq!(u256(&found[0]["data"]), U256::from(250));
+    let at_hash = node.call("eth_getLogs", json!([{ "blockHash": block["hash"], "address": token }]));
+    assert_eq!(at_hash, found);
+    let none = node.call("eth_getLogs", json!([{ "fromBlock": "0x0", "toBlock": "latest", "topics": [[topic(bob)]] }]));
+    assert_eq!(none, json!([]));
+
+    // Views, storage and nonces.
+    let balance_of = |holder: Address| {
+        let data = calldata("balanceOf(address)", &[word(holder)]);
+        u256(&node.call("eth_call", json!([{ "to": token, "data": data }, "latest"])))
+    };
+    assert_eq!(balance_of(alice), U256::from(750));
+    assert_eq!(balance_of(bob), U256::from(250));
+    let slot = erc20_balance_slot(bob);
+    assert_eq!(u256(&node.call("eth_getStorageAt", json!([token, slot, "latest"]))), U256::from(250));
+    assert_eq!(u256(&node.call("eth_getStorageAt", json!([token, slot, "0x2"]))), U256::ZERO);
+    assert_eq!(node.quantity("eth_getTransactionCount", json!([deployer, "pending"])), U256::from(2));
+    assert_eq!(node.quantity("eth_getTransactionCount", json!([alice, "latest"])), U256::from(1));
+    assert_eq!(node.quantity("eth_getTransactionCount", json!([alice, "0x2"])), U256::ZERO);
+
+    // A revert: code 3 with the revert data (OpenZeppelin's ERC20InsufficientBalance error).
+    let too_much = calldata("transfer(address,uint256)", &[word(alice), U256::from(1_000_000)]);
+    let (code, message, data) = node.error("eth_call", json!([{ "from": bob, "to": token, "data": too_much }]));
+    assert_eq!(code, 3);
+    assert!(message.starts_with("execution reverted"), "{message}");
+    let selector = &keccak256("ERC20InsufficientBalance(address,uint256,uint256)")[..4];
+    assert!(data.as_str().unwrap().starts_with(&format!("0x{}", alloy_primitives::hex::encode(selector))), "{data}");
+    let (code, ..) = node.error("eth_estimateGas", json!([{ "from": bob, "to": token, "data": too_much }]));
+    assert_eq!(code, 3);
+
+    // Fees.
+    let base_fee = u256(&block["baseFeePerGas"]);
+    let gas_price = node.quantity("eth_gasPrice", json!([]));
+    assert!(gas_price > base_fee / U256::from(2), "{gas_price} against base fee {base_fee}");
+    assert_eq!(node.quantity("eth_maxPriorityFeePerGas", json!([])), U256::from(1_000_000_000u64));
+    let history = node.call("eth_feeHistory", json!(["0x4", "latest", [25.0, 75.0]]));
+    assert_eq!(history["oldestBlock"], json!("0x0"));
+    assert_eq!(history["baseFeePerGas"].as_array().unwrap().len(), 5);
+    assert_eq!(history["gasUsedRatio"].as_array().unwrap().len(), 4);
+    assert_eq!(history["reward"][3], json!(["0x3b9aca00", "0x3b9aca00"]));
+
+    // eth_getProof of the balance slot: the account proof against the header's stateRoot.
+    let proof = node.call("eth_getProof", json!([token, [slot], "latest"]));
+    let state_root: B256 = block["stateRoot"].as_str().unwrap().parse().unwrap();
+    verify_account_proof(&proof, token, state_root);
+    assert_eq!(u256(&proof["storageProof"][0]["value"]), U256::from(250));
+    let old_proof = node.call("eth_getProof", json!([token, [slot], "0x1"]));
+    let old_root: B256 =
+        node.call("eth_getBlockByNumber", json!(["0x1", false]))["stateRoot"].as_str().unwrap().parse().unwrap();
+    verify_account_proof(&old_proof, token, old_root);
+    assert_eq!(u256(&old_proof["storageProof"][0]["value"]), U256::ZERO);
+}
+
+/// Checks an `eth_getProof` answer's account proof against `root` with alloy-trie's verifier,
+/// and its storage proofs against the account's storage hash.
+fn verify_account_proof(proof: &Value, account: Address, root: B256) {
+    use alloy_trie::{Nibbles, TrieAccount, proof::verify_proof};
+    let nodes = |list: &Value| -> Vec<Bytes> {
+        list.as_array().unwrap().iter().map(|node| node.as_str().unwrap().parse().unwrap()).collect()
+    };
+    let storage_root: B256 = proof["storageHash"].as_str().unwrap().parse().unwrap();
+    let leaf = TrieAccount {
+        nonce: u256(&proof["nonce"]).to(),
+        balance: u256(&proof["balance"]),
+        storage_root,
+        code_hash: proof["codeHash"].as_str().unwrap().parse().unwrap(),
+    };
+    let value = alloy_rlp::encode(leaf);
+    verify_proof(root, Nibbles::unpack(keccak256(account)), Some(value), &nodes(&proof["accountProof"])).unwrap();
+    for slot in proof["storageProof"].as_array().unwrap() {
+        let key: B256 = slot["key"].as_str().unwrap().parse().unwrap();
+        let value = u256(&slot["value"]);
+        let expected = (!value.is_zero()).then(|| alloy_rlp::encode(value));
+        verify_proof(storage_root, Nibbles::unpack(keccak256(key)), expected, &nodes(&slot["proof"])).unwrap();
+    }
+}
+
+#[test]
+fn a_wasm_module_is_deployed_and_called_through_the_same_wallet() {
+    let dir = tempfile::tempdir().unwrap();
+    let node = Node::start(dir.path(), &[]);
+    let deploy = deployCall { name: "token".into(), version: 1, code: Bytes::from_static(TOKEN_WASM) };
+    let data: Bytes = alloy_sol_types::SolCall::abi_encode(&deploy).into();
+    let estimate = node.quantity(
+        "eth_estimateGas",
+        json!([{ "from": dev_address(0), "to": WASM_DEPLOY_ADDRESS, "data": data.clone() }]),
+    );
+    let receipt = node.send_and_receipt(&eip1559(0, 0, TxKind::Call(WASM_DEPLOY_ADDRESS), data, 3_000_000));
+    assert_eq!(receipt["status"], json!("0x1"), "{receipt}");
+    assert_eq!(u256(&receipt["gasUsed"]), estimate);
+    let module = address(&receipt["contractAddress"]);
+    assert_eq!(node.call("eth_getCode", json!([module, "latest"])), json!("0xfe"));
+
+    let alice = dev_address(1);
+    let init = token_input(0x00, alice, None).slice(..1);
+    assert_eq!(node.send_and_receipt(&eip1559(1, 0, TxKind::Call(module), init, 1_000_000))["status"], json!("0x1"));
+    let mint = token_input(0x01, alice, Some(900));
+    assert_eq!(node.send_and_receipt(&eip1559(1, 1, TxKind::Call(module), mint, 1_000_000))["status"], json!("0x1"));
+    let balance =
+        node.call("eth_call", json!([{ "from": alice, "to": module, "data": token_input(0x03, alice, None) }]));
+    assert_eq!(balance, json!("0x0000000000000384"), "a u64, big-endian");
+    let estimate = node.quantity(
+        "eth_estimateGas",
+        json!([{ "from": alice, "to": module, "data": token_input(0x02, dev_address(2), Some(10)) }]),
+    );
+    let receipt = node.send_and_receipt(&eip1559(
+        1,
+        2,
+        TxKind::Call(module),
+        token_input(0x02, dev_address(2), Some(10)),
+        1_000_000,
+    ));
+    assert_eq!(receipt["status"], json!("0x1"));
+    assert!(estimate >= u256(&receipt["gasUsed"]));
+    // A module's revert is code 3 with its data, as an EVM contract's.
+    let (code, _, data) = node.error(
+        "eth_call",
+        json!([{ "from": dev_address(3), "to": module, "data": token_input(0x02, alice, Some(1)) }]),
+    );
+    assert_eq!(code, 3);
+    assert_eq!(data, json!(Bytes::from_static(b"insufficient balance").to_string()));
+}
+
+#[test]
+fn bad_input_gets_an_error_response_and_the_node_keeps_serving() {
+    let dir = tempfile::tempdir().unwrap();
+    let node = Node::start(dir.path(), &[]);
+    let still_serving = |node: &Node| assert_eq!(node.call("eth_chainId", json!([])), json!("0x7a69"));
+
+    let parse_error = |body: &[u8]| {
+        let (_, text) = node.post(body);
+        let response: Value = serde_json::from_str(&text).unwrap();
+        assert_eq!(response["error"]["code"], json!(-32700), "{text}");
+    };
+    parse_error(b"{\"jsonrpc\":\"2.0\",\"id\":1,\"method");
+    parse_error(b"\xff\xfe not utf-8");
+    still_serving(&node);
+
+    assert_eq!(node.error("eth_noSuchMethod", json!([])).0, -32601);
+    assert_eq!(node.error("eth_getBalance", json!([12, "latest"])).0, -32602);
+    assert_eq!(node.error("eth_getBalance", json!(["0x1234", "latest"])).0, -32602);
+    assert_eq!(node.error("eth_getBlockByNumber", json!(["soon", false])).0, -32602);
+    assert_eq!(node.error("eth_getBlockByNumber", json!([])).0, -32602);
+    assert_eq!(node.error("eth_call", json!(["not an object"])).0, -32602);
+    assert_eq!(node.error("eth_getProof", json!([dev_address(0), "0x00", "latest"])).0, -32602);
+    assert_eq!(node.error("eth_getBalance", json!([dev_address(0), "0x99"])).1, "header not found");
+    still_serving(&node);
+
+    // Oversized bodies and batches.
+    let huge = format!(
+        "{{\"jsonrpc\":\"2.0\",\"id\":1,\"method\":\"eth_call\",\"params\":[{{\"data\":\"0x{}\"}}]}}",
+        "00".repeat(6 * 1024 * 1024)
+    );
+    let (status, text) = node.post(huge.as_bytes());
+    assert_eq!(status, 413, "{text}");
+    let batch: Vec<Value> =
+        (0..1001).map(|id| json!({ "jsonrpc": "2.0", "id": id, "method": "eth_blockNumber" })).collect();
+    let (_, text) = node.post(serde_json::to_string(&batch).unwrap().as_bytes());
+    let response: Value = serde_json::from_str(&text).unwrap();
+    assert!(response["error"]["code"].as_i64().is_some(), "a batch over the limit is one error: {text}");
+    let batch: Vec<Value> = (0..3)
+        .map(|id| json!({ "jsonrpc": "2.0", "id": id, "method": if id == 1 { "nope" } else { "eth_blockNumber" } }))
+        .collect();
+    let (_, text) = node.post(serde_json::to_string(&batch).unwrap().as_bytes());
+    let response: Value = serde_json::from_str(&text).unwrap();
+    assert_eq!(response.as_array().unwrap().len(), 3, "{text}");
+    still_serving(&node);
+
+    // Huge log ranges.
+    let (code, message, _) = node.error("eth_getLogs", json!([{ "fromBlock": "0x0", "toBlock": "0x989680" }]));
+    assert_eq!(code, -32602);
+    assert!(message.contains("block range"), "{message}");
+    assert_eq!(node.error("eth_getLogs", json!([{ "fromBlock": "0x5", "toBlock": "0x1" }])).0, -32602);
+
+    // Invalid raw transactions, each refused with geth's words, none making a block.
+    let reject = |raw: Bytes, words: &str| {
+        let (code, message, _) = node.error("eth_sendRawTransaction", json!([raw]));
+        assert_eq!(code, -32000);
+        assert!(message.starts_with(words), "expected `{words}`, got `{message}`");
+    };
+    reject(Bytes::from_static(b"\x02garbage"), "failed to decode signed transaction");
+    reject(Bytes::new(), "failed to decode signed transaction");
+    let other_chain = TxLegacy {
+        chain_id: Some(1),
+        nonce: 0,
+        gas_price: 10_000_000_000,
+        gas_limit: 21_000,
+        to: TxKind::Call(dev_address(5)),
+        value: U256::from(1),
+        input: Bytes::new(),
+    };
+    reject(sign(0, other_chain).encoded_2718().into(), "invalid chain id for signer");
+    reject(transfer_eth(0, 5, dev_address(5), U256::from(1)), "nonce too high");
+    reject(transfer_eth(0, 0, dev_address(5), U256::MAX >> 1), "insufficient funds for gas * price + value");
+    let low_gas = TxEip1559 {
+        chain_id: CHAIN_ID,
+        nonce: 0,
+        gas_limit: 20_000,
+        max_fee_per_gas: 10_000_000_000,
+        max_priority_fee_per_gas: 1_000_000_000,
+        to: TxKind::Call(dev_address(5)),
+        value: U256::ZERO,
+        access_list: Default::default(),
+        input: Bytes::new(),
+    };
+    reject(sign(0, low_gas.clone()).encoded_2718().into(), "intrinsic gas too low");
+    let cheap = TxEip1559 { max_fee_per_gas: 1, max_priority_fee_per_gas: 1, gas_limit: 21_000, ..low_gas };
+    reject(sign(0, cheap.clone()).encoded_2718().into(), "max fee per gas less than block base fee");
+    let mut tampered = sign(0, cheap).encoded_2718();
+    let last = tampered.len() - 1;
+    tampered[last] ^= 0xff;
+    let (code, _, _) = node.error("eth_sendRawTransaction", json!([Bytes::from(tampered)]));
+    assert_eq!(code, -32000);
+    assert_eq!(node.block_number(), 0, "a refused transaction makes no block");
+
+    // A flood from one sender: the first of each nonce is mined, the copies refused.
+    let mut mined = 0;
+    for round in 0..40u64 {
+        let raw = transfer_eth(3, round / 2, dev_address(4), U256::from(1));
+        let response = node.request("eth_sendRawTransaction", json!([raw]));
+        match response.get("error") {
+            None => mined += 1,
+            Some(error) => assert_eq!(error["code"], json!(-32000), "{response}"),
+        }
+    }
+    assert_eq!(mined, 20);
+    assert_eq!(node.block_number(), 20);
+    assert_eq!(node.quantity("eth_getTransactionCount", json!([dev_address(3), "pending"])), U256::from(20));
+    still_serving(&node);
+}
+
+#[test]
+fn sigterm_and_sigint_close_the_store_and_a_restart_finds_everything() {
+    let dir = tempfile::tempdir().unwrap();
+    let node = Node::start(dir.path(), &[]);
+    let receipt = node.send_and_receipt(&xtoken_deploy(0, 0));
+    let token = address(&receipt["contractAddress"]);
+    let hash = receipt["transactionHash"].clone();
+    let block = node.call("eth_getBlockByNumber", json!(["latest", false]));
+    let output = node.stop_with("-TERM");
+    assert!(output.contains("SIGTERM"), "{output}");
+    assert!(output.contains("Stopped at block 1; the store is closed"), "{output}");
+
+    let node = Node::start(dir.path(), &[]);
+    assert!(node.banner().contains("reopened at block 1"), "{}", node.banner());
+    assert_eq!(node.block_number(), 1);
+    assert_eq!(node.call("eth_getBlockByNumber", json!(["latest", false])), block);
+    assert_eq!(address(&node.call("eth_getTransactionReceipt", json!([hash]))["contractAddress"]), token);
+    let mint = calldata("mint(address,uint256)", &[word(dev_address(1)), U256::from(7)]);
+    assert_eq!(node.send_and_receipt(&eip1559(0, 1, TxKind::Call(token), mint, 200_000))["blockNumber"], json!("0x2"));
+    let output = node.stop_with("-INT");
+    assert!(output.contains("SIGINT"), "{output}");
+    assert!(output.contains("Stopped at block 2"), "{output}");
+
+    let node = Node::start(dir.path(), &[]);
+    let data = calldata("balanceOf(address)", &[word(dev_address(1))]);
+    assert_eq!(u256(&node.call("eth_call", json!([{ "to": token, "data": data }]))), U256::from(7));
+    // A store of one chain refuses another chain id.
+    drop(node);
+    let refused = Command::new(env!("CARGO_BIN_EXE_xstate"))
+        .args(["node", "--db"])
+        .arg(dir.path())
+        .args(["--http", "127.0.0.1:0", "--chain-id", "5"])
+        .output()
+        .unwrap();
+    assert!(!refused.status.success());
+    assert!(String::from_utf8_lossy(&refused.stderr).contains("belongs to chain 31337, not chain 5"));
+}
+
+#[test]
+fn interval_mining_holds_transactions_for_the_next_block() {
+    let dir = tempfile::tempdir().unwrap();
+    let node = Node::start(dir.path(), &["--block-time", "1"]);
+    let sender = dev_address(6);
+    let first = node.send(&transfer_eth(6, 0, dev_address(7), U256::from(1)));
+    let second = node.send(&transfer_eth(6, 1, dev_address(7), U256::from(2)));
+    let (_, message, _) =
+        node.error("eth_sendRawTransaction", json!([transfer_eth(6, 1, dev_address(7), U256::from(2))]));
+    assert_eq!(message, "already known");
+    let pending = node.quantity("eth_getTransactionCount", json!([sender, "pending"]));
+    let queued = node.call("eth_getTransactionByHash", json!([second]));
+    let deadline = Instant::now() + Duration::from_secs(30);
+    let receipt = loop {
+        let receipt = node.call("eth_getTransactionReceipt", json!([second]));
+        if !receipt.is_null() {
+            break receipt;
+        }
+        assert!(Instant::now() < deadline, "the second transaction was never mined");
+        std::thread::sleep(Duration::from_millis(100));
+    };
+    // Both were sent before either was mined (or both in one block): the queue held them in order.
+    if queued["blockNumber"].is_null() {
+        assert_eq!(pending, U256::from(2));
+    }
+    let first = node.call("eth_getTransactionReceipt", json!([first]));
+    assert_eq!(first["status"], json!("0x1"));
+    assert_eq!(receipt["status"], json!("0x1"));
+    assert!(u256(&first["blockNumber"]) <= u256(&receipt["blockNumber"]));
+    assert_eq!(node.quantity("eth_getTransactionCount", json!([sender, "latest"])), U256::from(2));
+}
