@@ -371,11 +371,11 @@ fn block_rewards(block: &StoredBlock, percentiles: &[f64]) -> Vec<u128> {
     percentiles
         .iter()
         .map(|percentile| {
-            let threshold = (total as f64 * percentile / 100.0) as u64;
+            let threshold = total as f64 * percentile / 100.0;
             let mut sum = 0u64;
             for (tip, gas) in &tips {
                 sum += gas;
-                if sum >= threshold {
+                if sum as f64 >= threshold {
                     return *tip;
                 }
             }

@@ -283,7 +283,7 @@ fn the_core_methods_answer_in_ethereums_shapes_and_each_transaction_is_mined_at_
     assert_eq!(node.send_and_receipt(&eip1559(0, 1, TxKind::Call(token), mint, 200_000))["status"], json!("0x1"));
     let transfer = calldata("transfer(address,uint256)", &[word(bob), U256::from(250)]);
     let estimate = node
-        .quantity("eth_estimateGas", json!([{ "from": alice, "to": token, "data": Bytes::from(transfer.clone()) }]));
+        .quantity("eth_estimateGas", json!([{ "from": alice, "to": token, "data": transfer.clone() }]));
     let raw = eip1559(1, 0, TxKind::Call(token), transfer.clone(), 200_000);
     let hash = node.send(&raw);
     let receipt = node.call("eth_getTransactionReceipt", json!([hash]));
@@ -299,7 +299,7 @@ fn the_core_methods_answer_in_ethereums_shapes_and_each_transaction_is_mined_at_
     assert_eq!(address(&transaction["from"]), alice);
     assert_eq!(transaction["nonce"], json!("0x0"));
     assert_eq!(transaction["blockNumber"], json!("0x3"));
-    assert_eq!(transaction["input"], json!(Bytes::from(transfer).to_string()));
+    assert_eq!(transaction["input"], json!(transfer.to_string()));
     let block = node.call("eth_getBlockByNumber", json!(["latest", true]));
     assert_eq!(block["transactions"][0]["hash"], json!(hash.to_string()));
     let by_hash = node.call("eth_getBlockByHash", json!([block["hash"], false]));
