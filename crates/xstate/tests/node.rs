@@ -282,8 +282,7 @@ fn the_core_methods_answer_in_ethereums_shapes_and_each_transaction_is_mined_at_
     let mint = calldata("mint(address,uint256)", &[word(alice), U256::from(1_000)]);
     assert_eq!(node.send_and_receipt(&eip1559(0, 1, TxKind::Call(token), mint, 200_000))["status"], json!("0x1"));
     let transfer = calldata("transfer(address,uint256)", &[word(bob), U256::from(250)]);
-    let estimate = node
-        .quantity("eth_estimateGas", json!([{ "from": alice, "to": token, "data": transfer.clone() }]));
+    let estimate = node.quantity("eth_estimateGas", json!([{ "from": alice, "to": token, "data": transfer.clone() }]));
     let raw = eip1559(1, 0, TxKind::Call(token), transfer.clone(), 200_000);
     let hash = node.send(&raw);
     let receipt = node.call("eth_getTransactionReceipt", json!([hash]));
