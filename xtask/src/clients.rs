@@ -19,7 +19,8 @@ pub(crate) fn prepare() -> Result<PathBuf, String> {
     let lock = std::fs::read_to_string(sources().join("package-lock.json"))
         .map_err(|error| format!("clients lockfile: {error}"))?;
     let stamp = directory.join("installed-lock.json");
-    if directory.join("node_modules").exists() && std::fs::read_to_string(&stamp).is_ok_and(|installed| installed == lock)
+    if directory.join("node_modules").exists()
+        && std::fs::read_to_string(&stamp).is_ok_and(|installed| installed == lock)
     {
         return Ok(directory);
     }

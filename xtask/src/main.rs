@@ -53,7 +53,9 @@ fn main() -> ExitCode {
         "wasm" => check_flag(rest).and_then(artifacts::wasm),
         "verifiers" if rest.is_empty() => verifiers::verifiers(),
         "verifiers" => Err(format!("verifiers takes no arguments, not {rest:?}")),
-        "clients" if rest.is_empty() => clients::prepare().map(|directory| println!("clients ready: {}", directory.display())),
+        "clients" if rest.is_empty() => {
+            clients::prepare().map(|directory| println!("clients ready: {}", directory.display()))
+        }
         "clients" => Err(format!("clients takes no arguments, not {rest:?}")),
         "fetch-fixtures" => match rest {
             [] => artifacts::fetch_fixtures(None),

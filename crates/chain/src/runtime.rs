@@ -43,7 +43,7 @@ pub const DEFAULT_CHAIN_ID: u64 = 31337;
 /// the transactions of both engines, counted in EVM gas.
 pub const DEFAULT_BLOCK_GAS_LIMIT: u64 = 30_000_000;
 /// The base fee of the genesis block when none is configured: 1 gwei, as anvil's and Ethereum's
-/// London block. Every later block's follows EIP-1559's formula.
+/// London block. Block 1 has it too (as on anvil); every later block's follows EIP-1559's formula.
 pub const DEFAULT_GENESIS_BASE_FEE: u64 = 1_000_000_000;
 /// The reserved address beside the cross-read precompile (`0x…0a00`) that a WASM deploy is sent
 /// to, with calldata `deploy(string name, uint32 version, bytes code)`.
@@ -1232,8 +1232,14 @@ fn system_call(
 }
 
 /// The base fee of the block after `parent`, by EIP-1559's formula with Ethereum's parameters
-/// (elasticity 2, change denominator 8).
+/// (elasticity 2, change denominator 8), except after the genesis block: the configured starting
+/// base fee is the first block's too, as anvil has it (its block 1 pays the genesis base fee, not
+/// seven eighths of it), so that the same transactions pay the same fees and leave the same state
+/// root on both chains.
 fn next_base_fee(parent: &Header) -> u64 {
+    if parent.number == 0 {
+        return parent.base_fee_per_gas.unwrap_or_default();
+    }
     parent.next_block_base_fee(BaseFeeParams::ethereum()).unwrap_or_default()
 }
 

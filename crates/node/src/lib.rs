@@ -81,14 +81,32 @@ pub(crate) struct NodeState {
     pub(crate) mining: Mutex<()>,
     /// Transactions waiting for the next interval block (always empty with instant mining).
     pub(crate) queue: Mutex<Vec<SignedTransaction>>,
+    /// The clock the dev methods move.
+    pub(crate) clock: Mutex<Clock>,
+}
+
+/// The node's clock: the wall clock moved by `evm_increaseTime`, and the timestamp
+/// `evm_setNextBlockTimestamp` fixed for the next block.
+#[derive(Debug, Default)]
+pub(crate) struct Clock {
+    /// Seconds added to the wall clock.
+    pub(crate) offset: u64,
+    /// The next block's timestamp, used once.
+    pub(crate) next: Option<u64>,
 }
 
 impl NodeState {
-    /// The timestamp of the next block: the wall clock, and always after the parent.
+    /// The timestamp of the next block: the one `evm_setNextBlockTimestamp` fixed, else the
+    /// wall clock plus the offset `evm_increaseTime` added, and always after the parent.
     fn next_timestamp(&self) -> u64 {
+        let mut clock = self.clock.lock();
+        let parent = self.runtime.latest_timestamp();
+        if let Some(next) = clock.next.take() {
+            return next.max(parent + 1);
+        }
         let now =
             std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH).map_or(0, |elapsed| elapsed.as_secs());
-        now.max(self.runtime.latest_timestamp() + 1)
+        (now + clock.offset).max(parent + 1)
     }
 
     /// Mines `transactions` as the next block. The caller holds [`NodeState::mining`].
@@ -104,7 +122,7 @@ impl NodeState {
     }
 
     /// Mines what the queue holds as one block (an empty block when it holds nothing).
-    fn mine_queue(&self) -> Result<BlockOutcome, RuntimeError> {
+    pub(crate) fn mine_queue(&self) -> Result<BlockOutcome, RuntimeError> {
         let _mining = self.mining.lock();
         let transactions = std::mem::take(&mut *self.queue.lock());
         self.mine(transactions)
@@ -143,6 +161,7 @@ impl Node {
             config: config.clone(),
             mining: Mutex::new(()),
             queue: Mutex::new(Vec::new()),
+            clock: Mutex::new(Clock::default()),
         });
         let handle = server.start(rpc::module(Arc::clone(&state)));
         let miner = config.block_time.map(|interval| {

@@ -58,6 +58,9 @@ pub(crate) fn module(state: Arc<NodeState>) -> RpcModule<NodeState> {
     method!("eth_sendRawTransaction", send_raw_transaction);
     method!("eth_getLogs", get_logs);
     method!("eth_getProof", get_proof);
+    method!("evm_mine", evm_mine);
+    method!("evm_increaseTime", evm_increase_time);
+    method!("evm_setNextBlockTimestamp", evm_set_next_block_timestamp);
     module
 }
 
@@ -484,7 +487,8 @@ fn get_logs(state: &NodeState, params: Params<'_>) -> RpcResult<Vec<Log>> {
 fn get_proof(state: &NodeState, params: Params<'_>) -> RpcResult<EIP1186AccountProofResponse> {
     let mut params = params.sequence();
     let address: Address = params.next()?;
-    let slots: Vec<B256> = params.next()?;
+    let slots: Vec<alloy_serde::JsonStorageKey> = params.next()?;
+    let slots: Vec<B256> = slots.iter().map(alloy_serde::JsonStorageKey::as_b256).collect();
     let id: Option<BlockId> = params.optional_next()?;
     if slots.len() > 1024 {
         return Err(invalid_params("at most 1024 storage keys per proof"));
@@ -505,4 +509,61 @@ fn get_proof(state: &NodeState, params: Params<'_>) -> RpcResult<EIP1186AccountP
             .map(|slot| EIP1186StorageProof { key: slot.key.into(), value: slot.value, proof: slot.proof.clone() })
             .collect(),
     })
+}
+
+/// A number as the dev methods take one: a JSON number, or a quantity or decimal string.
+fn dev_number(value: &serde_json::Value) -> RpcResult<u64> {
+    let parsed = match value {
+        serde_json::Value::Number(number) => number.as_u64(),
+        serde_json::Value::String(text) => match text.strip_prefix("0x") {
+            Some(digits) => u64::from_str_radix(digits, 16).ok(),
+            None => text.parse().ok(),
+        },
+        _ => None,
+    };
+    parsed.ok_or_else(|| invalid_params(format!("expected a non-negative number of seconds, not {value}")))
+}
+
+/// Fixes the next block's timestamp, which must be after the latest block's.
+fn set_next_timestamp(state: &NodeState, timestamp: u64) -> RpcResult<()> {
+    let parent = state.runtime.latest_timestamp();
+    if timestamp <= parent {
+        return Err(server(format!(
+            "Timestamp error: {timestamp} is lower than or equal to previous block's timestamp {parent}"
+        )));
+    }
+    state.clock.lock().next = Some(timestamp);
+    Ok(())
+}
+
+/// `evm_mine [timestamp]`: mines one block now (the queued transactions, or none), as anvil does.
+fn evm_mine(state: &NodeState, params: Params<'_>) -> RpcResult<&'static str> {
+    let mut params = params.sequence();
+    let timestamp: Option<serde_json::Value> = params.optional_next()?;
+    match timestamp {
+        None | Some(serde_json::Value::Null) => {}
+        Some(serde_json::Value::Object(options)) => {
+            if let Some(timestamp) = options.get("timestamp") {
+                set_next_timestamp(state, dev_number(timestamp)?)?;
+            }
+        }
+        Some(timestamp) => set_next_timestamp(state, dev_number(&timestamp)?)?,
+    }
+    state.mine_queue().map_err(errors::runtime)?;
+    Ok("0x0")
+}
+
+/// `evm_increaseTime seconds`: moves the clock forward; answers the total offset in seconds.
+fn evm_increase_time(state: &NodeState, params: Params<'_>) -> RpcResult<U64> {
+    let seconds: serde_json::Value = params.one()?;
+    let seconds = dev_number(&seconds)?;
+    let mut clock = state.clock.lock();
+    clock.offset = clock.offset.saturating_add(seconds);
+    Ok(U64::from(clock.offset))
+}
+
+/// `evm_setNextBlockTimestamp timestamp`: the next block's timestamp.
+fn evm_set_next_block_timestamp(state: &NodeState, params: Params<'_>) -> RpcResult<()> {
+    let timestamp: serde_json::Value = params.one()?;
+    set_next_timestamp(state, dev_number(&timestamp)?)
 }

@@ -309,6 +309,7 @@ fn bad_input_gets_an_error_response_and_the_node_keeps_serving() {
     assert_eq!(node.error("eth_getBlockByNumber", json!([])).0, -32602);
     assert_eq!(node.error("eth_call", json!(["not an object"])).0, -32602);
     assert_eq!(node.error("eth_getProof", json!([dev_address(0), "0x00", "latest"])).0, -32602);
+    assert_eq!(node.error("eth_getProof", json!([dev_address(0), ["0xzz"], "latest"])).0, -32602);
     assert_eq!(node.error("eth_getBalance", json!([dev_address(0), "0x99"])).1, "header not found");
     still_serving(&node);
 

@@ -25,15 +25,15 @@ pub(crate) struct Node {
 
 impl Node {
     pub(crate) fn start(db: &Path, extra: &[&str]) -> Self {
-        let mut child = Command::new(env!("CARGO_BIN_EXE_xstate"))
-            .args(["node", "--db"])
-            .arg(db)
-            .args(["--http", "127.0.0.1:0", "--timestamp", GENESIS_TIME])
-            .args(extra)
-            .stdout(Stdio::piped())
-            .stderr(Stdio::inherit())
-            .spawn()
-            .unwrap();
+        let mut command = Command::new(env!("CARGO_BIN_EXE_xstate"));
+        command.args(["node", "--db"]).arg(db).args(["--http", "127.0.0.1:0", "--timestamp", GENESIS_TIME]).args(extra);
+        Self::spawn(command)
+    }
+
+    /// Runs `command`, a node that prints `Listening on ADDRESS` (ours, or anvil), and waits for
+    /// that line.
+    pub(crate) fn spawn(mut command: Command) -> Self {
+        let mut child = command.stdout(Stdio::piped()).stderr(Stdio::inherit()).spawn().unwrap();
         let mut lines = BufReader::new(child.stdout.take().unwrap());
         let mut banner = String::new();
         let address = loop {
@@ -74,8 +74,29 @@ impl Node {
         // A server refusing an oversized body may close the connection before reading it all:
         // what it answered is still read below.
         let _ = stream.write_all(head.as_bytes()).and_then(|()| stream.write_all(body));
+        // Read the head, then exactly the body it announces: a server may keep the connection
+        // open whatever `Connection: close` asked (anvil does).
         let mut response = Vec::new();
-        let _ = stream.read_to_end(&mut response);
+        let mut buffer = [0u8; 65536];
+        let complete = |response: &[u8]| -> bool {
+            let Some(end) = response.windows(4).position(|window| window == b"\r\n\r\n") else { return false };
+            let head = String::from_utf8_lossy(&response[..end]).to_ascii_lowercase();
+            let body = &response[end + 4..];
+            if head.contains("transfer-encoding: chunked") {
+                return body.ends_with(b"0\r\n\r\n");
+            }
+            let length = head
+                .lines()
+                .find_map(|line| line.strip_prefix("content-length:"))
+                .and_then(|value| value.trim().parse::<usize>().ok());
+            length.is_some_and(|length| body.len() >= length)
+        };
+        while !complete(&response) {
+            match stream.read(&mut buffer) {
+                Ok(0) | Err(_) => break,
+                Ok(read) => response.extend_from_slice(&buffer[..read]),
+            }
+        }
         let text = String::from_utf8_lossy(&response).into_owned();
         let (head, body) = text.split_once("\r\n\r\n").unwrap_or_else(|| panic!("no HTTP response: {text:?}"));
         let status = head.split(' ').nth(1).unwrap().parse().unwrap();
@@ -163,4 +184,3 @@ fn dechunk(mut body: &str) -> String {
     }
     out
 }
-
