@@ -80,7 +80,7 @@ mod tests {
         assert_eq!(parse(&args("--phase a")).unwrap().packages(), ["kv-core"]);
         assert_eq!(parse(&args("--phase d")).unwrap().packages(), ["cross-read"]);
         assert_eq!(parse(&args("--phase e")).unwrap().packages(), ["xstate-chain", "xstate-node", "xstate"]);
-        assert_eq!(Phase::All.packages().len(), 6);
+        assert_eq!(Phase::All.packages().len(), 7);
         assert!(parse(&args("--phase z")).is_err());
         assert!(parse(&args("--phase")).is_err());
         assert!(parse(&args("--fast")).is_err());
