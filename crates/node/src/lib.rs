@@ -6,11 +6,11 @@
 //! with alloy's RPC types, and mines blocks, at once for every transaction (instant mining, the
 //! default) or every `--block-time` seconds. It adds no execution rules of its own: validation,
 //! fees, routing to an engine and commitment are the runtime's. It has no command line (the
-//! `xstate node` subcommand parses one and calls [`Node::start`]) and no transaction pool beyond
-//! the queue of the next interval block.
+//! `xstate node` subcommand parses one and calls [`Node::start`]).
 
 mod convert;
 mod errors;
+mod pool;
 mod rpc;
 
 pub use rpc::MODULE_CODE;
@@ -33,7 +33,7 @@ pub const MAX_BATCH: u32 = 1000;
 pub const MAX_LOG_BLOCK_RANGE: u64 = 10_000;
 /// The most logs one `eth_getLogs` may answer (geth's and common providers' cap).
 pub const MAX_LOGS: usize = 10_000;
-/// The most transactions the queue of the next interval block holds.
+/// The most transactions the pool holds.
 pub const MAX_QUEUED: usize = 10_000;
 /// What `web3_clientVersion` answers.
 pub const CLIENT_VERSION: &str = concat!("xstate/v", env!("CARGO_PKG_VERSION"));
@@ -79,8 +79,9 @@ pub(crate) struct NodeState {
     /// Held for the whole of producing a block, so that blocks are made one at a time and a
     /// shutdown waits for the block in progress.
     pub(crate) mining: Mutex<()>,
-    /// Transactions waiting for the next interval block (always empty with instant mining).
-    pub(crate) queue: Mutex<Vec<SignedTransaction>>,
+    /// Transactions waiting for a block: with instant mining, only those whose nonce is ahead of
+    /// their sender's next one.
+    pub(crate) pool: Mutex<pool::Pool>,
     /// The clock the dev methods move.
     pub(crate) clock: Mutex<Clock>,
 }
@@ -121,11 +122,22 @@ impl NodeState {
         self.runtime.execute_recovered(&block, transactions.into_iter().map(Ok).collect(), Duration::ZERO, |_| {})
     }
 
-    /// Mines what the queue holds as one block (an empty block when it holds nothing).
-    pub(crate) fn mine_queue(&self) -> Result<BlockOutcome, RuntimeError> {
+    /// Takes the pool's transactions that can run now and mines them as one block. With
+    /// `even_empty`, a block is mined when there are none (interval mining and `evm_mine`, as
+    /// anvil does); otherwise nothing happens then. The caller holds [`NodeState::mining`].
+    pub(crate) fn mine_ready(&self, even_empty: bool) -> Result<Option<BlockOutcome>, RuntimeError> {
+        let nonce = |sender| self.runtime.account(sender).ok().flatten().map_or(0, |record| record.nonce);
+        let transactions = self.pool.lock().take_ready(nonce);
+        if transactions.is_empty() && !even_empty {
+            return Ok(None);
+        }
+        self.mine(transactions).map(Some)
+    }
+
+    /// Mines the next interval block.
+    fn mine_interval_block(&self) -> Result<Option<BlockOutcome>, RuntimeError> {
         let _mining = self.mining.lock();
-        let transactions = std::mem::take(&mut *self.queue.lock());
-        self.mine(transactions)
+        self.mine_ready(true)
     }
 }
 
@@ -160,7 +172,7 @@ impl Node {
             runtime,
             config: config.clone(),
             mining: Mutex::new(()),
-            queue: Mutex::new(Vec::new()),
+            pool: Mutex::new(pool::Pool::new(MAX_QUEUED)),
             clock: Mutex::new(Clock::default()),
         });
         let handle = server.start(rpc::module(Arc::clone(&state)));
@@ -172,7 +184,7 @@ impl Node {
                 loop {
                     ticks.tick().await;
                     let state = Arc::clone(&state);
-                    match tokio::task::spawn_blocking(move || state.mine_queue()).await {
+                    match tokio::task::spawn_blocking(move || state.mine_interval_block()).await {
                         Ok(Ok(_)) => {}
                         Ok(Err(error)) => eprintln!("xstate node: the interval block failed: {error}"),
                         Err(error) => eprintln!("xstate node: the miner stopped: {error}"),

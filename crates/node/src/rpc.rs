@@ -4,7 +4,7 @@
 //! the server's event loop.
 
 use crate::errors::{self, invalid_params, server};
-use crate::{MAX_LOG_BLOCK_RANGE, MAX_LOGS, MAX_QUEUED, NodeState, convert};
+use crate::{MAX_LOG_BLOCK_RANGE, MAX_LOGS, NodeState, convert};
 use alloy_consensus::Transaction as _;
 use alloy_primitives::{Address, B256, Bytes, U64, U256};
 use alloy_rpc_types_eth::{
@@ -140,19 +140,14 @@ fn get_transaction_by_hash(
     if let Some((block, index)) = locate(state, &hash)? {
         return Ok(convert::transaction(&block, index));
     }
-    // A queued transaction is known but not yet in a block.
-    Ok(state.queue.lock().iter().find(|transaction| transaction.hash() == hash).map(|transaction| {
-        alloy_rpc_types_eth::Transaction {
-            inner: alloy_consensus::transaction::Recovered::new_unchecked(
-                transaction.envelope.clone(),
-                transaction.sender,
-            ),
-            block_hash: None,
-            block_number: None,
-            transaction_index: None,
-            effective_gas_price: None,
-            block_timestamp: None,
-        }
+    // A waiting transaction is known but not yet in a block.
+    Ok(state.pool.lock().get(&hash).map(|transaction| alloy_rpc_types_eth::Transaction {
+        inner: alloy_consensus::transaction::Recovered::new_unchecked(transaction.envelope.clone(), transaction.sender),
+        block_hash: None,
+        block_number: None,
+        transaction_index: None,
+        effective_gas_price: None,
+        block_timestamp: None,
     }))
 }
 
@@ -196,12 +191,7 @@ fn get_balance(state: &NodeState, params: Params<'_>) -> RpcResult<U256> {
 fn get_transaction_count(state: &NodeState, params: Params<'_>) -> RpcResult<U64> {
     let (address, number, latest, pending) = address_and_block(state, params)?;
     let nonce = account_at(state, address, number, latest)?.0;
-    let queued = if pending {
-        state.queue.lock().iter().filter(|transaction| transaction.sender == address).count() as u64
-    } else {
-        0
-    };
-    Ok(U64::from(nonce + queued))
+    Ok(U64::from(if pending { state.pool.lock().pending_nonce(address, nonce) } else { nonce }))
 }
 
 /// The one byte `eth_getCode` answers for a WASM module's identity: EVM's designated invalid
@@ -393,38 +383,27 @@ fn send_raw_transaction(state: &NodeState, params: Params<'_>) -> RpcResult<B256
         SignedTransaction::decode(&raw, state.runtime.chain_id()).map_err(|rejection| server(rejection.to_string()))?;
     let hash = transaction.hash();
     let _mining = state.mining.lock();
-    if state.config.block_time.is_none() {
-        state.runtime.check_transaction(&transaction).map_err(|rejection| server(rejection.to_string()))?;
-        let outcome = state.mine(vec![transaction]).map_err(errors::runtime)?;
-        if let Some(rejected) = outcome.rejected.first() {
-            return Err(server(rejected.reason.to_string()));
-        }
-        return Ok(hash);
-    }
-    let mut queue = state.queue.lock();
-    if queue.iter().any(|queued| queued.hash() == hash) {
+    if state.runtime.chain().transaction_location(&hash).map_err(|error| errors::runtime(error.into()))?.is_some() {
         return Err(server("already known"));
     }
-    if queue.len() >= MAX_QUEUED {
-        return Err(server("txpool is full"));
+    let sender = transaction.sender;
+    let nonce = transaction.envelope.nonce();
+    let state_nonce = state.runtime.account(sender).map_err(errors::runtime)?.map_or(0, |record| record.nonce);
+    if nonce < state_nonce {
+        return Err(server(Rejection::NonceTooLow { address: sender, tx: nonce, state: state_nonce }.to_string()));
     }
-    // Transactions of one sender wait in nonce order for the next block.
-    let ahead = queue.iter().filter(|queued| queued.sender == transaction.sender).count() as u64;
-    match state.runtime.check_transaction(&transaction) {
-        Ok(()) if ahead == 0 => {}
-        Err(Rejection::NonceTooHigh { state: next, tx, .. }) if ahead > 0 && tx == next + ahead => {}
-        Ok(()) | Err(Rejection::NonceTooLow { .. }) if ahead > 0 => {
-            return Err(server(format!(
-                "nonce too low: address {}, tx: {} state: {}",
-                transaction.sender,
-                transaction.envelope.nonce(),
-                transaction.envelope.nonce() + ahead
-            )));
-        }
-        Err(rejection) => return Err(server(rejection.to_string())),
-        Ok(()) => {}
+    // The sender's next transaction is checked in full now; one with a later nonce waits for the
+    // nonces before it, and the runtime checks it when its block is made.
+    if nonce == state_nonce {
+        state.runtime.check_transaction(&transaction).map_err(|rejection| server(rejection.to_string()))?;
     }
-    queue.push(transaction);
+    state.pool.lock().insert(transaction).map_err(|error| server(error.to_string()))?;
+    if state.config.block_time.is_none()
+        && let Some(outcome) = state.mine_ready(false).map_err(errors::runtime)?
+        && let Some(rejected) = outcome.rejected.iter().find(|rejected| rejected.hash == Some(hash))
+    {
+        return Err(server(rejected.reason.to_string()));
+    }
     Ok(hash)
 }
 
@@ -549,7 +528,8 @@ fn evm_mine(state: &NodeState, params: Params<'_>) -> RpcResult<&'static str> {
         }
         Some(timestamp) => set_next_timestamp(state, dev_number(&timestamp)?)?,
     }
-    state.mine_queue().map_err(errors::runtime)?;
+    let _mining = state.mining.lock();
+    state.mine_ready(true).map_err(errors::runtime)?;
     Ok("0x0")
 }
 

@@ -357,7 +357,6 @@ fn bad_input_gets_an_error_response_and_the_node_keeps_serving() {
         input: Bytes::new(),
     };
     reject(sign(0, other_chain).encoded_2718().into(), "invalid chain id for signer");
-    reject(transfer_eth(0, 5, dev_address(5), U256::from(1)), "nonce too high");
     reject(transfer_eth(0, 0, dev_address(5), U256::MAX >> 1), "insufficient funds for gas * price + value");
     let low_gas = TxEip1559 {
         chain_id: CHAIN_ID,
@@ -379,6 +378,10 @@ fn bad_input_gets_an_error_response_and_the_node_keeps_serving() {
     let (code, _, _) = node.error("eth_sendRawTransaction", json!([Bytes::from(tampered)]));
     assert_eq!(code, -32000);
     assert_eq!(node.block_number(), 0, "a refused transaction makes no block");
+    let (code, message, _) =
+        node.error("eth_sendRawTransaction", json!([transfer_eth(0, 0, dev_address(5), U256::from(1)).slice(..40)]));
+    assert_eq!(code, -32000);
+    assert!(message.starts_with("failed to decode signed transaction"), "{message}");
 
     // A flood from one sender: the first of each nonce is mined, the copies refused.
     let mut mined = 0;
@@ -464,4 +467,83 @@ fn interval_mining_holds_transactions_for_the_next_block() {
     assert_eq!(receipt["status"], json!("0x1"));
     assert!(u256(&first["blockNumber"]) <= u256(&receipt["blockNumber"]));
     assert_eq!(node.quantity("eth_getTransactionCount", json!([sender, "latest"])), U256::from(2));
+}
+
+#[test]
+fn a_transaction_with_a_future_nonce_waits_for_the_gap_to_fill() {
+    let dir = tempfile::tempdir().unwrap();
+    let node = Node::start(dir.path(), &[]);
+    let sender = dev_address(7);
+    let later = node.send(&transfer_eth(7, 1, dev_address(8), U256::from(2)));
+    assert_eq!(node.block_number(), 0, "nothing can run yet");
+    assert!(node.call("eth_getTransactionReceipt", json!([later])).is_null());
+    let waiting = node.call("eth_getTransactionByHash", json!([later]));
+    assert!(waiting["blockNumber"].is_null(), "{waiting}");
+    assert_eq!(node.quantity("eth_getTransactionCount", json!([sender, "pending"])), U256::ZERO);
+    let first = node.send(&transfer_eth(7, 0, dev_address(8), U256::from(1)));
+    let first = node.call("eth_getTransactionReceipt", json!([first]));
+    let later = node.call("eth_getTransactionReceipt", json!([later]));
+    assert_eq!((first["status"].clone(), later["status"].clone()), (json!("0x1"), json!("0x1")));
+    assert_eq!(first["blockNumber"], later["blockNumber"], "the filled gap is mined at once");
+    assert_eq!(node.quantity("eth_getTransactionCount", json!([sender, "latest"])), U256::from(2));
+    assert_eq!(
+        node.error("eth_sendRawTransaction", json!([transfer_eth(7, 0, dev_address(8), U256::from(1))])).1,
+        "already known"
+    );
+}
+
+#[test]
+fn a_waiting_transaction_is_replaced_only_for_a_tenth_more_in_both_fees() {
+    let dir = tempfile::tempdir().unwrap();
+    // A long block time: the transactions wait in the pool while the test replaces them; the
+    // block is then mined with evm_mine.
+    let node = Node::start(dir.path(), &["--block-time", "3600"]);
+    let with_fees = |value: u64, max_fee: u128, tip: u128| -> Bytes {
+        let transaction = TxEip1559 {
+            chain_id: CHAIN_ID,
+            nonce: 0,
+            gas_limit: 21_000,
+            max_fee_per_gas: max_fee,
+            max_priority_fee_per_gas: tip,
+            to: TxKind::Call(dev_address(8)),
+            value: U256::from(value),
+            access_list: Default::default(),
+            input: Bytes::new(),
+        };
+        sign(9, transaction).encoded_2718().into()
+    };
+    let first = node.send(&with_fees(1, 10_000_000_000, 1_000_000_000));
+    for (max_fee, tip) in
+        [(10_000_000_000, 1_000_000_000), (10_900_000_000, 2_000_000_000), (20_000_000_000, 1_000_000_000)]
+    {
+        let (code, message, _) = node.error("eth_sendRawTransaction", json!([with_fees(2, max_fee, tip)]));
+        assert_eq!((code, message.as_str()), (-32000, "replacement transaction underpriced"));
+    }
+    let replacement = node.send(&with_fees(3, 11_000_000_000, 1_100_000_000));
+    assert_eq!(node.call("evm_mine", json!([])), json!("0x0"));
+    assert_eq!(node.call("eth_getTransactionReceipt", json!([replacement]))["status"], json!("0x1"));
+    assert!(node.call("eth_getTransactionReceipt", json!([first])).is_null(), "the replaced transaction is gone");
+    assert!(node.call("eth_getTransactionByHash", json!([first])).is_null());
+}
+
+#[test]
+fn the_dev_methods_move_the_clock_and_mine() {
+    let dir = tempfile::tempdir().unwrap();
+    let node = Node::start(dir.path(), &[]);
+    let genesis: u64 = support::GENESIS_TIME.parse().unwrap();
+    let timestamp =
+        |node: &Node| -> u64 { u256(&node.call("eth_getBlockByNumber", json!(["latest", false]))["timestamp"]).to() };
+    node.call("evm_setNextBlockTimestamp", json!([genesis + 100]));
+    node.call("evm_mine", json!([]));
+    assert_eq!((node.block_number(), timestamp(&node)), (1, genesis + 100));
+    node.call("evm_mine", json!([genesis + 200]));
+    assert_eq!((node.block_number(), timestamp(&node)), (2, genesis + 200));
+    let (_, message, _) = node.error("evm_setNextBlockTimestamp", json!([genesis + 150]));
+    assert!(message.contains("lower than or equal to previous block's timestamp"), "{message}");
+    assert_eq!(node.error("evm_increaseTime", json!(["soon"])).0, -32602);
+    // The wall clock is past the genesis time; a day more puts the next block a day ahead of now.
+    let now = std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH).unwrap().as_secs();
+    assert_eq!(node.quantity("evm_increaseTime", json!([86_400])), U256::from(86_400));
+    node.send(&transfer_eth(1, 0, dev_address(2), U256::from(1)));
+    assert!(timestamp(&node) >= now + 86_400, "the clock moved a day");
 }
