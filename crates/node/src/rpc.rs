@@ -58,6 +58,10 @@ pub(crate) fn module(state: Arc<NodeState>) -> RpcModule<NodeState> {
     method!("eth_sendRawTransaction", send_raw_transaction);
     method!("eth_getLogs", get_logs);
     method!("eth_getProof", get_proof);
+    method!("xstate_moduleIdentity", module_identity);
+    method!("xstate_getWasmSlot", get_wasm_slot);
+    method!("xstate_getWasmProof", get_wasm_proof);
+    method!("xstate_getNamespaceProof", get_namespace_proof);
     method!("evm_mine", evm_mine);
     method!("evm_increaseTime", evm_increase_time);
     method!("evm_setNextBlockTimestamp", evm_set_next_block_timestamp);
@@ -546,4 +550,92 @@ fn evm_increase_time(state: &NodeState, params: Params<'_>) -> RpcResult<U64> {
 fn evm_set_next_block_timestamp(state: &NodeState, params: Params<'_>) -> RpcResult<()> {
     let timestamp: serde_json::Value = params.one()?;
     set_next_timestamp(state, dev_number(&timestamp)?)
+}
+
+/// `xstate_moduleIdentity name version`: the identity (address) of WASM module `name` at
+/// `version` on this chain, deployed or not.
+fn module_identity(state: &NodeState, params: Params<'_>) -> RpcResult<Address> {
+    let mut params = params.sequence();
+    let name: String = params.next()?;
+    let version: u32 = params.next()?;
+    let name =
+        kv_core::ModuleName::new(&name).map_err(|error| invalid_params(format!("invalid module name: {error}")))?;
+    Ok(state.runtime.module_identity(&name, version).to_address())
+}
+
+/// A module identity, a u64 slot and an optional block: the parameters of the WASM slot queries.
+fn wasm_slot_params(state: &NodeState, params: Params<'_>) -> RpcResult<(Vec<u8>, u64)> {
+    let mut params = params.sequence();
+    let identity: Address = params.next()?;
+    let slot: U64 = params.next()?;
+    let id: Option<BlockId> = params.optional_next()?;
+    let number = number_of(state, id)?;
+    Ok((Namespace::wasm(Identity::from(identity)).slot_key(slot.to::<u64>()).to_vec(), number))
+}
+
+/// `xstate_getWasmSlot identity slot [block]`: a module's u64 slot after the block (0 when unset).
+fn get_wasm_slot(state: &NodeState, params: Params<'_>) -> RpcResult<U64> {
+    let (key, number) = wasm_slot_params(state, params)?;
+    let (_, value) = state.runtime.prove_value(&key, Some(number)).map_err(errors::runtime)?;
+    let value = match value {
+        None => 0,
+        Some(bytes) => u64::from_be_bytes(
+            bytes.as_slice().try_into().map_err(|_| server(format!("slot value of {} bytes, not 8", bytes.len())))?,
+        ),
+    };
+    Ok(U64::from(value))
+}
+
+/// A proof of one state key, in the proof-file format `xstate verify` checks
+/// (`xstate-proof/2`: the key, its value or `null`, and the encoded proof under `root`).
+#[derive(Clone, Debug, serde::Serialize)]
+pub(crate) struct WasmProof {
+    format: &'static str,
+    root: B256,
+    block: u64,
+    key: Bytes,
+    value: Option<Bytes>,
+    proof: Bytes,
+}
+
+/// `xstate_getWasmProof identity slot [block]`: the proof of a module's slot against the block's
+/// state root.
+fn get_wasm_proof(state: &NodeState, params: Params<'_>) -> RpcResult<WasmProof> {
+    let (key, number) = wasm_slot_params(state, params)?;
+    let (proof, value) = state.runtime.prove_value(&key, Some(number)).map_err(errors::runtime)?;
+    let root = state.runtime.root_at(Some(number)).map_err(errors::runtime)?;
+    Ok(WasmProof {
+        format: "xstate-proof/2",
+        root,
+        block: number,
+        key: key.into(),
+        value: value.map(Bytes::from),
+        proof: proof.encode().into(),
+    })
+}
+
+/// What `xstate_getNamespaceProof` answers: a module's (or contract's) account leaf in the state
+/// trie and its path, against the block's state root.
+#[derive(Clone, Debug, serde::Serialize)]
+#[serde(rename_all = "camelCase")]
+pub(crate) struct NamespaceProofResponse {
+    root: B256,
+    block: u64,
+    /// The namespace's storage root, `null` when it has no leaf.
+    storage_hash: Option<B256>,
+    account_proof: Vec<Bytes>,
+}
+
+/// `xstate_getNamespaceProof identity [block]`: one proof of a module's whole state.
+fn get_namespace_proof(state: &NodeState, params: Params<'_>) -> RpcResult<NamespaceProofResponse> {
+    let mut params = params.sequence();
+    let identity: Address = params.next()?;
+    let id: Option<BlockId> = params.optional_next()?;
+    let number = number_of(state, id)?;
+    let (storage_hash, proof) = state
+        .runtime
+        .prove_namespace(&Namespace::wasm(Identity::from(identity)), Some(number))
+        .map_err(errors::runtime)?;
+    let root = state.runtime.root_at(Some(number)).map_err(errors::runtime)?;
+    Ok(NamespaceProofResponse { root, block: number, storage_hash, account_proof: proof.account_proof })
 }

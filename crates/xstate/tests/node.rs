@@ -278,6 +278,24 @@ fn a_wasm_module_is_deployed_and_called_through_the_same_wallet() {
     ));
     assert_eq!(receipt["status"], json!("0x1"));
     assert!(estimate >= u256(&receipt["gasUsed"]));
+    // The xstate_ namespace: the identity by name, the slot, its proof (checked by `xstate
+    // verify` against the root the block header carries) and the module's namespace proof.
+    assert_eq!(address(&node.call("xstate_moduleIdentity", json!(["token", 1]))), module);
+    assert_eq!(node.error("xstate_moduleIdentity", json!(["Not A Name", 1])).0, -32602);
+    let slot = format!("{:#x}", xstate_chain::demo::token_balance_slot(alice));
+    assert_eq!(node.quantity("xstate_getWasmSlot", json!([module, slot, "latest"])), U256::from(890));
+    assert_eq!(node.quantity("xstate_getWasmSlot", json!([module, slot, "0x2"])), U256::ZERO);
+    let proof = node.call("xstate_getWasmProof", json!([module, slot, "latest"]));
+    let header = node.call("eth_getBlockByNumber", json!(["latest", false]));
+    assert_eq!(proof["root"], header["stateRoot"]);
+    let file = tempfile::NamedTempFile::new().unwrap();
+    std::fs::write(file.path(), proof.to_string()).unwrap();
+    let verified = Command::new(env!("CARGO_BIN_EXE_xstate")).arg("verify").arg(file.path()).output().unwrap();
+    assert!(verified.status.success(), "{}", String::from_utf8_lossy(&verified.stderr));
+    let namespace = node.call("xstate_getNamespaceProof", json!([module]));
+    assert_eq!(namespace["root"], header["stateRoot"]);
+    assert!(namespace["storageHash"].is_string() && !namespace["accountProof"].as_array().unwrap().is_empty());
+
     // A module's revert is code 3 with its data, as an EVM contract's.
     let (code, _, data) = node.error(
         "eth_call",
