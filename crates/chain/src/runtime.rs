@@ -28,7 +28,7 @@ use evm_binding::{BlockHashes, EvmError, EvmExecutor, EvmSession, insert_account
 use kv_core::{
     AccountRecord, CommitInfo, Identity, KeyProof, Namespace, NamespaceProof, Overlay, Store, StoreConfig, StoreError,
 };
-use parking_lot::Mutex;
+use parking_lot::{Mutex, RwLock};
 use std::collections::{HashMap, VecDeque};
 use std::path::Path;
 use std::sync::Arc;
@@ -260,6 +260,7 @@ pub struct BlockOutcome {
     pub commit_time: Duration,
 }
 
+#[derive(Clone)]
 struct Head {
     header: Header,
     hash: B256,
@@ -275,6 +276,9 @@ pub struct Runtime {
     evm: EvmExecutor,
     /// The latest block; held for the whole of a block's execution, so blocks are serial.
     head: Mutex<Option<Head>>,
+    /// The latest committed block as readers see it, published once a block is committed: the
+    /// queries read it and never wait for the block being executed.
+    published: RwLock<Option<Arc<Head>>>,
 }
 
 /// Why one transaction did not make it into the block.
@@ -345,6 +349,7 @@ impl Runtime {
             config,
             wasm: cross_read::wasm_engine(config.chain_id),
             evm: EvmExecutor::new(config.chain_id, SPEC),
+            published: RwLock::new(head.clone().map(Arc::new)),
             head: Mutex::new(head),
         })
     }
@@ -410,12 +415,12 @@ impl Runtime {
 
     /// The latest block's header and hash, `None` before the genesis block.
     pub fn latest(&self) -> Option<(Header, B256)> {
-        self.head.lock().as_ref().map(|head| (head.header.clone(), head.hash))
+        self.published.read().as_ref().map(|head| (head.header.clone(), head.hash))
     }
 
     /// The base fee the next block will have.
     pub fn next_base_fee(&self) -> u64 {
-        match &*self.head.lock() {
+        match &*self.published.read() {
             Some(head) => next_base_fee(&head.header),
             None => self.config.genesis_base_fee,
         }
@@ -423,7 +428,7 @@ impl Runtime {
 
     /// The timestamp of the latest block (0 before the genesis block).
     pub fn latest_timestamp(&self) -> u64 {
-        self.head.lock().as_ref().map_or(0, |head| head.header.timestamp)
+        self.published.read().as_ref().map_or(0, |head| head.header.timestamp)
     }
 
     /// Block `number` with its transactions and receipts.
@@ -468,7 +473,7 @@ impl Runtime {
     /// `None`). Block `n` is store height `n + 1`: height 0 is the empty store before genesis.
     /// Every query by block goes through here, so blocks and roots never disagree by one.
     pub fn state_height(&self, number: Option<u64>) -> Result<u64, RuntimeError> {
-        let latest = self.head.lock().as_ref().map(|head| head.header.number).ok_or(RuntimeError::NoGenesis)?;
+        let latest = self.published.read().as_ref().map(|head| head.header.number).ok_or(RuntimeError::NoGenesis)?;
         match number {
             None => Ok(latest + 1),
             Some(number) if number <= latest => Ok(number + 1),
@@ -517,7 +522,7 @@ impl Runtime {
     /// would be checked (nonce, fees, gas, balance, value to a module), without executing it: what
     /// a node answers `eth_sendRawTransaction` with before it mines anything.
     pub fn check_transaction(&self, transaction: &SignedTransaction) -> Result<(), Rejection> {
-        let (number, base_fee) = match &*self.head.lock() {
+        let (number, base_fee) = match &*self.published.read() {
             Some(head) => (head.header.number + 1, next_base_fee(&head.header)),
             None => (0, self.config.genesis_base_fee),
         };
@@ -549,7 +554,7 @@ impl Runtime {
     /// the latest header's, with a base fee of 0.
     pub fn call(&self, input: &CallInput) -> Result<CallOutcome, CallFailure> {
         let (header, recent) = {
-            let head = self.head.lock();
+            let head = self.published.read().clone();
             let head = head.as_ref().ok_or(RuntimeError::NoGenesis)?;
             let recent: HashMap<u64, B256> = head.recent.iter().copied().collect();
             (head.header.clone(), recent)
@@ -868,7 +873,9 @@ impl Runtime {
             recent.pop_front();
         }
         recent.push_back((header.number, hash));
-        *head = Some(Head { header: header.clone(), hash, recent });
+        let committed = Head { header: header.clone(), hash, recent };
+        *self.published.write() = Some(Arc::new(committed.clone()));
+        *head = Some(committed);
         Ok(BlockOutcome {
             header,
             hash,

@@ -691,3 +691,41 @@ fn a_transaction_is_checked_against_the_next_block_without_running() {
     assert!(matches!(check(signed(CONTRACT_KEY, transfer(0))), Err(Rejection::SenderNotEoa { .. })));
     assert_eq!(runtime.height(), 1, "checking commits nothing");
 }
+
+#[test]
+fn queries_are_answered_while_a_block_executes() {
+    use xstate_chain::CallInput;
+    let runtime = chain();
+    let input =
+        BlockInput { timestamp: runtime.latest_timestamp() + 12, beneficiary: BENEFICIARY, ..Default::default() };
+    let raws: Vec<Bytes> = (0..3).map(|nonce| signed(0, transfer(nonce))).collect();
+    let mut answered = Vec::new();
+    std::thread::scope(|scope| {
+        let runtime = &runtime;
+        runtime
+            .execute_block(&input, &raws, |done| {
+                if done != 1 {
+                    return;
+                }
+                // Mid-block, on another thread: the queries must answer from the latest committed
+                // block instead of waiting for this one (a bound, not a timing: 60 s).
+                let (sender, receiver) = std::sync::mpsc::channel();
+                scope.spawn(move || {
+                    let call = CallInput { to: Some(Address::repeat_byte(0x77)), ..Default::default() };
+                    let answer = (
+                        runtime.latest().map(|(header, _)| header.number),
+                        runtime.state_height(None).unwrap(),
+                        runtime.call(&call).unwrap().status,
+                        nonce(runtime, dev_address(0)),
+                    );
+                    sender.send(answer).unwrap();
+                });
+                answered.push(
+                    receiver.recv_timeout(std::time::Duration::from_secs(60)).expect("a query waited for the block"),
+                );
+            })
+            .unwrap();
+    });
+    assert_eq!(answered, [(Some(0), 1, Status::Success, 0)], "the queries saw the latest committed block");
+    assert_eq!(runtime.latest().unwrap().0.number, 1);
+}
