@@ -3,7 +3,8 @@
 //! tenth transaction, from eight dev accounts. Decoding the envelopes and recovering their
 //! senders (spread over the cores) is part of the timed block. Reported as transactions per
 //! second and the shares of the block time spent in recovery and in the commit (values, trie,
-//! durable write, chain records), each over repetitions.
+//! durable write, chain records), each over repetitions. The node's figures, against anvil, are
+//! in `node_load`.
 
 #![allow(clippy::unwrap_used, clippy::expect_used, clippy::panic)] // Benchmark code: a failed unwrap is a failed run.
 
@@ -187,4 +188,5 @@ pub fn wall(quick: bool, samples: &mut crate::harness::Samples) {
     samples.repeated("xstate/mixed_block_tx_per_s", times.iter().map(|ns| TRANSACTIONS as f64 * 1e9 / ns));
     samples.repeated("xstate/recovery_share", recorded.iter().map(|(recovery, _)| *recovery));
     samples.repeated("xstate/commit_share", recorded.iter().map(|(_, commit)| *commit));
+    crate::node_load::wall(quick, samples);
 }
