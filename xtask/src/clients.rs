@@ -36,9 +36,13 @@ pub(crate) fn prepare() -> Result<PathBuf, String> {
         std::fs::copy(sources().join(file), directory.join(file))
             .map_err(|error| format!("copying the clients' {file}: {error}"))?;
     }
+    // No install scripts: anvil's binary comes in its platform package, and its postinstall
+    // script would only fetch that package again.
     run(
         "client packages (npm ci)",
-        Command::new("npm").args(["ci", "--no-audit", "--no-fund", "--loglevel=error"]).current_dir(&directory),
+        Command::new("npm")
+            .args(["ci", "--ignore-scripts", "--no-audit", "--no-fund", "--loglevel=error"])
+            .current_dir(&directory),
     )?;
     std::fs::write(&stamp, lock).map_err(|error| format!("{}: {error}", stamp.display()))?;
     Ok(directory)
