@@ -565,3 +565,18 @@ fn the_dev_methods_move_the_clock_and_mine() {
     node.send(&transfer_eth(1, 0, dev_address(2), U256::from(1)));
     assert!(timestamp(&node) >= now + 86_400, "the clock moved a day");
 }
+
+#[test]
+fn a_sigkill_loses_nothing_committed() {
+    let dir = tempfile::tempdir().unwrap();
+    let mut node = Node::start(dir.path(), &[]);
+    let receipt = node.send_and_receipt(&transfer_eth(1, 0, dev_address(2), U256::from(5)));
+    let block = node.call("eth_getBlockByNumber", json!(["latest", false]));
+    node.child.kill().unwrap();
+    node.child.wait().unwrap();
+    drop(node);
+    let node = Node::start(dir.path(), &[]);
+    assert_eq!(node.call("eth_getBlockByNumber", json!(["latest", false])), block);
+    assert_eq!(node.call("eth_getTransactionReceipt", json!([receipt["transactionHash"]])), receipt);
+    assert_eq!(node.send_and_receipt(&transfer_eth(1, 1, dev_address(2), U256::from(5)))["status"], json!("0x1"));
+}
