@@ -724,6 +724,10 @@ mod tests {
             "root/commit_1k_hot_contract",
             "wasm/call_cold_module_us",
             "xstate/recovery_share",
+            "node/erc20_tx_per_s",
+            "node/eth_call_per_s",
+            "node/erc20_tx_per_s_vs_anvil",
+            "node/eth_call_per_s_vs_anvil",
         ];
         let all = figures();
         for name in earlier.iter().chain(&added) {
