@@ -2,7 +2,7 @@
 //! holding that phase's fixtures, the small wall-clock harness that measures two operations side
 //! by side, and the shared deterministic input sequence.
 //!
-//! It sits on top of every layer (kv-core, the two bindings, cross-read and xstate) and uses only
+//! It sits on top of every layer (kv-core, the two bindings, cross-read, xstate-chain and the node) and uses only
 //! their public APIs. Each fixture builds its state once and exposes the operations a figure
 //! compares as methods that check their own result, so the callgrind targets
 //! (`benches/callgrind_*.rs`, run under valgrind by gungraun) and the wall-clock target
@@ -10,6 +10,7 @@
 //! `cargo xtask bench` turns the raw counts and samples into figures and verdicts.
 
 pub mod harness;
+pub mod node_load;
 pub mod phase_a;
 pub mod phase_b;
 pub mod phase_c;

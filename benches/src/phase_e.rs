@@ -11,6 +11,8 @@
 //! stateful block took: recovery, execution and commit) and `witness/production_share` (the time
 //! `Runtime::witness` takes to produce the witness of the committed block, over that same
 //! stateful block time). Each round executes a fresh block, then witnesses and verifies it.
+//!
+//! The node's figures, against anvil, are in `node_load`.
 
 #![allow(clippy::unwrap_used, clippy::expect_used, clippy::panic)] // Benchmark code: a failed unwrap is a failed run.
 
@@ -239,4 +241,5 @@ pub fn wall(quick: bool, samples: &mut crate::harness::Samples) {
     samples.repeated("witness/bytes_per_tx", recorded.iter().map(|times| times.bytes as f64 / TRANSACTIONS as f64));
     samples.repeated("witness/verify_vs_execute", recorded.iter().map(|times| ratio(times.verify, times.stateful)));
     samples.repeated("witness/production_share", recorded.iter().map(|times| ratio(times.production, times.stateful)));
+    crate::node_load::wall(quick, samples);
 }

@@ -229,6 +229,11 @@ fn figures() -> Vec<Figure> {
     all.push(wall('e', "witness/bytes_per_tx", "bytes", WallRepeats));
     all.push(Figure { aim: Some(1.5), ..wall('e', "witness/verify_vs_execute", "ratio", WallRepeats) });
     all.push(Figure { aim: Some(0.10), ..wall('e', "witness/production_share", "ratio", WallRepeats) });
+    // Phase E: the node under 8 concurrent clients, side by side with anvil.
+    all.push(wall('e', "node/erc20_tx_per_s", "ops_per_s", WallRepeats));
+    all.push(wall('e', "node/eth_call_per_s", "ops_per_s", WallRepeats));
+    all.push(wall_bounded('e', "node/erc20_tx_per_s_vs_anvil", "ratio", (None, Some(1.0)), true));
+    all.push(wall_bounded('e', "node/eth_call_per_s_vs_anvil", "ratio", (None, Some(1.0)), true));
     debug_assert!(all.iter().all(|figure| figure.method != WallPairs || figure.unit == "ratio"));
     all
 }
@@ -306,6 +311,15 @@ pub(crate) fn run_benches(options: Options) -> Result<(), String> {
         wall.arg("--quick");
     }
     wall.arg("--out").arg(&samples_path);
+    if phases.contains(&'e') {
+        // The node's figures run anvil beside it when the clients can be installed.
+        match crate::clients::prepare() {
+            Ok(clients) => {
+                wall.env("XSTATE_CLIENTS", clients);
+            }
+            Err(error) => eprintln!("note: anvil is not available, the node is measured alone: {error}"),
+        }
+    }
     run("wall-clock figures (side by side)", &mut wall)?;
     let wall_samples = read_wall_samples(&samples_path)?;
     let mut steps = BTreeMap::new();
@@ -338,8 +352,12 @@ pub(crate) fn run_benches(options: Options) -> Result<(), String> {
         };
         match measured {
             Ok(measured) => rows.push(Row::new(figure, measured)),
-            // The conformance time without fixtures is the one figure a run may lack.
-            Err(error) if matches!(figure.source, Source::Step) => eprintln!("note: {}: {error}", figure.name),
+            // The conformance time without fixtures, and the comparisons with anvil where anvil
+            // cannot be installed (the bench then measures the node alone and says why), are
+            // the figures a run may lack.
+            Err(error) if matches!(figure.source, Source::Step) || figure.name.ends_with("_vs_anvil") => {
+                eprintln!("note: {}: {error}", figure.name)
+            }
             Err(error) => missing.push(format!("{}: {error}", figure.name)),
         }
     }
@@ -720,6 +738,10 @@ mod tests {
             "witness/bytes_per_tx",
             "witness/verify_vs_execute",
             "witness/production_share",
+            "node/erc20_tx_per_s",
+            "node/eth_call_per_s",
+            "node/erc20_tx_per_s_vs_anvil",
+            "node/eth_call_per_s_vs_anvil",
         ];
         let all = figures();
         for name in earlier.iter().chain(&added) {

@@ -1,6 +1,7 @@
 //! `cargo xtask ci`: everything a change must pass, in the order that fails fastest.
 
 use crate::artifacts;
+use crate::clients;
 use crate::command::{cargo, run};
 use crate::phase::Phase;
 use crate::verifiers;
@@ -38,6 +39,10 @@ pub(crate) fn run_ci(phase: Phase) -> Result<(), String> {
         let python = verifiers::prepare()?;
         verifiers::check_golden_root(&python)?;
         test.env("XSTATE_PYTHON", python);
+    }
+    // The node's end-to-end tests drive real clients (viem, web3.py) and anvil.
+    if phase.includes('e') {
+        test.env("XSTATE_CLIENTS", clients::prepare()?);
     }
     test.arg("test").args(&selection);
     run("tests", &mut test)?;

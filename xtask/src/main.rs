@@ -6,12 +6,13 @@
 //! `conformance` runs the state-test suite on any fixtures; `contracts` and `wasm` regenerate
 //! committed artifacts and fail when they differ;
 //! `fetch-fixtures` downloads the public state tests; `verifiers` prepares the independent
-//! verifiers. It depends on no workspace crate, so it
+//! verifiers; `clients` installs the real clients the node's end-to-end tests drive. It depends on no workspace crate, so it
 //! builds in seconds; everything heavy runs through `cargo`.
 
 mod artifacts;
 mod bench;
 mod ci;
+mod clients;
 mod command;
 mod phase;
 mod rules;
@@ -30,7 +31,8 @@ commands:
   contracts [--check]              recompile the Solidity contracts; --check fails when they differ
   wasm [--check]                   rebuild the guest .wasm files; --check fails when they differ
   fetch-fixtures [DIR]             download the public state-test corpora
-  verifiers                        prepare the independent verifiers (py-trie) and check the spec's golden root";
+  verifiers                        prepare the independent verifiers (py-trie) and check the spec's golden root
+  clients                          install viem, @ethereumjs/mpt and anvil (npm ci) for the node's end-to-end tests";
 
 fn main() -> ExitCode {
     let args: Vec<String> = std::env::args().skip(1).collect();
@@ -51,6 +53,10 @@ fn main() -> ExitCode {
         "wasm" => check_flag(rest).and_then(artifacts::wasm),
         "verifiers" if rest.is_empty() => verifiers::verifiers(),
         "verifiers" => Err(format!("verifiers takes no arguments, not {rest:?}")),
+        "clients" if rest.is_empty() => {
+            clients::prepare().map(|directory| println!("clients ready: {}", directory.display()))
+        }
+        "clients" => Err(format!("clients takes no arguments, not {rest:?}")),
         "fetch-fixtures" => match rest {
             [] => artifacts::fetch_fixtures(None),
             [dir] if !dir.starts_with('-') => artifacts::fetch_fixtures(Some(dir)),

@@ -12,13 +12,14 @@ pub(crate) enum Phase {
 impl Phase {
     /// The crates whose tests and lints belong to this phase.
     pub(crate) fn packages(self) -> Vec<&'static str> {
-        // Phase e is everything above the four phase crates: the chain layer and the command.
+        // Phase e is everything above the four phase crates: the chain layer, the node and the command.
         let all = [
             ('a', "kv-core"),
             ('b', "wasm-binding"),
             ('c', "evm-binding"),
             ('d', "cross-read"),
             ('e', "xstate-chain"),
+            ('e', "xstate-node"),
             ('e', "xstate"),
         ];
         all.iter().filter(|(phase, _)| self.includes(*phase)).map(|(_, package)| *package).collect()
@@ -78,8 +79,8 @@ mod tests {
         assert_eq!(parse(&args("")).unwrap(), Phase::All);
         assert_eq!(parse(&args("--phase a")).unwrap().packages(), ["kv-core"]);
         assert_eq!(parse(&args("--phase d")).unwrap().packages(), ["cross-read"]);
-        assert_eq!(parse(&args("--phase e")).unwrap().packages(), ["xstate-chain", "xstate"]);
-        assert_eq!(Phase::All.packages().len(), 6);
+        assert_eq!(parse(&args("--phase e")).unwrap().packages(), ["xstate-chain", "xstate-node", "xstate"]);
+        assert_eq!(Phase::All.packages().len(), 7);
         assert!(parse(&args("--phase z")).is_err());
         assert!(parse(&args("--phase")).is_err());
         assert!(parse(&args("--fast")).is_err());

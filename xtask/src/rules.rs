@@ -16,7 +16,8 @@ mod tests {
         ("evm-binding", "evm-binding", &["kv-core"]),
         ("cross-read", "cross-read", &["kv-core", "wasm-binding", "evm-binding"]),
         ("chain", "xstate-chain", &["kv-core", "wasm-binding", "evm-binding", "cross-read"]),
-        ("xstate", "xstate", &["kv-core", "wasm-binding", "evm-binding", "cross-read", "xstate-chain"]),
+        ("node", "xstate-node", &["kv-core", "wasm-binding", "evm-binding", "cross-read", "xstate-chain"]),
+        ("xstate", "xstate", &["kv-core", "wasm-binding", "evm-binding", "cross-read", "xstate-chain", "xstate-node"]),
     ];
 
     fn rust_files(dir: &Path, files: &mut Vec<PathBuf>) {

@@ -34,9 +34,9 @@ pub use kv_core::{
 pub use receipt::{Created, Kind, Receipt, Status};
 pub use rejection::Rejection;
 pub use runtime::{
-    BlockInput, BlockOutcome, ChainConfig, DEFAULT_BLOCK_GAS_LIMIT, DEFAULT_CHAIN_ID, DEFAULT_GENESIS_BASE_FEE,
-    RejectedTransaction, Runtime, RuntimeError, SPEC, WASM_DEPLOY_ADDRESS, deployCall, evm_gas_for_wasm_gas,
-    wasm_gas_for_evm_gas,
+    BlockInput, BlockOutcome, CallFailure, CallInput, CallOutcome, ChainConfig, DEFAULT_BLOCK_GAS_LIMIT,
+    DEFAULT_CHAIN_ID, DEFAULT_GENESIS_BASE_FEE, RejectedTransaction, Runtime, RuntimeError, SPEC, WASM_DEPLOY_ADDRESS,
+    deployCall, evm_gas_for_wasm_gas, wasm_gas_for_evm_gas,
 };
 pub use signed::SignedTransaction;
 pub use transaction::{BlockFields, BlockFile, BlockFileError, FileTransaction, Genesis};

@@ -28,7 +28,7 @@ use evm_binding::{BlockHashes, EvmError, EvmExecutor, EvmSession, insert_account
 use kv_core::{
     AccountRecord, CommitInfo, Identity, KeyProof, Namespace, NamespaceProof, Overlay, Store, StoreConfig, StoreError,
 };
-use parking_lot::Mutex;
+use parking_lot::{Mutex, RwLock};
 use std::collections::{HashMap, VecDeque};
 use std::path::Path;
 use std::sync::Arc;
@@ -43,7 +43,7 @@ pub const DEFAULT_CHAIN_ID: u64 = 31337;
 /// the transactions of both engines, counted in EVM gas.
 pub const DEFAULT_BLOCK_GAS_LIMIT: u64 = 30_000_000;
 /// The base fee of the genesis block when none is configured: 1 gwei, as anvil's and Ethereum's
-/// London block. Every later block's follows EIP-1559's formula.
+/// London block. Block 1 has it too (as on anvil); every later block's follows EIP-1559's formula.
 pub const DEFAULT_GENESIS_BASE_FEE: u64 = 1_000_000_000;
 /// The reserved address beside the cross-read precompile (`0x…0a00`) that a WASM deploy is sent
 /// to, with calldata `deploy(string name, uint32 version, bytes code)`.
@@ -110,6 +110,49 @@ pub struct BlockInput {
     pub prevrandao: B256,
     /// The root EIP-4788's contract records (the chain has no beacon chain: zero by default).
     pub parent_beacon_block_root: B256,
+}
+
+/// A call that executes against the latest committed state and commits nothing: what
+/// `eth_call` and `eth_estimateGas` run. It pays nothing (its gas price is 0 and the block's base
+/// fee is taken as 0, as geth does for a call without a gas price) and uses the sender's current
+/// nonce, so only `value` must be covered by the sender's balance.
+#[derive(Clone, Debug, Default, PartialEq, Eq)]
+pub struct CallInput {
+    /// The sender (the zero address when the request names none).
+    pub from: Address,
+    /// The recipient: an EVM account, a module identity, or `None` for a creation.
+    pub to: Option<Address>,
+    /// Calldata (or init code).
+    pub data: Bytes,
+    /// Wei sent along.
+    pub value: U256,
+    /// The gas limit (default: the block gas limit).
+    pub gas: Option<u64>,
+}
+
+/// What a read-only call did.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct CallOutcome {
+    /// How it ended (a revert carries its data).
+    pub status: Status,
+    /// The gas it used, as a transaction's receipt would count it (intrinsic gas included).
+    pub gas_used: u64,
+    /// Its return data.
+    pub output: Bytes,
+    /// The logs it would have emitted.
+    pub logs: Vec<alloy_primitives::Log>,
+}
+
+/// Why a read-only call could not run at all (a call that runs and reverts is an outcome).
+#[derive(Debug, thiserror::Error)]
+pub enum CallFailure {
+    /// The call is invalid as a transaction (too little gas for its intrinsic cost, a value the
+    /// sender cannot cover, ...), worded as geth words it.
+    #[error("{0}")]
+    Invalid(String),
+    /// The runtime failed underneath it.
+    #[error(transparent)]
+    Runtime(#[from] RuntimeError),
 }
 
 /// Why the runtime could not do what was asked. A block that fails this way commits nothing.
@@ -217,6 +260,7 @@ pub struct BlockOutcome {
     pub commit_time: Duration,
 }
 
+#[derive(Clone)]
 struct Head {
     header: Header,
     hash: B256,
@@ -231,6 +275,9 @@ pub struct Runtime {
     engines: Engines,
     /// The latest block; held for the whole of a block's execution, so blocks are serial.
     head: Mutex<Option<Head>>,
+    /// The latest committed block as readers see it, published once a block is committed: the
+    /// queries read it and never wait for the block being executed.
+    published: RwLock<Option<Arc<Head>>>,
 }
 
 /// Both engines of a chain, without a store: what executes a block over any overlay.
@@ -325,7 +372,13 @@ impl Runtime {
                 Some(Head { header, hash, recent })
             }
         };
-        Ok(Self { store, config, engines: Engines::new(config.chain_id), head: Mutex::new(head) })
+        Ok(Self {
+            store,
+            config,
+            engines: Engines::new(config.chain_id),
+            published: RwLock::new(head.clone().map(Arc::new)),
+            head: Mutex::new(head),
+        })
     }
 
     /// The chain id `store` was created for, or `None` for a store no runtime has opened yet.
@@ -394,12 +447,12 @@ impl Runtime {
 
     /// The latest block's header and hash, `None` before the genesis block.
     pub fn latest(&self) -> Option<(Header, B256)> {
-        self.head.lock().as_ref().map(|head| (head.header.clone(), head.hash))
+        self.published.read().as_ref().map(|head| (head.header.clone(), head.hash))
     }
 
     /// The base fee the next block will have.
     pub fn next_base_fee(&self) -> u64 {
-        match &*self.head.lock() {
+        match &*self.published.read() {
             Some(head) => next_base_fee(&head.header),
             None => self.config.genesis_base_fee,
         }
@@ -407,7 +460,7 @@ impl Runtime {
 
     /// The timestamp of the latest block (0 before the genesis block).
     pub fn latest_timestamp(&self) -> u64 {
-        self.head.lock().as_ref().map_or(0, |head| head.header.timestamp)
+        self.published.read().as_ref().map_or(0, |head| head.header.timestamp)
     }
 
     /// Block `number` with its transactions and receipts.
@@ -452,7 +505,7 @@ impl Runtime {
     /// `None`). Block `n` is store height `n + 1`: height 0 is the empty store before genesis.
     /// Every query by block goes through here, so blocks and roots never disagree by one.
     pub fn state_height(&self, number: Option<u64>) -> Result<u64, RuntimeError> {
-        let latest = self.head.lock().as_ref().map(|head| head.header.number).ok_or(RuntimeError::NoGenesis)?;
+        let latest = self.published.read().as_ref().map(|head| head.header.number).ok_or(RuntimeError::NoGenesis)?;
         match number {
             None => Ok(latest + 1),
             Some(number) if number <= latest => Ok(number + 1),
@@ -495,6 +548,172 @@ impl Runtime {
         number: Option<u64>,
     ) -> Result<(Option<B256>, NamespaceProof), RuntimeError> {
         Ok(self.store.prove_namespace(namespace, Some(self.state_height(number)?))?)
+    }
+
+    /// Checks `transaction` against the latest state as the first transaction of the next block
+    /// would be checked (nonce, fees, gas, balance, value to a module), without executing it: what
+    /// a node answers `eth_sendRawTransaction` with before it mines anything.
+    pub fn check_transaction(&self, transaction: &SignedTransaction) -> Result<(), Rejection> {
+        let (number, base_fee) = match &*self.published.read() {
+            Some(head) => (head.header.number + 1, next_base_fee(&head.header)),
+            None => (0, self.config.genesis_base_fee),
+        };
+        let context =
+            BlockContext { number, base_fee, gas_limit: self.config.block_gas_limit, beneficiary: Address::ZERO };
+        let overlay = self.store.begin();
+        let env = tx_env(transaction);
+        match validate(&overlay, &context, transaction, &env, 0) {
+            Ok(_) => {}
+            Err(TxFailure::Rejected(rejection)) => return Err(rejection),
+            Err(TxFailure::Fatal(reason)) => return Err(Rejection::Other(reason)),
+        }
+        if let TxKind::Call(to) = env.kind
+            && !env.value.is_zero()
+        {
+            let is_module = to == WASM_DEPLOY_ADDRESS
+                || overlay
+                    .read(&Namespace::wasm(Identity::from(to)).record_key(), &mut |_| {})
+                    .map_err(|error| Rejection::Other(error.to_string()))?;
+            if is_module {
+                return Err(Rejection::ValueToModule { to, value: env.value });
+            }
+        }
+        Ok(())
+    }
+
+    /// Executes `input` against the latest block's state, on either engine (a call to a module
+    /// identity runs the module), and keeps nothing: the overlay is dropped. The block context is
+    /// the latest header's, with a base fee of 0.
+    pub fn call(&self, input: &CallInput) -> Result<CallOutcome, CallFailure> {
+        let (header, recent) = {
+            let head = self.published.read().clone();
+            let head = head.as_ref().ok_or(RuntimeError::NoGenesis)?;
+            let recent: HashMap<u64, B256> = head.recent.iter().copied().collect();
+            (head.header.clone(), recent)
+        };
+        let mut overlay = self.store.begin();
+        let gas_limit = input.gas.unwrap_or(self.config.block_gas_limit).min(self.config.block_gas_limit);
+        let runtime_failure = |error: &dyn std::fmt::Display| {
+            CallFailure::Runtime(RuntimeError::Execution { index: 0, reason: error.to_string() })
+        };
+        let sender = evm_binding::database::account(&overlay, input.from).map_err(RuntimeError::from)?;
+        let nonce = sender.map_or(0, |record| record.nonce);
+        if let Some(to) = input.to
+            && to != WASM_DEPLOY_ADDRESS
+        {
+            let identity = Identity::from(to);
+            let is_module = overlay
+                .read(&Namespace::wasm(identity).record_key(), &mut |_| {})
+                .map_err(|error| runtime_failure(&error))?;
+            if is_module {
+                if !input.value.is_zero() {
+                    return Err(CallFailure::Invalid(Rejection::ValueToModule { to, value: input.value }.to_string()));
+                }
+                let intrinsic = 21_000 + calldata_gas(&input.data);
+                if gas_limit < intrinsic {
+                    return Err(CallFailure::Invalid(
+                        Rejection::IntrinsicGasTooLow { have: gas_limit, want: intrinsic }.to_string(),
+                    ));
+                }
+                let available = gas_limit - intrinsic;
+                let request = CallRequest {
+                    module: identity,
+                    caller: Identity::from(input.from),
+                    input: &input.data,
+                    gas_limit: wasm_gas_for_evm_gas(available),
+                };
+                return match self.engines.wasm.call(&mut overlay, &request) {
+                    Ok(result) => {
+                        let status = match result.status {
+                            CallStatus::Success => Status::Success,
+                            CallStatus::Revert(data) => Status::Revert(data.into()),
+                            CallStatus::Trap(reason) => Status::Failed(format!("trap: {reason}")),
+                            CallStatus::OutOfGas => Status::Failed("out of gas".to_owned()),
+                        };
+                        let used = intrinsic + evm_gas_for_wasm_gas(result.gas_used).min(available);
+                        Ok(CallOutcome { status, gas_used: used, output: result.output.into(), logs: Vec::new() })
+                    }
+                    Err(error @ CallError::UnknownModule(_)) => Ok(CallOutcome {
+                        status: Status::Failed(error.to_string()),
+                        gas_used: intrinsic,
+                        output: Bytes::new(),
+                        logs: Vec::new(),
+                    }),
+                    Err(error) => Err(runtime_failure(&error)),
+                };
+            }
+        }
+        let block_env = BlockEnv {
+            number: U256::from(header.number),
+            beneficiary: header.beneficiary,
+            timestamp: U256::from(header.timestamp),
+            gas_limit: self.config.block_gas_limit,
+            basefee: 0,
+            difficulty: U256::ZERO,
+            prevrandao: Some(header.mix_hash),
+            blob_excess_gas_and_price: Some(BlobExcessGasAndPrice::new(0, BLOB_BASE_FEE_UPDATE_FRACTION_PRAGUE)),
+            ..Default::default()
+        };
+        let block_hashes: BlockHashes = Arc::new(move |number| recent.get(&number).copied());
+        let env = TxEnv {
+            tx_type: 2,
+            caller: input.from,
+            gas_limit,
+            gas_price: 0,
+            gas_priority_fee: Some(0),
+            kind: input.to.map_or(TxKind::Create, TxKind::Call),
+            value: input.value,
+            data: input.data.clone(),
+            nonce,
+            chain_id: Some(self.config.chain_id),
+            ..Default::default()
+        };
+        if input.to == Some(WASM_DEPLOY_ADDRESS) {
+            // A deploy is not simulated: it would compile the module, and its gas is known from its
+            // size alone. The call answers what the transaction would use.
+            let intrinsic = calculate_initial_tx_gas_for_tx(&env, SPEC, None);
+            let deploy = match <deployCall as alloy_sol_types::SolCall>::abi_decode(&input.data) {
+                Ok(call) => evm_gas_for_wasm_gas(wasm_binding::gas::deploy_cost(call.code.len())),
+                Err(error) => {
+                    return Ok(CallOutcome {
+                        status: Status::Failed(format!("calldata is not deploy(string,uint32,bytes): {error}")),
+                        gas_used: intrinsic.initial_regular_gas,
+                        output: Bytes::new(),
+                        logs: Vec::new(),
+                    });
+                }
+            };
+            let used = (intrinsic.initial_regular_gas + intrinsic.initial_state_gas + deploy).max(intrinsic.floor_gas);
+            return Ok(CallOutcome { status: Status::Success, gas_used: used, output: Bytes::new(), logs: Vec::new() });
+        }
+        let mut session = self.engines.evm.session_with_block_hashes(
+            &mut overlay,
+            &block_env,
+            XStatePrecompiles::new(SPEC),
+            block_hashes,
+        );
+        match session.transact(env) {
+            Ok(ExecutionResult::Success { gas, logs, output, .. }) => {
+                let output = match output {
+                    Output::Call(data) | Output::Create(data, _) => data,
+                };
+                Ok(CallOutcome { status: Status::Success, gas_used: gas.tx_gas_used(), output, logs })
+            }
+            Ok(ExecutionResult::Revert { gas, output, .. }) => Ok(CallOutcome {
+                status: Status::Revert(output),
+                gas_used: gas.tx_gas_used(),
+                output: Bytes::new(),
+                logs: Vec::new(),
+            }),
+            Ok(ExecutionResult::Halt { reason, gas, .. }) => Ok(CallOutcome {
+                status: Status::Failed(format!("{reason:?}")),
+                gas_used: gas.tx_gas_used(),
+                output: Bytes::new(),
+                logs: Vec::new(),
+            }),
+            Err(EvmError::Transaction(error)) => Err(CallFailure::Invalid(error.to_string())),
+            Err(error) => Err(runtime_failure(&error)),
+        }
     }
 
     /// Imports `genesis` into the empty store and commits it as block 0.
@@ -609,7 +828,9 @@ impl Runtime {
             recent.pop_front();
         }
         recent.push_back((header.number, hash));
-        *head = Some(Head { header: header.clone(), hash, recent });
+        let committed = Head { header: header.clone(), hash, recent };
+        *self.published.write() = Some(Arc::new(committed.clone()));
+        *head = Some(committed);
         Ok(BlockOutcome {
             header,
             hash,
@@ -1082,8 +1303,14 @@ fn system_call(
 }
 
 /// The base fee of the block after `parent`, by EIP-1559's formula with Ethereum's parameters
-/// (elasticity 2, change denominator 8).
+/// (elasticity 2, change denominator 8), except after the genesis block: the configured starting
+/// base fee is the first block's too, as anvil has it (its block 1 pays the genesis base fee, not
+/// seven eighths of it), so that the same transactions pay the same fees and leave the same state
+/// root on both chains.
 fn next_base_fee(parent: &Header) -> u64 {
+    if parent.number == 0 {
+        return parent.base_fee_per_gas.unwrap_or_default();
+    }
     parent.next_block_base_fee(BaseFeeParams::ethereum()).unwrap_or_default()
 }
 
@@ -1102,4 +1329,9 @@ fn empty_header() -> Header {
         requests_hash: Some(EMPTY_REQUESTS_HASH),
         ..Default::default()
     }
+}
+
+/// The calldata gas of EIP-2028 (4 per zero byte, 16 per other byte).
+fn calldata_gas(data: &[u8]) -> u64 {
+    data.iter().map(|&byte| if byte == 0 { 4 } else { 16 }).sum()
 }

@@ -540,7 +540,9 @@ fn the_base_fee_follows_eip_1559() {
     let full = next_block(&runtime, &transfers);
     let empty = next_block(&runtime, &[]);
     let after = next_block(&runtime, &[]);
-    for (parent, child) in [(&genesis, &full.header), (&full.header, &empty.header), (&empty.header, &after.header)] {
+    // The first block keeps the genesis base fee, as anvil's does; the formula starts after it.
+    assert_eq!(full.header.base_fee_per_gas, genesis.base_fee_per_gas);
+    for (parent, child) in [(&full.header, &empty.header), (&empty.header, &after.header)] {
         let expected = calc_next_block_base_fee(
             parent.gas_used,
             parent.gas_limit,
@@ -549,8 +551,8 @@ fn the_base_fee_follows_eip_1559() {
         );
         assert_eq!(child.base_fee_per_gas, Some(expected));
     }
-    assert_eq!(full.header.base_fee_per_gas, Some(875_000_000));
     assert!(empty.header.base_fee_per_gas > full.header.base_fee_per_gas, "84,000 of 100,000 is above the target");
+    assert!(after.header.base_fee_per_gas < empty.header.base_fee_per_gas, "an empty block lowers it");
 }
 
 #[test]
@@ -606,4 +608,139 @@ fn a_reopened_store_continues_the_chain() {
     drop(runtime);
     let error = Runtime::open(&path, ChainConfig::new(1)).err().unwrap();
     assert!(matches!(error, RuntimeError::ChainMismatch { stored: CHAIN_ID, requested: 1 }), "{error}");
+}
+
+#[test]
+fn a_read_only_call_runs_either_engine_on_the_latest_state_and_commits_nothing() {
+    use xstate_chain::demo::{calldata, token_input, word, xtoken_bytecode};
+    use xstate_chain::{CallFailure, CallInput};
+    let runtime = chain();
+    let deployer = dev_address(0);
+    let mut code = xtoken_bytecode().to_vec();
+    code.extend_from_slice(&word(deployer).to_be_bytes::<32>());
+    let erc20 = deployer.create(0);
+    let mint = calldata("mint(address,uint256)", &[word(dev_address(1)), U256::from(1_000)]);
+    let outcome = next_block(
+        &runtime,
+        &[
+            signed(0, tx(0, TxKind::Create, code.into(), U256::ZERO, 3_000_000)),
+            signed(0, tx(1, TxKind::Call(erc20), mint, U256::ZERO, 200_000)),
+            deploy_token(0, 2),
+            token_call(1, 0, token_input(0x00, dev_address(1), None).slice(..1)),
+            token_call(1, 1, token_input(0x01, dev_address(1), Some(42))),
+        ],
+    );
+    assert!(outcome.rejected.is_empty() && outcome.receipts.iter().all(|receipt| receipt.status.is_success()));
+    let (height, root) = (runtime.height(), runtime.root());
+
+    let view = CallInput {
+        to: Some(erc20),
+        data: calldata("balanceOf(address)", &[word(dev_address(1))]),
+        ..Default::default()
+    };
+    let result = runtime.call(&view).unwrap();
+    assert_eq!(result.status, Status::Success);
+    assert_eq!(U256::from_be_slice(&result.output), U256::from(1_000));
+    assert!(result.gas_used > 21_000);
+
+    // A transfer that succeeds in the call changes nothing committed and emits its log.
+    let transfer = CallInput {
+        from: dev_address(1),
+        to: Some(erc20),
+        data: calldata("transfer(address,uint256)", &[word(dev_address(2)), U256::from(10)]),
+        ..Default::default()
+    };
+    let result = runtime.call(&transfer).unwrap();
+    assert_eq!(result.status, Status::Success);
+    assert_eq!(result.logs.len(), 1);
+    assert_eq!(
+        U256::from_be_slice(&runtime.call(&view).unwrap().output),
+        U256::from(1_000),
+        "the transfer was not kept"
+    );
+    let too_much = CallInput {
+        data: calldata("transfer(address,uint256)", &[word(dev_address(2)), U256::from(5_000)]),
+        ..transfer.clone()
+    };
+    assert!(matches!(runtime.call(&too_much).unwrap().status, Status::Revert(data) if data.len() == 4 + 3 * 32));
+    assert!(matches!(
+        runtime.call(&CallInput { gas: Some(20_000), ..transfer.clone() }),
+        Err(CallFailure::Invalid(message)) if message.contains("gas")
+    ));
+
+    // The module answers a call read-only, and reverts as a transaction would.
+    let module = token_identity().to_address();
+    let balance = runtime
+        .call(&CallInput { to: Some(module), data: token_input(0x03, dev_address(1), None), ..Default::default() })
+        .unwrap();
+    assert_eq!(balance.output.as_ref(), 42u64.to_be_bytes());
+    let refused = runtime
+        .call(&CallInput {
+            from: dev_address(3),
+            to: Some(module),
+            data: token_input(0x02, dev_address(1), Some(1)),
+            ..Default::default()
+        })
+        .unwrap();
+    assert_eq!(refused.status, Status::Revert(Bytes::from_static(b"insufficient balance")));
+    assert!(matches!(
+        runtime.call(&CallInput { to: Some(module), value: U256::from(1), ..Default::default() }),
+        Err(CallFailure::Invalid(message)) if message.starts_with("value transfer to a WASM module")
+    ));
+    assert_eq!((runtime.height(), runtime.root()), (height, root), "calls commit nothing");
+}
+
+#[test]
+fn a_transaction_is_checked_against_the_next_block_without_running() {
+    let runtime = chain();
+    let check = |raw: Bytes| {
+        let transaction = xstate_chain::SignedTransaction::decode(&raw, CHAIN_ID).unwrap();
+        runtime.check_transaction(&transaction)
+    };
+    assert_eq!(check(signed(0, transfer(0))), Ok(()));
+    assert!(matches!(check(signed(0, transfer(1))), Err(Rejection::NonceTooHigh { tx: 1, state: 0, .. })));
+    let poor = tx(0, TxKind::Call(Address::repeat_byte(0x77)), Bytes::new(), U256::MAX >> 8, 21_000);
+    assert!(matches!(check(signed(0, poor)), Err(Rejection::InsufficientFunds { .. })));
+    let to_module = tx(0, TxKind::Call(WASM_DEPLOY_ADDRESS), Bytes::new(), U256::from(1), 100_000);
+    assert!(matches!(check(signed(0, to_module)), Err(Rejection::ValueToModule { .. })));
+    assert!(matches!(check(signed(CONTRACT_KEY, transfer(0))), Err(Rejection::SenderNotEoa { .. })));
+    assert_eq!(runtime.height(), 1, "checking commits nothing");
+}
+
+#[test]
+fn queries_are_answered_while_a_block_executes() {
+    use xstate_chain::CallInput;
+    let runtime = chain();
+    let input =
+        BlockInput { timestamp: runtime.latest_timestamp() + 12, beneficiary: BENEFICIARY, ..Default::default() };
+    let raws: Vec<Bytes> = (0..3).map(|nonce| signed(0, transfer(nonce))).collect();
+    let mut answered = Vec::new();
+    std::thread::scope(|scope| {
+        let runtime = &runtime;
+        runtime
+            .execute_block(&input, &raws, |done| {
+                if done != 1 {
+                    return;
+                }
+                // Mid-block, on another thread: the queries must answer from the latest committed
+                // block instead of waiting for this one (a bound, not a timing: 60 s).
+                let (sender, receiver) = std::sync::mpsc::channel();
+                scope.spawn(move || {
+                    let call = CallInput { to: Some(Address::repeat_byte(0x77)), ..Default::default() };
+                    let answer = (
+                        runtime.latest().map(|(header, _)| header.number),
+                        runtime.state_height(None).unwrap(),
+                        runtime.call(&call).unwrap().status,
+                        nonce(runtime, dev_address(0)),
+                    );
+                    sender.send(answer).unwrap();
+                });
+                answered.push(
+                    receiver.recv_timeout(std::time::Duration::from_secs(60)).expect("a query waited for the block"),
+                );
+            })
+            .unwrap();
+    });
+    assert_eq!(answered, [(Some(0), 1, Status::Success, 0)], "the queries saw the latest committed block");
+    assert_eq!(runtime.latest().unwrap().0.number, 1);
 }

@@ -145,6 +145,27 @@ enum Command {
         /// The witness file.
         witness: PathBuf,
     },
+    /// Serve the chain over Ethereum JSON-RPC (HTTP, batches), as anvil does: a store in a data
+    /// directory (created with anvil's genesis if absent, reopened with its history otherwise),
+    /// the dev accounts and keys printed at start, a block per transaction (or every
+    /// `--block-time` seconds). SIGINT or SIGTERM finish the block in progress and close the store.
+    Node {
+        /// The store directory.
+        #[arg(long, default_value = "xstate-data")]
+        db: PathBuf,
+        /// The address to listen on (port 0: a free port, printed at start).
+        #[arg(long, default_value = "127.0.0.1:8545")]
+        http: std::net::SocketAddr,
+        /// The chain id of a new store (default: the store's, else 31337).
+        #[arg(long)]
+        chain_id: Option<u64>,
+        /// Mine a block every SECS seconds instead of one per transaction.
+        #[arg(long, value_name = "SECS")]
+        block_time: Option<u64>,
+        /// The timestamp of a new store's genesis block (default: now).
+        #[arg(long)]
+        timestamp: Option<u64>,
+    },
     /// Print the synthetic address of WASM module NAME at VERSION.
     Identity {
         /// Module name (1-64 bytes of [a-z0-9_-]).
@@ -197,6 +218,9 @@ pub(crate) fn main() -> ExitCode {
         Command::VerifyBlock { block, witness } => {
             crate::stateless::verify_block_command(&block, &witness, json).map_err(Failure)
         }
+        Command::Node { db, http, chain_id, block_time, timestamp } => {
+            node_command(&db, http, chain_id, block_time, timestamp)
+        }
         Command::Identity { name, version, chain_id } => identity_command(&name, version, chain_id, json),
     };
     match result {
@@ -244,6 +268,83 @@ fn open(dir: &Path, chain_id: Option<u64>, create: bool) -> Result<Runtime, Fail
         }
     };
     Runtime::new(store, ChainConfig::new(chain_id)).map_err(|error| store_failure(dir, error))
+}
+
+fn node_command(
+    dir: &Path,
+    http: std::net::SocketAddr,
+    chain_id: Option<u64>,
+    block_time: Option<u64>,
+    timestamp: Option<u64>,
+) -> CliResult {
+    if block_time == Some(0) {
+        return Err(Failure("--block-time must be at least 1 second".into()));
+    }
+    let runtime = open(dir, chain_id, true)?;
+    let genesis = match runtime.latest() {
+        Some((header, hash)) => format!("reopened at block {} ({hash})", header.number),
+        None => {
+            let outcome = runtime
+                .init_genesis(&dev::anvil_genesis(timestamp.unwrap_or_else(now)))
+                .map_err(|error| store_failure(dir, error))?;
+            format!("block 0 ({}), state root {}", outcome.hash, outcome.header.state_root)
+        }
+    };
+    println!("Available Accounts\n==================");
+    for index in 0..dev::DEV_ACCOUNTS {
+        println!("({index}) {} (10000.000000000000000000 ETH)", dev::dev_address(index));
+    }
+    println!("\nPrivate Keys\n==================");
+    for index in 0..dev::DEV_ACCOUNTS {
+        println!("({index}) {}", dev::dev_signer(index).to_bytes());
+    }
+    println!("\nWallet\n==================\nMnemonic:          {}\nDerivation path:   m/44'/60'/0'/0/", dev::MNEMONIC);
+    println!("\nChain ID:          {}", runtime.chain_id());
+    println!("Store:             {}", dir.display());
+    println!("Genesis:           {genesis}");
+    println!(
+        "Mining:            {}",
+        block_time.map_or_else(|| "a block per transaction".to_owned(), |secs| format!("a block every {secs} s"))
+    );
+    let config = xstate_node::NodeConfig {
+        http,
+        block_time: block_time.map(std::time::Duration::from_secs),
+        ..Default::default()
+    };
+    let tokio = tokio::runtime::Builder::new_multi_thread()
+        .enable_all()
+        .build()
+        .map_err(|error| Failure(format!("cannot start the async runtime: {error}")))?;
+    tokio.block_on(async move {
+        let node = xstate_node::Node::start(runtime, config).await?;
+        println!("\nListening on {}", node.address());
+        let signal = shutdown_signal().await;
+        println!("\n{signal}: finishing the block in progress and closing the store");
+        if let Some(runtime) = node.stop().await {
+            let latest = runtime.latest().map_or(0, |(header, _)| header.number);
+            drop(runtime);
+            println!("Stopped at block {latest}; the store is closed");
+        }
+        Ok::<(), Failure>(())
+    })
+}
+
+/// Waits for SIGINT or SIGTERM and names it.
+async fn shutdown_signal() -> &'static str {
+    let mut terminate = match tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate()) {
+        Ok(terminate) => terminate,
+        Err(error) => {
+            eprintln!("xstate node: cannot watch SIGTERM ({error}); SIGINT still stops the node");
+            return match tokio::signal::ctrl_c().await {
+                Ok(()) => "SIGINT",
+                Err(_) => "signal error",
+            };
+        }
+    };
+    tokio::select! {
+        _ = tokio::signal::ctrl_c() => "SIGINT",
+        _ = terminate.recv() => "SIGTERM",
+    }
 }
 
 /// Seconds since the epoch.
