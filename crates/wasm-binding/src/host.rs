@@ -12,7 +12,7 @@
 use crate::gas::{self, storage};
 use alloy_primitives::map::{HashMap, HashSet};
 use alloy_primitives::{B256, keccak256};
-use kv_core::key::{MAX_KEY_LEN, MAX_USER_KEY_LEN, MAX_USER_VALUE_LEN};
+use kv_core::key::{MAX_KEY_LEN, MAX_USER_KEY_LEN, MAX_USER_VALUE_LEN, PREFIX_LEN, SLOT_KEY_LEN, STORAGE_TAG};
 use kv_core::{Identity, Namespace, Overlay, StateError};
 use wasmer::{Function, FunctionEnv, FunctionEnvMut, Global, Memory, RuntimeError, Store, Value};
 
@@ -141,9 +141,12 @@ pub struct HostEnv {
     namespace: Namespace,
     caller: Identity,
     input: Vec<u8>,
-    /// Every key the call has accessed, its own and other engines' (through cross reads): the
-    /// access set of EIP-2929. Reads only need membership, so it holds nothing else.
-    warm: HashSet<AccessKey>,
+    /// The access set of EIP-2929, in two parts: the module's own u64 slots (its own keys with
+    /// an 8-byte user key, however they were reached), by number, so the hot path's lookup is
+    /// of 8 bytes; and every other key the call has accessed, its own and other engines'
+    /// (through cross reads). Reads only need membership, so neither holds anything else.
+    warm_slots: HashSet<u64>,
+    warm_keys: HashSet<AccessKey>,
     /// What the call knows of each key it has written (EIP-2200's original value and dirtiness).
     written: HashMap<AccessKey, Accessed>,
     /// EIP-3529's refund counter; applied, capped, when the call succeeds.
@@ -160,7 +163,8 @@ impl HostEnv {
             namespace,
             caller,
             input,
-            warm: HashSet::with_capacity_and_hasher(ACCESS_SET_CAPACITY, Default::default()),
+            warm_slots: HashSet::with_capacity_and_hasher(ACCESS_SET_CAPACITY, Default::default()),
+            warm_keys: HashSet::default(),
             written: HashMap::default(),
             refund: 0,
             output: Vec::new(),
@@ -174,15 +178,30 @@ impl HostEnv {
         self.refund
     }
 
+    /// The slot number of `key` when it is one of the module's own u64 slots.
+    fn own_slot(&self, key: &[u8]) -> Option<u64> {
+        let (head, slot) = key.split_at_checked(PREFIX_LEN + 1)?;
+        let own = key.len() == SLOT_KEY_LEN
+            && head[PREFIX_LEN] == STORAGE_TAG
+            && head[..PREFIX_LEN] == self.namespace.prefix()[..];
+        own.then(|| slot.try_into().map(u64::from_be_bytes).ok()).flatten()
+    }
+
     /// Whether the call has accessed `key` (a full state key) before: a warm access.
     pub fn is_warm(&self, key: &[u8]) -> bool {
-        self.warm.contains(&AccessKey::new(key))
+        match self.own_slot(key) {
+            Some(slot) => self.warm_slots.contains(&slot),
+            None => self.warm_keys.contains(&AccessKey::new(key)),
+        }
     }
 
     /// Adds `key` to the call's access set; whether this is the call's first access to it (a
     /// cold one). One lookup does both.
     fn first_access(&mut self, key: &[u8]) -> bool {
-        self.warm.insert(AccessKey::new(key))
+        match self.own_slot(key) {
+            Some(slot) => self.warm_slots.insert(slot),
+            None => self.warm_keys.insert(AccessKey::new(key)),
+        }
     }
 
     /// Hands the block state back after the call, leaving an empty overlay behind.

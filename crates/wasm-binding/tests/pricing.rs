@@ -217,6 +217,13 @@ fn reads_are_cold_once_per_key_and_call_then_warm() {
         ),
         // Slot 1 is the 8-byte user key 1: both functions reach the same entry, warm after either.
         ("slots and byte keys share the set", &[], &[Op::Get(1), Op::Read(SLOT_1, 0)], COLD_ACCESS + WARM_ACCESS + 8),
+        ("a byte key warms its slot", &[], &[Op::Read(SLOT_1, 0), Op::Get(1)], COLD_ACCESS + 8 + WARM_ACCESS),
+        (
+            "a longer key is another entry",
+            &[],
+            &[Op::Get(1), Op::Read(&[0, 0, 0, 0, 0, 0, 0, 1, 0], 0)],
+            2 * COLD_ACCESS + 9,
+        ),
         ("a write warms the key for reads", &[], &[Op::Set(1, 5), Op::Get(1)], COLD_ACCESS + STORE_SET + WARM_ACCESS),
         ("a read warms the key for writes", &[], &[Op::Get(1), Op::Set(1, 5)], COLD_ACCESS + STORE_SET),
     ];
