@@ -62,6 +62,7 @@ pub(crate) fn module(state: Arc<NodeState>) -> RpcModule<NodeState> {
     method!("xstate_getWasmSlot", get_wasm_slot);
     method!("xstate_getWasmProof", get_wasm_proof);
     method!("xstate_getNamespaceProof", get_namespace_proof);
+    method!("debug_executionWitness", execution_witness);
     method!("evm_mine", evm_mine);
     method!("evm_increaseTime", evm_increase_time);
     method!("evm_setNextBlockTimestamp", evm_set_next_block_timestamp);
@@ -627,6 +628,17 @@ pub(crate) struct NamespaceProofResponse {
 }
 
 /// `xstate_getNamespaceProof identity [block]`: one proof of a module's whole state.
+/// `debug_executionWitness(block)`: everything block `block` read, in reth's `ExecutionWitness`
+/// shape (`docs/spec/witness.md`), produced by re-executing the block over its parent's state;
+/// `xstate verify-block` checks a block against it with no store. Block 0 has no parent to
+/// witness, and is an error.
+fn execution_witness(state: &NodeState, params: Params<'_>) -> RpcResult<serde_json::Value> {
+    let tag: BlockNumberOrTag = params.one()?;
+    let number = number_of_tag(state, tag)?;
+    let (_, witness) = state.runtime.witness(number).map_err(errors::runtime)?;
+    Ok(witness.to_json())
+}
+
 fn get_namespace_proof(state: &NodeState, params: Params<'_>) -> RpcResult<NamespaceProofResponse> {
     let mut params = params.sequence();
     let identity: Address = params.next()?;

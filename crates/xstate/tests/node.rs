@@ -566,6 +566,41 @@ fn the_dev_methods_move_the_clock_and_mine() {
     assert!(timestamp(&node) >= now + 86_400, "the clock moved a day");
 }
 
+/// `debug_executionWitness` answers exactly what `xstate witness` writes for the same block, and
+/// `xstate verify-block` checks the block against it with no store.
+#[test]
+fn the_execution_witness_is_the_one_the_store_free_verifier_checks() {
+    let dir = tempfile::tempdir().unwrap();
+    let node = Node::start(dir.path(), &[]);
+    node.send_and_receipt(&xtoken_deploy(0, 0));
+    let witness = node.call("debug_executionWitness", json!(["latest"]));
+    for field in ["state", "codes", "keys", "headers"] {
+        assert!(witness[field].is_array(), "{field}: {witness}");
+    }
+    assert!(!witness["state"].as_array().unwrap().is_empty(), "{witness}");
+    assert_eq!(node.call("debug_executionWitness", json!(["0x1"])), witness);
+    assert!(node.error("debug_executionWitness", json!(["0x9"])).1.contains("header not found"));
+    assert_eq!(node.error("debug_executionWitness", json!([])).0, -32602);
+    node.stop_with("-TERM");
+
+    let file = dir.path().join("witness.json");
+    let xstate = |args: &[&std::ffi::OsStr]| Command::new(env!("CARGO_BIN_EXE_xstate")).args(args).output().unwrap();
+    let written = xstate(&[
+        "witness".as_ref(),
+        "1".as_ref(),
+        "--db".as_ref(),
+        dir.path().as_os_str(),
+        "--out".as_ref(),
+        file.as_os_str(),
+    ]);
+    assert!(written.status.success(), "{}", String::from_utf8_lossy(&written.stderr));
+    let from_file: Value = serde_json::from_str(&std::fs::read_to_string(&file).unwrap()).unwrap();
+    assert_eq!(from_file, witness, "the node and the command witness the same block alike");
+    let block = dir.path().join("witness.json.block.json");
+    let verified = xstate(&["verify-block".as_ref(), block.as_os_str(), file.as_os_str()]);
+    assert!(verified.status.success(), "{}", String::from_utf8_lossy(&verified.stderr));
+}
+
 #[test]
 fn a_sigkill_loses_nothing_committed() {
     let dir = tempfile::tempdir().unwrap();
