@@ -6,7 +6,10 @@ use alloy_consensus::{Eip658Value, ReceiptEnvelope, ReceiptWithBloom, TxEnvelope
 use alloy_eips::eip4895::Withdrawals;
 use alloy_primitives::U256;
 use alloy_rlp::Encodable;
-use alloy_rpc_types_eth::{Block, BlockTransactions, Header, Log, Transaction, TransactionReceipt};
+use alloy_rpc_types_eth::{
+    Block, BlockTransactions, EIP1186AccountProofResponse, EIP1186StorageProof, Header, Log, Transaction,
+    TransactionReceipt,
+};
 use xstate_chain::{Receipt, StoredBlock};
 
 /// Transaction `index` of `block` as `eth_getTransactionByHash` answers it.
@@ -102,5 +105,24 @@ pub(crate) fn block(block: &StoredBlock, full: bool) -> Block {
         uncles: Vec::new(),
         transactions,
         withdrawals: Some(Withdrawals::default()),
+    }
+}
+
+/// An EIP-1186 proof in alloy's `eth_getProof` response type, so that its JSON is exactly what
+/// Ethereum clients and libraries read: what the node answers and `xstate prove --eip1186` prints.
+pub fn account_proof_response(proof: &kv_core::AccountProof) -> EIP1186AccountProofResponse {
+    let account = proof.reported_account();
+    EIP1186AccountProofResponse {
+        address: proof.address,
+        balance: account.balance,
+        code_hash: account.code_hash,
+        nonce: account.nonce,
+        storage_hash: account.storage_root,
+        account_proof: proof.account_proof.clone(),
+        storage_proof: proof
+            .storage
+            .iter()
+            .map(|slot| EIP1186StorageProof { key: slot.key.into(), value: slot.value, proof: slot.proof.clone() })
+            .collect(),
     }
 }

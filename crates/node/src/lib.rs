@@ -13,6 +13,7 @@ mod errors;
 mod pool;
 mod rpc;
 
+pub use convert::account_proof_response;
 pub use rpc::MODULE_CODE;
 
 use alloy_primitives::{Address, B256, Bytes};

@@ -8,8 +8,8 @@ use crate::{MAX_LOG_BLOCK_RANGE, MAX_LOGS, NodeState, convert};
 use alloy_consensus::Transaction as _;
 use alloy_primitives::{Address, B256, Bytes, U64, U256};
 use alloy_rpc_types_eth::{
-    BlockId, BlockNumberOrTag, EIP1186AccountProofResponse, EIP1186StorageProof, FeeHistory, Filter, FilterBlockOption,
-    Log, TransactionRequest,
+    BlockId, BlockNumberOrTag, EIP1186AccountProofResponse, FeeHistory, Filter, FilterBlockOption, Log,
+    TransactionRequest,
 };
 use jsonrpsee::RpcModule;
 use jsonrpsee::types::{ErrorObjectOwned, Params};
@@ -479,20 +479,7 @@ fn get_proof(state: &NodeState, params: Params<'_>) -> RpcResult<EIP1186AccountP
     }
     let number = number_of(state, id)?;
     let proof = state.runtime.eip1186_proof(address, &slots, Some(number)).map_err(errors::runtime)?;
-    let account = proof.reported_account();
-    Ok(EIP1186AccountProofResponse {
-        address: proof.address,
-        balance: account.balance,
-        code_hash: account.code_hash,
-        nonce: account.nonce,
-        storage_hash: account.storage_root,
-        account_proof: proof.account_proof.clone(),
-        storage_proof: proof
-            .storage
-            .iter()
-            .map(|slot| EIP1186StorageProof { key: slot.key.into(), value: slot.value, proof: slot.proof.clone() })
-            .collect(),
-    })
+    Ok(convert::account_proof_response(&proof))
 }
 
 /// A number as the dev methods take one: a JSON number, or a quantity or decimal string.

@@ -1,7 +1,6 @@
 //! Argument parsing, store opening, and the readable and JSON reports of each command.
 
 use alloy_primitives::{Address, B256, U256, hex};
-use alloy_rpc_types_eth::{EIP1186AccountProofResponse, EIP1186StorageProof};
 use clap::{Parser, Subcommand};
 use indicatif::{ProgressBar, ProgressStyle};
 use kv_core::{
@@ -747,7 +746,7 @@ fn eip1186_command(dir: &Path, arguments: &[String], block: Option<u64>) -> CliR
     let root = runtime.root_at(Some(number)).map_err(|error| store_failure(dir, error))?;
     kv_core::verify_account_proof(root, &proof)
         .map_err(|error| Failure(format!("the fresh proof does not verify: {error}")))?;
-    println!("{}", serde_json::to_string_pretty(&eth_get_proof_response(&proof))?);
+    println!("{}", serde_json::to_string_pretty(&xstate_node::account_proof_response(&proof))?);
     Ok(())
 }
 
@@ -758,25 +757,6 @@ fn parse_slot(text: &str) -> Option<B256> {
         (bytes.len() <= 32).then(|| B256::left_padding_from(&bytes))
     } else {
         text.parse::<U256>().ok().map(B256::from)
-    }
-}
-
-/// The proof in alloy's `eth_getProof` response type, so that its JSON is exactly what Ethereum
-/// clients and libraries read.
-pub(crate) fn eth_get_proof_response(proof: &kv_core::AccountProof) -> EIP1186AccountProofResponse {
-    let account = proof.reported_account();
-    EIP1186AccountProofResponse {
-        address: proof.address,
-        balance: account.balance,
-        code_hash: account.code_hash,
-        nonce: account.nonce,
-        storage_hash: account.storage_root,
-        account_proof: proof.account_proof.clone(),
-        storage_proof: proof
-            .storage
-            .iter()
-            .map(|slot| EIP1186StorageProof { key: slot.key.into(), value: slot.value, proof: slot.proof.clone() })
-            .collect(),
     }
 }
 
