@@ -6,8 +6,7 @@
 
 #![allow(clippy::unwrap_used, clippy::expect_used, clippy::panic)] // Benchmark code: a failed unwrap is a failed run.
 
-use alloy_consensus::TxEip1559;
-use alloy_eips::eip2718::Encodable2718;
+use crate::phase_e::signed;
 use alloy_primitives::{Address, Bytes, TxKind, U256};
 use serde_json::{Value, json};
 use std::io::{BufRead, BufReader, Read, Write};
@@ -16,7 +15,7 @@ use std::path::PathBuf;
 use std::process::{Child, Command, Stdio};
 use std::time::{Duration, Instant};
 use xstate_chain::demo::{calldata, word, xtoken_bytecode};
-use xstate_chain::dev::{anvil_genesis, dev_address, sign};
+use xstate_chain::dev::{anvil_genesis, dev_address};
 use xstate_chain::{ChainConfig, Runtime};
 
 /// Concurrent clients, each with a dev key of its own (1-8).
@@ -58,21 +57,6 @@ fn rpc(address: SocketAddr, method: &str, params: Value) -> Value {
     response["result"].clone()
 }
 
-fn eip1559(key: u32, nonce: u64, to: TxKind, input: Bytes, gas_limit: u64) -> Bytes {
-    let transaction = TxEip1559 {
-        chain_id: xstate_chain::DEFAULT_CHAIN_ID,
-        nonce,
-        gas_limit,
-        max_fee_per_gas: 100_000_000_000,
-        max_priority_fee_per_gas: 1_000_000_000,
-        to,
-        value: U256::ZERO,
-        access_list: Default::default(),
-        input,
-    };
-    sign(key, transaction).encoded_2718().into()
-}
-
 /// A node under load: its address, the ERC-20 deployed on it and each client's next nonce.
 struct Target {
     address: SocketAddr,
@@ -87,11 +71,11 @@ impl Target {
         let mut code = xtoken_bytecode().to_vec();
         code.extend_from_slice(&word(deployer).to_be_bytes::<32>());
         let send = |raw: Bytes| rpc(address, "eth_sendRawTransaction", json!([raw]));
-        send(eip1559(0, 0, TxKind::Create, code.into(), 3_000_000));
+        send(signed(0, 0, TxKind::Create, code.into(), 3_000_000));
         let token = deployer.create(0);
         for key in 1..=CLIENTS {
             let mint = calldata("mint(address,uint256)", &[word(dev_address(key)), U256::from(1_000_000_000u64)]);
-            send(eip1559(0, u64::from(key), TxKind::Call(token), mint, 200_000));
+            send(signed(0, u64::from(key), TxKind::Call(token), mint, 200_000));
         }
         // anvil mines a moment after it answers: wait for the last mint's effect.
         let last = word(dev_address(CLIENTS));
@@ -116,7 +100,7 @@ impl Target {
                 (0..TRANSFERS_PER_CLIENT as u64)
                     .map(|offset| {
                         let input = calldata("transfer(address,uint256)", &[word(recipient), U256::from(1)]);
-                        eip1559(key, first + offset, TxKind::Call(self.token), input, 100_000)
+                        signed(key, first + offset, TxKind::Call(self.token), input, 100_000)
                     })
                     .collect()
             })

@@ -32,7 +32,9 @@ pub const TRANSACTIONS: usize = 1_000;
 /// block's recovery (they do not matter to execution).
 const SENDERS: u32 = 8;
 
-fn signed(key: u32, nonce: u64, to: TxKind, input: Bytes, gas_limit: u64) -> Bytes {
+/// An EIP-1559 transaction of dev key `key`, signed and encoded as `eth_sendRawTransaction` takes
+/// it: the shape of every transaction the phase e benchmarks send (the node's load included).
+pub(crate) fn signed(key: u32, nonce: u64, to: TxKind, input: Bytes, gas_limit: u64) -> Bytes {
     let transaction = TxEip1559 {
         chain_id: xstate_chain::DEFAULT_CHAIN_ID,
         nonce,
