@@ -44,7 +44,7 @@ pub(crate) fn run_conformance(args: &[String], from_ci: bool) -> Result<(), Stri
         return Ok(());
     }
     let mut command = cargo();
-    command.args(["run", "--quiet", "-p", "evm-binding", "--bin", "state-tests", "--"]).args(&paths);
+    command.args(["run", "--quiet", "-p", "evm-conformance", "--bin", "state-tests", "--"]).args(&paths);
     run("conformance", &mut command)
 }
 

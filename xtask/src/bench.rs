@@ -326,7 +326,10 @@ pub(crate) fn run_benches(options: Options) -> Result<(), String> {
     if phases.contains(&'c') {
         if crate::artifacts::fixtures_available() {
             // Build first, so that the timing is the suite's and not the compiler's.
-            run("build the state-test runner", cargo().args(["build", "-p", "evm-binding", "--bin", "state-tests"]))?;
+            run(
+                "build the state-test runner",
+                cargo().args(["build", "-p", "evm-conformance", "--bin", "state-tests"]),
+            )?;
             let started = std::time::Instant::now();
             crate::artifacts::run_conformance(&[], false)?;
             steps.insert("evm/conformance_wall_s", vec![started.elapsed().as_secs_f64()]);

@@ -17,6 +17,7 @@ impl Phase {
             ('a', "kv-core"),
             ('b', "wasm-binding"),
             ('c', "evm-binding"),
+            ('c', "evm-conformance"),
             ('d', "cross-read"),
             ('e', "xstate-chain"),
             ('e', "xstate-node"),

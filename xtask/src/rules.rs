@@ -14,6 +14,7 @@ mod tests {
         ("kv-core", "kv-core", &[]),
         ("wasm-binding", "wasm-binding", &["kv-core"]),
         ("evm-binding", "evm-binding", &["kv-core"]),
+        ("conformance", "evm-conformance", &["kv-core", "evm-binding"]),
         ("cross-read", "cross-read", &["kv-core", "wasm-binding", "evm-binding"]),
         ("chain", "xstate-chain", &["kv-core", "wasm-binding", "evm-binding", "cross-read"]),
         ("node", "xstate-node", &["kv-core", "wasm-binding", "evm-binding", "cross-read", "xstate-chain"]),

@@ -350,7 +350,7 @@ pub fn verify_block(block: &StatelessBlock, witness: &BlockWitness) -> Result<Ve
 /// A failure of the parent state's view, as the store's.
 fn state_failure(error: kv_core::StateError) -> StoreError {
     match error {
-        kv_core::StateError::Backend(error) => StoreError::Backend(error),
+        kv_core::StateError::Failed(kv_core::StateFailure::Backend(error)) => StoreError::Backend(error),
         other => StoreError::Corrupt(other.to_string()),
     }
 }

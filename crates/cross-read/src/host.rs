@@ -46,8 +46,8 @@ fn evm_storage_read(
             |error| match error {
                 // A damaged word is a damaged store: the call fails as a whole, never as a trap
                 // of the guest.
-                EvmDbError::State(error) => state_failure(error),
-                other => state_failure(StateError::Backend(BackendError::Corrupt(other.to_string()))),
+                EvmDbError::State(error) => state_failure("evm_storage_read", error),
+                other => state_failure("evm_storage_read", StateError::from(BackendError::Corrupt(other.to_string()))),
             },
         )?;
     write_guest(&ctx, "evm_storage_read", "output buffer", out_pointer, &word.to_be_bytes::<32>())

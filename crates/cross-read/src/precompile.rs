@@ -10,7 +10,7 @@ use evm_binding::revm::precompile::{PrecompileHalt, PrecompileOutput};
 use evm_binding::revm::primitives::hardfork::SpecId;
 use evm_binding::revm::primitives::{Address, AddressSet, Bytes, U256, address};
 use evm_binding::{EvmContext, EvmDbError};
-use kv_core::{Identity, Namespace, Overlay, StateError, module_identity};
+use kv_core::{Identity, Namespace, Overlay, Refusal, StateError, module_identity};
 
 /// The reserved address of the precompile.
 pub const XSTATE_PRECOMPILE: Address = address!("0x0000000000000000000000000000000000000a00");
@@ -59,7 +59,9 @@ fn answer(state: &Overlay, chain_id: u64, call: Call) -> Result<Bytes, Result<Ca
             let key = Namespace::wasm(Identity::from(module)).slot_key(slot);
             match state.get_u64(&key) {
                 Ok(value) => Ok(Bytes::copy_from_slice(&abi::u64_word(value))),
-                Err(StateError::SlotValueLength(_)) => Err(Ok(CallError::SlotNotU64 { module, slot })),
+                Err(StateError::Refused(Refusal::SlotValueLength(_))) => {
+                    Err(Ok(CallError::SlotNotU64 { module, slot }))
+                }
                 Err(error) => Err(Err(error)),
             }
         }

@@ -1,10 +1,9 @@
 //! Small helpers for talking to Solidity contracts without an ABI library: selectors, calldata of
 //! static arguments, addresses and mapping entries as words, return words, and the bytecode in the
-//! artifacts `contracts/build.js` writes.
+//! artifacts `contracts/build.js` writes (with the `artifacts` feature).
 
 use revm::context::result::ExecutionResult;
-use revm::primitives::{Address, Bytes, U256, hex, keccak256};
-use std::path::Path;
+use revm::primitives::{Address, Bytes, U256, keccak256};
 
 /// The first four bytes of keccak256 of `signature`: the selector of a function or custom error.
 pub fn selector(signature: &str) -> [u8; 4] {
@@ -44,19 +43,24 @@ pub fn output_word(result: &ExecutionResult, index: usize) -> Option<U256> {
 }
 
 /// The deployment bytecode of a contract artifact (`contracts/artifacts/*.json`).
+#[cfg(feature = "artifacts")]
 pub fn artifact_bytecode(artifact: &str) -> Result<Bytes, String> {
     let json: serde_json::Value =
         serde_json::from_str(artifact).map_err(|error| format!("artifact is not JSON: {error}"))?;
     let text = json["bytecode"].as_str().ok_or("artifact has no `bytecode`")?;
     let digits = text.strip_prefix("0x").unwrap_or(text);
-    hex::decode(digits).map(Bytes::from).map_err(|error| format!("artifact bytecode is not hex: {error}"))
+    revm::primitives::hex::decode(digits)
+        .map(Bytes::from)
+        .map_err(|error| format!("artifact bytecode is not hex: {error}"))
 }
 
 /// The deployment bytecode of contract `name`, read from `contracts/artifacts/<name>.json` of the
 /// source tree this crate was built from. For tests, benchmarks and tools run in the workspace;
 /// a binary that ships contracts embeds their artifacts instead.
+#[cfg(feature = "artifacts")]
 pub fn artifact(name: &str) -> Result<Bytes, String> {
-    let path = Path::new(env!("CARGO_MANIFEST_DIR")).join("../../contracts/artifacts").join(format!("{name}.json"));
+    let path =
+        std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("../../contracts/artifacts").join(format!("{name}.json"));
     let text = std::fs::read_to_string(&path).map_err(|error| format!("cannot read {}: {error}", path.display()))?;
     artifact_bytecode(&text)
 }

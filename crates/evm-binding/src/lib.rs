@@ -4,14 +4,14 @@
 //! It sits on `kv-core`: accounts, storage words and code blobs live in the spec's EVM layout, and
 //! revm reaches them through this crate's `Database`, `DatabaseRef` and `DatabaseCommit`
 //! implementations, which apply committed state exactly as Ethereum does. The Ethereum view hashes
-//! the namespace into Ethereum's state root, which the conformance suite (`state-tests` binary,
-//! `cargo xtask conformance`) checks against the public state tests.
+//! the namespace into Ethereum's state root, which the conformance suite (the `evm-conformance`
+//! crate, `cargo xtask conformance`) checks against the public state tests.
 //!
 //! It deliberately knows nothing about WASM: the cross-engine precompile is added by `cross-read`
-//! through [`EvmExecutor::transact_with`].
+//! through [`EvmExecutor::transact_with`]. Nor does it carry the state-test runner, its fixture
+//! types, JSON parsing or progress bar: those live in `evm-conformance`.
 
 pub mod abi;
-pub mod conformance;
 pub mod database;
 pub mod ethereum;
 mod executor;

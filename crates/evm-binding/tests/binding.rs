@@ -23,8 +23,8 @@ use evm_binding::{
 };
 use kv_core::backend::ScanVisitor;
 use kv_core::{
-    Backend, BackendError, KeyError, MemoryBackend, Namespace, StateError, StateKey, Store, StoreConfig, Table,
-    WriteBatch,
+    Backend, BackendError, KeyError, MemoryBackend, Namespace, StateError, StateFailure, StateKey, Store, StoreConfig,
+    Table, WriteBatch,
 };
 use std::sync::Arc;
 use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
@@ -288,7 +288,10 @@ fn a_store_failure_while_applying_undoes_the_whole_transaction() {
     let mut session = chain.executor.session(&mut chain.overlay, &block, EthPrecompiles::new(SpecId::PRAGUE));
     backend.failing.store(true, Ordering::Relaxed);
     let error = session.transact(tx.clone()).unwrap_err();
-    assert!(matches!(error, EvmError::Database(EvmDbError::State(StateError::Backend(_)))), "{error:?}");
+    assert!(
+        matches!(error, EvmError::Database(EvmDbError::State(StateError::Failed(StateFailure::Backend(_))))),
+        "{error:?}"
+    );
     assert_eq!(session.state().scan_prefix(&[]).unwrap(), before, "part of the transaction stayed");
 
     // The same transaction (same nonce) goes through once the store recovers.
@@ -400,7 +403,7 @@ fn a_failed_apply_drops_what_the_cache_learned_from_it() {
 
     backend.failing.store(true, Ordering::Relaxed);
     let error = database.apply(changes.clone()).unwrap_err();
-    assert!(matches!(error, EvmDbError::State(StateError::Backend(_))), "{error:?}");
+    assert!(matches!(error, EvmDbError::State(StateError::Failed(StateFailure::Backend(_)))), "{error:?}");
     assert_eq!(database.basic(ALICE).unwrap().unwrap().balance, U256::from(100), "the cache kept an undone change");
     assert_eq!(account(database.overlay(), ALICE).unwrap().unwrap().balance, U256::from(100));
 

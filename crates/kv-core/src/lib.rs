@@ -37,7 +37,7 @@ pub use backend::{Backend, BackendError, MemoryBackend, RedbBackend, Table, Writ
 pub use commitment::root_from_scratch;
 pub use key::{Engine, Identity, KeyError, KeyLayout, ModuleName, Namespace, StateKey, module_identity};
 #[cfg(feature = "store")]
-pub use overlay::{Checkpoint, Overlay, StateError};
+pub use overlay::{Checkpoint, Overlay, Refusal, StateError, StateFailure};
 pub use proof::{
     AccountProof, KeyProof, NamespaceProof, ProofError, StorageProof, verify, verify_account_proof, verify_namespace,
 };

@@ -32,18 +32,31 @@ pub struct Checkpoint {
     depth: usize,
 }
 
-/// Why an overlay operation was refused. A refused write changes nothing.
+/// Why an overlay operation did not happen: either the request broke a rule ([`Refusal`], the
+/// caller's fault, nothing changed) or the committed state could not answer ([`StateFailure`], a
+/// fault of the node's store). The two are different types so that an engine can treat them
+/// differently without inspecting messages: a guest whose request is refused gets a trap, a
+/// failing store abandons the block.
 #[derive(Debug, thiserror::Error)]
 pub enum StateError {
+    /// The request broke a rule of the spec; nothing changed.
+    #[error(transparent)]
+    Refused(#[from] Refusal),
+    /// The committed state could not be read.
+    #[error(transparent)]
+    Failed(#[from] StateFailure),
+}
+
+/// A request the overlay refuses: it breaks a rule of `docs/spec/abi/state.md` or of checkpoint
+/// use. A refused write changes nothing.
+#[derive(Debug, thiserror::Error)]
+pub enum Refusal {
     /// The key is not one of the spec's layouts.
     #[error(transparent)]
     Key(#[from] KeyError),
     /// A value does not fit the layout of its key.
     #[error("invalid value for this key: {0}")]
     Value(String),
-    /// A stored record could not be decoded.
-    #[error(transparent)]
-    Record(#[from] RecordError),
     /// A u64 slot holds a value that is not 8 bytes (it was written as a byte key).
     #[error("slot holds a {0}-byte value, not an 8-byte u64")]
     SlotValueLength(usize),
@@ -57,9 +70,46 @@ pub enum StateError {
     /// The runtime namespace was to be wiped: it holds the code blobs, which are never deleted.
     #[error("the runtime namespace cannot be wiped: code blobs are never deleted")]
     RuntimeWipe,
+}
+
+/// The committed state behind the overlay could not answer: the backend failed, or a stored
+/// record does not decode. Never the caller's fault.
+#[derive(Debug, thiserror::Error)]
+pub enum StateFailure {
+    /// A stored record could not be decoded.
+    #[error(transparent)]
+    Record(#[from] RecordError),
     /// Reading the committed state failed.
     #[error(transparent)]
     Backend(#[from] BackendError),
+}
+
+impl From<KeyError> for StateError {
+    fn from(error: KeyError) -> Self {
+        Self::Refused(Refusal::Key(error))
+    }
+}
+
+impl From<RecordError> for StateError {
+    fn from(error: RecordError) -> Self {
+        Self::Failed(StateFailure::Record(error))
+    }
+}
+
+impl From<BackendError> for StateError {
+    fn from(error: BackendError) -> Self {
+        Self::Failed(StateFailure::Backend(error))
+    }
+}
+
+impl StateError {
+    /// The backend error underneath, if the state failed because its backend did.
+    pub fn backend(&self) -> Option<&BackendError> {
+        match self {
+            Self::Failed(StateFailure::Backend(error)) => Some(error),
+            _ => None,
+        }
+    }
 }
 
 /// The pending writes of one block over the committed state of a store.
@@ -155,7 +205,7 @@ impl Overlay {
         self.read(key, &mut |bytes| {
             word = <[u8; 8]>::try_from(bytes)
                 .map(u64::from_be_bytes)
-                .map_err(|_| StateError::SlotValueLength(bytes.len()));
+                .map_err(|_| StateError::Refused(Refusal::SlotValueLength(bytes.len())));
         })?;
         word
     }
@@ -178,7 +228,7 @@ impl Overlay {
     /// Removes `key`. Code blobs are never deleted: removing a code key is refused.
     pub fn remove(&mut self, key: &[u8]) -> Result<(), StateError> {
         if KeyLayout::of(key)? == KeyLayout::Code {
-            return Err(StateError::CodeRemoval);
+            return Err(Refusal::CodeRemoval.into());
         }
         self.record(key.to_vec(), None);
         Ok(())
@@ -215,7 +265,7 @@ impl Overlay {
     /// holds the code blobs, which are never deleted, so wiping it is refused.
     pub fn wipe(&mut self, namespace: &Namespace) -> Result<(), StateError> {
         if namespace.engine() == Engine::Runtime {
-            return Err(StateError::RuntimeWipe);
+            return Err(Refusal::RuntimeWipe.into());
         }
         self.wipe_unchecked(namespace);
         Ok(())
@@ -283,7 +333,7 @@ impl Overlay {
 
     fn close(&mut self, checkpoint: &Checkpoint) -> Result<usize, StateError> {
         if checkpoint.depth + 1 != self.checkpoints.len() {
-            return Err(StateError::CheckpointOrder);
+            return Err(Refusal::CheckpointOrder.into());
         }
         Ok(self.checkpoints.pop().unwrap_or(0))
     }
@@ -331,9 +381,14 @@ impl Overlay {
     }
 }
 
+/// A value that does not fit its key's layout.
+fn refused_value(reason: impl Into<String>) -> StateError {
+    StateError::Refused(Refusal::Value(reason.into()))
+}
+
 fn check_value(layout: KeyLayout, key: &[u8], value: &[u8]) -> Result<(), StateError> {
     if value.is_empty() {
-        return Err(StateError::Value("values are never empty; remove the key instead".into()));
+        return Err(refused_value("values are never empty; remove the key instead"));
     }
     match layout {
         KeyLayout::WasmStorage => check_user_value(value)?,
@@ -345,15 +400,15 @@ fn check_value(layout: KeyLayout, key: &[u8], value: &[u8]) -> Result<(), StateE
         }
         KeyLayout::EvmStorage => {
             if value.len() != 32 {
-                return Err(StateError::Value(format!("storage words are 32 bytes, not {}", value.len())));
+                return Err(refused_value(format!("storage words are 32 bytes, not {}", value.len())));
             }
             if value.iter().all(|&byte| byte == 0) {
-                return Err(StateError::Value("a zero storage word is stored as absence".into()));
+                return Err(refused_value("a zero storage word is stored as absence"));
             }
         }
         KeyLayout::Code => {
             if keccak256(value).as_slice() != &key[PREFIX_LEN + 1..] {
-                return Err(StateError::Value("code blob does not hash to its key".into()));
+                return Err(refused_value("code blob does not hash to its key"));
             }
         }
     }

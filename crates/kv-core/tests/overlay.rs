@@ -6,7 +6,7 @@
 mod common;
 
 use common::{code_entry_strategy, entry_strategy, namespace_strategy};
-use kv_core::{Namespace, StateError, StateKey, Store};
+use kv_core::{Namespace, Refusal, StateError, StateKey, Store};
 use proptest::prelude::*;
 use std::collections::BTreeMap;
 
@@ -75,7 +75,7 @@ proptest! {
                 }
                 Op::RemoveCode(key) => {
                     // Code blobs are never deleted: the overlay refuses and stays as it was.
-                    let refused = matches!(overlay.remove(&key), Err(StateError::CodeRemoval));
+                    let refused = matches!(overlay.remove(&key), Err(StateError::Refused(Refusal::CodeRemoval)));
                     prop_assert!(refused);
                     probes.push(key);
                 }
@@ -131,7 +131,7 @@ fn checkpoints_close_innermost_first() {
     overlay.set_u64(&key, 5).unwrap();
     let inner = overlay.checkpoint();
     overlay.set_u64(&key, 6).unwrap();
-    assert!(matches!(overlay.revert(outer), Err(StateError::CheckpointOrder)));
+    assert!(matches!(overlay.revert(outer), Err(StateError::Refused(Refusal::CheckpointOrder))));
     assert_eq!(overlay.get_u64(&key).unwrap(), 6);
     overlay.revert(inner).unwrap();
     assert_eq!(overlay.get_u64(&key).unwrap(), 5);
@@ -169,7 +169,7 @@ fn invalid_writes_are_refused_without_partial_state() {
     // A u64 slot read of a value that is not 8 bytes is an error, not a truncation.
     let slot = wasm.slot_key(3);
     overlay.set(&slot, &[1, 2, 3]).unwrap();
-    assert!(matches!(overlay.get_u64(&slot), Err(StateError::SlotValueLength(3))));
+    assert!(matches!(overlay.get_u64(&slot), Err(StateError::Refused(Refusal::SlotValueLength(3)))));
 }
 
 /// Code blobs are never deleted: removing a code key and wiping the runtime namespace are refused
@@ -189,9 +189,9 @@ fn code_blobs_are_never_deleted() {
     overlay.set(&pending_key, &pending).unwrap();
     let checkpoint = overlay.checkpoint();
     for blob in [&key, &pending_key] {
-        assert!(matches!(overlay.remove(blob), Err(StateError::CodeRemoval)));
+        assert!(matches!(overlay.remove(blob), Err(StateError::Refused(Refusal::CodeRemoval))));
     }
-    assert!(matches!(overlay.wipe(&Namespace::runtime()), Err(StateError::RuntimeWipe)));
+    assert!(matches!(overlay.wipe(&Namespace::runtime()), Err(StateError::Refused(Refusal::RuntimeWipe))));
     overlay.release(checkpoint).unwrap();
     assert_eq!(overlay.get(&key).unwrap(), Some(code.to_vec()));
     assert_eq!(overlay.get(&pending_key).unwrap(), Some(pending.to_vec()));

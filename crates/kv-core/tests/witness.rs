@@ -8,7 +8,7 @@ mod common;
 
 use alloy_primitives::{B256, Bytes, keccak256};
 use common::{code_entry_strategy, entry_strategy, memory_store};
-use kv_core::{BackendError, Namespace, Overlay, StateError, StateView, Store, Witness, WitnessError};
+use kv_core::{BackendError, Namespace, Overlay, StateError, StateFailure, StateView, Store, Witness, WitnessError};
 use proptest::prelude::*;
 use std::collections::BTreeMap;
 
@@ -223,7 +223,7 @@ fn an_unproven_read_is_an_error_never_an_absence() {
     // A namespace the block never touched: the walk leaves the witness.
     let key = Namespace::evm([3; 20].into()).word_key(&B256::with_last_byte(1).0);
     let error = overlay.get(&key).unwrap_err();
-    assert!(matches!(error, StateError::Backend(BackendError::Unproven(_))), "{error}");
+    assert!(matches!(error, StateError::Failed(StateFailure::Backend(BackendError::Unproven(_)))), "{error}");
 }
 
 #[test]

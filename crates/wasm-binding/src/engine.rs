@@ -568,7 +568,7 @@ fn classify(error: RuntimeError, remaining: MeteringPoints) -> Result<CallStatus
         Ok(HostError::Revert(data)) => Ok(CallStatus::Revert(data)),
         Ok(HostError::OutOfGas) => Ok(CallStatus::OutOfGas),
         Ok(HostError::Trap(reason)) => Ok(CallStatus::Trap(reason)),
-        Ok(HostError::State(error)) => Err(error),
+        Ok(HostError::State(failure)) => Err(StateError::Failed(failure)),
         Err(error) => {
             if remaining == MeteringPoints::Exhausted {
                 return Ok(CallStatus::OutOfGas);

@@ -13,7 +13,7 @@ use crate::gas::{self, storage};
 use alloy_primitives::map::{HashMap, HashSet};
 use alloy_primitives::{B256, keccak256};
 use kv_core::key::{MAX_KEY_LEN, MAX_USER_KEY_LEN, MAX_USER_VALUE_LEN, PREFIX_LEN, SLOT_KEY_LEN, STORAGE_TAG};
-use kv_core::{Identity, Namespace, Overlay, StateError};
+use kv_core::{Identity, Namespace, Overlay, Refusal, StateError, StateFailure};
 use wasmer::{Function, FunctionEnv, FunctionEnvMut, Global, Memory, RuntimeError, Store, Value};
 
 /// Why a host function stopped the guest.
@@ -28,9 +28,11 @@ pub enum HostError {
     /// The guest passed something invalid (a pointer out of bounds, an oversized key).
     #[error("{0}")]
     Trap(String),
-    /// The state failed underneath (a backend error): the whole call fails, not just the guest.
+    /// The state failed underneath (a backend error, a corrupt record): the whole call fails, not
+    /// just the guest. Only a failure can be here: a refused request is the guest's fault and a
+    /// trap (see [`state_failure`]).
     #[error("state failure: {0}")]
-    State(#[from] StateError),
+    State(#[from] StateFailure),
 }
 
 impl HostError {
@@ -334,9 +336,15 @@ fn read_guest_vec(
     Ok(buffer)
 }
 
-/// Converts a state failure into the error that aborts the call as a whole.
-pub fn state_failure(error: StateError) -> RuntimeError {
-    fail(HostError::State(error))
+/// Converts a state error met by host function `function` into the error that ends the call: a
+/// refused request (a key or value that breaks the spec's layout, a slot that holds no u64) is the
+/// guest's doing and traps it, so the block goes on; a failure of the store underneath aborts the
+/// call as a whole, and the runtime abandons the block.
+pub fn state_failure(function: &str, error: StateError) -> RuntimeError {
+    match error {
+        StateError::Refused(refusal) => HostError::trap(format!("{function}: {refusal}")),
+        StateError::Failed(failure) => fail(HostError::State(failure)),
+    }
 }
 
 /// A set of host functions. The core ABI is one; `cross-read` adds `evm_storage_read` as another.
@@ -381,10 +389,10 @@ fn state_get(mut ctx: FunctionEnvMut<'_, HostEnv>, slot: u64) -> Result<u64, Run
     let key = ctx.data().namespace.slot_key(slot);
     charge_read(&mut ctx, &key, 0)?;
     ctx.data().state().get_u64(&key).map_err(|error| match error {
-        StateError::SlotValueLength(len) => {
+        StateError::Refused(Refusal::SlotValueLength(len)) => {
             HostError::trap(format!("state_get: slot {slot} holds a {len}-byte value, not a u64"))
         }
-        other => state_failure(other),
+        other => state_failure("state_get", other),
     })
 }
 
@@ -393,7 +401,7 @@ fn state_set(mut ctx: FunctionEnvMut<'_, HostEnv>, slot: u64, value: u64) -> Res
     let key = ctx.data().namespace.slot_key(slot);
     let bytes = value.to_be_bytes();
     let new = if value == 0 { None } else { Some(&bytes[..]) };
-    write_entry(&mut ctx, &key, SLOT_USER_KEY_BYTES, new)
+    write_entry(&mut ctx, "state_set", &key, SLOT_USER_KEY_BYTES, new)
 }
 
 /// The user key of a u64 slot is the slot's 8 bytes.
@@ -406,6 +414,7 @@ const SLOT_USER_KEY_BYTES: u64 = 8;
 /// [`gas::storage`]), all before anything is written. The refund counter follows the write.
 fn write_entry(
     ctx: &mut FunctionEnvMut<'_, HostEnv>,
+    function: &str,
     key: &[u8],
     user_key_len: u64,
     new: Option<&[u8]>,
@@ -425,7 +434,7 @@ fn write_entry(
                 captured = Snapshot::of(current);
             }
         })
-        .map_err(state_failure)?;
+        .map_err(|error| state_failure(function, error))?;
     if current_is_new {
         return charge(ctx, gas::WARM_ACCESS);
     }
@@ -452,7 +461,7 @@ fn write_entry(
         Some(value) => env.state_mut().set(key, value),
         None => env.state_mut().remove(key),
     }
-    .map_err(state_failure)
+    .map_err(|error| state_failure(function, error))
 }
 
 /// Stack space for one user key: the guest's bytes, and the full state key built from them.
@@ -500,7 +509,7 @@ fn storage_read(
     let mut buffers = KeyBuffers::new();
     let key = buffers.read(&ctx, "storage_read", key_pointer, key_bytes)?;
     charge_cold_surcharge(&mut ctx, key, READ_COLD_SURCHARGE)?;
-    let value = ctx.data().state().get(key).map_err(state_failure)?;
+    let value = ctx.data().state().get(key).map_err(|error| state_failure("storage_read", error))?;
     let Some(value) = value else { return Ok(-1) };
     let len = u32::try_from(value.len()).unwrap_or(u32::MAX);
     let copied = len.min(out_capacity);
@@ -528,7 +537,7 @@ fn storage_write(
     let mut buffers = KeyBuffers::new();
     let key = buffers.read(&ctx, "storage_write", key_pointer, key_bytes)?;
     let value = read_guest_vec(&ctx, "storage_write", "value", value_pointer, value_bytes)?;
-    write_entry(&mut ctx, key, u64::from(key_len), Some(&value))
+    write_entry(&mut ctx, "storage_write", key, u64::from(key_len), Some(&value))
 }
 
 /// `storage_remove(key_ptr, key_len)`: deletes a key (absent keys are fine). The key bytes are
@@ -538,7 +547,7 @@ fn storage_remove(mut ctx: FunctionEnvMut<'_, HostEnv>, key_pointer: u32, key_le
     charge(&mut ctx, gas::per_byte(key_len, gas::PER_BYTE_READ))?;
     let mut buffers = KeyBuffers::new();
     let key = buffers.read(&ctx, "storage_remove", key_pointer, key_bytes)?;
-    write_entry(&mut ctx, key, u64::from(key_len), None)
+    write_entry(&mut ctx, "storage_remove", key, u64::from(key_len), None)
 }
 
 /// `input_len() -> i32`.

@@ -1,4 +1,10 @@
-//! Ethereum state tests run through this binding.
+//! evm-conformance runs Ethereum's state tests through evm-binding: the tool that checks phase C
+//! against fixtures no one here wrote.
+//!
+//! It sits on `evm-binding` (and `kv-core` beneath it) and uses only their public API. It owns the
+//! fixture format (`revm-statetest-types`), JSON parsing and the runner's progress bar, so that
+//! none of them is a dependency of the binding a chain embeds. It executes nothing on its own: the
+//! binding does.
 //!
 //! Each case loads the test's `pre` state into a fresh shared store through the binding and
 //! commits it, runs the transaction on revm over the binding, commits the result, and compares the
@@ -9,9 +15,9 @@
 //! Cases revm's own runner (`revme statetest` 43.0.3) skips are skipped here for the same reasons
 //! and reported as skipped.
 
-use crate::database::{GenesisAccount, insert_account};
-use crate::ethereum::{EthAccount, ethereum_accounts, logs_hash, state_root};
-use crate::executor::{EvmError, EvmExecutor};
+use evm_binding::ethereum::{EthAccount, ethereum_accounts, logs_hash, state_root};
+use evm_binding::revm;
+use evm_binding::{EvmError, EvmExecutor, GenesisAccount, insert_account};
 use kv_core::Store;
 use revm::context::CfgEnv;
 use revm::primitives::hardfork::SpecId;

@@ -5,7 +5,7 @@
 
 #![allow(clippy::unwrap_used, clippy::expect_used, clippy::panic)] // Test code: a failed unwrap is a failed test.
 
-use evm_binding::conformance::{CaseReport, Summary, Verdict, run_file, skip_reason};
+use evm_conformance::{CaseReport, Summary, Verdict, run_file, skip_reason};
 use std::path::{Path, PathBuf};
 
 fn fixtures() -> Option<PathBuf> {

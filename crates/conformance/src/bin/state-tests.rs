@@ -6,7 +6,7 @@
 //! `N passed, M failed` (and the skipped cases with their reasons). It exits non-zero when a case
 //! fails or no fixture is found.
 
-use evm_binding::conformance::{CaseReport, Summary, Verdict, case_name, fixture_files, run_file};
+use evm_conformance::{CaseReport, Summary, Verdict, case_name, fixture_files, run_file};
 use indicatif::{ProgressBar, ProgressStyle};
 use std::path::PathBuf;
 use std::process::ExitCode;
