@@ -214,6 +214,17 @@ pub enum RuntimeError {
         /// What happened.
         reason: String,
     },
+    /// An engine (wasmer, revm) or the runtime itself panicked while executing a block or a
+    /// call. The panic was caught at the runtime's boundary: the block was abandoned (nothing of
+    /// it is committed) and the runtime goes on serving. It is a bug to report, never an input's
+    /// fault.
+    #[error("the runtime panicked while executing {during}: {message}; nothing of it was committed")]
+    Panic {
+        /// What was being executed ("block 12", "a call").
+        during: String,
+        /// The panic's message.
+        message: String,
+    },
     /// The state failed underneath a transaction; the block was abandoned.
     #[error("the state failed while executing transaction {index}: {reason}")]
     Execution {
@@ -585,6 +596,11 @@ impl Runtime {
     /// identity runs the module), and keeps nothing: the overlay is dropped. The block context is
     /// the latest header's, with a base fee of 0.
     pub fn call(&self, input: &CallInput) -> Result<CallOutcome, CallFailure> {
+        catch_panic("a call", || self.call_unguarded(input)).map_err(CallFailure::Runtime)?
+    }
+
+    /// [`Runtime::call`] without the panic guard.
+    fn call_unguarded(&self, input: &CallInput) -> Result<CallOutcome, CallFailure> {
         let (header, recent) = {
             let head = self.published.read().clone();
             let head = head.as_ref().ok_or(RuntimeError::NoGenesis)?;
@@ -845,13 +861,61 @@ impl Runtime {
     }
 }
 
+/// Runs `work`, turning a panic inside it into [`RuntimeError::Panic`] naming `during`.
+///
+/// Unwind safety: the state `work` writes is a block's overlay, which every caller drops on
+/// error, so no half-executed block can be committed. The engines' shared caches (compiled
+/// modules, decoded code) are only changed by whole insertions under their locks, which
+/// (parking_lot's) do not poison, so they stay usable after the panic.
+fn catch_panic<T>(during: &str, work: impl FnOnce() -> T) -> Result<T, RuntimeError> {
+    std::panic::catch_unwind(std::panic::AssertUnwindSafe(work)).map_err(|payload| {
+        let message = payload
+            .downcast_ref::<&str>()
+            .map(|message| (*message).to_owned())
+            .or_else(|| payload.downcast_ref::<String>().cloned())
+            .unwrap_or_else(|| "a panic without a message".to_owned());
+        RuntimeError::Panic { during: during.to_owned(), message }
+    })
+}
+
 impl Engines {
     /// Executes `transactions` as the block after `parent` (whose hash is `parent_hash`) on
     /// `overlay`, and returns its header (all but the state root, which the caller's commit
     /// gives), its included transactions, receipts and rejections. The one execution path of
     /// every block: committed to the store, recorded into a witness, or verified from one.
+    ///
+    /// A panic inside either engine is caught here and becomes [`RuntimeError::Panic`]: the
+    /// caller drops `overlay`, so the block commits nothing, and the node goes on.
     #[allow(clippy::too_many_arguments)]
     pub(crate) fn run_block(
+        &self,
+        overlay: &mut Overlay,
+        parent: &Header,
+        parent_hash: B256,
+        gas_limit: u64,
+        block: &BlockInput,
+        transactions: Vec<Result<SignedTransaction, Rejection>>,
+        block_hashes: BlockHashes,
+        progress: impl FnMut(usize),
+    ) -> Result<ExecutedBlock, RuntimeError> {
+        let during = format!("block {}", parent.number + 1);
+        catch_panic(&during, || {
+            self.run_block_unguarded(
+                overlay,
+                parent,
+                parent_hash,
+                gas_limit,
+                block,
+                transactions,
+                block_hashes,
+                progress,
+            )
+        })?
+    }
+
+    /// [`Engines::run_block`] without the panic guard.
+    #[allow(clippy::too_many_arguments)]
+    fn run_block_unguarded(
         &self,
         overlay: &mut Overlay,
         parent: &Header,

@@ -744,3 +744,39 @@ fn queries_are_answered_while_a_block_executes() {
     assert_eq!(answered, [(Some(0), 1, Status::Success, 0)], "the queries saw the latest committed block");
     assert_eq!(runtime.latest().unwrap().0.number, 1);
 }
+
+/// A panic while a block executes (here raised after the first transaction, between engine
+/// calls) is caught at the runtime's boundary: the block is an error naming the panic, nothing of
+/// it is committed (height, root, balances and nonce are as before), and the same runtime then
+/// executes the same transactions as the next block.
+#[test]
+fn a_panic_during_a_block_abandons_the_block_and_the_runtime_goes_on() {
+    let runtime = chain();
+    let sender = dev_address(0);
+    let (height, root, before) = (runtime.height(), runtime.root(), balance(&runtime, sender));
+    let raws = [signed(0, transfer(0)), signed(0, transfer(1))];
+    let input =
+        BlockInput { timestamp: runtime.latest_timestamp() + 12, beneficiary: BENEFICIARY, ..Default::default() };
+    let error = runtime
+        .execute_block(&input, &raws, |done| {
+            if done == 1 {
+                panic!("injected fault after the first transaction");
+            }
+        })
+        .unwrap_err();
+    match &error {
+        RuntimeError::Panic { during, message } => {
+            assert_eq!(during, "block 1");
+            assert_eq!(message, "injected fault after the first transaction");
+        }
+        other => panic!("expected a caught panic, got {other:?}"),
+    }
+    assert!(error.to_string().contains("nothing of it was committed"), "{error}");
+    assert_eq!((runtime.height(), runtime.root(), balance(&runtime, sender)), (height, root, before));
+    assert_eq!(nonce(&runtime, sender), 0);
+    assert!(runtime.block(1).unwrap().is_none());
+
+    let block = next_block(&runtime, &raws);
+    assert_eq!(block.receipts.len(), 2);
+    assert_eq!(nonce(&runtime, sender), 2);
+}

@@ -6,9 +6,10 @@
 //! ([`XStatePrecompiles`], through `evm-binding`'s `transact_with`). Both read the same block
 //! overlay the engines write, so a cross read sees earlier transactions of the same block.
 //!
-//! It deliberately offers no write path: the host function and the precompile only read, which
-//! tests check by calling every entry point and comparing the other engine's state before and
-//! after. Cross-engine writes are left to a future RFC.
+//! It deliberately offers no write path: the host function gets the block state through
+//! `HostEnv::state` (read-only) and the precompile is an evm-binding `StatePrecompile`, whose only
+//! handle on the state reads; tests also call every entry point and compare the other engine's
+//! state before and after. Cross-engine writes are left to a future RFC.
 
 pub mod abi;
 mod host;
@@ -16,7 +17,8 @@ mod precompile;
 
 pub use host::{EVM_STORAGE_READ_GAS, EVM_STORAGE_READ_WARM_GAS, EvmStorageRead};
 pub use precompile::{
-    BASE_GAS, GAS_PER_WORD, MODULE_ADDRESS_GAS, WARM_READ_GAS, XSTATE_PRECOMPILE, XStatePrecompiles, gas_cost,
+    BASE_GAS, CrossReadPrecompile, DecodedCall, GAS_PER_WORD, MODULE_ADDRESS_GAS, WARM_READ_GAS, XSTATE_PRECOMPILE,
+    XStatePrecompiles, gas_cost,
 };
 
 use evm_binding::revm::context::BlockEnv;

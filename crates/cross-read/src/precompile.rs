@@ -3,13 +3,8 @@
 
 use crate::abi::{self, Call, CallError};
 use evm_binding::abi::word;
-use evm_binding::revm::context::{Cfg, JournalTr};
-use evm_binding::revm::handler::{EthPrecompiles, PrecompileProvider, precompile_output_to_interpreter_result};
-use evm_binding::revm::interpreter::{CallInputs, InterpreterResult};
-use evm_binding::revm::precompile::{PrecompileHalt, PrecompileOutput};
-use evm_binding::revm::primitives::hardfork::SpecId;
-use evm_binding::revm::primitives::{Address, AddressSet, Bytes, U256, address};
-use evm_binding::{EvmContext, EvmDbError};
+use evm_binding::revm::primitives::{Address, Bytes, U256, address};
+use evm_binding::{EvmDbError, PrecompileAnswer, PrecompileState, StatePrecompile, WithStatePrecompile};
 use kv_core::{Identity, Namespace, Overlay, Refusal, StateError, module_identity};
 
 /// The reserved address of the precompile.
@@ -40,17 +35,6 @@ fn access_marker(module: Address, slot: u64) -> U256 {
     U256::from_be_bytes(word)
 }
 
-/// Whether the transaction has read WASM slot `slot` of `module` before, marking it read.
-///
-/// The access set is revm's own (EIP-2929): the slot is warmed as a storage slot of the
-/// precompile's account, which has no code and no storage, so the mark is only ever read. The
-/// journal keeps the mark per transaction and drops it when the frame that made it reverts, as it
-/// does for `SLOAD`.
-fn warm_before(context: &mut EvmContext<'_>, module: Address, slot: u64) -> Result<bool, EvmDbError> {
-    let load = context.journaled_state.sload(XSTATE_PRECOMPILE, access_marker(module, slot))?;
-    Ok(!load.is_cold)
-}
-
 /// Answers a decoded, paid-for call from the block state. `Err(Ok(..))` is a revert with a
 /// documented error, `Err(Err(..))` a failure of the store underneath.
 fn answer(state: &Overlay, chain_id: u64, call: Call) -> Result<Bytes, Result<CallError, StateError>> {
@@ -72,95 +56,58 @@ fn answer(state: &Overlay, chain_id: u64, call: Call) -> Result<Bytes, Result<Ca
     }
 }
 
-/// Ethereum's precompiles plus the cross-engine read precompile.
-#[derive(Clone, Debug)]
-pub struct XStatePrecompiles {
-    ethereum: EthPrecompiles,
-    warm: AddressSet,
+/// The cross-engine read precompile at [`XSTATE_PRECOMPILE`], written against evm-binding's
+/// [`StatePrecompile`]: it receives the block state read-only and can mark what it read in revm's
+/// access set, and has no way to write.
+#[derive(Clone, Copy, Debug, Default)]
+pub struct CrossReadPrecompile;
+
+/// A call decoded from its calldata, with the price of a cold read.
+pub struct DecodedCall {
+    cold_cost: u64,
+    call: Result<Call, CallError>,
 }
 
-impl XStatePrecompiles {
-    /// The precompiles of `spec`, plus `0x…0a00`.
-    pub fn new(spec: SpecId) -> Self {
-        let ethereum = EthPrecompiles::new(spec);
-        let warm = Self::warm_set(&ethereum);
-        Self { ethereum, warm }
+impl StatePrecompile for CrossReadPrecompile {
+    type Call = DecodedCall;
+
+    fn address(&self) -> Address {
+        XSTATE_PRECOMPILE
     }
 
-    fn warm_set(ethereum: &EthPrecompiles) -> AddressSet {
-        // Like every precompile, the address is warm from the start of a transaction (EIP-2929).
-        let mut warm = ethereum.warm_addresses().clone();
-        warm.insert(XSTATE_PRECOMPILE);
-        warm
-    }
-}
-
-impl<'a> PrecompileProvider<EvmContext<'a>> for XStatePrecompiles {
-    type Output = InterpreterResult;
-
-    fn set_spec(
-        &mut self,
-        spec: <<EvmContext<'a> as evm_binding::revm::context_interface::ContextTr>::Cfg as Cfg>::Spec,
-    ) -> bool {
-        let changed = <EthPrecompiles as PrecompileProvider<EvmContext<'a>>>::set_spec(&mut self.ethereum, spec);
-        if changed {
-            self.warm = Self::warm_set(&self.ethereum);
-        }
-        changed
-    }
-
-    fn run(&mut self, context: &mut EvmContext<'a>, inputs: &CallInputs) -> Result<Option<InterpreterResult>, String> {
-        if inputs.bytecode_address != XSTATE_PRECOMPILE {
-            return <EthPrecompiles as PrecompileProvider<EvmContext<'a>>>::run(&mut self.ethereum, context, inputs);
-        }
-        // Borrowed, not copied: the calldata may live in the caller's shared memory.
-        let input = inputs.input.as_bytes(context);
-        let cold_cost = gas_cost(&input);
-        let reservoir = inputs.reservoir;
+    fn decode(&self, input: &[u8], transfers_value: bool) -> DecodedCall {
         // Only ether that would move is refused: a DELEGATECALL passes its caller's msg.value
         // along as an apparent value, but carries none.
-        let decoded = if inputs.transfers_value() { Err(CallError::ValueNotAccepted) } else { abi::decode(&input) };
-        // The borrow of the caller's memory ends here, before the context is needed mutably.
-        drop(input);
+        let call = if transfers_value { Err(CallError::ValueNotAccepted) } else { abi::decode(input) };
+        DecodedCall { cold_cost: gas_cost(input), call }
+    }
+
+    fn answer(&self, decoded: DecodedCall, gas_limit: u64, state: &mut PrecompileState<'_, '_>) -> PrecompileAnswer {
+        let DecodedCall { cold_cost, call } = decoded;
         // A slot the transaction has read before is a warm read. A call that then runs out of
         // gas leaves no mark: its frame reverts, and the journal with it.
-        let cost = match &decoded {
-            Ok(Call::ReadU64 { module, slot }) => match warm_before(context, *module, *slot) {
-                Ok(true) => cold_cost - (BASE_GAS - WARM_READ_GAS),
-                Ok(false) => cold_cost,
-                Err(error) => {
-                    let message = format!("cross-read precompile: {error}");
-                    context.journaled_state.database.record_failure(error);
-                    return Err(message);
+        let cost = match &call {
+            Ok(Call::ReadU64 { module, slot }) => {
+                match state.mark_accessed(XSTATE_PRECOMPILE, access_marker(*module, *slot)) {
+                    Ok(true) => cold_cost - (BASE_GAS - WARM_READ_GAS),
+                    Ok(false) => cold_cost,
+                    Err(error) => return PrecompileAnswer::Failed(error),
                 }
-            },
+            }
             _ => cold_cost,
         };
-        if cost > inputs.gas_limit {
-            let output = PrecompileOutput::halt(PrecompileHalt::OutOfGas, reservoir);
-            return Ok(Some(precompile_output_to_interpreter_result(output, inputs.gas_limit)));
+        if cost > gas_limit {
+            return PrecompileAnswer::OutOfGas;
         }
-        let state = context.journaled_state.database.overlay();
-        let answered = decoded.map_err(Ok).and_then(|call| answer(state, context.cfg.chain_id, call));
-        let output = match answered {
-            Ok(bytes) => PrecompileOutput::new(cost, bytes, reservoir),
-            Err(Ok(error)) => PrecompileOutput::revert(cost, error.encode(), reservoir),
+        match call.map_err(Ok).and_then(|call| answer(state.state(), state.chain_id(), call)) {
+            Ok(output) => PrecompileAnswer::Return { gas: cost, output },
+            Err(Ok(error)) => PrecompileAnswer::Revert { gas: cost, output: error.encode() },
             // A failing store is the node's failure, not the contract's: it aborts the transaction,
             // and the session reports it as a database error so the block is abandoned.
-            Err(Err(error)) => {
-                let message = format!("cross-read precompile: {error}");
-                context.journaled_state.database.record_failure(EvmDbError::State(error));
-                return Err(message);
-            }
-        };
-        Ok(Some(precompile_output_to_interpreter_result(output, inputs.gas_limit)))
-    }
-
-    fn warm_addresses(&self) -> &AddressSet {
-        &self.warm
-    }
-
-    fn contains(&self, address: &Address) -> bool {
-        self.warm.contains(address)
+            Err(Err(error)) => PrecompileAnswer::Failed(EvmDbError::State(error)),
+        }
     }
 }
+
+/// Ethereum's precompiles plus the cross-engine read precompile.
+pub type XStatePrecompiles = WithStatePrecompile<CrossReadPrecompile>;

@@ -638,3 +638,91 @@ fn instantiation_failures_are_errors_of_the_call() {
     assert_eq!(harness.overlay.get_u64(&Namespace::wasm(module).slot_key(1)).unwrap(), 0);
     assert!(!harness.overlay.has_open_checkpoint());
 }
+
+/// A host function that meets a state error hands it to `state_failure`, which decides by type: a
+/// refused request is the guest's doing and traps it (the call is a receipt, its writes undone, the
+/// block goes on); a failure of the store aborts the call with `CallError::State`, so the runtime
+/// abandons the block. No message is inspected.
+#[test]
+fn refusals_trap_the_guest_and_failures_abort_the_call() {
+    use kv_core::{BackendError, Refusal, StateError, StateFailure};
+    use wasm_binding::state_failure;
+    struct Erring;
+    impl HostExtension for Erring {
+        fn functions(&self, store: &mut wasmer::Store, env: &FunctionEnv<HostEnv>) -> Vec<(&'static str, Function)> {
+            fn refuse(_: FunctionEnvMut<'_, HostEnv>) -> Result<(), wasmer::RuntimeError> {
+                Err(state_failure("refuse", StateError::Refused(Refusal::CodeRemoval)))
+            }
+            fn break_store(_: FunctionEnvMut<'_, HostEnv>) -> Result<(), wasmer::RuntimeError> {
+                Err(state_failure("break_store", StateError::from(BackendError::Corrupt("a torn page".into()))))
+            }
+            vec![
+                ("refuse", Function::new_typed_with_env(store, env, refuse)),
+                ("break_store", Function::new_typed_with_env(store, env, break_store)),
+            ]
+        }
+    }
+    for (function, refused) in [("refuse", true), ("break_store", false)] {
+        let mut harness = Harness::new();
+        harness.engine = WasmEngine::new(common::CHAIN_ID).with_extension(Arc::new(Erring)).unwrap();
+        let wat = module(
+            &format!(
+                r#"(import "xstate" "{function}" (func $erring)) (import "xstate" "state_set" (func $state_set (param i64 i64)))"#
+            ),
+            "(call $state_set (i64.const 1) (i64.const 1)) (call $erring)",
+        );
+        let module = harness.deploy_wat(function, &wat).unwrap();
+        let result = harness
+            .engine
+            .call(&mut harness.overlay, &CallRequest { module, caller: ALICE, input: b"", gas_limit: GAS });
+        if refused {
+            assert_trap(&result.unwrap(), "refuse: code blobs are never deleted");
+        } else {
+            match result {
+                Err(CallError::State(StateError::Failed(StateFailure::Backend(BackendError::Corrupt(reason))))) => {
+                    assert_eq!(reason, "a torn page");
+                }
+                other => panic!("expected the call to fail with the store's error, got {other:?}"),
+            }
+        }
+        assert_eq!(harness.overlay.get_u64(&Namespace::wasm(module).slot_key(1)).unwrap(), 0, "{function}");
+        assert!(!harness.overlay.has_open_checkpoint());
+    }
+}
+
+/// A panic inside a host function unwinds out of `WasmEngine::call` as a panic of the caller's
+/// thread (wasmer carries it across the guest's frames), where the runtime's boundary catches it;
+/// it never aborts the process, leaves no checkpoint open and the engine serves the next call.
+#[test]
+fn a_panicking_host_function_unwinds_to_the_caller_and_the_engine_goes_on() {
+    struct Panicking;
+    impl HostExtension for Panicking {
+        fn functions(&self, store: &mut wasmer::Store, env: &FunctionEnv<HostEnv>) -> Vec<(&'static str, Function)> {
+            fn explode(_: FunctionEnvMut<'_, HostEnv>) {
+                panic!("host function bug");
+            }
+            vec![("explode", Function::new_typed_with_env(store, env, explode))]
+        }
+    }
+    let mut harness = Harness::new();
+    harness.engine = WasmEngine::new(common::CHAIN_ID).with_extension(Arc::new(Panicking)).unwrap();
+    let wat = module(
+        r#"(import "xstate" "explode" (func $explode)) (import "xstate" "state_set" (func $state_set (param i64 i64)))"#,
+        "(call $state_set (i64.const 1) (i64.const 1)) (call $explode)",
+    );
+    let exploding = harness.deploy_wat("exploding", &wat).unwrap();
+    let engine = &harness.engine;
+    let overlay = &mut harness.overlay;
+    let payload = std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| {
+        engine.call(overlay, &CallRequest { module: exploding, caller: ALICE, input: b"", gas_limit: GAS })
+    }))
+    .unwrap_err();
+    assert_eq!(payload.downcast_ref::<&str>().copied(), Some("host function bug"));
+
+    // The engine still works; the overlay that saw the panic is the caller's to drop, as the
+    // runtime does with a block's overlay.
+    harness.overlay = harness.store.begin();
+    let calm = harness.deploy_wat("calm", &module(IMPORTS, "(call $state_set (i64.const 1) (i64.const 7))")).unwrap();
+    assert!(matches!(harness.call(calm, b"").status, CallStatus::Success));
+    assert_eq!(harness.overlay.get_u64(&Namespace::wasm(calm).slot_key(1)).unwrap(), 7);
+}
