@@ -85,6 +85,45 @@ mod tests {
         assert!(workspace_dependencies(&xtask).is_empty());
     }
 
+    /// The normal dependencies of a manifest (`[dependencies]` only), by name, with whether each is
+    /// optional (behind a feature).
+    fn normal_dependencies(manifest: &str) -> Vec<(String, bool)> {
+        let mut in_dependencies = false;
+        let mut found = Vec::new();
+        for line in manifest.lines() {
+            let line = line.trim();
+            if line.starts_with('[') {
+                in_dependencies = line == "[dependencies]";
+                continue;
+            }
+            let name = line.split(['.', '=', ' ']).next().unwrap_or_default();
+            if in_dependencies && !name.is_empty() && !name.starts_with('#') {
+                found.push((name.to_owned(), line.contains("optional = true")));
+            }
+        }
+        found
+    }
+
+    /// Libraries a chain embeds carry only what their job needs: the tools' dependencies (command
+    /// lines, progress bars, allocators, temporary files, fixture formats) live in the tool crates
+    /// (`xstate`, `evm-conformance`, `xstate-benches`), never in a library's normal dependencies.
+    #[test]
+    fn libraries_carry_no_tool_dependencies() {
+        const TOOLS: &[&str] = &["clap", "indicatif", "mimalloc", "tempfile", "revm-statetest-types", "proptest", "gungraun"];
+        let libraries = ["kv-core", "wasm-binding", "evm-binding", "cross-read", "chain", "node"];
+        for folder in libraries {
+            let manifest = std::fs::read_to_string(root().join("crates").join(folder).join("Cargo.toml")).unwrap();
+            for (dependency, _) in normal_dependencies(&manifest) {
+                assert!(!TOOLS.contains(&dependency.as_str()), "library {folder} depends on the tool crate {dependency}");
+            }
+        }
+        // The phase C binding reads JSON only behind its `artifacts` feature.
+        let evm = std::fs::read_to_string(root().join("crates/evm-binding/Cargo.toml")).unwrap();
+        for (dependency, optional) in normal_dependencies(&evm) {
+            assert!(!dependency.starts_with("serde") || optional, "evm-binding depends on {dependency} unconditionally");
+        }
+    }
+
     #[test]
     fn the_rule_reader_sees_dependencies() {
         let manifest = "[package]\nname = \"x\"\n[dependencies]\nkv-core.workspace = true\nserde = \"1\"\n[dev-dependencies]\nxstate-chain = { path = \"..\" }\n";
