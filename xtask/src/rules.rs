@@ -109,18 +109,25 @@ mod tests {
     /// (`xstate`, `evm-conformance`, `xstate-benches`), never in a library's normal dependencies.
     #[test]
     fn libraries_carry_no_tool_dependencies() {
-        const TOOLS: &[&str] = &["clap", "indicatif", "mimalloc", "tempfile", "revm-statetest-types", "proptest", "gungraun"];
+        const TOOLS: &[&str] =
+            &["clap", "indicatif", "mimalloc", "tempfile", "revm-statetest-types", "proptest", "gungraun"];
         let libraries = ["kv-core", "wasm-binding", "evm-binding", "cross-read", "chain", "node"];
         for folder in libraries {
             let manifest = std::fs::read_to_string(root().join("crates").join(folder).join("Cargo.toml")).unwrap();
             for (dependency, _) in normal_dependencies(&manifest) {
-                assert!(!TOOLS.contains(&dependency.as_str()), "library {folder} depends on the tool crate {dependency}");
+                assert!(
+                    !TOOLS.contains(&dependency.as_str()),
+                    "library {folder} depends on the tool crate {dependency}"
+                );
             }
         }
         // The phase C binding reads JSON only behind its `artifacts` feature.
         let evm = std::fs::read_to_string(root().join("crates/evm-binding/Cargo.toml")).unwrap();
         for (dependency, optional) in normal_dependencies(&evm) {
-            assert!(!dependency.starts_with("serde") || optional, "evm-binding depends on {dependency} unconditionally");
+            assert!(
+                !dependency.starts_with("serde") || optional,
+                "evm-binding depends on {dependency} unconditionally"
+            );
         }
     }
 
