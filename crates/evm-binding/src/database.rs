@@ -292,17 +292,17 @@ impl EvmDatabase<'_> {
         let info = &account.info;
         let code_hash = if info.code_hash == B256::ZERO { KECCAK_EMPTY } else { info.code_hash };
         // revm hands over the code of every contract it loaded, but only a created account or a
-        // new code hash (an EIP-7702 delegation) can bring code the store may not hold yet. An
-        // account missing from the cache is checked against the store.
+        // new code hash (an EIP-7702 delegation) can bring code the store may not hold yet. For
+        // an account missing from the cache the blob is written again, which changes nothing.
         let known_code = matches!(self.accounts.get(&address), Some(Some(record)) if record.code_hash == code_hash);
         if code_hash != KECCAK_EMPTY
             && (account.is_created() || !known_code)
             && let Some(bytecode) = &info.code
         {
-            let key = code_key(&code_hash);
-            if !overlay.read(&key, &mut |_| {})? {
-                overlay.set(&key, bytecode.original_byte_slice())?;
-            }
+            // Written without asking whether the blob exists: blobs are content-addressed, so a
+            // rewrite changes nothing, and a read would make a block's witness carry the code the
+            // block itself deploys (a verifier cannot prove a blob absent; docs/spec/witness.md).
+            overlay.set(&code_key(&code_hash), bytecode.original_byte_slice())?;
         }
         let record = AccountRecord { nonce: info.nonce, balance: info.balance, code_hash };
         // A touched account whose record did not change (a contract whose storage changed) keeps

@@ -89,3 +89,91 @@ fn impossible_blocks_are_clear_errors() {
     fails(&["witness", "9", "--db", db, "--out", out], "does not exist");
     fails(&["witness", "1", "--db", dir.path().join("none").to_str().unwrap(), "--out", out], "no store");
 }
+
+/// The Python interpreter with py-trie installed (`cargo xtask verifiers`), as the EIP-1186 test
+/// finds it.
+fn python() -> std::path::PathBuf {
+    if let Some(path) = std::env::var_os("XSTATE_PYTHON") {
+        return path.into();
+    }
+    let workspace = std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("../..");
+    let target = std::env::var_os("CARGO_TARGET_DIR").map_or_else(|| workspace.join("target"), Into::into);
+    let path = target.join("xtask/pyenv/bin/python");
+    assert!(path.exists(), "no py-trie environment at {}: run `cargo xtask verifiers`", path.display());
+    path
+}
+
+/// Runs the independent witness checker (`xtask/verifiers/witness_verify.py`, on py-trie).
+fn py_trie_check(witness: &str, block: &str) -> Result<Value, String> {
+    let script = std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("../../xtask/verifiers/witness_verify.py");
+    let output = Command::new(python()).arg(script).args([witness, block]).output().unwrap();
+    if output.status.success() {
+        Ok(serde_json::from_slice(&output.stdout).unwrap())
+    } else {
+        Err(String::from_utf8_lossy(&output.stderr).into_owned())
+    }
+}
+
+/// A witness checked by an implementation no one here wrote: py-trie walks every node from the
+/// parent's state root (none added or foreign), finds the account path of every key and the
+/// storage path of every key whose storage trie the block read, and every code blob is named by
+/// an account leaf. The block after the demo's reads and rewrites storage both engines left (an
+/// ERC-20 transfer, WASM token transfers, one that empties a balance and so deletes its slot).
+/// A node from another state, added to the witness, is found by py-trie and by verify-block.
+#[test]
+fn witnesses_check_with_py_trie() {
+    let dir = tempfile::tempdir().unwrap();
+    let db = dir.path().join("db");
+    let db = db.to_str().unwrap();
+    ok(&["demo", "--db", db]);
+    let alice = "70997970c51812dc3a010c7d01b50e0d17dc79c8";
+    let bob = "3c44cdddb6a900fa2b585dd299e03d12fa4293bc";
+    // transfer(bob, 1) on the demo's ERC-20; the WASM token's transfer (0x02 | to | amount).
+    let erc20 = format!("0xa9059cbb000000000000000000000000{bob}{:064x}", 1);
+    let to_bob = format!("0x02{bob}{:016x}", 100);
+    let back_to_alice = format!("0x02{alice}{:016x}", 500);
+    let block = serde_json::json!({
+        "transactions": [
+            {"from": "dev:1", "to": "0x5FbDB2315678afecb367f032d93F642f64180aa3", "data": erc20},
+            {"from": "dev:1", "module": {"name": "token", "version": 1}, "data": to_bob, "gas": 1_000_000},
+            {"from": "dev:2", "module": {"name": "token", "version": 1}, "data": back_to_alice, "gas": 1_000_000},
+        ]
+    });
+    let file = dir.path().join("block2.json");
+    std::fs::write(&file, block.to_string()).unwrap();
+    let ran: Value = serde_json::from_str(&ok(&["--json", "run", file.to_str().unwrap(), "--db", db])).unwrap();
+    let statuses: Vec<&Value> = ran["receipts"].as_array().unwrap().iter().map(|receipt| &receipt["status"]).collect();
+    assert_eq!(statuses.len(), 3, "{ran}");
+    assert!(statuses.iter().all(|status| *status == "success"), "{ran}");
+
+    for number in ["1", "2"] {
+        let out = dir.path().join(format!("w{number}.json"));
+        let out = out.to_str().unwrap();
+        ok(&["--json", "witness", number, "--db", db, "--out", out]);
+        let block = format!("{out}.block.json");
+        let checked = py_trie_check(out, &block).unwrap();
+        let witness: Value = serde_json::from_str(&std::fs::read_to_string(out).unwrap()).unwrap();
+        assert_eq!(checked["nodes"], witness["state"].as_array().unwrap().len());
+        assert_eq!(checked["keys"], witness["keys"].as_array().unwrap().len());
+        if number == "2" {
+            // Block 2 reads storage of both engines that block 1 wrote.
+            assert!(checked["storageLookups"].as_u64().unwrap() >= 4, "{checked}");
+            assert!(checked["storageLeaves"].as_u64().unwrap() >= 4, "{checked}");
+            ok(&["verify-block", &block, out]);
+
+            // A node of another state (block 1's witness) added to block 2's.
+            let other: Value =
+                serde_json::from_str(&std::fs::read_to_string(dir.path().join("w1.json")).unwrap()).unwrap();
+            let mut tampered = witness.clone();
+            let ours = tampered["state"].as_array().unwrap().clone();
+            let foreign = other["state"].as_array().unwrap().iter().find(|node| !ours.contains(node)).unwrap().clone();
+            tampered["state"].as_array_mut().unwrap().push(foreign);
+            let path = dir.path().join("tampered.json");
+            std::fs::write(&path, tampered.to_string()).unwrap();
+            let path = path.to_str().unwrap();
+            let rejected = py_trie_check(path, &block).unwrap_err();
+            assert!(rejected.contains("not reached from the parent root"), "{rejected}");
+            fails(&["verify-block", &block, path], "does not verify");
+        }
+    }
+}
