@@ -55,6 +55,15 @@ fn transfer_calldata() -> Bytes {
     calldata("transfer(address,uint256)", &[word(BOB), U256::from(1)])
 }
 
+/// A new in-memory store, an executor and a block overlay in which the owner is funded.
+fn funded_chain() -> (Store, EvmExecutor, kv_core::Overlay) {
+    let store = Store::in_memory();
+    let mut overlay = store.begin();
+    let funds = GenesisAccount { balance: U256::from(10u128.pow(24)), ..Default::default() };
+    insert_account(&mut overlay, OWNER, &funds).unwrap();
+    (store, EvmExecutor::new(CHAIN_ID, SPEC), overlay)
+}
+
 /// The token on the shared store, with one EVM session kept for the block.
 pub struct SharedTransfer {
     session: EvmSession<'static, EthPrecompiles>,
@@ -72,15 +81,7 @@ impl Default for SharedTransfer {
 impl SharedTransfer {
     /// Deploys and mints the token, commits, and opens a session on a new block overlay.
     pub fn new() -> Self {
-        let store = Store::in_memory();
-        let executor = EvmExecutor::new(CHAIN_ID, SPEC);
-        let mut overlay = store.begin();
-        insert_account(
-            &mut overlay,
-            OWNER,
-            &GenesisAccount { balance: U256::from(10u128.pow(24)), ..Default::default() },
-        )
-        .unwrap();
+        let (store, executor, mut overlay) = funded_chain();
         let token =
             created(executor.transact(&mut overlay, &block(), tx(TxKind::Create, token_code().into(), 0)).unwrap());
         assert!(executor.transact(&mut overlay, &block(), tx(TxKind::Call(token), mint(), 1)).unwrap().is_success());
@@ -164,15 +165,7 @@ impl Default for Sloads {
 impl Sloads {
     /// Deploys the two contracts and fills the storage contract's slots.
     pub fn new() -> Self {
-        let store = Store::in_memory();
-        let executor = EvmExecutor::new(CHAIN_ID, SPEC);
-        let mut overlay = store.begin();
-        insert_account(
-            &mut overlay,
-            OWNER,
-            &GenesisAccount { balance: U256::from(10u128.pow(24)), ..Default::default() },
-        )
-        .unwrap();
+        let (store, executor, mut overlay) = funded_chain();
         let storage = created(
             executor.transact(&mut overlay, &block(), tx(TxKind::Create, artifact("Storage").unwrap(), 0)).unwrap(),
         );
