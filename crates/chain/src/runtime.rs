@@ -268,6 +268,31 @@ struct Head {
     recent: VecDeque<(u64, B256)>,
 }
 
+/// The latest block of the chain in `store`, with the hashes of the blocks before it, as a new
+/// runtime or a rewind finds it; `None` before the genesis block.
+fn load_head(store: &Store) -> Result<Option<Head>, RuntimeError> {
+    let chain = ChainStore::new(store);
+    let Some(number) = chain.head()? else {
+        return if store.height() == 0 { Ok(None) } else { Err(RuntimeError::NoHeaders(store.height())) };
+    };
+    if store.height() != number + 1 {
+        return Err(StoreError::Corrupt(format!(
+            "the latest block is {number} but the state is at height {}",
+            store.height()
+        ))
+        .into());
+    }
+    let missing = || StoreError::Corrupt(format!("block {number} has no header"));
+    let header = chain.header(number)?.ok_or_else(missing)?;
+    let hash = chain.hash(number)?.ok_or_else(missing)?;
+    let mut recent = VecDeque::with_capacity(BLOCKHASH_WINDOW);
+    for past in number.saturating_sub(BLOCKHASH_WINDOW as u64 - 1)..=number {
+        let hash = chain.hash(past)?.ok_or_else(|| StoreError::Corrupt(format!("block {past} has no hash record")))?;
+        recent.push_back((past, hash));
+    }
+    Ok(Some(Head { header, hash, recent }))
+}
+
 /// Both engines over one store, as a chain.
 pub struct Runtime {
     store: Store,
@@ -347,31 +372,7 @@ impl Runtime {
             Some(_) => {}
             None => store.set_label(CHAIN_ID_LABEL, &config.chain_id.to_be_bytes())?,
         }
-        let chain = ChainStore::new(&store);
-        let head = match chain.head()? {
-            None if store.height() == 0 => None,
-            None => return Err(RuntimeError::NoHeaders(store.height())),
-            Some(number) => {
-                if store.height() != number + 1 {
-                    return Err(StoreError::Corrupt(format!(
-                        "the latest block is {number} but the state is at height {}",
-                        store.height()
-                    ))
-                    .into());
-                }
-                let missing = || StoreError::Corrupt(format!("block {number} has no header"));
-                let header = chain.header(number)?.ok_or_else(missing)?;
-                let hash = chain.hash(number)?.ok_or_else(missing)?;
-                let mut recent = VecDeque::with_capacity(BLOCKHASH_WINDOW);
-                for past in number.saturating_sub(BLOCKHASH_WINDOW as u64 - 1)..=number {
-                    let hash = chain
-                        .hash(past)?
-                        .ok_or_else(|| StoreError::Corrupt(format!("block {past} has no hash record")))?;
-                    recent.push_back((past, hash));
-                }
-                Some(Head { header, hash, recent })
-            }
-        };
+        let head = load_head(&store)?;
         Ok(Self {
             store,
             config,
@@ -379,6 +380,25 @@ impl Runtime {
             published: RwLock::new(head.clone().map(Arc::new)),
             head: Mutex::new(head),
         })
+    }
+
+    /// Goes back to block `number`, as if the blocks after it had never been mined: the state,
+    /// the headers, bodies, receipts and indexes of the later blocks go in one atomic batch (a
+    /// crash leaves all of them or none), and `number` is the latest block again. Waits for the
+    /// block being executed. Refused with a typed error for a block after the latest, or before
+    /// the oldest whose state is retained. Returns the latest block before the rewind.
+    pub fn rewind_to(&self, number: u64) -> Result<u64, RuntimeError> {
+        let mut head = self.head.lock();
+        let latest = head.as_ref().ok_or(RuntimeError::NoGenesis)?.header.number;
+        if number > latest {
+            return Err(RuntimeError::UnknownBlock { number, latest });
+        }
+        let labels = self.chain().rewind_records(number, latest)?;
+        self.store.rewind_with_labels(latest + 1, number + 1, &labels)?;
+        let rewound = load_head(&self.store)?;
+        *self.published.write() = rewound.clone().map(Arc::new);
+        *head = rewound;
+        Ok(latest)
     }
 
     /// The chain id `store` was created for, or `None` for a store no runtime has opened yet.
