@@ -605,13 +605,37 @@ impl Runtime {
     /// identity runs the module), and keeps nothing: the overlay is dropped. The block context is
     /// the latest header's, with a base fee of 0.
     pub fn call(&self, input: &CallInput) -> Result<CallOutcome, CallFailure> {
-        let (header, recent) = {
-            let head = self.published.read().clone();
-            let head = head.as_ref().ok_or(RuntimeError::NoGenesis)?;
-            let recent: HashMap<u64, B256> = head.recent.iter().copied().collect();
-            (head.header.clone(), recent)
+        self.call_at(input, None)
+    }
+
+    /// Executes `input` like [`Runtime::call`], against the state after block `number` (the
+    /// latest when `None`) and with that block's header as its context: an older block's state
+    /// is read through its retained trie root, so later blocks change nothing the call sees.
+    /// A block whose state is no longer retained is a typed error.
+    pub fn call_at(&self, input: &CallInput, number: Option<u64>) -> Result<CallOutcome, CallFailure> {
+        let head = self.published.read().clone();
+        let head = head.as_ref().ok_or(RuntimeError::NoGenesis)?;
+        let (header, recent, mut overlay) = match number {
+            Some(number) if number < head.header.number => {
+                let chain = self.chain();
+                let missing = || RuntimeError::from(StoreError::Corrupt(format!("block {number} has no header")));
+                let header = chain.header(number).map_err(RuntimeError::from)?.ok_or_else(missing)?;
+                // Open the state first: a block whose state is pruned is refused before any of
+                // its hashes are read.
+                let view = self.store.view_at(number + 1).map_err(RuntimeError::from)?;
+                let mut recent = HashMap::with_capacity(BLOCKHASH_WINDOW);
+                for past in number.saturating_sub(BLOCKHASH_WINDOW as u64 - 1)..=number {
+                    if let Some(hash) = chain.hash(past).map_err(RuntimeError::from)? {
+                        recent.insert(past, hash);
+                    }
+                }
+                (header, recent, view.overlay())
+            }
+            Some(number) if number > head.header.number => {
+                return Err(RuntimeError::UnknownBlock { number, latest: head.header.number }.into());
+            }
+            _ => (head.header.clone(), head.recent.iter().copied().collect(), self.store.begin()),
         };
-        let mut overlay = self.store.begin();
         let gas_limit = input.gas.unwrap_or(self.config.block_gas_limit).min(self.config.block_gas_limit);
         let runtime_failure = |error: &dyn std::fmt::Display| {
             CallFailure::Runtime(RuntimeError::Execution { index: 0, reason: error.to_string() })
