@@ -393,9 +393,10 @@ impl Store {
             // cannot see in the backend yet.
             prune_replaced(&mut batch);
         }
-        let mut old_roots = Vec::new();
+        // Root records and undo records that left the retained window.
+        let mut expired = Vec::new();
         backend.scan(Table::Meta, &root_record_key(0), Some(&root_record_key(oldest)), &mut |key, _| {
-            old_roots.push(key.to_vec());
+            expired.push(key.to_vec());
             ControlFlow::Continue(())
         })?;
         // The undo record of height `h` goes back to `h - 1`, so the oldest one kept is the one
@@ -405,11 +406,11 @@ impl Store {
             &undo_record_key(0),
             Some(&undo_record_key(oldest.saturating_add(1))),
             &mut |key, _| {
-                old_roots.push(key.to_vec());
+                expired.push(key.to_vec());
                 ControlFlow::Continue(())
             },
         )?;
-        for key in old_roots {
+        for key in expired {
             batch.delete(Table::Meta, key);
         }
 
