@@ -9,7 +9,7 @@ import { readFileSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
 import assert from 'node:assert/strict';
 import {
-  createPublicClient, createWalletClient, defineChain, http, encodeFunctionData, parseAbi,
+  createPublicClient, createTestClient, createWalletClient, defineChain, http, encodeFunctionData, parseAbi,
   parseAbiItem, keccak256, encodeAbiParameters, hexToBytes, bytesToHex, toHex, getAddress, pad,
 } from 'viem';
 import { privateKeyToAccount } from 'viem/accounts';
@@ -191,6 +191,21 @@ async function after() {
   const hash = await wallet(alice).writeContract({ address: saved.token, abi: xtoken.abi, functionName: 'transfer', args: [bob, 1n] });
   const receipt = await client.waitForTransactionReceipt({ hash });
   assert.equal(receipt.blockNumber, latest.number + 1n);
+  const balanceOfBob = (blockNumber) =>
+    client.readContract({ address: saved.token, abi: xtoken.abi, functionName: 'balanceOf', args: [bob], blockNumber });
+  // eth_call at an older block runs on that block's state.
+  assert.equal(await balanceOfBob(latest.number), 250n);
+  assert.equal(await balanceOfBob(undefined), 251n);
+  // A snapshot and a revert, through viem's test actions (evm_snapshot, evm_revert).
+  const testClient = createTestClient({ chain, mode: 'anvil', transport });
+  const snapshot = await testClient.snapshot();
+  const more = await wallet(alice).writeContract({ address: saved.token, abi: xtoken.abi, functionName: 'transfer', args: [bob, 9n] });
+  await client.waitForTransactionReceipt({ hash: more });
+  assert.equal(await balanceOfBob(undefined), 260n);
+  await testClient.revert({ id: snapshot });
+  assert.equal(await client.getBlockNumber(), receipt.blockNumber);
+  assert.equal(await balanceOfBob(undefined), 251n);
+  assert.equal(await client.getTransactionReceipt({ hash: more }).catch(() => null), null);
   console.log('viem: after the restart, all checks passed');
 }
 

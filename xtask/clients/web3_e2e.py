@@ -166,6 +166,17 @@ def after(w3: Web3, repo: Path, state_file: Path) -> None:
     assert verify_proof(proof, bytes(latest["stateRoot"])) == [250]
     receipt = send(w3, ALICE, {"to": token.address, "data": token.encode_abi("transfer", [BOB, 1])})
     assert receipt["blockNumber"] == latest["number"] + 1
+    # eth_call at an older block runs on that block's state.
+    assert token.functions.balanceOf(BOB).call(block_identifier=latest["number"]) == 250
+    assert token.functions.balanceOf(BOB).call() == 251
+    # A snapshot and a revert (evm_snapshot, evm_revert) drop the block mined in between.
+    snapshot = w3.provider.make_request("evm_snapshot", [])["result"]
+    more = send(w3, ALICE, {"to": token.address, "data": token.encode_abi("transfer", [BOB, 9])})
+    assert token.functions.balanceOf(BOB).call() == 260
+    assert w3.provider.make_request("evm_revert", [snapshot])["result"] is True
+    assert w3.eth.block_number == receipt["blockNumber"]
+    assert token.functions.balanceOf(BOB).call() == 251
+    assert w3.provider.make_request("eth_getTransactionReceipt", [more["transactionHash"].to_0x_hex()])["result"] is None
     print("web3.py: after the restart, all checks passed")
 
 

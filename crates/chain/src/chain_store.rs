@@ -210,6 +210,27 @@ impl<'a> ChainStore<'a> {
         (hash, labels)
     }
 
+    /// The labels that drop blocks `number + 1..=latest` and make `number` the head: every
+    /// block's header, hash, body and indexes, for the store's rewind batch. Reads the bodies of
+    /// the dropped blocks to find their transactions' index entries.
+    pub fn rewind_records(&self, number: u64, latest: u64) -> Result<Vec<(String, Option<Vec<u8>>)>, StoreError> {
+        let mut labels = Vec::new();
+        for dropped in number + 1..=latest {
+            let block = self.block(dropped)?.ok_or_else(|| corrupt("block", format!("{dropped} is missing")))?;
+            for transaction in &block.transactions {
+                labels.push((tx_name(&transaction.hash()), None));
+            }
+            labels.extend([
+                (header_name(dropped), None),
+                (hash_name(dropped), None),
+                (number_name(&block.hash), None),
+                (body_name(dropped), None),
+            ]);
+        }
+        labels.push((HEAD.to_owned(), Some(number.to_be_bytes().to_vec())));
+        Ok(labels)
+    }
+
     /// The header of block `number`.
     pub fn header(&self, number: u64) -> Result<Option<Header>, StoreError> {
         self.store.label(&header_name(number))?.map(|bytes| decode("header", &bytes)).transpose()

@@ -279,6 +279,31 @@ struct Head {
     recent: VecDeque<(u64, B256)>,
 }
 
+/// The latest block of the chain in `store`, with the hashes of the blocks before it, as a new
+/// runtime or a rewind finds it; `None` before the genesis block.
+fn load_head(store: &Store) -> Result<Option<Head>, RuntimeError> {
+    let chain = ChainStore::new(store);
+    let Some(number) = chain.head()? else {
+        return if store.height() == 0 { Ok(None) } else { Err(RuntimeError::NoHeaders(store.height())) };
+    };
+    if store.height() != number + 1 {
+        return Err(StoreError::Corrupt(format!(
+            "the latest block is {number} but the state is at height {}",
+            store.height()
+        ))
+        .into());
+    }
+    let missing = || StoreError::Corrupt(format!("block {number} has no header"));
+    let header = chain.header(number)?.ok_or_else(missing)?;
+    let hash = chain.hash(number)?.ok_or_else(missing)?;
+    let mut recent = VecDeque::with_capacity(BLOCKHASH_WINDOW);
+    for past in number.saturating_sub(BLOCKHASH_WINDOW as u64 - 1)..=number {
+        let hash = chain.hash(past)?.ok_or_else(|| StoreError::Corrupt(format!("block {past} has no hash record")))?;
+        recent.push_back((past, hash));
+    }
+    Ok(Some(Head { header, hash, recent }))
+}
+
 /// Both engines over one store, as a chain.
 pub struct Runtime {
     store: Store,
@@ -358,31 +383,7 @@ impl Runtime {
             Some(_) => {}
             None => store.set_label(CHAIN_ID_LABEL, &config.chain_id.to_be_bytes())?,
         }
-        let chain = ChainStore::new(&store);
-        let head = match chain.head()? {
-            None if store.height() == 0 => None,
-            None => return Err(RuntimeError::NoHeaders(store.height())),
-            Some(number) => {
-                if store.height() != number + 1 {
-                    return Err(StoreError::Corrupt(format!(
-                        "the latest block is {number} but the state is at height {}",
-                        store.height()
-                    ))
-                    .into());
-                }
-                let missing = || StoreError::Corrupt(format!("block {number} has no header"));
-                let header = chain.header(number)?.ok_or_else(missing)?;
-                let hash = chain.hash(number)?.ok_or_else(missing)?;
-                let mut recent = VecDeque::with_capacity(BLOCKHASH_WINDOW);
-                for past in number.saturating_sub(BLOCKHASH_WINDOW as u64 - 1)..=number {
-                    let hash = chain
-                        .hash(past)?
-                        .ok_or_else(|| StoreError::Corrupt(format!("block {past} has no hash record")))?;
-                    recent.push_back((past, hash));
-                }
-                Some(Head { header, hash, recent })
-            }
-        };
+        let head = load_head(&store)?;
         Ok(Self {
             store,
             config,
@@ -390,6 +391,25 @@ impl Runtime {
             published: RwLock::new(head.clone().map(Arc::new)),
             head: Mutex::new(head),
         })
+    }
+
+    /// Goes back to block `number`, as if the blocks after it had never been mined: the state,
+    /// the headers, bodies, receipts and indexes of the later blocks go in one atomic batch (a
+    /// crash leaves all of them or none), and `number` is the latest block again. Waits for the
+    /// block being executed. Refused with a typed error for a block after the latest, or before
+    /// the oldest whose state is retained. Returns the latest block before the rewind.
+    pub fn rewind_to(&self, number: u64) -> Result<u64, RuntimeError> {
+        let mut head = self.head.lock();
+        let latest = head.as_ref().ok_or(RuntimeError::NoGenesis)?.header.number;
+        if number > latest {
+            return Err(RuntimeError::UnknownBlock { number, latest });
+        }
+        let labels = self.chain().rewind_records(number, latest)?;
+        self.store.rewind_with_labels(latest + 1, number + 1, &labels)?;
+        let rewound = load_head(&self.store)?;
+        *self.published.write() = rewound.clone().map(Arc::new);
+        *head = rewound;
+        Ok(latest)
     }
 
     /// The chain id `store` was created for, or `None` for a store no runtime has opened yet.
@@ -596,18 +616,43 @@ impl Runtime {
     /// identity runs the module), and keeps nothing: the overlay is dropped. The block context is
     /// the latest header's, with a base fee of 0.
     pub fn call(&self, input: &CallInput) -> Result<CallOutcome, CallFailure> {
-        catch_panic("a call", || self.call_unguarded(input)).map_err(CallFailure::Runtime)?
+        self.call_at(input, None)
     }
 
-    /// [`Runtime::call`] without the panic guard.
-    fn call_unguarded(&self, input: &CallInput) -> Result<CallOutcome, CallFailure> {
-        let (header, recent) = {
-            let head = self.published.read().clone();
-            let head = head.as_ref().ok_or(RuntimeError::NoGenesis)?;
-            let recent: HashMap<u64, B256> = head.recent.iter().copied().collect();
-            (head.header.clone(), recent)
+    /// Executes `input` like [`Runtime::call`], against the state after block `number` (the
+    /// latest when `None`) and with that block's header as its context: an older block's state
+    /// is read through its retained trie root, so later blocks change nothing the call sees.
+    /// A block whose state is no longer retained is a typed error.
+    /// A panic inside either engine is caught and becomes [`RuntimeError::Panic`].
+    pub fn call_at(&self, input: &CallInput, number: Option<u64>) -> Result<CallOutcome, CallFailure> {
+        catch_panic("a call", || self.call_at_unguarded(input, number)).map_err(CallFailure::Runtime)?
+    }
+
+    /// [`Runtime::call_at`] without the panic guard.
+    fn call_at_unguarded(&self, input: &CallInput, number: Option<u64>) -> Result<CallOutcome, CallFailure> {
+        let head = self.published.read().clone();
+        let head = head.as_ref().ok_or(RuntimeError::NoGenesis)?;
+        let (header, recent, mut overlay) = match number {
+            Some(number) if number < head.header.number => {
+                let chain = self.chain();
+                let missing = || RuntimeError::from(StoreError::Corrupt(format!("block {number} has no header")));
+                let header = chain.header(number).map_err(RuntimeError::from)?.ok_or_else(missing)?;
+                // Open the state first: a block whose state is pruned is refused before any of
+                // its hashes are read.
+                let view = self.store.view_at(number + 1).map_err(RuntimeError::from)?;
+                let mut recent = HashMap::with_capacity(BLOCKHASH_WINDOW);
+                for past in number.saturating_sub(BLOCKHASH_WINDOW as u64 - 1)..=number {
+                    if let Some(hash) = chain.hash(past).map_err(RuntimeError::from)? {
+                        recent.insert(past, hash);
+                    }
+                }
+                (header, recent, view.overlay())
+            }
+            Some(number) if number > head.header.number => {
+                return Err(RuntimeError::UnknownBlock { number, latest: head.header.number }.into());
+            }
+            _ => (head.header.clone(), head.recent.iter().copied().collect(), self.store.begin()),
         };
-        let mut overlay = self.store.begin();
         let gas_limit = input.gas.unwrap_or(self.config.block_gas_limit).min(self.config.block_gas_limit);
         let runtime_failure = |error: &dyn std::fmt::Display| {
             CallFailure::Runtime(RuntimeError::Execution { index: 0, reason: error.to_string() })

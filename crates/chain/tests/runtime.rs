@@ -779,4 +779,65 @@ fn a_panic_during_a_block_abandons_the_block_and_the_runtime_goes_on() {
     let block = next_block(&runtime, &raws);
     assert_eq!(block.receipts.len(), 2);
     assert_eq!(nonce(&runtime, sender), 2);
+
+/// A rewind to block 1 drops blocks 2 and 3 with their records: the state (an EVM balance and a
+/// WASM module's deployment) is block 1's, the dropped transactions are unknown, the chain goes on
+/// from block 1 with the same transactions giving the same block, and a reopened store agrees.
+/// Rewinds after the latest block, or before the oldest retained state, are typed errors.
+#[test]
+fn a_rewind_drops_the_later_blocks_and_their_records() {
+    let dir = tempfile::tempdir().unwrap();
+    let path = dir.path().join("state.redb");
+    let runtime = Runtime::open(&path, ChainConfig::default()).unwrap();
+    runtime.init_genesis(&genesis()).unwrap();
+    let first = next_block(&runtime, &[signed(1, transfer(0))]);
+    let receiver = Address::repeat_byte(0x77);
+    let (root, balance_after_first) = (runtime.root(), balance(&runtime, receiver));
+    let second_raws = [signed(1, transfer(1)), deploy_token(2, 0)];
+    let second = next_block(&runtime, &second_raws);
+    let third = next_block(&runtime, &[signed(1, transfer(2))]);
+    assert_eq!(balance(&runtime, receiver), balance_after_first + U256::from(2));
+    let module_record = Namespace::wasm(token_identity()).record_key();
+    assert!(runtime.get(&module_record).unwrap().is_some());
+
+    assert_eq!(runtime.rewind_to(1).unwrap(), 3);
+    let check = |runtime: &Runtime| {
+        assert_eq!(runtime.latest(), Some((first.header.clone(), first.hash)));
+        assert_eq!((runtime.height(), runtime.root()), (2, root));
+        assert_eq!(balance(runtime, receiver), balance_after_first);
+        assert_eq!(nonce(runtime, dev_address(1)), 1);
+        assert_eq!(runtime.get(&module_record).unwrap(), None, "the module deployed in block 2 is gone");
+        assert_eq!(runtime.block(2).unwrap(), None);
+        assert_eq!(runtime.chain().number(&third.hash).unwrap(), None);
+        assert_eq!(runtime.receipt(&second.receipts[0].hash).unwrap(), None);
+        assert_eq!(runtime.receipt(&first.receipts[0].hash).unwrap().map(|(block, _)| block.hash), Some(first.hash));
+    };
+    check(&runtime);
+    assert!(matches!(runtime.rewind_to(5), Err(RuntimeError::UnknownBlock { number: 5, latest: 1 })));
+    drop(runtime);
+    let runtime = Runtime::open(&path, ChainConfig::default()).unwrap();
+    check(&runtime);
+    let again = runtime
+        .execute_block(
+            &BlockInput { timestamp: second.header.timestamp, beneficiary: BENEFICIARY, ..Default::default() },
+            &second_raws,
+            |_| {},
+        )
+        .unwrap();
+    assert_eq!(again.hash, second.hash, "the same block on the same parent");
+    assert_eq!(again.header.state_root, second.header.state_root);
+
+    // A store retaining two roots cannot go back three blocks.
+    let short = Runtime::new(
+        kv_core::Store::in_memory_with(kv_core::StoreConfig { retained_roots: 2 }),
+        ChainConfig::default(),
+    )
+    .unwrap();
+    short.init_genesis(&genesis()).unwrap();
+    for nonce in 0..3 {
+        next_block(&short, &[signed(1, transfer(nonce))]);
+    }
+    let error = short.rewind_to(0).unwrap_err();
+    assert!(matches!(error, RuntimeError::Store(kv_core::StoreError::CannotRewind { .. })), "{error}");
+    assert_eq!(short.latest().map(|(header, _)| header.number), Some(3));
 }

@@ -4,6 +4,11 @@
 //! the stale-node records, the pruning of nodes no retained root needs, and the new head and root
 //! record. The backend applies it atomically, so after a crash the store reopens at the previous
 //! or the new root and never in between.
+//!
+//! Each commit also records, in the same batch, how to undo it: the values its keys had before
+//! and the trie nodes it created. [`Store::rewind_with_labels`] applies those records to go back
+//! to an earlier retained height in one batch, so a crash leaves the store at the later or at the
+//! earlier height and never in between.
 
 use crate::backend::{Backend, BackendError, BackendExt, MemoryBackend, RedbBackend, Table, WriteBatch};
 use crate::commitment::{
@@ -28,6 +33,7 @@ const FORMAT_KEY: &[u8] = b"format";
 const FORMAT_VALUE: &[u8] = b"xstate-kv/2";
 const HEAD_KEY: &[u8] = b"head";
 const ROOT_PREFIX: &[u8] = b"root/";
+const UNDO_PREFIX: &[u8] = b"undo/";
 
 /// How a store is run.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
@@ -81,6 +87,24 @@ pub enum StoreError {
     /// A stored account leaf is not an account's RLP.
     #[error("corrupt store: account leaf does not decode: {0}")]
     CorruptAccount(#[source] alloy_rlp::Error),
+    /// A rewind was asked for a height the store cannot go back to.
+    #[error("cannot rewind to height {target}: the store can go back to heights {oldest}..={latest}")]
+    CannotRewind {
+        /// Height asked for.
+        target: u64,
+        /// Oldest retained height.
+        oldest: u64,
+        /// Latest height.
+        latest: u64,
+    },
+    /// A rewind was prepared for another latest height than the store's: a commit came between.
+    #[error("the rewind was prepared at height {expected}, but the store is at height {store}")]
+    StaleRewind {
+        /// Height the caller expected.
+        expected: u64,
+        /// Height of the store.
+        store: u64,
+    },
     /// No root is retained for that height.
     #[error("height {height} is not provable: retained heights are {oldest}..={latest}")]
     HeightNotRetained {
@@ -352,6 +376,12 @@ impl Store {
         let (mut batch, root) = build_commit(backend, head.root, height, overlay, CommitMode::Store)?;
 
         let oldest = self.oldest_retained(&head, height);
+        if height > oldest {
+            // Only a commit above the oldest retained height can be undone: undoing it goes back
+            // to a height that is still retained.
+            let undo = undo_record(backend, &batch)?;
+            batch.put(Table::Meta, undo_record_key(height), undo);
+        }
         let new_head = Head { height, oldest, root };
         batch.put(Table::Meta, HEAD_KEY, encode_head(&new_head));
         batch.put(Table::Meta, root_record_key(height), encode_root(root));
@@ -363,12 +393,24 @@ impl Store {
             // cannot see in the backend yet.
             prune_replaced(&mut batch);
         }
-        let mut old_roots = Vec::new();
+        // Root records and undo records that left the retained window.
+        let mut expired = Vec::new();
         backend.scan(Table::Meta, &root_record_key(0), Some(&root_record_key(oldest)), &mut |key, _| {
-            old_roots.push(key.to_vec());
+            expired.push(key.to_vec());
             ControlFlow::Continue(())
         })?;
-        for key in old_roots {
+        // The undo record of height `h` goes back to `h - 1`, so the oldest one kept is the one
+        // of `oldest + 1`.
+        backend.scan(
+            Table::Meta,
+            &undo_record_key(0),
+            Some(&undo_record_key(oldest.saturating_add(1))),
+            &mut |key, _| {
+                expired.push(key.to_vec());
+                ControlFlow::Continue(())
+            },
+        )?;
+        for key in expired {
             batch.delete(Table::Meta, key);
         }
 
@@ -377,6 +419,71 @@ impl Store {
         backend.write(batch)?;
         *head = new_head;
         Ok(info)
+    }
+
+    /// Goes back to the retained height `target`, as if the commits after it had never been
+    /// made: the values, the trie nodes, the stale records and the root history are those the
+    /// store had at `target`, the head is `target`, and in the same atomic batch the labels
+    /// `labels` are set or removed (a chain removes the records of the blocks it drops). A crash
+    /// leaves the store at `latest` or at `target`, never in between.
+    ///
+    /// `latest` is the height the caller prepared `labels` for; the rewind is refused with
+    /// [`StoreError::StaleRewind`] when a commit came between. A `target` below the oldest
+    /// retained height (or above the latest) is refused with [`StoreError::CannotRewind`], and
+    /// so is a `target` whose later commits carry no undo record. Rewinding to the latest height
+    /// changes only the labels. Overlays opened before a rewind must not be committed after it.
+    pub fn rewind_with_labels(
+        &self,
+        latest: u64,
+        target: u64,
+        labels: &[(String, Option<Vec<u8>>)],
+    ) -> Result<CommitInfo, StoreError> {
+        let mut head = self.head.lock();
+        if head.height != latest {
+            return Err(StoreError::StaleRewind { expected: latest, store: head.height });
+        }
+        let oldest = self.oldest_retained(&head, head.height);
+        let refused = || StoreError::CannotRewind { target, oldest, latest: head.height };
+        if target > head.height || target < oldest {
+            return Err(refused());
+        }
+        let root = self.root_ref_at(&head, target)?;
+        let backend = self.backend.as_ref();
+        let mut batch = WriteBatch::new();
+        // The value a key had at `target` is the one the undo record of the first commit after
+        // `target` that wrote it holds; later records are overwritten on the way down.
+        let mut values: BTreeMap<Vec<u8>, Option<Vec<u8>>> = BTreeMap::new();
+        for height in (target + 1..=head.height).rev() {
+            let record = backend.get(Table::Meta, &undo_record_key(height))?.ok_or_else(refused)?;
+            let undo = decode_undo(&record)?;
+            values.extend(undo.values);
+            for node in undo.created {
+                batch.delete(Table::Nodes, node);
+            }
+            batch.delete(Table::Meta, undo_record_key(height));
+            batch.delete(Table::Meta, root_record_key(height));
+        }
+        for (key, value) in values {
+            match value {
+                Some(value) => batch.put(Table::State, key, value),
+                None => batch.delete(Table::State, key),
+            }
+        }
+        // Nodes that became stale after `target` are live again at `target`.
+        let mut stale = Vec::new();
+        backend.scan(Table::Stale, &(target + 1).to_be_bytes(), None, &mut |key, _| {
+            stale.push(key.to_vec());
+            ControlFlow::Continue(())
+        })?;
+        for key in stale {
+            batch.delete(Table::Stale, key);
+        }
+        let new_head = Head { height: target, oldest: head.oldest, root };
+        batch.put(Table::Meta, HEAD_KEY, encode_head(&new_head));
+        push_labels(&mut batch, labels);
+        backend.write(batch)?;
+        *head = new_head;
+        Ok(CommitInfo { height: target, root: root_hash(root) })
     }
 
     /// The oldest height retained once `latest` is committed: the setting's window, but never
@@ -675,6 +782,123 @@ fn delete_namespace(
         mark_tree_stale(&mut NodeSource::new(backend, *job.prefix, false), root, height, batch)?;
     }
     Ok(())
+}
+
+/// How to undo one commit: the value each state key it writes had before it (`None`: absent), and
+/// the keys of the trie nodes it created.
+struct Undo {
+    values: Vec<(Vec<u8>, Option<Vec<u8>>)>,
+    created: Vec<Vec<u8>>,
+}
+
+/// The undo record of the commit `batch` (before its pruning): reads each state key's value
+/// before the batch, once per key.
+fn undo_record(backend: &dyn Backend, batch: &WriteBatch) -> Result<Vec<u8>, StoreError> {
+    let mut seen = std::collections::HashSet::new();
+    let mut values = Vec::new();
+    let mut created = Vec::new();
+    for op in batch.ops() {
+        match op.table {
+            Table::State if seen.insert(op.key.as_slice()) => {
+                values.push((op.key.as_slice(), backend.get(Table::State, &op.key)?));
+            }
+            Table::Nodes if op.value.is_some() => created.push(op.key.as_slice()),
+            _ => {}
+        }
+    }
+    let mut out = Vec::new();
+    push_count(&mut out, values.len());
+    for (key, value) in &values {
+        push_bytes(&mut out, key);
+        match value {
+            None => out.push(0),
+            Some(value) => {
+                out.push(1);
+                push_bytes(&mut out, value);
+            }
+        }
+    }
+    push_count(&mut out, created.len());
+    for key in created {
+        push_bytes(&mut out, key);
+    }
+    Ok(out)
+}
+
+fn push_count(out: &mut Vec<u8>, count: usize) {
+    // A batch never holds 2^32 entries, nor a key or value of 4 GiB.
+    out.extend_from_slice(&u32::try_from(count).unwrap_or(u32::MAX).to_be_bytes());
+}
+
+fn push_bytes(out: &mut Vec<u8>, bytes: &[u8]) {
+    push_count(out, bytes.len());
+    out.extend_from_slice(bytes);
+}
+
+/// Reads undo records: `count (u32 BE)` then that many `(key, flag, value?)`, then `count` node
+/// keys; every length is a u32 BE prefix.
+struct UndoReader<'a> {
+    rest: &'a [u8],
+}
+
+impl<'a> UndoReader<'a> {
+    fn malformed() -> StoreError {
+        StoreError::Corrupt("malformed undo record".into())
+    }
+
+    fn count(&mut self) -> Result<usize, StoreError> {
+        let (count, rest) = self.rest.split_first_chunk::<4>().ok_or_else(Self::malformed)?;
+        self.rest = rest;
+        usize::try_from(u32::from_be_bytes(*count)).map_err(|_| Self::malformed())
+    }
+
+    fn bytes(&mut self) -> Result<&'a [u8], StoreError> {
+        let len = self.count()?;
+        if self.rest.len() < len {
+            return Err(Self::malformed());
+        }
+        let (bytes, rest) = self.rest.split_at(len);
+        self.rest = rest;
+        Ok(bytes)
+    }
+
+    fn flag(&mut self) -> Result<bool, StoreError> {
+        let (&flag, rest) = self.rest.split_first().ok_or_else(Self::malformed)?;
+        self.rest = rest;
+        match flag {
+            0 => Ok(false),
+            1 => Ok(true),
+            _ => Err(Self::malformed()),
+        }
+    }
+}
+
+fn decode_undo(bytes: &[u8]) -> Result<Undo, StoreError> {
+    let mut reader = UndoReader { rest: bytes };
+    let count = reader.count()?;
+    // Each entry takes at least five bytes, so a count larger than that is corrupt (and is not
+    // allowed to reserve memory).
+    let mut values = Vec::with_capacity(count.min(bytes.len() / 5));
+    for _ in 0..count {
+        let key = reader.bytes()?.to_vec();
+        let value = if reader.flag()? { Some(reader.bytes()?.to_vec()) } else { None };
+        values.push((key, value));
+    }
+    let count = reader.count()?;
+    let mut created = Vec::with_capacity(count.min(bytes.len() / 4));
+    for _ in 0..count {
+        created.push(reader.bytes()?.to_vec());
+    }
+    if !reader.rest.is_empty() {
+        return Err(UndoReader::malformed());
+    }
+    Ok(Undo { values, created })
+}
+
+fn undo_record_key(height: u64) -> Vec<u8> {
+    let mut key = UNDO_PREFIX.to_vec();
+    key.extend_from_slice(&height.to_be_bytes());
+    key
 }
 
 fn push_labels(batch: &mut WriteBatch, labels: &[(String, Option<Vec<u8>>)]) {

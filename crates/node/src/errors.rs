@@ -46,11 +46,15 @@ fn alloy_sol_types_reason(data: &[u8]) -> Option<String> {
     String::from_utf8(text.to_vec()).ok()
 }
 
-/// A runtime failure: a block that does not exist is the caller's (geth's "header not found");
-/// anything else is the node's.
+/// A runtime failure: a block that does not exist is the caller's (geth's "header not found"), and
+/// so is a block whose state is no longer retained; anything else is the node's.
 pub(crate) fn runtime(error: RuntimeError) -> ErrorObjectOwned {
     match error {
         RuntimeError::UnknownBlock { .. } => server("header not found"),
+        // A block whose state the store no longer keeps is the caller's to ask for a later one.
+        RuntimeError::Store(error @ kv_core::StoreError::HeightNotRetained { .. }) => {
+            server(format!("the state of that block is no longer kept: {error}"))
+        }
         other => ErrorObjectOwned::owned(INTERNAL_ERROR, other.to_string(), None::<()>),
     }
 }

@@ -85,6 +85,27 @@ pub(crate) struct NodeState {
     pub(crate) pool: Mutex<pool::Pool>,
     /// The clock the dev methods move.
     pub(crate) clock: Mutex<Clock>,
+    /// The snapshots `evm_snapshot` took and `evm_revert` goes back to.
+    pub(crate) snapshots: Mutex<Snapshots>,
+}
+
+/// The snapshots of `evm_snapshot`, as anvil keeps them: ids count up from 0 and are never
+/// reused; a revert consumes its snapshot and every later one.
+#[derive(Debug, Default)]
+pub(crate) struct Snapshots {
+    /// The id the next snapshot gets.
+    pub(crate) next_id: u64,
+    /// Each live snapshot's block and the clock offset `evm_increaseTime` had then.
+    pub(crate) taken: std::collections::BTreeMap<u64, Snapshot>,
+}
+
+/// What a snapshot goes back to.
+#[derive(Clone, Copy, Debug)]
+pub(crate) struct Snapshot {
+    /// The latest block when it was taken.
+    pub(crate) block: u64,
+    /// The clock offset then.
+    pub(crate) clock_offset: u64,
 }
 
 /// The node's clock: the wall clock moved by `evm_increaseTime`, and the timestamp
@@ -175,6 +196,7 @@ impl Node {
             mining: Mutex::new(()),
             pool: Mutex::new(pool::Pool::new(MAX_QUEUED)),
             clock: Mutex::new(Clock::default()),
+            snapshots: Mutex::new(Snapshots::default()),
         });
         let handle = server.start(rpc::module(Arc::clone(&state)));
         let miner = config.block_time.map(|interval| {

@@ -66,6 +66,8 @@ pub(crate) fn module(state: Arc<NodeState>) -> RpcModule<NodeState> {
     method!("evm_mine", evm_mine);
     method!("evm_increaseTime", evm_increase_time);
     method!("evm_setNextBlockTimestamp", evm_set_next_block_timestamp);
+    method!("evm_snapshot", evm_snapshot);
+    method!("evm_revert", evm_revert);
     module
 }
 
@@ -236,40 +238,36 @@ fn get_storage_at(state: &NodeState, params: Params<'_>) -> RpcResult<B256> {
     Ok(proof.storage.first().map_or(B256::ZERO, |slot| B256::from(slot.value)))
 }
 
-/// The call a request describes; only the latest block's state can be called on.
-fn call_input(state: &NodeState, params: Params<'_>) -> RpcResult<CallInput> {
+/// The call a request describes, and the block whose state it runs on.
+fn call_input(state: &NodeState, params: Params<'_>) -> RpcResult<(CallInput, u64)> {
     let mut params = params.sequence();
     let request: TransactionRequest = params.next()?;
     let id: Option<BlockId> = params.optional_next()?;
     let number = number_of(state, id)?;
-    if number != latest(state)? {
-        return Err(server(format!(
-            "calls run on the latest block's state only; block {number} is older (its state can be read with eth_getProof)"
-        )));
-    }
     let to = match request.to {
         Some(alloy_primitives::TxKind::Call(address)) => Some(address),
         Some(alloy_primitives::TxKind::Create) | None => None,
     };
-    Ok(CallInput {
+    let input = CallInput {
         from: request.from.unwrap_or_default(),
         to,
         data: request.input.input().cloned().unwrap_or_default(),
         value: request.value.unwrap_or_default(),
         gas: request.gas,
-    })
+    };
+    Ok((input, number))
 }
 
-fn run_call(state: &NodeState, input: &CallInput) -> RpcResult<CallOutcome> {
-    state.runtime.call(input).map_err(|error| match error {
+fn run_call(state: &NodeState, input: &CallInput, number: u64) -> RpcResult<CallOutcome> {
+    state.runtime.call_at(input, Some(number)).map_err(|error| match error {
         CallFailure::Invalid(message) => server(message),
         CallFailure::Runtime(error) => errors::runtime(error),
     })
 }
 
 fn call(state: &NodeState, params: Params<'_>) -> RpcResult<Bytes> {
-    let input = call_input(state, params)?;
-    let outcome = run_call(state, &input)?;
+    let (input, number) = call_input(state, params)?;
+    let outcome = run_call(state, &input, number)?;
     match outcome.status {
         Status::Success => Ok(outcome.output),
         Status::Revert(data) => Err(errors::reverted(&data)),
@@ -280,10 +278,10 @@ fn call(state: &NodeState, params: Params<'_>) -> RpcResult<Bytes> {
 /// The least gas limit with which the call succeeds, found as geth finds it: the gas it used,
 /// else a binary search between that and the cap.
 fn estimate_gas(state: &NodeState, params: Params<'_>) -> RpcResult<U64> {
-    let mut input = call_input(state, params)?;
+    let (mut input, number) = call_input(state, params)?;
     let cap = input.gas.unwrap_or(state.runtime.config().block_gas_limit);
     input.gas = Some(cap);
-    let outcome = run_call(state, &input)?;
+    let outcome = run_call(state, &input, number)?;
     match outcome.status {
         Status::Success => {}
         Status::Revert(data) => return Err(errors::reverted(&data)),
@@ -291,7 +289,7 @@ fn estimate_gas(state: &NodeState, params: Params<'_>) -> RpcResult<U64> {
     }
     let succeeds = |gas: u64| -> RpcResult<bool> {
         let input = CallInput { gas: Some(gas), ..input.clone() };
-        Ok(match state.runtime.call(&input) {
+        Ok(match state.runtime.call_at(&input, Some(number)) {
             Ok(outcome) => outcome.status.is_success(),
             Err(CallFailure::Invalid(_)) => false,
             Err(CallFailure::Runtime(error)) => return Err(errors::runtime(error)),
@@ -483,7 +481,7 @@ fn get_proof(state: &NodeState, params: Params<'_>) -> RpcResult<EIP1186AccountP
 }
 
 /// A number as the dev methods take one: a JSON number, or a quantity or decimal string.
-fn dev_number(value: &serde_json::Value) -> RpcResult<u64> {
+fn dev_number(value: &serde_json::Value, what: &str) -> RpcResult<u64> {
     let parsed = match value {
         serde_json::Value::Number(number) => number.as_u64(),
         serde_json::Value::String(text) => match text.strip_prefix("0x") {
@@ -492,7 +490,7 @@ fn dev_number(value: &serde_json::Value) -> RpcResult<u64> {
         },
         _ => None,
     };
-    parsed.ok_or_else(|| invalid_params(format!("expected a non-negative number of seconds, not {value}")))
+    parsed.ok_or_else(|| invalid_params(format!("expected a non-negative number ({what}), not {value}")))
 }
 
 /// Fixes the next block's timestamp, which must be after the latest block's.
@@ -515,10 +513,10 @@ fn evm_mine(state: &NodeState, params: Params<'_>) -> RpcResult<&'static str> {
         None | Some(serde_json::Value::Null) => {}
         Some(serde_json::Value::Object(options)) => {
             if let Some(timestamp) = options.get("timestamp") {
-                set_next_timestamp(state, dev_number(timestamp)?)?;
+                set_next_timestamp(state, dev_number(timestamp, "seconds")?)?;
             }
         }
-        Some(timestamp) => set_next_timestamp(state, dev_number(&timestamp)?)?,
+        Some(timestamp) => set_next_timestamp(state, dev_number(&timestamp, "seconds")?)?,
     }
     let _mining = state.mining.lock();
     state.mine_ready(true).map_err(errors::runtime)?;
@@ -528,7 +526,7 @@ fn evm_mine(state: &NodeState, params: Params<'_>) -> RpcResult<&'static str> {
 /// `evm_increaseTime seconds`: moves the clock forward; answers the total offset in seconds.
 fn evm_increase_time(state: &NodeState, params: Params<'_>) -> RpcResult<U64> {
     let seconds: serde_json::Value = params.one()?;
-    let seconds = dev_number(&seconds)?;
+    let seconds = dev_number(&seconds, "seconds")?;
     let mut clock = state.clock.lock();
     clock.offset = clock.offset.saturating_add(seconds);
     Ok(U64::from(clock.offset))
@@ -537,7 +535,50 @@ fn evm_increase_time(state: &NodeState, params: Params<'_>) -> RpcResult<U64> {
 /// `evm_setNextBlockTimestamp timestamp`: the next block's timestamp.
 fn evm_set_next_block_timestamp(state: &NodeState, params: Params<'_>) -> RpcResult<()> {
     let timestamp: serde_json::Value = params.one()?;
-    set_next_timestamp(state, dev_number(&timestamp)?)
+    set_next_timestamp(state, dev_number(&timestamp, "seconds")?)
+}
+
+/// `evm_snapshot`: remembers the latest block (and the clock) and answers the snapshot's id, a
+/// quantity counting up from 0 as anvil's do.
+fn evm_snapshot(state: &NodeState, _: Params<'_>) -> RpcResult<U64> {
+    // Under the mining lock the latest block cannot move while the snapshot is taken.
+    let _mining = state.mining.lock();
+    let block = latest(state)?;
+    let clock_offset = state.clock.lock().offset;
+    let mut snapshots = state.snapshots.lock();
+    let id = snapshots.next_id;
+    snapshots.next_id += 1;
+    snapshots.taken.insert(id, crate::Snapshot { block, clock_offset });
+    Ok(U64::from(id))
+}
+
+/// `evm_revert id`: goes back to snapshot `id`'s block, dropping every later block with its
+/// state, transactions and receipts, and consumes that snapshot and every later one; `false`
+/// for an id that was never taken or is already consumed, as anvil answers. The clock goes back
+/// to where it was (the offset of `evm_increaseTime`, no fixed next timestamp). Waiting
+/// transactions stay waiting: a rewind only lowers nonces, so none of them becomes runnable or
+/// stale, and each is checked again when its block is made. A snapshot older than the store's
+/// retained state is an error that changes nothing.
+fn evm_revert(state: &NodeState, params: Params<'_>) -> RpcResult<bool> {
+    let id: serde_json::Value = params.one()?;
+    let id = dev_number(&id, "a snapshot id")?;
+    let _mining = state.mining.lock();
+    let mut snapshots = state.snapshots.lock();
+    let Some(snapshot) = snapshots.taken.get(&id).copied() else {
+        return Ok(false);
+    };
+    match state.runtime.rewind_to(snapshot.block) {
+        Ok(_) => {}
+        Err(error @ xstate_chain::RuntimeError::Store(kv_core::StoreError::CannotRewind { .. })) => {
+            return Err(server(format!("cannot revert to snapshot {id} (block {}): {error}", snapshot.block)));
+        }
+        Err(error) => return Err(errors::runtime(error)),
+    }
+    snapshots.taken.split_off(&id);
+    let mut clock = state.clock.lock();
+    clock.offset = snapshot.clock_offset;
+    clock.next = None;
+    Ok(true)
 }
 
 /// `xstate_moduleIdentity name version`: the identity (address) of WASM module `name` at

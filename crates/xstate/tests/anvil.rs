@@ -3,11 +3,21 @@
 //! deploy, mint, transfers with logs, a revert, a contract that self-destructs in its constructor,
 //! one that self-destructs later, plain and legacy transfers), and must give the same receipts
 //! (status, gas used, cumulative gas, logs, created address), the same block fields that follow
-//! from execution, and the same state for every account involved (what its state-trie leaf
-//! commits to: balance, nonce, code hash, storage root), block after block. The state roots
-//! themselves cannot agree: anvil's genesis header reports the empty trie's root as its
-//! stateRoot, so its block hashes differ from ours, and EIP-2935's history contract stores each
-//! chain's own parent hashes; the test checks that this is the only difference.
+//! from execution, and the same state root, block after block.
+//!
+//! The roots are compared the one way anvil allows. From Prague, EIP-2935's history contract
+//! stores each block's parent hash in the state, and anvil's block hashes cannot be ours: its
+//! genesis header reports the empty trie's root as its stateRoot (it never computes one for
+//! block 0), and it draws a random mixHash for every later block, so no node can reproduce its
+//! hashes. So the test recomputes anvil's own stateRoot from the account leaves anvil reports
+//! (`eth_getProof`: nonce, balance, code hash, storage root), which proves the account set whole
+//! and the leaves what anvil commits to; checks that each chain's history contract holds exactly
+//! that chain's own block hashes; and asserts that anvil's state with the history contract
+//! holding our chain's block hashes has exactly our stateRoot. The genesis state needs no such
+//! substitution: its root, computed from anvil's leaves, is our genesis header's stateRoot. One
+//! more difference is anvil's own: it keeps an empty leaf for the contract created and
+//! self-destructed in one transaction, which Ethereum deletes (EIP-6780, EIP-161); anvil's root is
+//! recomputed with that leaf, Ethereum's (ours) without it.
 //!
 //! anvil comes from `@foundry-rs/anvil` in the committed clients lockfile (`cargo xtask clients`,
 //! which `cargo xtask ci` runs, or `XSTATE_CLIENTS`); without it this test fails, never skips.
@@ -19,7 +29,8 @@ mod support;
 use alloy_consensus::{TxEip1559, TxLegacy};
 use alloy_eips::eip2718::Encodable2718;
 use alloy_eips::eip2935::HISTORY_STORAGE_ADDRESS;
-use alloy_primitives::{Address, Bytes, TxKind, U256};
+use alloy_primitives::{Address, B256, Bytes, TxKind, U256};
+use alloy_trie::{EMPTY_ROOT_HASH, KECCAK_EMPTY, TrieAccount};
 use serde_json::{Value, json};
 use std::path::{Path, PathBuf};
 use std::process::Command;
@@ -176,6 +187,106 @@ fn account_facts(node: &Node, account: Address) -> Value {
     ])
 }
 
+/// The block of the workload's contract that self-destructs in its constructor (its sixth
+/// transaction).
+const DESTROYED_AT_CREATION_BLOCK: u64 = 6;
+
+/// Every account either node may hold: the default genesis's, and the workload's.
+fn accounts() -> Vec<Address> {
+    let mut accounts: Vec<Address> =
+        xstate_chain::dev::anvil_genesis(0).accounts.into_iter().map(|(address, _)| address).collect();
+    accounts.extend(touched());
+    accounts.sort();
+    accounts.dedup();
+    accounts
+}
+
+/// `account`'s leaf in the state trie as `node` reports it through `eth_getProof` at the latest
+/// block; `None` for an account the trie does not hold (an empty one).
+fn leaf(node: &Node, account: Address) -> Option<TrieAccount> {
+    let proof = node.call("eth_getProof", json!([account, [], "latest"]));
+    let leaf = TrieAccount {
+        nonce: u256(&proof["nonce"]).to(),
+        balance: u256(&proof["balance"]),
+        storage_root: proof["storageHash"].as_str().unwrap().parse().unwrap(),
+        code_hash: proof["codeHash"].as_str().unwrap().parse().unwrap(),
+    };
+    let empty = leaf.nonce == 0
+        && leaf.balance.is_zero()
+        && leaf.code_hash == KECCAK_EMPTY
+        && leaf.storage_root == EMPTY_ROOT_HASH;
+    (!empty).then_some(leaf)
+}
+
+fn u256(value: &Value) -> U256 {
+    value.as_str().unwrap().parse().unwrap()
+}
+
+fn state_root(node: &Node, block: &str) -> B256 {
+    node.call("eth_getBlockByNumber", json!([block, false]))["stateRoot"].as_str().unwrap().parse().unwrap()
+}
+
+/// The storage root EIP-2935's contract has after block `latest` of `node`'s chain: slot
+/// `n % 8191` holds the hash of block `n`, for each parent `0..latest`.
+fn history_root(node: &Node, latest: u64) -> B256 {
+    let slots = (0..latest).map(|number| {
+        let hash: B256 = node.call("eth_getBlockByNumber", json!([format!("{number:#x}"), false]))["hash"]
+            .as_str()
+            .unwrap()
+            .parse()
+            .unwrap();
+        (B256::from(U256::from(number % 8191)), U256::from_be_bytes(hash.0))
+    });
+    alloy_trie::root::storage_root_unhashed(slots)
+}
+
+/// The state roots of both nodes at their latest block `number`, compared as the module's
+/// documentation says: anvil's root recomputed from its leaves, each history contract holding
+/// its chain's hashes, and anvil's state with our hashes giving our root.
+fn assert_equal_roots(ours: &Node, anvil: &Node, number: u64) {
+    let tag = format!("{number:#x}");
+    let anvil_leaves: Vec<(Address, TrieAccount)> =
+        accounts().into_iter().filter_map(|account| leaf(anvil, account).map(|leaf| (account, leaf))).collect();
+    if number > 0 {
+        // anvil keeps an empty leaf for the contract created and self-destructed in one
+        // transaction (block 6 on), which Ethereum deletes (EIP-6780 keeps the old deletion
+        // for that case, and EIP-161 leaves no empty account): its trie holds that leaf, so
+        // its root is recomputed with it, and Ethereum's (ours) without it.
+        let mut anvil_trie = anvil_leaves.clone();
+        if number >= DESTROYED_AT_CREATION_BLOCK {
+            let empty =
+                TrieAccount { nonce: 0, balance: U256::ZERO, storage_root: EMPTY_ROOT_HASH, code_hash: KECCAK_EMPTY };
+            anvil_trie.push((dev_address(3).create(0), empty));
+        }
+        assert_eq!(
+            alloy_trie::root::state_root_unhashed(anvil_trie),
+            state_root(anvil, &tag),
+            "anvil's root from its own leaves at block {number}: an account is missing from the set"
+        );
+    }
+    let our_history = leaf(ours, HISTORY_STORAGE_ADDRESS);
+    for (node, history) in [(ours, &our_history), (anvil, &leaf(anvil, HISTORY_STORAGE_ADDRESS))] {
+        assert_eq!(
+            history.unwrap().storage_root,
+            history_root(node, number),
+            "the history contract of {} holds its own block hashes at block {number}",
+            node.url()
+        );
+    }
+    let with_our_hashes: Vec<(Address, TrieAccount)> = anvil_leaves
+        .into_iter()
+        .map(|(account, leaf)| match account {
+            HISTORY_STORAGE_ADDRESS => (account, our_history.unwrap()),
+            _ => (account, leaf),
+        })
+        .collect();
+    assert_eq!(
+        alloy_trie::root::state_root_unhashed(with_our_hashes),
+        state_root(ours, &tag),
+        "anvil's state with our block hashes has our root at block {number}"
+    );
+}
+
 /// What execution decides in a receipt.
 fn receipt_facts(receipt: &Value) -> Value {
     let logs: Vec<Value> = receipt["logs"]
@@ -229,6 +340,8 @@ fn the_same_signed_transactions_give_anvils_receipts_and_state_roots() {
         facts
     };
     assert_eq!(genesis(&ours), genesis(&anvil), "the default genesis header differs from anvil's");
+    assert_eq!(state_root(&anvil, "0x0"), EMPTY_ROOT_HASH, "anvil's genesis header reports the empty trie's root");
+    assert_equal_roots(&ours, &anvil, 0);
 
     let start: u64 = GENESIS_TIME.parse().unwrap();
     for (index, raw) in workload().iter().enumerate() {
@@ -259,16 +372,7 @@ fn the_same_signed_transactions_give_anvils_receipts_and_state_roots() {
                 "{account} after transaction {index}"
             );
         }
-    }
-    // The one difference in state: EIP-2935's contract holds each chain's own parent hashes, and
-    // the block hashes differ because anvil's genesis header reports the empty trie's root as its
-    // stateRoot (ours reports the genesis state's real root) and anvil draws a random mixHash.
-    for node in [&ours, &anvil] {
-        let last = workload().len() as u64;
-        let parent = node.call("eth_getBlockByNumber", json!([format!("{:#x}", last - 1), false]));
-        let slot = format!("{:#066x}", last - 1);
-        let stored = node.call("eth_getStorageAt", json!([HISTORY_STORAGE_ADDRESS, slot, "latest"]));
-        assert_eq!(stored, parent["hash"], "the history contract holds the parent hash on {}", node.url());
+        assert_equal_roots(&ours, &anvil, index as u64 + 1);
     }
     let statuses: Vec<Value> = (1..=workload().len())
         .map(|number| {

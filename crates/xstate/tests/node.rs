@@ -615,3 +615,85 @@ fn a_sigkill_loses_nothing_committed() {
     assert_eq!(node.call("eth_getTransactionReceipt", json!([receipt["transactionHash"]])), receipt);
     assert_eq!(node.send_and_receipt(&transfer_eth(1, 1, dev_address(2), U256::from(5)))["status"], json!("0x1"));
 }
+
+/// `evm_snapshot` answers ids counting up from 0; `evm_revert` goes back to a snapshot's block
+/// (state, blocks, receipts and the clock), consumes it and every later one (`false` after), and
+/// the chain goes on from there; the reverted chain is what a restarted node finds.
+#[test]
+fn snapshots_revert_the_chain_and_are_consumed() {
+    let dir = tempfile::tempdir().unwrap();
+    let node = Node::start(dir.path(), &[]);
+    let receiver = Address::repeat_byte(0x42);
+    let balance = |node: &Node| node.quantity("eth_getBalance", json!([receiver, "latest"]));
+    node.send_and_receipt(&transfer_eth(1, 0, receiver, U256::from(5)));
+    let block_one = node.call("eth_getBlockByNumber", json!(["latest", false]));
+    let offset = node.quantity("evm_increaseTime", json!([0]));
+    assert_eq!(node.call("evm_snapshot", json!([])), json!("0x0"));
+
+    let deploy = node.send_and_receipt(&xtoken_deploy(0, 0));
+    let later = node.send_and_receipt(&transfer_eth(1, 1, receiver, U256::from(7)));
+    assert_eq!(node.call("evm_snapshot", json!([])), json!("0x1"));
+    node.call("evm_increaseTime", json!([3600]));
+    node.send_and_receipt(&transfer_eth(1, 2, receiver, U256::from(9)));
+    assert_eq!((node.block_number(), balance(&node)), (4, U256::from(21)));
+
+    assert_eq!(node.call("evm_revert", json!(["0x0"])), json!(true));
+    assert_eq!(node.block_number(), 1);
+    assert_eq!(node.call("eth_getBlockByNumber", json!(["latest", false])), block_one);
+    assert_eq!(balance(&node), U256::from(5));
+    assert_eq!(node.quantity("eth_getTransactionCount", json!([dev_address(1), "latest"])), U256::from(1));
+    assert!(node.call("eth_getBlockByNumber", json!(["0x2", false])).is_null());
+    assert!(node.call("eth_getTransactionReceipt", json!([later["transactionHash"]])).is_null());
+    assert!(node.call("eth_getTransactionByHash", json!([deploy["transactionHash"]])).is_null());
+    assert_eq!(node.call("eth_getCode", json!([deploy["contractAddress"], "latest"])), json!("0x"));
+    assert_eq!(node.quantity("evm_increaseTime", json!([0])), offset, "the clock went back too");
+    // Both snapshots are consumed; an id never taken is `false` as well.
+    assert_eq!(node.call("evm_revert", json!(["0x1"])), json!(false));
+    assert_eq!(node.call("evm_revert", json!(["0x0"])), json!(false));
+    assert_eq!(node.call("evm_revert", json!([77])), json!(false));
+    assert_eq!(node.error("evm_revert", json!(["soon"])).0, -32602);
+    assert_eq!(node.call("evm_snapshot", json!([])), json!("0x2"), "ids are never reused");
+
+    // The chain goes on from block 1: the same deployment lands at the same address in block 2.
+    let again = node.send_and_receipt(&xtoken_deploy(0, 0));
+    assert_eq!(again["blockNumber"], json!("0x2"));
+    assert_eq!(again["contractAddress"], deploy["contractAddress"]);
+    let head = node.call("eth_getBlockByNumber", json!(["latest", false]));
+    drop(node);
+
+    let node = Node::start(dir.path(), &[]);
+    assert_eq!(node.call("eth_getBlockByNumber", json!(["latest", false])), head);
+    assert_eq!(balance(&node), U256::from(5));
+    assert!(node.call("eth_getTransactionReceipt", json!([later["transactionHash"]])).is_null());
+}
+
+/// `eth_call` and `eth_estimateGas` at an older block run on that block's state: a `balanceOf`
+/// at block n answers block n's balance after later blocks changed it.
+#[test]
+fn calls_at_an_older_block_see_that_blocks_state() {
+    let dir = tempfile::tempdir().unwrap();
+    let node = Node::start(dir.path(), &[]);
+    let token = address(&node.send_and_receipt(&xtoken_deploy(0, 0))["contractAddress"]);
+    let mint = |nonce: u64, amount: u64| {
+        let data = calldata("mint(address,uint256)", &[word(dev_address(1)), U256::from(amount)]);
+        node.send_and_receipt(&eip1559(0, nonce, TxKind::Call(token), data, 200_000));
+    };
+    mint(1, 10); // block 2
+    mint(2, 32); // block 3
+    let data = calldata("balanceOf(address)", &[word(dev_address(1))]);
+    let balance_at = |block: Value| u256(&node.call("eth_call", json!([{ "to": token, "data": data }, block])));
+    assert_eq!(balance_at(json!("latest")), U256::from(42));
+    assert_eq!(balance_at(json!("0x3")), U256::from(42));
+    assert_eq!(balance_at(json!("0x2")), U256::from(10));
+    assert_eq!(balance_at(json!("0x1")), U256::ZERO);
+    let block_two = node.call("eth_getBlockByNumber", json!(["0x2", false]))["hash"].clone();
+    assert_eq!(balance_at(json!({ "blockHash": block_two })), U256::from(10));
+    // Before its deployment the token has no code: the call runs nothing and answers nothing.
+    assert_eq!(node.call("eth_call", json!([{ "to": token, "data": data }, "0x0"])), json!("0x"));
+    // A transfer of 20 reverts at block 2 (balance 10) and fits at block 3 (balance 42).
+    let transfer = calldata("transfer(address,uint256)", &[word(dev_address(2)), U256::from(20)]);
+    let request = json!({ "from": dev_address(1), "to": token, "data": transfer });
+    assert_eq!(node.error("eth_estimateGas", json!([request, "0x2"])).0, 3);
+    assert!(node.quantity("eth_estimateGas", json!([request, "0x3"])) > U256::from(21_000));
+    assert_eq!(node.error("eth_call", json!([request, "0x9"])).1, "header not found");
+}
