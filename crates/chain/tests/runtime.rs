@@ -779,6 +779,7 @@ fn a_panic_during_a_block_abandons_the_block_and_the_runtime_goes_on() {
     let block = next_block(&runtime, &raws);
     assert_eq!(block.receipts.len(), 2);
     assert_eq!(nonce(&runtime, sender), 2);
+}
 
 /// A rewind to block 1 drops blocks 2 and 3 with their records: the state (an EVM balance and a
 /// WASM module's deployment) is block 1's, the dropped transactions are unknown, the chain goes on
