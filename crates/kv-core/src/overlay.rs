@@ -116,6 +116,9 @@ impl StateError {
 pub struct Overlay {
     committed: Arc<dyn Backend>,
     base_height: u64,
+    /// How many rewinds the store had made when this overlay was opened: an overlay opened before
+    /// a rewind is based on a state that no longer exists, even at an equal height.
+    base_rewinds: u64,
     writes: BTreeMap<Vec<u8>, Option<Value>>,
     wiped: BTreeSet<Prefix>,
     journal: Vec<Undo>,
@@ -132,9 +135,14 @@ enum Lookup<'a> {
 
 impl Overlay {
     pub(crate) fn new(committed: Arc<dyn Backend>, base_height: u64) -> Self {
+        Self::after_rewinds(committed, base_height, 0)
+    }
+
+    pub(crate) fn after_rewinds(committed: Arc<dyn Backend>, base_height: u64, base_rewinds: u64) -> Self {
         Self {
             committed,
             base_height,
+            base_rewinds,
             writes: BTreeMap::new(),
             wiped: BTreeSet::new(),
             journal: Vec::new(),
@@ -147,13 +155,18 @@ impl Overlay {
     /// An engine hands the overlay to an instance this way for one call and puts it back after,
     /// without copying anything.
     pub fn take(&mut self) -> Self {
-        let empty = Self::new(Arc::clone(&self.committed), self.base_height);
+        let empty = Self::after_rewinds(Arc::clone(&self.committed), self.base_height, self.base_rewinds);
         std::mem::replace(self, empty)
     }
 
     /// The height of the committed state this overlay was opened on.
     pub fn base_height(&self) -> u64 {
         self.base_height
+    }
+
+    /// The store's rewind count when this overlay was opened.
+    pub(crate) fn base_rewinds(&self) -> u64 {
+        self.base_rewinds
     }
 
     pub(crate) fn committed(&self) -> &Arc<dyn Backend> {

@@ -77,6 +77,13 @@ pub enum StoreError {
         /// Height of the store.
         store: u64,
     },
+    /// The overlay was opened before a rewind: the state it was opened on is gone, even if the
+    /// store is at the same height again.
+    #[error("the overlay was opened at height {height} before the store was rewound; open a new one")]
+    OverlayBeforeRewind {
+        /// Height the overlay was opened at.
+        height: u64,
+    },
     /// The overlay still has an open checkpoint.
     #[error("cannot commit an overlay with an open checkpoint")]
     OpenCheckpoint,
@@ -226,6 +233,9 @@ pub struct Store {
     backend: Arc<dyn Backend>,
     config: StoreConfig,
     head: Mutex<Head>,
+    /// How many rewinds this store has made since it was opened (changed under the head's lock):
+    /// an overlay opened before one cannot be committed after it.
+    rewinds: std::sync::atomic::AtomicU64,
 }
 
 impl Store {
@@ -264,7 +274,7 @@ impl Store {
                 head
             }
         };
-        Ok(Self { backend, config, head: Mutex::new(head) })
+        Ok(Self { backend, config, head: Mutex::new(head), rewinds: std::sync::atomic::AtomicU64::new(0) })
     }
 
     /// A fresh in-memory store.
@@ -335,7 +345,9 @@ impl Store {
 
     /// Opens an overlay on the latest committed state.
     pub fn begin(&self) -> Overlay {
-        Overlay::new(Arc::clone(&self.backend), self.head.lock().height)
+        let head = self.head.lock();
+        let rewinds = self.rewinds.load(std::sync::atomic::Ordering::Relaxed);
+        Overlay::after_rewinds(Arc::clone(&self.backend), head.height, rewinds)
     }
 
     /// A read-only view of the state at retained `height`, read through that height's trie (not
@@ -367,6 +379,9 @@ impl Store {
         let mut head = self.head.lock();
         if overlay.base_height() != head.height || !Arc::ptr_eq(overlay.committed(), &self.backend) {
             return Err(StoreError::StaleOverlay { overlay: overlay.base_height(), store: head.height });
+        }
+        if overlay.base_rewinds() != self.rewinds.load(std::sync::atomic::Ordering::Relaxed) {
+            return Err(StoreError::OverlayBeforeRewind { height: overlay.base_height() });
         }
         if overlay.has_open_checkpoint() {
             return Err(StoreError::OpenCheckpoint);
@@ -431,7 +446,8 @@ impl Store {
     /// [`StoreError::StaleRewind`] when a commit came between. A `target` below the oldest
     /// retained height (or above the latest) is refused with [`StoreError::CannotRewind`], and
     /// so is a `target` whose later commits carry no undo record. Rewinding to the latest height
-    /// changes only the labels. Overlays opened before a rewind must not be committed after it.
+    /// changes only the labels. An overlay opened before a rewind is refused by a commit after it
+    /// ([`StoreError::OverlayBeforeRewind`]).
     pub fn rewind_with_labels(
         &self,
         latest: u64,
@@ -483,6 +499,7 @@ impl Store {
         push_labels(&mut batch, labels);
         backend.write(batch)?;
         *head = new_head;
+        self.rewinds.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
         Ok(CommitInfo { height: target, root: root_hash(root) })
     }
 

@@ -268,3 +268,28 @@ fn a_failed_rewind_changes_nothing_and_a_done_one_survives_reopening() {
     assert_eq!(store.label("chain/head").unwrap(), Some(1u64.to_be_bytes().to_vec()));
     assert!(store.root_at(3).is_err());
 }
+
+/// An overlay opened before a rewind is based on a state that is gone: once the store is back at
+/// the same height with other contents, committing it is refused and changes nothing; an overlay
+/// opened after the rewind commits.
+#[test]
+fn an_overlay_opened_before_a_rewind_cannot_be_committed_after_it() {
+    let store = memory_store(8);
+    let blocks = sample_blocks();
+    for block in &blocks[..3] {
+        commit(&store, block);
+    }
+    let mut early = store.begin();
+    early.set(&Namespace::wasm(kv_core::Identity([9; 20])).slot_key(1), &7u64.to_be_bytes()).unwrap();
+    store.rewind_with_labels(3, 2, &[]).unwrap();
+    commit(&store, &blocks[3]);
+    assert_eq!((store.height(), early.base_height()), (3, 3));
+    let root = store.root();
+    let error = store.commit(&early).unwrap_err();
+    assert!(matches!(error, StoreError::OverlayBeforeRewind { height: 3 }), "{error:?}");
+    assert!(error.to_string().contains("before the store was rewound"), "{error}");
+    assert_eq!((store.height(), store.root()), (3, root));
+    let mut fresh = store.begin();
+    fresh.set(&Namespace::wasm(kv_core::Identity([9; 20])).slot_key(1), &7u64.to_be_bytes()).unwrap();
+    assert_eq!(store.commit(&fresh).unwrap().height, 4);
+}
