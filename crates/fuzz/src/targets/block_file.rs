@@ -36,10 +36,10 @@ impl super::Target for BlockFileTarget {
 
     fn run(&mut self, input: &[u8]) -> Result<(), String> {
         let text = String::from_utf8_lossy(input);
-        let Ok(file) = BlockFile::parse(&text) else { return Ok(()) };
+        let file = match BlockFile::parse(&text) { Ok(f) => f, Err(e) => { if std::env::var("DBG").is_ok() { eprintln!("parse: {e}"); } return Ok(()) } };
         let runtime = Runtime::in_memory(ChainConfig::new(file.chain_id.unwrap_or(DEFAULT_CHAIN_ID)));
         let genesis = file.genesis.clone().unwrap_or_else(|| anvil_genesis(GENESIS_TIME));
-        if runtime.init_genesis(&genesis).is_err() {
+        if let Err(e) = runtime.init_genesis(&genesis) { if std::env::var("DBG").is_ok() { eprintln!("genesis: {e}"); }
             return Ok(());
         }
         let Ok(raws) = raw_transactions(&runtime, &file.transactions) else { return Ok(()) };

@@ -1,7 +1,8 @@
 //! `jsonrpc_body`: request bodies POSTed to a running `xstate_node::Node` on 127.0.0.1:0: random
 //! bytes, mutations of valid requests and batches, and requests generated from the node's method
 //! list with generated parameters. Every answer is a well-formed JSON-RPC response (or a batch of
-//! them, or HTTP 413 for an oversized body), and the node keeps answering `eth_blockNumber`.
+//! them, or HTTP 413 for an oversized body; HTTP 400 when the body is not a request, with the
+//! -32700 or -32600 response), and the node keeps answering `eth_blockNumber`.
 
 use arbitrary::Unstructured;
 use serde_json::{Value, json};
@@ -233,8 +234,12 @@ impl super::Target for JsonRpcBody {
         let oversized = body.len() > MAX_REQUEST_BYTES as usize;
         match status {
             413 if oversized => {}
-            200 if !oversized => {
-                if answer.is_empty() {
+            // jsonrpsee answers a body that is not JSON-RPC with HTTP 400 and a -32700 or
+            // -32600 response; the response, not the status, is what a client reads.
+            200 | 400 if !oversized => {
+                // jsonrpsee answers a notification (or a batch of them) with an empty body or
+                // `null`: nothing a client could take for a response.
+                if answer.is_empty() || answer == b"null" {
                     if !only_notifications(&body) {
                         return Err("an empty answer to a request that is owed one".into());
                     }
