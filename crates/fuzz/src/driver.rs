@@ -41,6 +41,8 @@ pub struct Report {
     pub crashes: Vec<Crash>,
     /// Files in the target's corpus after the run.
     pub corpus_size: usize,
+    /// Inputs that reached the deep path ([`Target::reached`]).
+    pub reached: u64,
 }
 
 /// The committed corpus of all targets.
@@ -134,7 +136,7 @@ pub fn run_target(target: &mut dyn Target, corpus_dir: &Path, seed: u64, budget:
             note(&mut crashes, &input, message);
         }
     }
-    Report { target: name, executions, crashes, corpus_size: read_corpus(corpus_dir).len() }
+    Report { target: name, executions, crashes, corpus_size: read_corpus(corpus_dir).len(), reached: target.reached() }
 }
 
 #[cfg(test)]
@@ -157,6 +159,12 @@ mod tests {
         }
         fn random_len(&self) -> usize {
             2
+        }
+        fn reached(&self) -> u64 {
+            0
+        }
+        fn reached_means(&self) -> &'static str {
+            "nothing"
         }
         fn run(&mut self, input: &[u8]) -> Result<(), String> {
             match input.first() {

@@ -9,11 +9,13 @@ use xstate_chain::{BlockFile, BlockInput, ChainConfig, DEFAULT_CHAIN_ID, Runtime
 const GENESIS_TIME: u64 = 1_700_000_000;
 
 /// The `block_file` target.
-pub(crate) struct BlockFileTarget;
+pub(crate) struct BlockFileTarget {
+    reached: u64,
+}
 
 impl BlockFileTarget {
     pub(crate) fn new() -> Self {
-        Self
+        Self { reached: 0 }
     }
 }
 
@@ -30,16 +32,24 @@ impl super::Target for BlockFileTarget {
         ]
     }
 
+    fn reached(&self) -> u64 {
+        self.reached
+    }
+
+    fn reached_means(&self) -> &'static str {
+        "files that parsed and ran a block"
+    }
+
     fn random_len(&self) -> usize {
         256
     }
 
     fn run(&mut self, input: &[u8]) -> Result<(), String> {
         let text = String::from_utf8_lossy(input);
-        let file = match BlockFile::parse(&text) { Ok(f) => f, Err(e) => { if std::env::var("DBG").is_ok() { eprintln!("parse: {e}"); } return Ok(()) } };
+        let Ok(file) = BlockFile::parse(&text) else { return Ok(()) };
         let runtime = Runtime::in_memory(ChainConfig::new(file.chain_id.unwrap_or(DEFAULT_CHAIN_ID)));
         let genesis = file.genesis.clone().unwrap_or_else(|| anvil_genesis(GENESIS_TIME));
-        if let Err(e) = runtime.init_genesis(&genesis) { if std::env::var("DBG").is_ok() { eprintln!("genesis: {e}"); }
+        if runtime.init_genesis(&genesis).is_err() {
             return Ok(());
         }
         let Ok(raws) = raw_transactions(&runtime, &file.transactions) else { return Ok(()) };
@@ -51,6 +61,7 @@ impl super::Target for BlockFileTarget {
         };
         // A typed error (a bad timestamp, oversized extra data) is what the command reports; a
         // committed block must have a receipt per included transaction.
+        self.reached += 1;
         if let Ok(outcome) = runtime.execute_block(&input, &raws, |_| {}) {
             if outcome.receipts.len() != outcome.transactions.len()
                 || outcome.transactions.len() + outcome.rejected.len() != raws.len()

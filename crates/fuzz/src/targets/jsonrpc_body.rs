@@ -165,6 +165,7 @@ pub(crate) struct JsonRpcBody {
     address: SocketAddr,
     tokio: tokio::runtime::Runtime,
     seeds: Vec<Vec<u8>>,
+    reached: u64,
 }
 
 impl JsonRpcBody {
@@ -194,7 +195,7 @@ impl JsonRpcBody {
             call(20 + index as u64, "eth_sendRawTransaction", json!([raw]))
         }));
         let seeds = seeds.iter().map(|seed| serde_json::to_vec(seed).unwrap_or_default()).collect();
-        Self { node: Some(node), address, tokio, seeds }
+        Self { node: Some(node), address, tokio, seeds, reached: 0 }
     }
 }
 
@@ -215,14 +216,23 @@ impl super::Target for JsonRpcBody {
         self.seeds.clone()
     }
 
+    fn reached(&self) -> u64 {
+        self.reached
+    }
+
+    fn reached_means(&self) -> &'static str {
+        "bodies with a result in the answer"
+    }
+
     fn random_len(&self) -> usize {
         512
     }
 
     fn run(&mut self, input: &[u8]) -> Result<(), String> {
-        // An input starting with 0x01 describes requests (one, or a batch) rather than being one.
+        // An input whose first byte could not start a JSON text (0x80 and above) describes
+        // requests (one, or a batch) rather than being one: half of the random inputs.
         let body = match input.split_first() {
-            Some((1, rest)) => {
+            Some((first, rest)) if *first >= 0x80 => {
                 let mut u = Unstructured::new(rest);
                 let count = u.int_in_range(0u8..=4).unwrap_or(0);
                 let value = if count == 0 { request(&mut u) } else { Value::Array((0..count).map(|_| request(&mut u)).collect()) };
@@ -231,6 +241,9 @@ impl super::Target for JsonRpcBody {
             _ => input.to_vec(),
         };
         let (status, answer) = post(self.address, &body)?;
+        if String::from_utf8_lossy(&answer).contains("\"result\"") {
+            self.reached += 1;
+        }
         let oversized = body.len() > MAX_REQUEST_BYTES as usize;
         match status {
             413 if oversized => {}

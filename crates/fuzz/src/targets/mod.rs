@@ -21,6 +21,12 @@ pub trait Target {
     fn random_len(&self) -> usize;
     /// Runs one input: `Err` names the invariant it broke.
     fn run(&mut self, input: &[u8]) -> Result<(), String>;
+    /// How many inputs so far got past the boundary's first check to the deep path (a module
+    /// that deployed and ran, a transaction that decoded, a file that parsed): what shows that
+    /// generation reaches more than the parser. Its meaning is in [`Target::reached_means`].
+    fn reached(&self) -> u64;
+    /// What [`Target::reached`] counts, in a few words.
+    fn reached_means(&self) -> &'static str;
 }
 
 /// The names of every target, in the order runs take them.

@@ -28,6 +28,7 @@ pub(crate) struct PrecompileCalldata {
     wasm: WasmEngine,
     block: BlockEnv,
     counter: Identity,
+    reached: u64,
 }
 
 impl PrecompileCalldata {
@@ -46,7 +47,7 @@ impl PrecompileCalldata {
             assert!(receipt.is_success(), "the counter failed: {receipt:?}");
         }
         let block = BlockEnv { number: U256::from(1), gas_limit: 30_000_000, ..Default::default() };
-        Self { _store: store, overlay, evm: EvmExecutor::new(CHAIN_ID, SpecId::PRAGUE), wasm, block, counter }
+        Self { _store: store, overlay, evm: EvmExecutor::new(CHAIN_ID, SpecId::PRAGUE), wasm, block, counter, reached: 0 }
     }
 
     fn wasm_state(&self) -> Result<Vec<kv_core::backend::Entry>, String> {
@@ -67,6 +68,14 @@ impl super::Target for PrecompileCalldata {
             abi::encode_module_address("counter", 1),
             abi::encode_module_address("a-very_long-module-name-0123456789", u32::MAX),
         ]
+    }
+
+    fn reached(&self) -> u64 {
+        self.reached
+    }
+
+    fn reached_means(&self) -> &'static str {
+        "calls the precompile answered"
     }
 
     fn random_len(&self) -> usize {
@@ -99,6 +108,7 @@ impl super::Target for PrecompileCalldata {
                 }
             }
             (Ok(call), ExecutionResult::Success { output, .. }) => {
+                self.reached += 1;
                 let expected = match call {
                     Call::ReadU64 { module, slot } => {
                         let value = if module == self.counter.to_address() && slot == 0 { COUNTER_CALLS } else { 0 };

@@ -29,6 +29,7 @@ pub(crate) struct ProofFile {
     runtime: Runtime,
     root: B256,
     seeds: Vec<Vec<u8>>,
+    reached: u64,
 }
 
 impl ProofFile {
@@ -48,7 +49,7 @@ impl ProofFile {
             });
             seeds.push(serde_json::to_vec_pretty(&file).unwrap_or_default());
         }
-        Self { runtime, root, seeds }
+        Self { runtime, root, seeds, reached: 0 }
     }
 }
 
@@ -59,6 +60,14 @@ impl super::Target for ProofFile {
 
     fn seeds(&self) -> Vec<Vec<u8>> {
         self.seeds.clone()
+    }
+
+    fn reached(&self) -> u64 {
+        self.reached
+    }
+
+    fn reached_means(&self) -> &'static str {
+        "proofs that decoded and were verified"
     }
 
     fn random_len(&self) -> usize {
@@ -76,6 +85,7 @@ impl super::Target for ProofFile {
             return Ok(());
         };
         let Ok(proof) = KeyProof::decode(&proof_bytes) else { return Ok(()) };
+        self.reached += 1;
         // Without --root: the root written in the file (checked for panics only).
         if let Some(written) = file.get("root").and_then(Value::as_str).and_then(|text| text.parse::<B256>().ok()) {
             let _ = kv_core::verify(written, &key, value.as_deref(), &proof);

@@ -51,13 +51,14 @@ pub(crate) fn valid_transactions(runtime: &Runtime) -> Vec<Bytes> {
 pub(crate) struct RawTransaction {
     runtime: Runtime,
     seeds: Vec<Vec<u8>>,
+    reached: u64,
 }
 
 impl RawTransaction {
     pub(crate) fn new() -> Self {
         let runtime = dev_runtime();
         let seeds = valid_transactions(&runtime).into_iter().map(|raw| raw.to_vec()).collect();
-        Self { runtime, seeds }
+        Self { runtime, seeds, reached: 0 }
     }
 }
 
@@ -70,6 +71,14 @@ impl super::Target for RawTransaction {
         self.seeds.clone()
     }
 
+    fn reached(&self) -> u64 {
+        self.reached
+    }
+
+    fn reached_means(&self) -> &'static str {
+        "envelopes decoded and recovered"
+    }
+
     fn random_len(&self) -> usize {
         300
     }
@@ -77,6 +86,7 @@ impl super::Target for RawTransaction {
     fn run(&mut self, input: &[u8]) -> Result<(), String> {
         // Undecodable bytes are a typed rejection; nothing more to run.
         let Ok(transaction) = SignedTransaction::decode(input, CHAIN_ID) else { return Ok(()) };
+        self.reached += 1;
         let checked = self.runtime.check_transaction(&transaction);
         let block = BlockInput { timestamp: self.runtime.latest_timestamp() + 1, ..Default::default() };
         let raw = [Bytes::copy_from_slice(input)];

@@ -142,11 +142,13 @@ fn deploy_and_call(code: &[u8], input: &[u8], extra_gas: u64) -> Result<Outcome,
 }
 
 /// The `wasm_deploy` target.
-pub(crate) struct WasmDeploy;
+pub(crate) struct WasmDeploy {
+    reached: u64,
+}
 
 impl WasmDeploy {
     pub(crate) fn new() -> Self {
-        Self
+        Self { reached: 0 }
     }
 }
 
@@ -162,6 +164,14 @@ impl super::Target for WasmDeploy {
         vec![counter]
     }
 
+    fn reached(&self) -> u64 {
+        self.reached
+    }
+
+    fn reached_means(&self) -> &'static str {
+        "modules deployed and called"
+    }
+
     fn random_len(&self) -> usize {
         4096
     }
@@ -173,6 +183,9 @@ impl super::Target for WasmDeploy {
         let extra_gas = u64::from(tail.first().copied().unwrap_or(0)) * 20_000;
         let first = deploy_and_call(&code, tail, extra_gas)?;
         let second = deploy_and_call(&code, tail, extra_gas)?;
+        if matches!(first, Outcome::Called { .. }) {
+            self.reached += 1;
+        }
         if first != second {
             return Err(format!("two fresh runs differ: {first:?} then {second:?}"));
         }

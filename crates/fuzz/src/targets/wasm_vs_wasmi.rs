@@ -98,13 +98,15 @@ fn binding_like_engine() -> wasmer::Engine {
 }
 
 /// The `wasm_vs_wasmi` target.
-pub(crate) struct WasmVsWasmi;
+pub(crate) struct WasmVsWasmi {
+    reached: u64,
+}
 
 impl WasmVsWasmi {
     pub(crate) fn new() -> Self {
         // The binding runs guests on its own stack size; so does this comparison.
         wasmer_vm::set_stack_size(wasm_binding::validate::WASM_STACK_BYTES);
-        Self
+        Self { reached: 0 }
     }
 }
 
@@ -121,6 +123,14 @@ impl super::Target for WasmVsWasmi {
 
     fn seeds(&self) -> Vec<Vec<u8>> {
         Vec::new()
+    }
+
+    fn reached(&self) -> u64 {
+        self.reached
+    }
+
+    fn reached_means(&self) -> &'static str {
+        "modules instantiated by both"
     }
 
     fn random_len(&self) -> usize {
@@ -182,6 +192,7 @@ impl super::Target for WasmVsWasmi {
             }
         };
 
+        self.reached += 1;
         let names: Vec<String> = wasmi_module
             .exports()
             .filter(|export| export.ty().func().is_some())

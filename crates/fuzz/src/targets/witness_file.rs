@@ -14,6 +14,7 @@ pub(crate) struct WitnessFile {
     witness_json: String,
     hash: B256,
     state_root: B256,
+    reached: u64,
 }
 
 impl WitnessFile {
@@ -29,6 +30,7 @@ impl WitnessFile {
             hash: verified.hash,
             state_root: stored.header.state_root,
             block,
+            reached: 0,
         }
     }
 }
@@ -46,6 +48,14 @@ impl super::Target for WitnessFile {
         vec![block, witness]
     }
 
+    fn reached(&self) -> u64 {
+        self.reached
+    }
+
+    fn reached_means(&self) -> &'static str {
+        "file pairs that parsed and were verified"
+    }
+
     fn random_len(&self) -> usize {
         256
     }
@@ -59,6 +69,7 @@ impl super::Target for WitnessFile {
         else {
             return Ok(());
         };
+        self.reached += 1;
         let Ok(verified) = verify_block(&block, &witness) else { return Ok(()) };
         if verified.hash != block.header.hash_slow() || verified.state_root != block.header.state_root {
             return Err(format!("verified {verified:?}, which is not the block its header names"));
