@@ -77,7 +77,10 @@ fn main() -> ExitCode {
         std::panic::set_hook(Box::new(|_| {}));
     }
     println!("xstate-fuzz: seed {seed}");
-    println!("{:<22}{:>12}{:>9}{:>8}{:>10}{:>10}  reached: what", "target", "executions", "crashes", "corpus", "seconds", "reached");
+    println!(
+        "{:<22}{:>12}{:>9}{:>8}{:>10}{:>10}  reached: what",
+        "target", "executions", "crashes", "corpus", "seconds", "reached"
+    );
     let mut crashed = false;
     for name in names {
         let budget = match (time, executions) {

@@ -57,12 +57,28 @@ fn value(u: &mut Unstructured<'_>, depth: u32) -> Value {
             let bytes = u.bytes(len).unwrap_or_default();
             json!(format!("0x{}", alloy_primitives::hex::encode(bytes)))
         }
-        5 => json!(["latest", "pending", "earliest", "safe", "finalized", "0x0", "0x1", "0xffffffffffffffff"]
-            [usize::from(u.int_in_range(0u8..=7).unwrap_or(0))]),
+        5 => json!(
+            ["latest", "pending", "earliest", "safe", "finalized", "0x0", "0x1", "0xffffffffffffffff"]
+                [usize::from(u.int_in_range(0u8..=7).unwrap_or(0))]
+        ),
         6 => json!(format!("{:#x}", alloy_primitives::Address::repeat_byte(u.arbitrary().unwrap_or(0)))),
         7 => json!(u.arbitrary::<String>().unwrap_or_default()),
         8 if depth < 3 => {
-            let keys = ["from", "to", "data", "input", "value", "gas", "gasPrice", "nonce", "fromBlock", "toBlock", "address", "topics", "blockHash"];
+            let keys = [
+                "from",
+                "to",
+                "data",
+                "input",
+                "value",
+                "gas",
+                "gasPrice",
+                "nonce",
+                "fromBlock",
+                "toBlock",
+                "address",
+                "topics",
+                "blockHash",
+            ];
             let mut object = serde_json::Map::new();
             for _ in 0..u.int_in_range(0..=4).unwrap_or(0) {
                 let key = keys[usize::from(u.int_in_range(0u8..=12).unwrap_or(0))];
@@ -191,9 +207,12 @@ impl JsonRpcBody {
             call(10, "debug_executionWitness", json!(["0x1"])),
             json!([call(11, "eth_chainId", json!([])), call(12, "net_version", json!([]))]),
         ];
-        seeds.extend(transactions.iter().enumerate().map(|(index, raw)| {
-            call(20 + index as u64, "eth_sendRawTransaction", json!([raw]))
-        }));
+        seeds.extend(
+            transactions
+                .iter()
+                .enumerate()
+                .map(|(index, raw)| call(20 + index as u64, "eth_sendRawTransaction", json!([raw]))),
+        );
         let seeds = seeds.iter().map(|seed| serde_json::to_vec(seed).unwrap_or_default()).collect();
         Self { node: Some(node), address, tokio, seeds, reached: 0 }
     }
@@ -235,7 +254,11 @@ impl super::Target for JsonRpcBody {
             Some((first, rest)) if *first >= 0x80 => {
                 let mut u = Unstructured::new(rest);
                 let count = u.int_in_range(0u8..=4).unwrap_or(0);
-                let value = if count == 0 { request(&mut u) } else { Value::Array((0..count).map(|_| request(&mut u)).collect()) };
+                let value = if count == 0 {
+                    request(&mut u)
+                } else {
+                    Value::Array((0..count).map(|_| request(&mut u)).collect())
+                };
                 serde_json::to_vec(&value).map_err(|error| error.to_string())?
             }
             _ => input.to_vec(),
@@ -263,13 +286,20 @@ impl super::Target for JsonRpcBody {
                         }
                         Ok(response) => check_response(&response)?,
                         Err(error) => {
-                            return Err(format!("the answer is not JSON ({error}): {}", String::from_utf8_lossy(&answer)));
+                            return Err(format!(
+                                "the answer is not JSON ({error}): {}",
+                                String::from_utf8_lossy(&answer)
+                            ));
                         }
                     }
                 }
             }
             other => {
-                return Err(format!("HTTP {other} for a {}-byte body: {}", body.len(), String::from_utf8_lossy(&answer)));
+                return Err(format!(
+                    "HTTP {other} for a {}-byte body: {}",
+                    body.len(),
+                    String::from_utf8_lossy(&answer)
+                ));
             }
         }
         let probe = br#"{"jsonrpc":"2.0","id":1,"method":"eth_blockNumber","params":[]}"#;

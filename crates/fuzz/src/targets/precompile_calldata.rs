@@ -42,12 +42,21 @@ impl PrecompileCalldata {
         let code = include_bytes!("../../../../guest/counter/counter.wasm");
         let counter = wasm.deploy(&mut overlay, &name, 1, code).expect("the committed counter deploys");
         for _ in 0..COUNTER_CALLS {
-            let request = CallRequest { module: counter, caller: Identity::from(SENDER), input: b"", gas_limit: 10_000_000 };
+            let request =
+                CallRequest { module: counter, caller: Identity::from(SENDER), input: b"", gas_limit: 10_000_000 };
             let receipt = wasm.call(&mut overlay, &request).expect("the counter runs");
             assert!(receipt.is_success(), "the counter failed: {receipt:?}");
         }
         let block = BlockEnv { number: U256::from(1), gas_limit: 30_000_000, ..Default::default() };
-        Self { _store: store, overlay, evm: EvmExecutor::new(CHAIN_ID, SpecId::PRAGUE), wasm, block, counter, reached: 0 }
+        Self {
+            _store: store,
+            overlay,
+            evm: EvmExecutor::new(CHAIN_ID, SpecId::PRAGUE),
+            wasm,
+            block,
+            counter,
+            reached: 0,
+        }
     }
 
     fn wasm_state(&self) -> Result<Vec<kv_core::backend::Entry>, String> {
@@ -120,7 +129,11 @@ impl super::Target for PrecompileCalldata {
                     }
                 };
                 if output.data()[..] != expected[..] {
-                    return Err(format!("returned {} instead of 0x{}", output.data(), alloy_primitives::hex::encode(expected)));
+                    return Err(format!(
+                        "returned {} instead of 0x{}",
+                        output.data(),
+                        alloy_primitives::hex::encode(expected)
+                    ));
                 }
             }
             (decoded, other) => return Err(format!("decoding gives {decoded:?} but the transaction ended {other:?}")),

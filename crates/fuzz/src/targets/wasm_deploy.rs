@@ -125,7 +125,12 @@ fn deploy_and_call(code: &[u8], input: &[u8], extra_gas: u64) -> Result<Outcome,
     };
     let before = overlay.scan_prefix(&[]).map_err(|error| error.to_string())?;
     let gas_limit = gas::call_base(validate::artifact_bound(code)).saturating_add(extra_gas);
-    let request = CallRequest { module: identity, caller: Identity::from(alloy_primitives::Address::repeat_byte(0xa1)), input, gas_limit };
+    let request = CallRequest {
+        module: identity,
+        caller: Identity::from(alloy_primitives::Address::repeat_byte(0xa1)),
+        input,
+        gas_limit,
+    };
     let receipt = match engine.call(&mut overlay, &request) {
         Ok(receipt) => receipt,
         Err(CallError::Instantiation { reason, .. }) => {

@@ -239,8 +239,10 @@ impl super::Target for WasmVsWasmi {
         for export in wasmi_module.exports() {
             let name = export.name();
             if export.ty().global().is_some() {
-                let left = wasmer_instance.exports.get_global(name).ok().and_then(|g| wasmer_bits(&g.get(&mut wasmer_store)));
-                let right = wasmi_instance.get_global(&wasmi_store, name).and_then(|g| wasmi_bits(&g.get(&wasmi_store)));
+                let left =
+                    wasmer_instance.exports.get_global(name).ok().and_then(|g| wasmer_bits(&g.get(&mut wasmer_store)));
+                let right =
+                    wasmi_instance.get_global(&wasmi_store, name).and_then(|g| wasmi_bits(&g.get(&wasmi_store)));
                 if left != right {
                     return Err(format!("global `{name}` differs: wasmer {left:?}, wasmi {right:?}"));
                 }
