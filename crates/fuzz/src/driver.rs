@@ -192,7 +192,7 @@ mod tests {
         }
         // The next run replays the corpus first and finds the same crashes with no generated input.
         let again = run_target(&mut Planted, &dir, 2, Budget::Executions(0));
-        assert_eq!(again.executions as usize, first.corpus_size + 2 + first.corpus_size);
+        assert_eq!(again.executions, u64::try_from(2 * first.corpus_size + 2).unwrap());
         assert_eq!(again.crashes.len(), first.crashes.len());
         std::fs::remove_dir_all(&dir).unwrap();
     }

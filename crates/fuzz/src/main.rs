@@ -67,7 +67,9 @@ fn main() -> ExitCode {
     }
     let seed = seed.unwrap_or_else(|| match time {
         // A long run explores: a new seed each time, printed so it can be repeated.
-        Some(_) => SystemTime::now().duration_since(UNIX_EPOCH).map_or(1, |elapsed| elapsed.as_nanos() as u64),
+        Some(_) => SystemTime::now()
+            .duration_since(UNIX_EPOCH)
+            .map_or(1, |elapsed| elapsed.as_secs().rotate_left(32) ^ u64::from(elapsed.subsec_nanos())),
         None => CI_SEED,
     });
     // A panic is a finding the driver reports with its input; the default hook would print each

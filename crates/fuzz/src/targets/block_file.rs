@@ -62,18 +62,17 @@ impl super::Target for BlockFileTarget {
         // A typed error (a bad timestamp, oversized extra data) is what the command reports; a
         // committed block must have a receipt per included transaction.
         self.reached += 1;
-        if let Ok(outcome) = runtime.execute_block(&input, &raws, |_| {}) {
-            if outcome.receipts.len() != outcome.transactions.len()
-                || outcome.transactions.len() + outcome.rejected.len() != raws.len()
-            {
-                return Err(format!(
-                    "{} raw transactions gave {} included, {} receipts and {} rejected",
-                    raws.len(),
-                    outcome.transactions.len(),
-                    outcome.receipts.len(),
-                    outcome.rejected.len()
-                ));
-            }
+        if let Ok(outcome) = runtime.execute_block(&input, &raws, |_| {})
+            && (outcome.receipts.len() != outcome.transactions.len()
+                || outcome.transactions.len() + outcome.rejected.len() != raws.len())
+        {
+            return Err(format!(
+                "{} raw transactions gave {} included, {} receipts and {} rejected",
+                raws.len(),
+                outcome.transactions.len(),
+                outcome.receipts.len(),
+                outcome.rejected.len()
+            ));
         }
         Ok(())
     }

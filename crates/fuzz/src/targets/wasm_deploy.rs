@@ -66,7 +66,7 @@ pub(crate) fn allowed_features(bulk: bool) -> wasm_smith::Config {
         allow_start_export: false,
         max_memories: 1,
         max_tables: 1,
-        max_memory32_bytes: u64::from(validate::MAX_MEMORY_PAGES as u32) * 65_536,
+        max_memory32_bytes: validate::MAX_MEMORY_PAGES * 65_536,
         memory_max_size_required: true,
         max_table_elements: validate::MAX_TABLE_ELEMENTS,
         max_funcs: 20,

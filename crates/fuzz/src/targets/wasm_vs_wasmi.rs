@@ -111,6 +111,7 @@ impl WasmVsWasmi {
 }
 
 /// One argument for a parameter of type `ty`, drawn from `unstructured`.
+#[allow(clippy::cast_possible_truncation)] // An i32 argument is the low bits of an i64, on purpose.
 fn argument(unstructured: &mut Unstructured<'_>, is_i64: bool) -> i64 {
     let raw: i64 = unstructured.arbitrary().unwrap_or(0);
     if is_i64 { raw } else { i64::from(raw as i32) }
