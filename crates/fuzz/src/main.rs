@@ -16,7 +16,7 @@ const CI_SEED: u64 = 0x5eed_0016;
 /// half a minute on a loaded 2-core machine in the dev profile (about 18 s measured).
 fn ci_executions(name: &str) -> u64 {
     match name {
-        "wasm_deploy" => 4_000,
+        "wasm_deploy" => 2_000,
         "wasm_vs_wasmi" => 2_000,
         "precompile_calldata" => 60_000,
         "raw_transaction" => 40_000,

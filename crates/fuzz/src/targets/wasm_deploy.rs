@@ -83,6 +83,9 @@ pub(crate) fn module_of(input: &[u8]) -> (Shape, Vec<u8>) {
             let mut config = allowed_features(selector & 0x10 != 0);
             config.available_imports = Some(wat::parse_str(HOST_IMPORTS).unwrap_or_default());
             config.exports = Some(wat::parse_str(ABI_EXPORTS).unwrap_or_default());
+            // The exported memory is the module's one memory: wasm-smith adds it beyond its own
+            // limit, so the limit is 0 here (else two memories, which validation refuses).
+            config.max_memories = 0;
             let mut unstructured = Unstructured::new(rest);
             match wasm_smith::Module::new(config, &mut unstructured) {
                 Ok(module) => (Shape::Constrained, module.to_bytes()),
@@ -166,7 +169,11 @@ impl super::Target for WasmDeploy {
         let mut counter = vec![3];
         counter.extend_from_slice(&include_bytes!("../../../../guest/counter/counter.wasm")[8..]);
         counter[0] |= 0x10;
-        vec![counter]
+        // Constrained modules, with and without bulk memory, from fixed bytes: mutating their
+        // bytes makes other modules of the same shape.
+        let noise: Vec<u8> = (0..2048u32).map(|i| (i.wrapping_mul(2_654_435_761) >> 11).to_le_bytes()[0]).collect();
+        let constrained = |selector: u8| [vec![selector], noise.clone()].concat();
+        vec![counter, constrained(0x00), constrained(0x11)]
     }
 
     fn reached(&self) -> u64 {
