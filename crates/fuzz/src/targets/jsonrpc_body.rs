@@ -213,14 +213,21 @@ impl<'de> serde::Deserialize<'de> for IdMembers {
 }
 
 /// Whether jsonrpsee takes `body` for a notification (or a batch of them): an object with no
-/// `id`, or (a finding of this target, not fixed here: see the corpus entry
-/// `duplicate-id-is-a-notification`) with the `id` member twice, which jsonrpsee's request parser
-/// refuses and its notification parser accepts. No answer is due to either.
+/// `id`, or (findings of this target, not fixed here: see the corpus entries
+/// `duplicate-id-is-a-notification` and `id-beyond-u64-is-a-notification`) one whose `id`
+/// jsonrpsee cannot represent (a second `id` member, or an id that is neither null, a string nor
+/// a number within u64), which its request parser refuses and its notification parser accepts.
+/// No answer is due to either; an answer is checked all the same if one comes.
 fn only_notifications(body: &[u8]) -> bool {
-    let is_notification = |value: &Value, ids: usize| value.is_object() && ids != 1;
-    match (serde_json::from_slice::<Value>(body), serde_json::from_slice::<IdMembers>(body)) {
+    let representable = |id: &Value| id.is_null() || id.is_string() || id.is_u64();
+    let is_notification =
+        |value: &Value, ids: usize| value.is_object() && (ids != 1 || !value.get("id").is_some_and(representable));
+    // serde_json skips the members a type ignores without checking their UTF-8, so jsonrpsee can
+    // take a body with invalid UTF-8 in an unknown member for a notification: read it lossily.
+    let body = String::from_utf8_lossy(body);
+    match (serde_json::from_str::<Value>(&body), serde_json::from_str::<IdMembers>(&body)) {
         (Ok(Value::Array(items)), _) => {
-            let Ok(ids) = serde_json::from_slice::<Vec<IdMembers>>(body) else { return false };
+            let Ok(ids) = serde_json::from_str::<Vec<IdMembers>>(&body) else { return false };
             !items.is_empty() && items.iter().zip(ids).all(|(item, ids)| is_notification(item, ids.0))
         }
         (Ok(value), Ok(ids)) => is_notification(&value, ids.0),
