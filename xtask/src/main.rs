@@ -5,6 +5,7 @@
 //! and side-by-side wall clock) and writes `<target dir>/xtask/bench-summary.json`;
 //! `conformance` runs the state-test suite on any fixtures; `contracts` and `wasm` regenerate
 //! committed artifacts and fail when they differ;
+//! `fuzz` runs the fuzz targets of `crates/fuzz` for a time per target;
 //! `fetch-fixtures` downloads the public state tests; `verifiers` prepares the independent
 //! verifiers; `clients` installs the real clients the node's end-to-end tests drive. It depends on no workspace crate, so it
 //! builds in seconds; everything heavy runs through `cargo`.
@@ -18,6 +19,7 @@ mod phase;
 mod rules;
 mod verifiers;
 
+use command::{cargo, run};
 use std::process::ExitCode;
 
 const USAGE: &str = "usage: cargo xtask <command>
@@ -32,7 +34,9 @@ commands:
   wasm [--check]                   rebuild the guest .wasm files; --check fails when they differ
   fetch-fixtures [DIR]             download the public state-test corpora
   verifiers                        prepare the independent verifiers (py-trie) and check the spec's golden root
-  clients                          install viem, @ethereumjs/mpt and anvil (npm ci) for the node's end-to-end tests";
+  clients                          install viem, @ethereumjs/mpt and anvil (npm ci) for the node's end-to-end tests
+  fuzz [TARGET] [--time SECS]      generated inputs for every boundary (crates/fuzz): each target (or TARGET)
+                                   SECS seconds (default 60) from a random seed, which is printed";
 
 fn main() -> ExitCode {
     let args: Vec<String> = std::env::args().skip(1).collect();
@@ -57,6 +61,8 @@ fn main() -> ExitCode {
             clients::prepare().map(|directory| println!("clients ready: {}", directory.display()))
         }
         "clients" => Err(format!("clients takes no arguments, not {rest:?}")),
+        "fuzz" => fuzz_args(rest)
+            .and_then(|args| run("fuzz", cargo().args(["run", "-q", "-p", "xstate-fuzz", "--"]).args(args))),
         "fetch-fixtures" => match rest {
             [] => artifacts::fetch_fixtures(None),
             [dir] if !dir.starts_with('-') => artifacts::fetch_fixtures(Some(dir)),
@@ -86,6 +92,27 @@ fn check_flag(args: &[String]) -> Result<bool, String> {
     }
 }
 
+/// `[TARGET] [--time SECS]`, as the fuzz driver takes them, with 60 s per target by default: a
+/// long run is what the command is for (CI runs the driver's bounded budget itself).
+fn fuzz_args(args: &[String]) -> Result<Vec<String>, String> {
+    let mut out = Vec::new();
+    let mut time = None;
+    let mut iter = args.iter();
+    while let Some(arg) = iter.next() {
+        match arg.as_str() {
+            "--time" => {
+                let value = iter.next().filter(|value| value.parse::<u64>().is_ok_and(|secs| secs > 0));
+                time = Some(value.ok_or("--time needs a number of seconds")?.clone());
+            }
+            option if option.starts_with('-') => return Err(format!("fuzz: unexpected option `{option}`")),
+            target if out.is_empty() => out.push(target.to_owned()),
+            extra => return Err(format!("fuzz takes at most one target, not also `{extra}`")),
+        }
+    }
+    out.extend(["--time".to_owned(), time.unwrap_or_else(|| "60".to_owned())]);
+    Ok(out)
+}
+
 /// Fixture paths only: an option here is a mistake, not a directory.
 fn paths(args: &[String]) -> Result<(), String> {
     match args.iter().find(|arg| arg.starts_with('-')) {
@@ -100,7 +127,7 @@ fn asks_for_help(args: &[String]) -> bool {
 
 #[cfg(test)]
 mod tests {
-    use super::{asks_for_help, check_flag, paths};
+    use super::{asks_for_help, check_flag, fuzz_args, paths};
 
     fn args(list: &[&str]) -> Vec<String> {
         list.iter().map(|arg| (*arg).to_owned()).collect()
@@ -115,6 +142,16 @@ mod tests {
         }
         assert!(paths(&args(&["fixtures/a", "b"])).is_ok());
         assert!(paths(&args(&["fixtures", "--quick"])).is_err());
+    }
+
+    #[test]
+    fn fuzz_runs_for_a_time_and_refuses_what_it_does_not_know() {
+        assert_eq!(fuzz_args(&args(&[])).unwrap(), ["--time", "60"]);
+        assert_eq!(fuzz_args(&args(&["jsonrpc_body", "--time", "600"])).unwrap(), ["jsonrpc_body", "--time", "600"]);
+        assert_eq!(fuzz_args(&args(&["--time", "5", "wasm_deploy"])).unwrap(), ["wasm_deploy", "--time", "5"]);
+        for wrong in [&["--time"][..], &["--time", "0"], &["--time", "soon"], &["a", "b"], &["--seed", "1"]] {
+            assert!(fuzz_args(&args(wrong)).is_err(), "{wrong:?}");
+        }
     }
 
     #[test]

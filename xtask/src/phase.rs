@@ -12,7 +12,8 @@ pub(crate) enum Phase {
 impl Phase {
     /// The crates whose tests and lints belong to this phase.
     pub(crate) fn packages(self) -> Vec<&'static str> {
-        // Phase e is everything above the four phase crates: the chain layer, the node and the command.
+        // Phase e is everything above the four phase crates: the chain layer, the node, the command
+        // and the fuzz targets over all of them.
         let all = [
             ('a', "kv-core"),
             ('b', "wasm-binding"),
@@ -22,6 +23,7 @@ impl Phase {
             ('e', "xstate-chain"),
             ('e', "xstate-node"),
             ('e', "xstate"),
+            ('e', "xstate-fuzz"),
         ];
         all.iter().filter(|(phase, _)| self.includes(*phase)).map(|(_, package)| *package).collect()
     }
@@ -80,8 +82,11 @@ mod tests {
         assert_eq!(parse(&args("")).unwrap(), Phase::All);
         assert_eq!(parse(&args("--phase a")).unwrap().packages(), ["kv-core"]);
         assert_eq!(parse(&args("--phase d")).unwrap().packages(), ["cross-read"]);
-        assert_eq!(parse(&args("--phase e")).unwrap().packages(), ["xstate-chain", "xstate-node", "xstate"]);
-        assert_eq!(Phase::All.packages().len(), 7);
+        assert_eq!(
+            parse(&args("--phase e")).unwrap().packages(),
+            ["xstate-chain", "xstate-node", "xstate", "xstate-fuzz"]
+        );
+        assert_eq!(Phase::All.packages().len(), 9);
         assert!(parse(&args("--phase z")).is_err());
         assert!(parse(&args("--phase")).is_err());
         assert!(parse(&args("--fast")).is_err());

@@ -19,6 +19,12 @@ mod tests {
         ("chain", "xstate-chain", &["kv-core", "wasm-binding", "evm-binding", "cross-read"]),
         ("node", "xstate-node", &["kv-core", "wasm-binding", "evm-binding", "cross-read", "xstate-chain"]),
         ("xstate", "xstate", &["kv-core", "wasm-binding", "evm-binding", "cross-read", "xstate-chain", "xstate-node"]),
+        // A tool above every library; no crate depends on it.
+        (
+            "fuzz",
+            "xstate-fuzz",
+            &["kv-core", "wasm-binding", "evm-binding", "cross-read", "xstate-chain", "xstate-node"],
+        ),
     ];
 
     fn rust_files(dir: &Path, files: &mut Vec<PathBuf>) {

@@ -55,11 +55,11 @@ pub fn placement(key: &[u8]) -> Result<Placement, KeyError> {
 
 /// The storage-trie leaf of `value` under a key of `layout`: the RLP of the word without leading
 /// zeros for an EVM storage word, the RLP byte string of the value for a WASM entry. `None` for
-/// layouts that have no storage leaf.
+/// layouts that have no storage leaf, and for an EVM word longer than 32 bytes.
 pub fn storage_leaf(layout: KeyLayout, value: &[u8]) -> Option<Vec<u8>> {
     let mut out = Vec::with_capacity(value.len() + 3);
     match layout {
-        KeyLayout::EvmStorage => alloy_rlp::Encodable::encode(&U256::from_be_slice(value), &mut out),
+        KeyLayout::EvmStorage => alloy_rlp::Encodable::encode(&U256::try_from_be_slice(value)?, &mut out),
         KeyLayout::WasmModule | KeyLayout::WasmStorage => alloy_rlp::Encodable::encode(value, &mut out),
         KeyLayout::EvmAccount | KeyLayout::Code => return None,
     }

@@ -175,12 +175,14 @@ pub fn verify(root: B256, key: &[u8], value: Option<&[u8]>, proof: &KeyProof) ->
             }
         }
         Placement::Storage(slot) => {
-            let leaf = value
-                .map(|value| storage_leaf(layout, value).ok_or_else(|| ProofError::InvalidValue("no leaf".into())))
-                .transpose()?;
+            // The claimed value is checked before its leaf is built: a word longer than 32 bytes
+            // has no leaf, and a proof file may claim one.
             if layout == KeyLayout::EvmStorage && value.is_some_and(|value| value.len() != 32) {
                 return Err(ProofError::InvalidValue("storage words are 32 bytes".into()));
             }
+            let leaf = value
+                .map(|value| storage_leaf(layout, value).ok_or_else(|| ProofError::InvalidValue("no leaf".into())))
+                .transpose()?;
             match proof.account {
                 None if leaf.is_some() => Err(ProofError::NamespaceAbsent),
                 None => Ok(()),

@@ -7,7 +7,7 @@ mod common;
 
 use alloy_primitives::{B256, Bytes, keccak256};
 use alloy_trie::TrieAccount;
-use kv_core::{Identity, KeyProof, Namespace, NamespaceProof, ProofError, Store, verify, verify_namespace};
+use kv_core::{Identity, KeyLayout, KeyProof, Namespace, NamespaceProof, ProofError, Store, verify, verify_namespace};
 use proptest::prelude::*;
 use proptest::strategy::ValueTree;
 
@@ -60,6 +60,29 @@ fn proofs_for_invalid_keys_are_rejected() {
     let proof = KeyProof { account_proof: vec![], account: None, storage_proof: vec![] };
     assert!(matches!(verify(store.root(), &[0x09; 30], None, &proof), Err(ProofError::InvalidKey(_))));
     assert!(store.prove(&[0x01; 5], None).is_err());
+}
+
+/// A claimed EVM storage word longer than 32 bytes is an invalid value, not a panic: the
+/// verifier used to build its leaf (`U256::from_be_slice`, which panics past 32 bytes) before
+/// checking its length, so a crafted proof file crashed `xstate verify`. Found by the
+/// `proof_file` fuzz target (`crates/fuzz/corpus/proof_file`).
+#[test]
+fn an_overlong_storage_word_is_an_invalid_value() {
+    let (store, entries) = populated();
+    let (key, _) = entries
+        .iter()
+        .find(|(key, _)| KeyLayout::of(key) == Ok(KeyLayout::EvmStorage))
+        .expect("the populated state has EVM storage");
+    let proof = store.prove(key, None).unwrap();
+    for len in [0, 31, 33, 64] {
+        let claimed = vec![0x5a; len];
+        assert!(
+            matches!(verify(store.root(), key, Some(&claimed), &proof), Err(ProofError::InvalidValue(_))),
+            "a {len}-byte word"
+        );
+    }
+    assert_eq!(kv_core::commitment::storage_leaf(KeyLayout::EvmStorage, &[1; 33]), None);
+    assert!(kv_core::commitment::storage_leaf(KeyLayout::EvmStorage, &[1; 32]).is_some());
 }
 
 /// A path of valid-looking nodes longer than 64 nibbles must be refused before alloy-trie's
