@@ -48,7 +48,7 @@ pub(crate) fn run_ci(phase: Phase) -> Result<(), String> {
     run("tests", &mut test)?;
     if phase.includes('e') {
         // Generated inputs for every boundary: the committed corpus, then a fixed number of
-        // inputs per target from a fixed seed (crates/fuzz, ADR 0013).
+        // inputs per target from a fixed seed (crates/fuzz, ADR 0015).
         run("fuzz (bounded)", cargo().args(["run", "-q", "-p", "xstate-fuzz", "--"]))?;
     }
     if phase.includes('b') {

@@ -6,7 +6,7 @@
 //! ([`targets`]) is a function over bytes, fed first with its committed corpus
 //! (`crates/fuzz/corpus/<target>/`), then with inputs generated and mutated from a seeded RNG
 //! (`wasm-smith` modules through `arbitrary::Unstructured`, a tiny byte mutator over valid
-//! seeds). It is not coverage-guided: see `docs/adr/0013-fuzzing-on-stable.md`. It adds nothing
+//! seeds). It is not coverage-guided: see `docs/adr/0015-fuzzing-on-stable.md`. It adds nothing
 //! to the libraries a chain embeds.
 
 pub mod driver;
