@@ -10,6 +10,7 @@
 
 mod convert;
 mod errors;
+mod ids;
 mod pool;
 mod rpc;
 
@@ -186,6 +187,7 @@ impl Node {
             .build();
         let server = Server::builder()
             .set_config(server_config)
+            .set_http_middleware(tower::ServiceBuilder::new().layer(ids::RequestIdsLayer))
             .build(config.http)
             .await
             .map_err(|source| NodeError::Bind { address: config.http, source })?;

@@ -697,3 +697,46 @@ fn calls_at_an_older_block_see_that_blocks_state() {
     assert!(node.quantity("eth_estimateGas", json!([request, "0x3"])) > U256::from(21_000));
     assert_eq!(node.error("eth_call", json!([request, "0x9"])).1, "header not found");
 }
+
+/// A request whose `id` jsonrpsee cannot represent (beyond u64, negative, fractional, an object,
+/// or given twice) would otherwise be taken for a notification: run, and never answered. It is
+/// answered with -32600 and an id of null, and nothing of it runs: the transaction it carries is
+/// not mined. A batch holding one such entry is refused as a whole. Ids the node represents
+/// (strings, integers within u64, null) are answered as before; a true notification (no id) is
+/// not answered and, as jsonrpsee handles notifications, not run either.
+#[test]
+fn requests_with_unrepresentable_ids_are_refused_and_run_nothing() {
+    let dir = tempfile::tempdir().unwrap();
+    let node = Node::start(dir.path(), &[]);
+    let raw = transfer_eth(1, 0, dev_address(2), U256::from(1));
+    let send =
+        |id: &str| format!(r#"{{"jsonrpc":"2.0","id":{id},"method":"eth_sendRawTransaction","params":["{raw}"]}}"#);
+    for id in ["18446744073709551616", "-1", "1.5", r#"{"a":1}"#, "[1]", "true", r#"1,"id":2"#] {
+        let (status, text) = node.post(send(id).as_bytes());
+        let response: Value = serde_json::from_str(&text).unwrap_or_else(|_| panic!("id {id}: no JSON answer: {text}"));
+        assert_eq!(
+            (status, &response["error"]["code"], &response["id"]),
+            (200, &json!(-32600), &Value::Null),
+            "id {id}: {text}"
+        );
+        assert!(response["error"]["message"].as_str().unwrap().contains("`id` must be"), "{text}");
+    }
+    let batch = format!("[{},{}]", r#"{"jsonrpc":"2.0","id":1,"method":"eth_blockNumber"}"#, send("-7"));
+    let (_, text) = node.post(batch.as_bytes());
+    assert_eq!(serde_json::from_str::<Value>(&text).unwrap()["error"]["code"], json!(-32600), "{text}");
+    assert_eq!(node.block_number(), 0, "a refused request ran");
+
+    for id in [r#""tx-1""#, "18446744073709551615", "null"] {
+        let (_, text) = node.post(format!(r#"{{"jsonrpc":"2.0","id":{id},"method":"eth_chainId"}}"#).as_bytes());
+        let response: Value = serde_json::from_str(&text).unwrap();
+        assert_eq!(response["result"], json!("0x7a69"), "id {id}: {text}");
+        assert_eq!(response["id"], serde_json::from_str::<Value>(id).unwrap(), "{text}");
+    }
+    let notification = format!(r#"{{"jsonrpc":"2.0","method":"eth_sendRawTransaction","params":["{raw}"]}}"#);
+    let (status, text) = node.post(notification.as_bytes());
+    assert!(
+        status == 200 && (text.trim().is_empty() || text.trim() == "null"),
+        "a notification is not answered: {text}"
+    );
+    assert_eq!(node.block_number(), 0, "jsonrpsee runs no notification");
+}
