@@ -222,7 +222,7 @@ pub fn changes(store: &Store, entries: u64, seed: &mut u64) -> Overlay {
 
 /// An in-memory store of `entries` entries.
 pub fn memory_store(entries: u64) -> Store {
-    let store = Store::in_memory_with(StoreConfig { retained_roots: 2 });
+    let store = Store::in_memory_with(StoreConfig { retained_roots: 2, ..StoreConfig::default() });
     fill(&store, entries);
     store
 }
@@ -248,7 +248,7 @@ pub fn hash_builder_root(leaves: &[(Nibbles, B256)]) -> B256 {
 
 /// A full build of 100,000 entries in a fresh store: keys and values hashed, every node written.
 pub fn full_build_overlay() -> (Store, Overlay) {
-    let store = Store::in_memory_with(StoreConfig { retained_roots: 2 });
+    let store = Store::in_memory_with(StoreConfig { retained_roots: 2, ..StoreConfig::default() });
     let mut seed = 3;
     let mut overlay = store.begin();
     for index in 0..100_000 {
@@ -294,7 +294,7 @@ fn account_record(seed: &mut u64) -> Vec<u8> {
 impl HotContractState {
     /// Builds the state, in commits of about 250,000 entries.
     pub fn new() -> Self {
-        let store = Store::in_memory_with(StoreConfig { retained_roots: 2 });
+        let store = Store::in_memory_with(StoreConfig { retained_roots: 2, ..StoreConfig::default() });
         let mut seed = 17;
         let mut overlay = store.begin();
         for index in 0..HOT_ACCOUNTS {
@@ -452,7 +452,9 @@ pub fn wall(quick: bool, samples: &mut crate::harness::Samples) {
 
     // The same 1,000-change commit on redb, including its durable write transaction.
     let dir = tempfile::tempdir().unwrap();
-    let store = Store::open_redb(dir.path().join("bench.redb"), StoreConfig { retained_roots: 2 }).unwrap();
+    let store =
+        Store::open_redb(dir.path().join("bench.redb"), StoreConfig { retained_roots: 2, ..StoreConfig::default() })
+            .unwrap();
     fill(&store, 1_000_000);
     let mut seed = 11;
     let mut commit_redb = || {

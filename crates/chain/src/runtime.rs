@@ -422,9 +422,17 @@ impl Runtime {
         Ok(Some(u64::from_be_bytes(bytes)))
     }
 
+    /// The store settings of [`Runtime::in_memory`] and [`Runtime::open`]: kv-core's defaults,
+    /// rewindable, so that [`Runtime::rewind_to`] (a node's `evm_revert`) can go back to any
+    /// retained block.
+    pub fn store_config() -> StoreConfig {
+        StoreConfig { rewindable: true, ..StoreConfig::default() }
+    }
+
     /// A runtime on a fresh in-memory store.
     pub fn in_memory(config: ChainConfig) -> Self {
-        Self::new(Store::in_memory(), config).expect("a fresh in-memory store accepts any chain")
+        Self::new(Store::in_memory_with(Self::store_config()), config)
+            .expect("a fresh in-memory store accepts any chain")
     }
 
     /// A runtime on the redb store at `path`, created if absent.
@@ -433,7 +441,7 @@ impl Runtime {
     /// the extension `artifacts`, so that a new process loads them instead of compiling them
     /// (gas never depends on it; ADR 0009).
     pub fn open(path: &Path, config: ChainConfig) -> Result<Self, RuntimeError> {
-        let mut runtime = Self::new(Store::open_redb(path, StoreConfig::default())?, config)?;
+        let mut runtime = Self::new(Store::open_redb(path, Self::store_config())?, config)?;
         let directory = path.with_extension("artifacts");
         let artifacts = wasm_binding::DirectoryArtifacts::open(&directory)
             .map_err(|source| RuntimeError::Artifacts { path: directory, source })?;

@@ -830,7 +830,7 @@ fn a_rewind_drops_the_later_blocks_and_their_records() {
 
     // A store retaining two roots cannot go back three blocks.
     let short = Runtime::new(
-        kv_core::Store::in_memory_with(kv_core::StoreConfig { retained_roots: 2 }),
+        kv_core::Store::in_memory_with(kv_core::StoreConfig { retained_roots: 2, rewindable: true }),
         ChainConfig::default(),
     )
     .unwrap();

@@ -40,11 +40,15 @@ const UNDO_PREFIX: &[u8] = b"undo/";
 pub struct StoreConfig {
     /// How many of the latest roots stay provable (at least 1).
     pub retained_roots: u64,
+    /// Whether each commit keeps an undo record, so that [`Store::rewind_with_labels`] can go
+    /// back to any retained height (ADR 0014). It costs every commit a read of each written key's
+    /// old value; a store that never rewinds leaves it off and pays nothing.
+    pub rewindable: bool,
 }
 
 impl Default for StoreConfig {
     fn default() -> Self {
-        Self { retained_roots: 128 }
+        Self { retained_roots: 128, rewindable: false }
     }
 }
 
@@ -241,7 +245,7 @@ pub struct Store {
 impl Store {
     /// Opens the store kept in `backend`; an empty backend is an empty store at height 0.
     pub fn open(backend: Arc<dyn Backend>, config: StoreConfig) -> Result<Self, StoreError> {
-        let config = StoreConfig { retained_roots: config.retained_roots.max(1) };
+        let config = StoreConfig { retained_roots: config.retained_roots.max(1), ..config };
         let head = match backend.get(Table::Meta, FORMAT_KEY)? {
             Some(format) if format == FORMAT_VALUE => {
                 let head = backend
@@ -391,7 +395,7 @@ impl Store {
         let (mut batch, root) = build_commit(backend, head.root, height, overlay, CommitMode::Store)?;
 
         let oldest = self.oldest_retained(&head, height);
-        if height > oldest {
+        if self.config.rewindable && height > oldest {
             // Only a commit above the oldest retained height can be undone: undoing it goes back
             // to a height that is still retained.
             let undo = undo_record(backend, &batch)?;

@@ -64,7 +64,7 @@ struct Expected {
 /// Builds block 1 on a file, then computes what block 2 must produce, on a copy.
 fn prepare(dir: &tempfile::TempDir) -> (std::path::PathBuf, Expected) {
     let path = dir.path().join("base.redb");
-    let config = StoreConfig { retained_roots: 4 };
+    let config = StoreConfig { retained_roots: 4, ..StoreConfig::default() };
     let store = Store::open_redb(&path, config).unwrap();
     let old_root = apply(&store, &block_entries(1, 60)).unwrap().root;
     let old = contents(store.backend().as_ref());
@@ -81,7 +81,7 @@ fn prepare(dir: &tempfile::TempDir) -> (std::path::PathBuf, Expected) {
 /// Reopens the file and checks it holds exactly the old or exactly the new state. Returns
 /// whether it is the new one.
 fn check_reopened(path: &std::path::Path, expected: &Expected) -> bool {
-    let store = Store::open_redb(path, StoreConfig { retained_roots: 4 }).unwrap();
+    let store = Store::open_redb(path, StoreConfig { retained_roots: 4, ..StoreConfig::default() }).unwrap();
     let found = contents(store.backend().as_ref());
     if store.root() == expected.new_root {
         assert_eq!(store.height(), 2);
@@ -107,7 +107,7 @@ fn injected_failure_inside_the_write_transaction() {
         {
             let backend = Arc::new(RedbBackend::open(&attempt).unwrap());
             backend.set_fault_plan(FaultPlan::FailAfterOps(fail_after));
-            let store = Store::open(backend, StoreConfig { retained_roots: 4 }).unwrap();
+            let store = Store::open(backend, StoreConfig { retained_roots: 4, ..StoreConfig::default() }).unwrap();
             assert!(apply(&store, &block_entries(2, 60)).is_err());
             // In process, the failed commit changed nothing either.
             assert_eq!(store.root(), expected.old_root);
@@ -194,7 +194,8 @@ fn writes_stop_reaching_the_disk_at_any_point() {
                 budget: AtomicUsize::new(budget),
             };
             let backend = RedbBackend::with_storage(storage).unwrap();
-            let store = Store::open(Arc::new(backend), StoreConfig { retained_roots: 4 }).unwrap();
+            let store =
+                Store::open(Arc::new(backend), StoreConfig { retained_roots: 4, ..StoreConfig::default() }).unwrap();
             assert_eq!(store.root(), expected.old_root);
             apply(&store, &block_entries(2, 60)).unwrap();
         }

@@ -135,7 +135,8 @@ fn run(blocks: &[Block], target: usize, retained: u64) -> Result<(), TestCaseErr
     }
 
     // A reopened store is at `target` too.
-    let reopened = Store::open(Arc::clone(&backend), StoreConfig { retained_roots: retained }).unwrap();
+    let reopened =
+        Store::open(Arc::clone(&backend), StoreConfig { retained_roots: retained, rewindable: true }).unwrap();
     prop_assert_eq!(reopened.height(), target);
     prop_assert_eq!(reopened.root(), roots[target_index]);
     prop_assert_eq!(&answers(&reopened, &probes), &answers_before);
@@ -242,13 +243,13 @@ fn a_failed_rewind_changes_nothing_and_a_done_one_survives_reopening() {
     let dir = tempfile::tempdir().unwrap();
     let path = dir.path().join("state.redb");
     let roots: Vec<_> = {
-        let store = Store::open_redb(&path, StoreConfig::default()).unwrap();
+        let store = Store::open_redb(&path, rewindable()).unwrap();
         sample_blocks().iter().map(|block| commit(&store, block).root).collect()
     };
     let labels = [("chain/head".to_owned(), Some(1u64.to_be_bytes().to_vec()))];
     {
         let backend = Arc::new(RedbBackend::open(&path).unwrap());
-        let store = Store::open(backend.clone(), StoreConfig::default()).unwrap();
+        let store = Store::open(backend.clone(), rewindable()).unwrap();
         let before = tables(backend.as_ref(), &Table::ALL);
         for plan in [FaultPlan::FailAfterOps(3), FaultPlan::FailBeforeCommit] {
             backend.set_fault_plan(plan);
@@ -259,11 +260,11 @@ fn a_failed_rewind_changes_nothing_and_a_done_one_survives_reopening() {
         assert_eq!(tables(backend.as_ref(), &Table::ALL), before);
     }
     {
-        let store = Store::open_redb(&path, StoreConfig::default()).unwrap();
+        let store = Store::open_redb(&path, rewindable()).unwrap();
         assert_eq!((store.height(), store.root()), (4, roots[3]));
         store.rewind_with_labels(4, 2, &labels).unwrap();
     }
-    let store = Store::open_redb(&path, StoreConfig::default()).unwrap();
+    let store = Store::open_redb(&path, rewindable()).unwrap();
     assert_eq!((store.height(), store.root()), (2, roots[1]));
     assert_eq!(store.label("chain/head").unwrap(), Some(1u64.to_be_bytes().to_vec()));
     assert!(store.root_at(3).is_err());
@@ -292,4 +293,24 @@ fn an_overlay_opened_before_a_rewind_cannot_be_committed_after_it() {
     let mut fresh = store.begin();
     fresh.set(&Namespace::wasm(kv_core::Identity([9; 20])).slot_key(1), &7u64.to_be_bytes()).unwrap();
     assert_eq!(store.commit(&fresh).unwrap().height, 4);
+}
+
+/// A store opened with kv-core's default settings keeps no undo records, so its commits cost no
+/// extra read, and a rewind is refused as a typed error that changes nothing.
+#[test]
+fn a_store_that_is_not_rewindable_keeps_no_undo_records_and_refuses_rewinds() {
+    let store = Store::in_memory();
+    assert!(!kv_core::StoreConfig::default().rewindable);
+    for block in sample_blocks() {
+        commit(&store, &block);
+    }
+    let (height, root) = (store.height(), store.root());
+    let error = store.rewind_with_labels(height, height - 1, &[]).unwrap_err();
+    assert!(matches!(error, StoreError::CannotRewind { .. }), "{error:?}");
+    assert_eq!((store.height(), store.root()), (height, root));
+}
+
+/// The settings of a store that can rewind.
+fn rewindable() -> StoreConfig {
+    StoreConfig { rewindable: true, ..StoreConfig::default() }
 }

@@ -256,8 +256,8 @@ fn open(dir: &Path, chain_id: Option<u64>, create: bool) -> Result<Runtime, Fail
         }
         std::fs::create_dir_all(dir).map_err(|error| Failure(format!("cannot create {}: {error}", dir.display())))?;
     }
-    let store = kv_core::Store::open_redb(&file, kv_core::StoreConfig::default())
-        .map_err(|error| store_failure(dir, error.into()))?;
+    let store =
+        kv_core::Store::open_redb(&file, Runtime::store_config()).map_err(|error| store_failure(dir, error.into()))?;
     // Without a requested chain, the store's own (or, for a new store, the default) is taken;
     // with one, the runtime refuses a store created for another chain.
     let chain_id = match chain_id {

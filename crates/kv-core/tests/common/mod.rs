@@ -112,9 +112,10 @@ pub(crate) fn code_entry_strategy() -> impl Strategy<Value = (Vec<u8>, Vec<u8>)>
 }
 
 pub(crate) fn memory_store(retained: u64) -> Store {
-    Store::in_memory_with(StoreConfig { retained_roots: retained })
+    // Rewindable, so that every test's commits also write (and are checked with) undo records.
+    Store::in_memory_with(StoreConfig { retained_roots: retained, rewindable: true })
 }
 
 pub(crate) fn redb_store(dir: &tempfile::TempDir, retained: u64) -> Store {
-    Store::open_redb(dir.path().join("state.redb"), StoreConfig { retained_roots: retained }).unwrap()
+    Store::open_redb(dir.path().join("state.redb"), StoreConfig { retained_roots: retained, rewindable: true }).unwrap()
 }
