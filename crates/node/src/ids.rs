@@ -95,7 +95,70 @@ fn invalid_request() -> HttpResponse {
 /// represent. Anything that is not JSON of that shape is left to jsonrpsee, which answers it.
 pub(crate) fn has_unrepresentable_id(body: &[u8]) -> bool {
     let mut deserializer = serde_json::Deserializer::from_slice(body);
-    matches!(<Body as de::Deserialize>::deserialize(&mut deserializer), Ok(Body(true)))
+    match <Body as de::Deserialize>::deserialize(&mut deserializer) {
+        Ok(Body(found)) => found,
+        // Every member but `id` is skipped unparsed, so a body that is well-formed JSON fails
+        // here only on an `id` serde_json cannot read as a number (`1e999`, out of range): such a
+        // request (or batch) is refused too when it has an `id` at all. Malformed JSON fails
+        // both readings and goes on to jsonrpsee, which answers a parse error.
+        Err(_) => has_id_member(body),
+    }
+}
+
+/// Whether `body` (a request object, or a batch) is well-formed JSON with an `id` member in it,
+/// every value skipped unparsed.
+fn has_id_member(body: &[u8]) -> bool {
+    struct Presence;
+    impl<'de> Visitor<'de> for Presence {
+        type Value = bool;
+
+        fn expecting(&self, formatter: &mut fmt::Formatter<'_>) -> fmt::Result {
+            formatter.write_str("a request object or a batch of them")
+        }
+
+        fn visit_map<A: MapAccess<'de>>(self, mut map: A) -> Result<bool, A::Error> {
+            let mut found = false;
+            while let Some(key) = map.next_key::<IsId>()? {
+                found |= key.0;
+                map.next_value::<IgnoredAny>()?;
+            }
+            Ok(found)
+        }
+
+        fn visit_seq<A: SeqAccess<'de>>(self, mut seq: A) -> Result<bool, A::Error> {
+            let mut found = false;
+            while let Some(entry) = seq.next_element::<PresenceEntry>()? {
+                found |= entry.0;
+            }
+            Ok(found)
+        }
+    }
+    struct PresenceEntry(bool);
+    impl<'de> de::Deserialize<'de> for PresenceEntry {
+        fn deserialize<D: Deserializer<'de>>(deserializer: D) -> Result<Self, D::Error> {
+            struct Object;
+            impl<'de> Visitor<'de> for Object {
+                type Value = bool;
+
+                fn expecting(&self, formatter: &mut fmt::Formatter<'_>) -> fmt::Result {
+                    formatter.write_str("a batch entry")
+                }
+
+                fn visit_map<A: MapAccess<'de>>(self, mut map: A) -> Result<bool, A::Error> {
+                    let mut found = false;
+                    while let Some(key) = map.next_key::<IsId>()? {
+                        found |= key.0;
+                        map.next_value::<IgnoredAny>()?;
+                    }
+                    Ok(found)
+                }
+            }
+            // Only objects can hold an `id`; anything else in a batch is left to jsonrpsee.
+            deserializer.deserialize_any(Object).or(Ok(false)).map(PresenceEntry)
+        }
+    }
+    let mut deserializer = serde_json::Deserializer::from_slice(body);
+    de::Deserializer::deserialize_any(&mut deserializer, Presence).unwrap_or(false)
 }
 
 /// What the check learns of a body: whether any request in it has an unrepresentable id.

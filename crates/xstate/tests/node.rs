@@ -711,7 +711,7 @@ fn requests_with_unrepresentable_ids_are_refused_and_run_nothing() {
     let raw = transfer_eth(1, 0, dev_address(2), U256::from(1));
     let send =
         |id: &str| format!(r#"{{"jsonrpc":"2.0","id":{id},"method":"eth_sendRawTransaction","params":["{raw}"]}}"#);
-    for id in ["18446744073709551616", "-1", "1.5", r#"{"a":1}"#, "[1]", "true", r#"1,"id":2"#] {
+    for id in ["18446744073709551616", "-1", "1.5", "2e999", r#"{"a":1}"#, "[1]", "true", r#"1,"id":2"#] {
         let (status, text) = node.post(send(id).as_bytes());
         let response: Value = serde_json::from_str(&text).unwrap_or_else(|_| panic!("id {id}: no JSON answer: {text}"));
         assert_eq!(
