@@ -105,6 +105,16 @@ pub(crate) fn has_unrepresentable_id(body: &[u8]) -> bool {
     }
 }
 
+/// Whether an object has an `id` member, every value skipped unparsed.
+fn has_id_key<'de, A: MapAccess<'de>>(mut map: A) -> Result<bool, A::Error> {
+    let mut found = false;
+    while let Some(key) = map.next_key::<IsId>()? {
+        found |= key.0;
+        map.next_value::<IgnoredAny>()?;
+    }
+    Ok(found)
+}
+
 /// Whether `body` (a request object, or a batch) is well-formed JSON with an `id` member in it,
 /// every value skipped unparsed.
 fn has_id_member(body: &[u8]) -> bool {
@@ -116,13 +126,8 @@ fn has_id_member(body: &[u8]) -> bool {
             formatter.write_str("a request object or a batch of them")
         }
 
-        fn visit_map<A: MapAccess<'de>>(self, mut map: A) -> Result<bool, A::Error> {
-            let mut found = false;
-            while let Some(key) = map.next_key::<IsId>()? {
-                found |= key.0;
-                map.next_value::<IgnoredAny>()?;
-            }
-            Ok(found)
+        fn visit_map<A: MapAccess<'de>>(self, map: A) -> Result<bool, A::Error> {
+            has_id_key(map)
         }
 
         fn visit_seq<A: SeqAccess<'de>>(self, mut seq: A) -> Result<bool, A::Error> {
@@ -144,13 +149,8 @@ fn has_id_member(body: &[u8]) -> bool {
                     formatter.write_str("a batch entry")
                 }
 
-                fn visit_map<A: MapAccess<'de>>(self, mut map: A) -> Result<bool, A::Error> {
-                    let mut found = false;
-                    while let Some(key) = map.next_key::<IsId>()? {
-                        found |= key.0;
-                        map.next_value::<IgnoredAny>()?;
-                    }
-                    Ok(found)
+                fn visit_map<A: MapAccess<'de>>(self, map: A) -> Result<bool, A::Error> {
+                    has_id_key(map)
                 }
             }
             // Only objects can hold an `id`; anything else in a batch is left to jsonrpsee.
