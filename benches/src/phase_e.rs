@@ -8,9 +8,10 @@
 //! Stateless blocks (issue 15) on the same block: `witness/bytes_per_tx` (the witness's bytes
 //! over its transactions), `witness/verify_vs_execute` (the time `verify_block` takes to
 //! re-execute the block from its witness alone, recovery and root included, over the time the
-//! stateful block took: recovery, execution and commit) and `witness/production_share` (the time
-//! `Runtime::witness` takes to produce the witness of the committed block, over that same
-//! stateful block time). Each round executes a fresh block, then witnesses and verifies it.
+//! stateful block took: recovery, execution and commit) and `witness/production_share` (what
+//! recording the witness while the block runs adds to the stateful block: two runtimes on the
+//! same chain, one recording and one not, execute the same blocks side by side, A B A B, and
+//! each pair gives `recording / plain - 1`).
 //!
 //! The node's figures, against anvil, are in `node_load`.
 
@@ -77,16 +78,17 @@ pub struct MixedBlock {
 
 impl Default for MixedBlock {
     fn default() -> Self {
-        Self::new()
+        Self::new(true)
     }
 }
 
 impl MixedBlock {
-    /// Opens the runtime in a temporary directory and executes the setup block.
-    pub fn new() -> Self {
+    /// Opens the runtime in a temporary directory and executes the setup block; the runtime
+    /// records its blocks' witnesses when `record_witnesses` (the default of a chain).
+    pub fn new(record_witnesses: bool) -> Self {
         let dir = tempfile::tempdir().unwrap();
         // A block of 1,000 transactions needs more than anvil's 30 million gas.
-        let config = ChainConfig { block_gas_limit: 1_000_000_000, ..ChainConfig::default() };
+        let config = ChainConfig { block_gas_limit: 1_000_000_000, record_witnesses, ..ChainConfig::default() };
         let runtime = Runtime::open(&dir.path().join("state.redb"), config).unwrap();
         runtime.init_genesis(&anvil_genesis(0)).unwrap();
         let name = |text: &str| kv_core::ModuleName::new(text).unwrap();
@@ -176,12 +178,17 @@ impl MixedBlock {
     }
 }
 
-/// One round of the stateless figures: the witness's size and the times to produce and verify it.
+impl BlockTimes {
+    /// The whole stateful block: recovery, execution and commit.
+    pub fn total(&self) -> Duration {
+        self.recovery + self.execution + self.commit
+    }
+}
+
+/// One round of the stateless figures: the witness's size and the time to verify it.
 pub struct StatelessTimes {
-    /// The stateful block: recovery, execution and commit.
+    /// The stateful block: recovery, execution and commit, its witness recorded.
     pub stateful: Duration,
-    /// `Runtime::witness` of the committed block.
-    pub production: Duration,
     /// `verify_block` from the witness alone.
     pub verify: Duration,
     /// The witness's bytes.
@@ -189,32 +196,29 @@ pub struct StatelessTimes {
 }
 
 impl MixedBlock {
-    /// Executes the next block, then produces its witness and verifies the block from it, checking
-    /// that verification reproduces the committed root.
+    /// Executes the next block, then reads back the witness it recorded and verifies the block
+    /// from it, checking that verification reproduces the committed root.
     pub fn stateless_round(&self) -> StatelessTimes {
         let raws = self.next_block();
-        let times = self.execute(&raws);
-        let stateful = times.recovery + times.execution + times.commit;
+        let stateful = self.execute(&raws).total();
         let (header, _) = self.runtime.latest().unwrap();
-        let mut produced = None;
-        let production = crate::harness::timed(|| produced = Some(self.runtime.witness(header.number).unwrap()));
-        let (block, witness) = produced.unwrap();
+        let (block, witness) = self.runtime.witness(header.number).unwrap();
         let mut verified = None;
         let verify = crate::harness::timed(|| verified = Some(verify_block(&block, &witness).unwrap()));
         assert_eq!(verified.unwrap().state_root, header.state_root);
-        StatelessTimes { stateful, production, verify, bytes: witness.byte_len() }
+        StatelessTimes { stateful, verify, bytes: witness.byte_len() }
     }
 }
 
 /// Runs phase E's wall-clock figures into `samples`.
 pub fn wall(quick: bool, samples: &mut crate::harness::Samples) {
-    use crate::harness::{Budget, repeats};
-    let fixture = MixedBlock::new();
+    use crate::harness::{Budget, pairs, repeats};
+    let fixture = MixedBlock::new(true);
     let mut shares = Vec::new();
     let mut block = || {
         let raws = fixture.next_block();
         let times = fixture.execute(&raws);
-        let total = times.recovery + times.execution + times.commit;
+        let total = times.total();
         shares.push((
             times.recovery.as_secs_f64() / total.as_secs_f64(),
             times.commit.as_secs_f64() / total.as_secs_f64(),
@@ -229,7 +233,7 @@ pub fn wall(quick: bool, samples: &mut crate::harness::Samples) {
     samples.repeated("xstate/recovery_share", recorded.iter().map(|(recovery, _)| *recovery));
     samples.repeated("xstate/commit_share", recorded.iter().map(|(_, commit)| *commit));
 
-    // Stateless blocks: fresh blocks on the same chain, each witnessed and verified.
+    // Stateless blocks: fresh blocks on the same chain, each verified from the witness it recorded.
     let mut rounds = Vec::new();
     let mut round = || {
         let times = fixture.stateless_round();
@@ -242,6 +246,14 @@ pub fn wall(quick: bool, samples: &mut crate::harness::Samples) {
     let ratio = |top: Duration, bottom: Duration| top.as_secs_f64() / bottom.as_secs_f64();
     samples.repeated("witness/bytes_per_tx", recorded.iter().map(|times| times.bytes as f64 / TRANSACTIONS as f64));
     samples.repeated("witness/verify_vs_execute", recorded.iter().map(|times| ratio(times.verify, times.stateful)));
-    samples.repeated("witness/production_share", recorded.iter().map(|times| ratio(times.production, times.stateful)));
+    drop(fixture);
+
+    // What recording costs: the same blocks on a chain that records and on one that does not.
+    let (recording, plain) = (MixedBlock::new(true), MixedBlock::new(false));
+    let mut with = || recording.execute(&recording.next_block()).total();
+    let mut without = || plain.execute(&plain.next_block()).total();
+    let measured = pairs(Budget::new(quick), &mut with, &mut without);
+    samples.pair_ratios("witness/production_share", &measured, |a, b| a / b - 1.0);
+    drop((recording, plain));
     crate::node_load::wall(quick, samples);
 }

@@ -13,7 +13,7 @@ use alloy_consensus::{Header, Transaction as _, TxEnvelope};
 use alloy_eips::eip2718::Decodable2718;
 use alloy_primitives::{Address, B256, Bytes, Log};
 use alloy_rlp::{Decodable, Encodable, RlpDecodable, RlpEncodable};
-use kv_core::{Identity, Store, StoreError};
+use kv_core::{Identity, Store, StoreError, Witness};
 
 const HEAD: &str = "chain/head";
 
@@ -31,6 +31,31 @@ fn number_name(hash: &B256) -> String {
 }
 fn tx_name(hash: &B256) -> String {
     format!("chain/tx/{hash:x}")
+}
+fn witness_name(number: u64) -> String {
+    format!("chain/witness/{number:016x}")
+}
+
+/// A block's witness as it was recorded while the block executed: the state part and the
+/// oldest block whose hash `BLOCKHASH` read (the parent when none was), from which the witness's
+/// headers are taken when it is read back.
+#[derive(Clone, Debug, PartialEq, Eq, RlpEncodable, RlpDecodable)]
+struct StoredWitness {
+    state: Vec<Bytes>,
+    codes: Vec<Bytes>,
+    keys: Vec<Bytes>,
+    oldest_hash_read: u64,
+}
+
+/// A recorded witness of a block, read back: its state part and the oldest block whose header
+/// it carries.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct RecordedWitness {
+    /// Nodes, codes and keys.
+    pub state: Witness,
+    /// The oldest block whose header the witness carries (the parent, when `BLOCKHASH` read
+    /// none older).
+    pub oldest_header: u64,
 }
 
 /// A receipt as stored: what Ethereum's receipt holds and what only this chain knows.
@@ -210,8 +235,33 @@ impl<'a> ChainStore<'a> {
         (hash, labels)
     }
 
+    /// The record of block `number`'s witness, for the state commit's batch: the witness the
+    /// commit gathered and the oldest block whose hash the block read.
+    pub fn witness_record(number: u64, witness: &Witness, oldest_hash_read: u64) -> (String, Option<Vec<u8>>) {
+        let stored = StoredWitness {
+            state: witness.state.clone(),
+            codes: witness.codes.clone(),
+            keys: witness.keys.clone(),
+            oldest_hash_read,
+        };
+        (witness_name(number), Some(encode(&stored)))
+    }
+
+    /// The witness recorded while block `number` executed, if it was.
+    pub fn witness(&self, number: u64) -> Result<Option<RecordedWitness>, StoreError> {
+        let Some(bytes) = self.store.label(&witness_name(number))? else { return Ok(None) };
+        let stored: StoredWitness = decode("witness", &bytes)?;
+        if stored.oldest_hash_read >= number {
+            return Err(corrupt("witness", format!("block {number} names block {} as read", stored.oldest_hash_read)));
+        }
+        Ok(Some(RecordedWitness {
+            state: Witness { state: stored.state, codes: stored.codes, keys: stored.keys },
+            oldest_header: stored.oldest_hash_read,
+        }))
+    }
+
     /// The labels that drop blocks `number + 1..=latest` and make `number` the head: every
-    /// block's header, hash, body and indexes, for the store's rewind batch. Reads the bodies of
+    /// block's header, hash, body, witness and indexes, for the store's rewind batch. Reads the bodies of
     /// the dropped blocks to find their transactions' index entries.
     pub fn rewind_records(&self, number: u64, latest: u64) -> Result<Vec<(String, Option<Vec<u8>>)>, StoreError> {
         let mut labels = Vec::new();
@@ -225,6 +275,7 @@ impl<'a> ChainStore<'a> {
                 (hash_name(dropped), None),
                 (number_name(&block.hash), None),
                 (body_name(dropped), None),
+                (witness_name(dropped), None),
             ]);
         }
         labels.push((HEAD.to_owned(), Some(number.to_be_bytes().to_vec())));

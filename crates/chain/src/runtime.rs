@@ -32,6 +32,7 @@ use parking_lot::{Mutex, RwLock};
 use std::collections::{HashMap, VecDeque};
 use std::path::Path;
 use std::sync::Arc;
+use std::sync::atomic::{AtomicU64, Ordering};
 use std::time::{Duration, Instant};
 use wasm_binding::{CallError, CallRequest, CallStatus, DeployError, WasmEngine};
 
@@ -82,6 +83,10 @@ pub struct ChainConfig {
     pub block_gas_limit: u64,
     /// The base fee of the genesis block.
     pub genesis_base_fee: u64,
+    /// Whether every block records its witness while it executes and keeps it with the block's
+    /// records (`Runtime::witness` then reads it back; without, it re-executes the block over
+    /// its retained parent state). On by default: the recording costs a few per cent of a block.
+    pub record_witnesses: bool,
 }
 
 impl Default for ChainConfig {
@@ -93,7 +98,12 @@ impl Default for ChainConfig {
 impl ChainConfig {
     /// Chain `chain_id` with the default block gas limit and genesis base fee.
     pub fn new(chain_id: u64) -> Self {
-        Self { chain_id, block_gas_limit: DEFAULT_BLOCK_GAS_LIMIT, genesis_base_fee: DEFAULT_GENESIS_BASE_FEE }
+        Self {
+            chain_id,
+            block_gas_limit: DEFAULT_BLOCK_GAS_LIMIT,
+            genesis_base_fee: DEFAULT_GENESIS_BASE_FEE,
+            record_witnesses: true,
+        }
     }
 }
 
@@ -334,6 +344,14 @@ impl Engines {
     pub(crate) fn with_fresh_evm(&self, chain_id: u64) -> Self {
         Self { wasm: Arc::clone(&self.wasm), evm: EvmExecutor::new(chain_id, SPEC) }
     }
+}
+
+/// A block executed by the runtime, for its commit.
+struct Executed {
+    header: Header,
+    transactions: Vec<SignedTransaction>,
+    receipts: Vec<Receipt>,
+    rejected: Vec<RejectedTransaction>,
 }
 
 /// A block executed on an overlay, not committed yet.
@@ -813,16 +831,8 @@ impl Runtime {
             ..empty_header()
         };
         let execution_time = started.elapsed();
-        self.commit_block(
-            &mut head,
-            overlay,
-            header,
-            Vec::new(),
-            Vec::new(),
-            Vec::new(),
-            Duration::ZERO,
-            execution_time,
-        )
+        let executed = Executed { header, transactions: Vec::new(), receipts: Vec::new(), rejected: Vec::new() };
+        self.commit_block(&mut head, overlay, executed, None, Duration::ZERO, execution_time)
     }
 
     /// Decodes, recovers and executes `raw` transactions (EIP-2718 encodings) in order as the next
@@ -853,8 +863,20 @@ impl Runtime {
         let mut head = self.head.lock();
         let parent = head.as_ref().ok_or(RuntimeError::NoGenesis)?;
         let recent: HashMap<u64, B256> = parent.recent.iter().copied().collect();
-        let block_hashes: BlockHashes = Arc::new(move |number| recent.get(&number).copied());
-        let mut overlay = self.store.begin();
+        // The oldest block whose hash `BLOCKHASH` read: the witness carries the headers from it
+        // up to the parent.
+        let oldest_hash_read = Arc::new(AtomicU64::new(parent.header.number));
+        let block_hashes: BlockHashes = {
+            let oldest = Arc::clone(&oldest_hash_read);
+            Arc::new(move |number| {
+                let hash = recent.get(&number).copied();
+                if hash.is_some() {
+                    oldest.fetch_min(number, Ordering::Relaxed);
+                }
+                hash
+            })
+        };
+        let mut overlay = if self.config.record_witnesses { self.store.begin_recording() } else { self.store.begin() };
         let executed = self.engines.run_block(
             &mut overlay,
             &parent.header,
@@ -867,31 +889,45 @@ impl Runtime {
         )?;
         let execution_time = started.elapsed();
         let ExecutedBlock { header, included, receipts, rejected } = executed;
-        self.commit_block(&mut head, overlay, header, included, receipts, rejected, recovery_time, execution_time)
+        let executed = Executed { header, transactions: included, receipts, rejected };
+        let witness = self.config.record_witnesses.then(|| oldest_hash_read.load(Ordering::Relaxed));
+        self.commit_block(&mut head, overlay, executed, witness, recovery_time, execution_time)
     }
 
-    #[allow(clippy::too_many_arguments)]
+    /// Commits an executed block with its records, and, when `witness` names the oldest block
+    /// whose hash it read, the witness its recording overlay gathered.
     fn commit_block(
         &self,
         head: &mut Option<Head>,
         overlay: Overlay,
-        mut header: Header,
-        transactions: Vec<SignedTransaction>,
-        receipts: Vec<Receipt>,
-        rejected: Vec<RejectedTransaction>,
+        executed: Executed,
+        witness: Option<u64>,
         recovery_time: Duration,
         execution_time: Duration,
     ) -> Result<BlockOutcome, RuntimeError> {
+        let Executed { mut header, transactions, receipts, rejected } = executed;
+        let number = header.number;
         let committing = Instant::now();
         // The block's records name the state root, so they are made inside the commit, which
         // writes them in its own batch: the block's state and records land together or not at all.
         let mut hash = B256::ZERO;
-        let commit = self.store.commit_with_labels(&overlay, |commit| {
+        let mut records = |commit: &CommitInfo| {
             header.state_root = commit.root;
             let (block_hash, labels) = ChainStore::block_records(&header, &transactions, &receipts);
             hash = block_hash;
             labels
-        })?;
+        };
+        let commit = match witness {
+            None => self.store.commit_with_labels(&overlay, records)?,
+            Some(oldest_hash_read) => {
+                let (commit, _) = self.store.commit_witnessed(&overlay, |commit, witness| {
+                    let mut labels = records(commit);
+                    labels.push(ChainStore::witness_record(number, witness, oldest_hash_read));
+                    labels
+                })?;
+                commit
+            }
+        };
         let mut recent = head.take().map(|head| head.recent).unwrap_or_default();
         if recent.len() == BLOCKHASH_WINDOW {
             recent.pop_front();

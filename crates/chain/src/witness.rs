@@ -357,11 +357,53 @@ fn state_failure(error: kv_core::StateError) -> StoreError {
 
 impl Runtime {
     /// The witness of committed block `number` (not the genesis) and the block as the verifier
-    /// takes it: the block is re-executed over a recording view of its parent state, and the
-    /// witness holds every trie node, code blob and key that execution and its root update read,
-    /// and the headers from the oldest block `BLOCKHASH` reached up to the parent. The parent
-    /// state must still be retained by the store (the latest 128 heights by default).
+    /// takes it. A block executed with [`ChainConfig::record_witnesses`](crate::ChainConfig) on
+    /// has its witness recorded while it ran, read back here with the headers from the oldest
+    /// block `BLOCKHASH` reached up to the parent; any other block is re-executed over its
+    /// parent state ([`Runtime::reexecuted_witness`]), which must still be retained.
     pub fn witness(&self, number: u64) -> Result<(StatelessBlock, BlockWitness), RuntimeError> {
+        if number == 0 {
+            return Err(RuntimeError::Block("the genesis block has no parent state to witness".into()));
+        }
+        let height = self.state_height(Some(number))?;
+        let Some(recorded) = self.chain().witness(number)? else { return self.reexecuted_witness(number) };
+        let stored = self.block(number)?.ok_or(RuntimeError::UnknownBlock { number, latest: height - 1 })?;
+        let headers = self.header_range(recorded.oldest_header, number - 1)?;
+        let state = recorded.state;
+        Ok((
+            self.stateless_block(stored),
+            BlockWitness { state: state.state, codes: state.codes, keys: state.keys, headers },
+        ))
+    }
+
+    /// The RLP headers of blocks `oldest..=newest`.
+    fn header_range(&self, oldest: u64, newest: u64) -> Result<Vec<Bytes>, RuntimeError> {
+        let chain = self.chain();
+        let mut headers = Vec::new();
+        for past in oldest..=newest {
+            let header =
+                chain.header(past)?.ok_or_else(|| StoreError::Corrupt(format!("block {past} has no header")))?;
+            headers.push(Bytes::from(alloy_rlp::encode(&header)));
+        }
+        Ok(headers)
+    }
+
+    /// A committed block as the verifier takes it.
+    fn stateless_block(&self, stored: crate::StoredBlock) -> StatelessBlock {
+        StatelessBlock {
+            chain_id: self.chain_id(),
+            header: stored.header,
+            transactions: stored.transactions.iter().map(|transaction| transaction.encoded()).collect(),
+        }
+    }
+
+    /// The witness of committed block `number` (not the genesis) by re-executing it over a
+    /// recording view of its parent state: the witness holds every trie node, code blob and key
+    /// that execution and its root update read, and the headers from the oldest block
+    /// `BLOCKHASH` reached up to the parent. The parent state must still be retained by the
+    /// store (the latest 128 heights by default). It is the same witness the block recorded
+    /// while it ran, when it did.
+    pub fn reexecuted_witness(&self, number: u64) -> Result<(StatelessBlock, BlockWitness), RuntimeError> {
         if number == 0 {
             return Err(RuntimeError::Block("the genesis block has no parent state to witness".into()));
         }
@@ -431,16 +473,8 @@ impl Runtime {
         }
         let state = view.witness(&overlay);
         let oldest = reached.lock().first().copied().unwrap_or(parent_number);
-        let mut headers = Vec::new();
-        for past in oldest..=parent_number {
-            let header = chain.header(past)?.ok_or_else(|| missing("header", past))?;
-            headers.push(Bytes::from(alloy_rlp::encode(&header)));
-        }
-        let block = StatelessBlock {
-            chain_id: self.chain_id(),
-            header: stored.header,
-            transactions: stored.transactions.iter().map(|transaction| transaction.encoded()).collect(),
-        };
+        let headers = self.header_range(oldest, parent_number)?;
+        let block = self.stateless_block(stored);
         Ok((block, BlockWitness { state: state.state, codes: state.codes, keys: state.keys, headers }))
     }
 }

@@ -150,9 +150,14 @@ fn run_steps(runtime: &Runtime, run: &DemoRun, steps: &[Step], timestamp: u64) {
     assert!(outcome.rejected.is_empty(), "{:?}", outcome.rejected);
 }
 
-/// The witness of `number` verifies, reproducing the committed header; returns it.
+/// The witness of `number`, recorded while the block ran, is the one re-executing the block
+/// gives, and verifies, reproducing the committed header; returns it.
 fn verified(runtime: &Runtime, number: u64) -> (StatelessBlock, BlockWitness) {
+    assert!(runtime.chain().witness(number).unwrap().is_some(), "block {number} recorded its witness");
     let (block, witness) = runtime.witness(number).unwrap();
+    let (reexecuted_block, reexecuted) = runtime.reexecuted_witness(number).unwrap();
+    assert_eq!(reexecuted_block, block);
+    assert_eq!(witness, reexecuted, "the witness recorded while block {number} ran is the one re-execution gives");
     let verified = verify_block(&block, &witness).unwrap();
     let header = &runtime.block(number).unwrap().unwrap().header;
     assert_eq!(verified.state_root, header.state_root);
@@ -319,4 +324,70 @@ fn a_tampered_block_fails_naming_the_field() {
     dropped.transactions.pop();
     let error = error_of(&dropped, &witness);
     assert!(error.contains("gas used") || error.contains("root") || error.contains("does not prove"), "{error}");
+}
+
+/// A runtime on an in-memory store that keeps only the latest `retained` states.
+fn chain_retaining(retained: u64, record_witnesses: bool) -> (Runtime, DemoRun) {
+    let store = kv_core::Store::in_memory_with(kv_core::StoreConfig { retained_roots: retained, rewindable: true });
+    let runtime = Runtime::new(store, ChainConfig { record_witnesses, ..ChainConfig::default() }).unwrap();
+    runtime.init_genesis(&anvil_genesis(1_000)).unwrap();
+    let run =
+        demo::block(&runtime).run(&runtime, &BlockInput { timestamp: 1_001, ..Default::default() }, |_| {}).unwrap();
+    (runtime, run)
+}
+
+/// A recorded witness is kept with its block, so it is served, and verifies, after the store has
+/// pruned the parent state that re-execution would need.
+#[test]
+fn a_recorded_witness_outlives_its_parent_state() {
+    let (runtime, run) = chain_retaining(2, true);
+    let steps = [Step::Token { from: 1, to: 2, percent: 50 }, Step::ReadEvm { holder: 1 }];
+    for timestamp in 1_002..1_006 {
+        run_steps(&runtime, &run, &steps, timestamp);
+    }
+    let error = runtime.reexecuted_witness(2).unwrap_err().to_string();
+    assert!(error.contains("retained") || error.contains("pruned"), "{error}");
+    let (block, witness) = runtime.witness(2).unwrap();
+    let verified = verify_block(&block, &witness).unwrap();
+    assert_eq!(verified.state_root, runtime.block(2).unwrap().unwrap().header.state_root);
+}
+
+/// A runtime that does not record witnesses keeps none, and still witnesses a block whose parent
+/// state it retains, by re-executing it; the two runtimes' witnesses of the same block agree.
+#[test]
+fn without_recording_a_block_is_witnessed_by_reexecution() {
+    let (plain, plain_run) = chain_retaining(128, false);
+    let (recording, recording_run) = chain_retaining(128, true);
+    let steps =
+        [Step::Erc20 { from: 1, to: 2, percent: 100 }, Step::ReadWasm { holder: 1 }, Step::Mint { to: 9, amount: 5 }];
+    run_steps(&plain, &plain_run, &steps, 1_002);
+    run_steps(&recording, &recording_run, &steps, 1_002);
+    assert!(plain.chain().witness(2).unwrap().is_none(), "nothing recorded");
+    let (block, witness) = plain.witness(2).unwrap();
+    verify_block(&block, &witness).unwrap();
+    assert_eq!(recording.witness(2).unwrap(), (block, witness));
+}
+
+/// A rewind drops the witnesses of the blocks it drops with them; the block mined in their place
+/// records its own.
+#[test]
+fn a_rewind_drops_the_witnesses_of_the_dropped_blocks() {
+    let (runtime, run) = demo_chain();
+    run_steps(&runtime, &run, &[Step::Token { from: 1, to: 2, percent: 10 }], 1_002);
+    let (_, dropped) = runtime.witness(2).unwrap();
+    runtime.rewind_to(1).unwrap();
+    assert!(runtime.chain().witness(2).unwrap().is_none(), "the dropped block's witness is gone");
+    run_steps(&runtime, &run, &[Step::Erc20 { from: 2, to: 3, percent: 50 }], 1_002);
+    let (_, witness) = verified(&runtime, 2);
+    assert_ne!(witness, dropped);
+}
+
+/// A stored witness record that does not decode is reported as a corrupt record, not served.
+#[test]
+fn a_corrupt_witness_record_is_an_error() {
+    let (runtime, run) = demo_chain();
+    run_steps(&runtime, &run, &[Step::Pay { from: 1, to: 3, amount: 9 }], 1_002);
+    runtime.store().set_label("chain/witness/0000000000000002", b"\xc3junk").unwrap();
+    let error = runtime.witness(2).unwrap_err().to_string();
+    assert!(error.contains("witness"), "{error}");
 }

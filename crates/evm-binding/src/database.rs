@@ -162,6 +162,10 @@ impl CodeCache {
     /// The code of `hash`, from the cache or the store.
     pub fn code(&self, overlay: &Overlay, hash: B256) -> Result<Bytecode, EvmDbError> {
         if let Some(bytecode) = self.entries.read().get(&hash) {
+            // The block still ran this code: a recording overlay (a block's witness) must see it.
+            if hash != KECCAK_EMPTY && hash != B256::ZERO {
+                overlay.note_read(&code_key(&hash));
+            }
             return Ok(bytecode.clone());
         }
         let bytecode = code(overlay, hash)?;

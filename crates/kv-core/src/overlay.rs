@@ -10,6 +10,8 @@ use crate::backend::{Backend, BackendError, Entry, Table, prefix_end};
 use crate::key::{Engine, KeyError, KeyLayout, Namespace, PREFIX_LEN, SLOT_KEY_LEN, check_user_value};
 use crate::record::{AccountRecord, ModuleRecord, RecordError};
 use alloy_primitives::keccak256;
+use alloy_primitives::map::HashSet;
+use parking_lot::Mutex;
 use std::collections::{BTreeMap, BTreeSet};
 use std::ops::{Bound, ControlFlow};
 use std::sync::Arc;
@@ -125,6 +127,33 @@ pub struct Overlay {
     checkpoints: Vec<usize>,
     /// Per engine tag, how many times its entries may have changed; see [`Overlay::changes`].
     changes: [u64; 3],
+    /// The committed keys read, when the overlay records them for a witness
+    /// ([`Store::begin_recording`](crate::Store::begin_recording)); shared by the overlays
+    /// [`Overlay::take`] splits off, so that a read made through either is recorded.
+    reads: Option<Arc<ReadLog>>,
+}
+
+/// The committed state keys a recording overlay has read, present or absent: what a block's
+/// witness must prove beside the paths its commit updates.
+#[derive(Default)]
+pub(crate) struct ReadLog {
+    keys: Mutex<HashSet<Vec<u8>>>,
+}
+
+impl ReadLog {
+    fn note(&self, key: &[u8]) {
+        let mut keys = self.keys.lock();
+        if !keys.contains(key) {
+            keys.insert(key.to_vec());
+        }
+    }
+
+    /// The keys read, sorted.
+    pub(crate) fn sorted(&self) -> Vec<Vec<u8>> {
+        let mut keys: Vec<Vec<u8>> = self.keys.lock().iter().cloned().collect();
+        keys.sort_unstable();
+        keys
+    }
 }
 
 enum Lookup<'a> {
@@ -148,6 +177,33 @@ impl Overlay {
             journal: Vec::new(),
             checkpoints: Vec::new(),
             changes: [0; 3],
+            reads: None,
+        }
+    }
+
+    /// This overlay, recording every committed key it reads.
+    pub(crate) fn recording(mut self) -> Self {
+        self.reads = Some(Arc::default());
+        self
+    }
+
+    /// The keys a recording overlay has read from the committed state; `None` for an overlay
+    /// that does not record.
+    pub(crate) fn reads(&self) -> Option<&ReadLog> {
+        self.reads.as_deref()
+    }
+
+    /// Notes that the caller answered a read of committed `key` from its own memory instead of
+    /// reading it: an engine that runs code it keeps compiled or analysed by code hash names the
+    /// code blob here, so that a recording overlay (a block's witness) still holds the code the
+    /// block ran. A key the overlay itself holds is not committed state and is not noted;
+    /// an overlay that does not record ignores the call.
+    #[inline]
+    pub fn note_read(&self, key: &[u8]) {
+        if let Some(reads) = &self.reads
+            && matches!(self.lookup(key), Lookup::Committed)
+        {
+            reads.note(key);
         }
     }
 
@@ -155,7 +211,8 @@ impl Overlay {
     /// An engine hands the overlay to an instance this way for one call and puts it back after,
     /// without copying anything.
     pub fn take(&mut self) -> Self {
-        let empty = Self::after_rewinds(Arc::clone(&self.committed), self.base_height, self.base_rewinds);
+        let mut empty = Self::after_rewinds(Arc::clone(&self.committed), self.base_height, self.base_rewinds);
+        empty.reads.clone_from(&self.reads);
         std::mem::replace(self, empty)
     }
 
@@ -200,7 +257,12 @@ impl Overlay {
                 Ok(true)
             }
             Lookup::Absent => Ok(false),
-            Lookup::Committed => Ok(self.committed.read(Table::State, key, visit)?),
+            Lookup::Committed => {
+                if let Some(reads) = &self.reads {
+                    reads.note(key);
+                }
+                Ok(self.committed.read(Table::State, key, visit)?)
+            }
         }
     }
 

@@ -91,6 +91,9 @@ pub enum StoreError {
     /// The overlay still has an open checkpoint.
     #[error("cannot commit an overlay with an open checkpoint")]
     OpenCheckpoint,
+    /// A witnessed commit was asked of an overlay that did not record its reads.
+    #[error("a witnessed commit needs an overlay from Store::begin_recording, which records the block's reads")]
+    NotRecording,
     /// A proof was asked for a code blob or the runtime namespace, which the trie does not hold:
     /// code is committed through the code hashes of the accounts and modules that run it.
     #[error("code blobs are not in the trie; prove the account or module whose code hash names the blob")]
@@ -362,7 +365,7 @@ impl Store {
     pub fn view_at(&self, height: u64) -> Result<crate::witness::StateView, StoreError> {
         let head = self.head.lock();
         let root = self.root_ref_at(&head, height)?;
-        Ok(crate::witness::StateView::over_store(Arc::clone(&self.backend), root, height))
+        Ok(crate::witness::StateView::over_store(Arc::clone(&self.backend), root, height, Arc::default()))
     }
 
     /// Commits `overlay` as the next height and returns the new root. On error nothing changed.
@@ -380,6 +383,46 @@ impl Store {
         overlay: &Overlay,
         labels: impl FnOnce(&CommitInfo) -> Vec<(String, Option<Vec<u8>>)>,
     ) -> Result<CommitInfo, StoreError> {
+        self.commit_recorded(overlay, None, |info, _| labels(info)).map(|(info, _)| info)
+    }
+
+    /// Opens an overlay on the latest committed state that records every committed key read
+    /// through it, present or absent, for [`Store::commit_witnessed`]: the block executed on it
+    /// gets its witness from its own execution, without running again. Recording costs a set
+    /// insertion per distinct key read; [`Store::begin`]'s overlays record nothing.
+    pub fn begin_recording(&self) -> Overlay {
+        self.begin().recording()
+    }
+
+    /// Commits a recording overlay ([`Store::begin_recording`]) like
+    /// [`Store::commit_with_labels`], and returns with it the block's witness: the parent
+    /// state's trie nodes the commit read to update the root (the paths of the written keys
+    /// and the siblings that collapsing branches fold in), those on the paths of the keys the
+    /// block only read, the code blobs it read or ran, and every key it read or wrote. It is
+    /// what [`StateView::witness`](crate::StateView::witness) gives for the same block run over
+    /// [`Store::view_at`] the parent height. `labels` gets the witness too, so that a chain can
+    /// keep it in the commit's own batch. An overlay that does not record is refused with
+    /// [`StoreError::NotRecording`], and nothing is committed.
+    pub fn commit_witnessed(
+        &self,
+        overlay: &Overlay,
+        labels: impl FnOnce(&CommitInfo, &crate::Witness) -> Vec<(String, Option<Vec<u8>>)>,
+    ) -> Result<(CommitInfo, crate::Witness), StoreError> {
+        let recorder = Arc::new(crate::witness::Recorder::default());
+        let (info, witness) = self.commit_recorded(overlay, Some(&recorder), |info, witness| {
+            labels(info, witness.unwrap_or(&crate::Witness::default()))
+        })?;
+        Ok((info, witness.unwrap_or_default()))
+    }
+
+    /// The commit behind [`Store::commit_with_labels`] and, with a `recorder`,
+    /// [`Store::commit_witnessed`].
+    fn commit_recorded(
+        &self,
+        overlay: &Overlay,
+        recorder: Option<&Arc<crate::witness::Recorder>>,
+        labels: impl FnOnce(&CommitInfo, Option<&crate::Witness>) -> Vec<(String, Option<Vec<u8>>)>,
+    ) -> Result<(CommitInfo, Option<crate::Witness>), StoreError> {
         let mut head = self.head.lock();
         if overlay.base_height() != head.height || !Arc::ptr_eq(overlay.committed(), &self.backend) {
             return Err(StoreError::StaleOverlay { overlay: overlay.base_height(), store: head.height });
@@ -392,7 +435,31 @@ impl Store {
         }
         let height = head.height + 1;
         let backend = self.backend.as_ref();
-        let (mut batch, root) = build_commit(backend, head.root, height, overlay, CommitMode::Store)?;
+        let (mut batch, root, witness) = match recorder {
+            None => {
+                let (batch, root) = build_commit(backend, head.root, height, overlay, CommitMode::Store(backend))?;
+                (batch, root, None)
+            }
+            Some(recorder) => {
+                let reads = overlay.reads().ok_or(StoreError::NotRecording)?;
+                let recording = crate::witness::RecordingBackend { backend, recorder };
+                let (batch, root) = build_commit(&recording, head.root, height, overlay, CommitMode::Store(backend))?;
+                // The keys the block read, and the records the commit read from the table of
+                // latest values to build account leaves, lie on paths the commit may not have
+                // walked (a key read and never written); a view of the parent state over the same
+                // recorder walks them, answering the nodes the commit already read from the record.
+                let view = crate::witness::StateView::over_store(
+                    Arc::clone(&self.backend),
+                    head.root,
+                    head.height,
+                    Arc::clone(recorder),
+                );
+                let mut keys = reads.sorted();
+                keys.extend(recorder.keys());
+                view.read_keys(&keys)?;
+                (batch, root, Some(view.witness(overlay)))
+            }
+        };
 
         let oldest = self.oldest_retained(&head, height);
         if self.config.rewindable && height > oldest {
@@ -434,10 +501,10 @@ impl Store {
         }
 
         let info = CommitInfo { height, root: root_hash(root) };
-        push_labels(&mut batch, &labels(&info));
+        push_labels(&mut batch, &labels(&info, witness.as_ref()));
         backend.write(batch)?;
         *head = new_head;
-        Ok(info)
+        Ok((info, witness))
     }
 
     /// Goes back to the retained height `target`, as if the commits after it had never been
@@ -636,11 +703,13 @@ impl Store {
 }
 
 /// What a commit's batch must hold besides the new trie.
-#[derive(Clone, Copy, Debug, PartialEq, Eq)]
-pub(crate) enum CommitMode {
+#[derive(Clone, Copy)]
+pub(crate) enum CommitMode<'a> {
     /// Everything the store applies: also the deletion of a wiped namespace's old values and the
-    /// stale records of its old storage trie (which needs every node of that trie).
-    Store,
+    /// stale records of its old storage trie (which needs every node of that trie), read through
+    /// the backend given here: the store's own, so that a recording commit, whose trie reads go
+    /// through a recorder, records only what the new root needs.
+    Store(&'a dyn Backend),
     /// Only what the new root needs: a view that never writes (a past root, a witness) skips
     /// the clean-up of wiped namespaces, so neither reads nor a witness need the old sub-trie.
     RootOnly,
@@ -656,7 +725,7 @@ pub(crate) fn build_commit(
     root: Option<ChildRef>,
     height: u64,
     overlay: &Overlay,
-    mode: CommitMode,
+    mode: CommitMode<'_>,
 ) -> Result<(WriteBatch, Option<ChildRef>), StoreError> {
     let mut batch = WriteBatch::new();
     // Group the overlay by namespace; a wiped namespace may have no writes at all. Code blobs
@@ -715,15 +784,17 @@ fn update_namespace(
     backend: &dyn Backend,
     job: &SubtreeJob<'_>,
     height: u64,
-    mode: CommitMode,
+    mode: CommitMode<'_>,
 ) -> Result<(Option<Change>, WriteBatch), StoreError> {
     let mut batch = WriteBatch::new();
     let old_storage = job.old_leaf.as_ref().and_then(|leaf| leaf.link);
     // A wiped namespace is rebuilt from nothing; its old leaf still decides below whether
     // the account trie changes.
     let base = if job.wiped { None } else { old_storage };
-    if job.wiped && mode == CommitMode::Store {
-        delete_namespace(backend, job, old_storage, height, &mut batch)?;
+    if job.wiped
+        && let CommitMode::Store(cleanup) = mode
+    {
+        delete_namespace(cleanup, job, old_storage, height, &mut batch)?;
     }
     let mut changes = Vec::with_capacity(job.writes.len());
     for &(key, value) in job.writes {

@@ -95,15 +95,96 @@ enum Codes {
     Witness(HashMap<B256, Bytes>),
 }
 
-/// What a recording view has read.
+/// What a recording view, or a recording commit, has read of a store: the trie nodes as
+/// stored, by node key, and the state keys. A node is turned into its RLP and hashed only when
+/// the witness is assembled ([`Recorder::nodes`]), so recording a read costs one copy; the
+/// recorded nodes also answer later reads of the same node without the backend.
 #[derive(Default)]
-struct Recorder {
-    /// Trie nodes read, by keccak256 of their RLP: roots and nodes referenced by hash only.
-    nodes: Mutex<HashMap<B256, Bytes>>,
+pub(crate) struct Recorder {
+    /// Stored nodes read, by node key: `tree (21) | version (8) | path length (1) | path`.
+    nodes: Mutex<HashMap<Vec<u8>, Vec<u8>>>,
     /// State keys read.
     keys: Mutex<BTreeSet<Vec<u8>>>,
-    /// The `nodes` keys already recorded, so a node read again is not encoded and hashed again.
-    seen: Mutex<HashSet<Vec<u8>>>,
+}
+
+impl Recorder {
+    /// Reads node `key` of `backend`, recording it; a node read before is answered from the record.
+    fn read_node(&self, backend: &dyn Backend, key: &[u8], visit: &mut dyn FnMut(&[u8])) -> Result<bool, BackendError> {
+        if let Some(stored) = self.nodes.lock().get(key) {
+            visit(stored);
+            return Ok(true);
+        }
+        let mut copy = None;
+        let found = backend.read(Table::Nodes, key, &mut |stored| {
+            copy = Some(stored.to_vec());
+            visit(stored);
+        })?;
+        if let Some(stored) = copy {
+            self.nodes.lock().insert(key.to_vec(), stored);
+        }
+        Ok(found)
+    }
+
+    /// The state keys recorded so far.
+    pub(crate) fn keys(&self) -> Vec<Vec<u8>> {
+        self.keys.lock().iter().cloned().collect()
+    }
+
+    /// The RLP of every recorded node a witness lists, by keccak256: every root (an account's
+    /// storage root and the state root name even a short one by hash) and every node referenced
+    /// by hash; any other embedded node is part of its parent's RLP already.
+    fn nodes(&self) -> BTreeMap<B256, Bytes> {
+        let mut listed = BTreeMap::new();
+        let mut rlp = Vec::new();
+        for (key, stored) in self.nodes.lock().iter() {
+            let is_root = key.get(PREFIX_LEN + 8) == Some(&0);
+            if let Some(node) = Node::decode(stored) {
+                node.rlp(&mut rlp);
+                if is_root || rlp.len() >= 32 {
+                    listed.entry(keccak256(&rlp)).or_insert_with(|| Bytes::copy_from_slice(&rlp));
+                }
+            }
+        }
+        listed
+    }
+}
+
+/// A store's backend as a recording commit reads it: trie nodes are recorded, and so are the
+/// state keys the root update reads from the table of latest values (the records an account
+/// leaf is built from), whose paths the commit then walks through a view, as a view's own root
+/// update reads them through the trie; everything else passes through.
+pub(crate) struct RecordingBackend<'a> {
+    pub(crate) backend: &'a dyn Backend,
+    pub(crate) recorder: &'a Recorder,
+}
+
+impl Backend for RecordingBackend<'_> {
+    fn read(&self, table: Table, key: &[u8], visit: &mut dyn FnMut(&[u8])) -> Result<bool, BackendError> {
+        match table {
+            Table::Nodes => self.recorder.read_node(self.backend, key, visit),
+            Table::State => {
+                if KeyLayout::of(key).is_ok_and(|layout| layout != KeyLayout::Code) {
+                    self.recorder.keys.lock().insert(key.to_vec());
+                }
+                self.backend.read(table, key, visit)
+            }
+            Table::Stale | Table::Meta => self.backend.read(table, key, visit),
+        }
+    }
+
+    fn scan(
+        &self,
+        table: Table,
+        start: &[u8],
+        end: Option<&[u8]>,
+        visit: &mut ScanVisitor<'_>,
+    ) -> Result<(), BackendError> {
+        self.backend.scan(table, start, end, visit)
+    }
+
+    fn write(&self, _batch: WriteBatch) -> Result<(), BackendError> {
+        Err(BackendError::Storage("a recording read of the store never writes".into()))
+    }
 }
 
 type AccountEntry = Option<(TrieAccount, Option<ChildRef>)>;
@@ -118,7 +199,7 @@ struct TrieState {
     accounts: Mutex<HashMap<B256, AccountEntry>>,
     /// Code blobs read, by hash.
     codes_read: Mutex<BTreeMap<B256, Bytes>>,
-    recorder: Option<Recorder>,
+    recorder: Option<Arc<Recorder>>,
 }
 
 impl TrieState {
@@ -253,28 +334,10 @@ impl Backend for TrieState {
                 })?;
                 Ok(value.map(|value| visit(&value)).is_some())
             }
-            Table::Nodes => {
-                let Some(recorder) = &self.recorder else { return self.nodes.read(table, key, visit) };
-                if recorder.seen.lock().contains(key) {
-                    return self.nodes.read(table, key, visit);
-                }
-                self.nodes.read(table, key, &mut |stored| {
-                    // A node key is `tree (21) | version (8) | path length (1) | path`: a root
-                    // is listed even when it is short enough to be embedded, since an account's
-                    // storage root or the state root names it by hash; any other embedded node
-                    // is part of its parent's RLP already.
-                    let is_root = key.get(PREFIX_LEN + 8) == Some(&0);
-                    if let Some(node) = Node::decode(stored) {
-                        let mut rlp = Vec::new();
-                        node.rlp(&mut rlp);
-                        if is_root || rlp.len() >= 32 {
-                            recorder.nodes.lock().entry(keccak256(&rlp)).or_insert_with(|| rlp.into());
-                        }
-                        recorder.seen.lock().insert(key.to_vec());
-                    }
-                    visit(stored);
-                })
-            }
+            Table::Nodes => match &self.recorder {
+                Some(recorder) => recorder.read_node(self.nodes.as_ref(), key, visit),
+                None => self.nodes.read(table, key, visit),
+            },
             Table::Stale | Table::Meta => Ok(false),
         }
     }
@@ -306,14 +369,19 @@ pub struct StateView {
 }
 
 impl StateView {
-    pub(crate) fn over_store(backend: Arc<dyn Backend>, root: Option<ChildRef>, height: u64) -> Self {
+    pub(crate) fn over_store(
+        backend: Arc<dyn Backend>,
+        root: Option<ChildRef>,
+        height: u64,
+        recorder: Arc<Recorder>,
+    ) -> Self {
         let state = TrieState {
             nodes: Arc::clone(&backend),
             codes: Codes::Store(backend),
             root,
             accounts: Mutex::new(HashMap::default()),
             codes_read: Mutex::new(BTreeMap::new()),
-            recorder: Some(Recorder::default()),
+            recorder: Some(recorder),
         };
         Self { state: Arc::new(state), height }
     }
@@ -382,13 +450,21 @@ impl StateView {
         Ok(root_hash(root))
     }
 
+    /// Reads `keys` through the view, recording the nodes on their paths (and, for a code key,
+    /// the blob): the keys a block read from the latest values instead of through the trie.
+    pub(crate) fn read_keys(&self, keys: &[Vec<u8>]) -> Result<(), StoreError> {
+        for key in keys {
+            self.state.read(Table::State, key, &mut |_| {})?;
+        }
+        Ok(())
+    }
+
     /// The witness of everything read so far through this view (by the block and by
     /// [`StateView::root_after`]), with the keys `overlay` wrote. Empty lists for a view that
     /// records nothing (one over a witness).
     pub fn witness(&self, overlay: &Overlay) -> Witness {
         let Some(recorder) = &self.state.recorder else { return Witness::default() };
-        let nodes: BTreeMap<B256, Bytes> =
-            recorder.nodes.lock().iter().map(|(hash, rlp)| (*hash, rlp.clone())).collect();
+        let nodes = recorder.nodes();
         let mut keys = recorder.keys.lock().clone();
         keys.extend(overlay.writes().keys().filter(|key| key.first() != Some(&Engine::Runtime.tag())).cloned());
         Witness {

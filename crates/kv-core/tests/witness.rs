@@ -66,11 +66,31 @@ fn record(store: &Store, ops: &[Op]) -> (Witness, B256, Vec<Option<Vec<u8>>>, B2
     let root = view.root_after(&overlay).unwrap();
     let witness = view.witness(&overlay);
 
-    let mut stateful = store.begin();
+    // The same block on the store's own recording overlay: its commit gathers the same witness.
+    let mut stateful = store.begin_recording();
     assert_eq!(run(&mut stateful, ops).unwrap(), seen, "the view reads what the store reads");
-    let committed = store.commit(&stateful).unwrap().root;
-    assert_eq!(root, committed, "the view's root is the committed root");
-    (witness, parent, seen, committed)
+    let mut labelled = None;
+    let (info, recorded) = store
+        .commit_witnessed(&stateful, |_, witness| {
+            labelled = Some(witness.clone());
+            Vec::new()
+        })
+        .unwrap();
+    assert_eq!(root, info.root, "the view's root is the committed root");
+    if recorded != witness {
+        let only = |a: &[Bytes], b: &[Bytes]| a.iter().filter(|x| !b.contains(x)).cloned().collect::<Vec<_>>();
+        panic!(
+            "the witness recorded by the commit is not the one the view records:\nnodes only recorded {:?}\nnodes only viewed {:?}\nkeys only recorded {:?}\nkeys only viewed {:?}\ncodes {:?} vs {:?}\nops {ops:?}",
+            only(&recorded.state, &witness.state),
+            only(&witness.state, &recorded.state),
+            only(&recorded.keys, &witness.keys),
+            only(&witness.keys, &recorded.keys),
+            recorded.codes,
+            witness.codes,
+        );
+    }
+    assert_eq!(labelled.as_ref(), Some(&recorded), "the labels see the witness the commit returns");
+    (witness, parent, seen, info.root)
 }
 
 proptest! {
@@ -93,6 +113,45 @@ proptest! {
         prop_assert_eq!(view.root_after(&overlay).unwrap(), committed);
         view.check_codes_used(&witness).unwrap();
     }
+}
+
+/// A witnessed commit needs an overlay that recorded its reads: any other is refused, and nothing
+/// is committed.
+#[test]
+fn a_witnessed_commit_of_an_overlay_that_did_not_record_is_refused() {
+    let (store, _) = parent_store(&[(
+        Namespace::wasm(kv_core::Identity::from(alloy_primitives::Address::repeat_byte(7))).slot_key(1).to_vec(),
+        5u64.to_be_bytes().to_vec(),
+    )]);
+    let (height, root) = (store.height(), store.root());
+    let mut overlay = store.begin();
+    overlay
+        .set_u64(&Namespace::wasm(kv_core::Identity::from(alloy_primitives::Address::repeat_byte(7))).slot_key(2), 9)
+        .unwrap();
+    let error = store.commit_witnessed(&overlay, |_, _| Vec::new()).unwrap_err();
+    assert!(matches!(error, kv_core::StoreError::NotRecording), "{error}");
+    assert_eq!((store.height(), store.root()), (height, root));
+}
+
+/// An engine that answers a read from its own memory names the key: a recording overlay records
+/// it as a read of the committed state, unless the block itself wrote the key.
+#[test]
+fn a_noted_read_is_recorded_unless_the_block_wrote_the_key() {
+    let code = b"module code".to_vec();
+    let key = kv_core::key::code_key(&keccak256(&code)).to_vec();
+    let (store, _) = parent_store(&[(key.clone(), code.clone())]);
+    let overlay = store.begin_recording();
+    overlay.note_read(&key);
+    let (_, witness) = store.commit_witnessed(&overlay, |_, _| Vec::new()).unwrap();
+    assert_eq!(witness.codes, vec![Bytes::from(code.clone())], "the noted code blob is in the witness");
+
+    let other = b"other code".to_vec();
+    let other_key = kv_core::key::code_key(&keccak256(&other)).to_vec();
+    let mut overlay = store.begin_recording();
+    overlay.set(&other_key, &other).unwrap();
+    overlay.note_read(&other_key);
+    let (_, witness) = store.commit_witnessed(&overlay, |_, _| Vec::new()).unwrap();
+    assert!(witness.codes.is_empty(), "code the block wrote is not the parent's: {:?}", witness.codes);
 }
 
 /// A parent state with two namespaces of several slots each, and a block that reads and deletes.

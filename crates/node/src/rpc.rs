@@ -657,8 +657,9 @@ pub(crate) struct NamespaceProofResponse {
 
 /// `xstate_getNamespaceProof identity [block]`: one proof of a module's whole state.
 /// `debug_executionWitness(block)`: everything block `block` read, in reth's `ExecutionWitness`
-/// shape (`docs/spec/witness.md`), produced by re-executing the block over its parent's state;
-/// `xstate verify-block` checks a block against it with no store. Block 0 has no parent to
+/// shape (`docs/spec/witness.md`): the witness the block recorded while it executed, or, for a
+/// block executed without recording, one produced by re-executing it over its retained parent
+/// state; `xstate verify-block` checks a block against it with no store. Block 0 has no parent to
 /// witness, and is an error.
 fn execution_witness(state: &NodeState, params: Params<'_>) -> RpcResult<serde_json::Value> {
     let tag: BlockNumberOrTag = params.one()?;

@@ -444,6 +444,9 @@ impl WasmEngine {
     pub fn call(&self, state: &mut Overlay, request: &CallRequest<'_>) -> Result<Receipt, CallError> {
         let identity = request.module;
         let record = self.module_record(state, identity)?.ok_or(CallError::UnknownModule(identity))?;
+        // A module in memory is not read from the state, but the call runs its code: a recording
+        // overlay (a block's witness) must see it.
+        state.note_read(&code_key(&record.code_hash));
         let cached = self.cached(&record.code_hash);
         let bound = match &cached {
             Some(compiled) => compiled.bound,
