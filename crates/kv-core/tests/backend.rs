@@ -109,6 +109,43 @@ fn redb_backend_behaviour() {
     behavioural_suite(&RedbBackend::open(dir.path().join("db")).unwrap());
 }
 
+/// A batch large enough for the memory backend to apply its node table on a second thread, with
+/// several ops on the same keys in every table, leaves what applying its ops one by one in order
+/// leaves (a plain model); so does the same batch on redb.
+fn large_batches_apply_in_order(backend: &dyn Backend) {
+    let mut model: std::collections::BTreeMap<(usize, Vec<u8>), Vec<u8>> = Default::default();
+    let mut batch = WriteBatch::new();
+    for index in 0u32..12_000 {
+        let table = Table::ALL[(index % 4) as usize];
+        // 500 keys per table, so every key is written, deleted and written again many times.
+        let key = format!("k{:03}", (index / 4) % 500).into_bytes();
+        if index % 7 == 3 {
+            batch.delete(table, key.clone());
+            model.remove(&(table as usize, key));
+        } else {
+            let value = index.to_be_bytes().to_vec();
+            batch.put(table, key.clone(), value.clone());
+            model.insert((table as usize, key), value);
+        }
+    }
+    backend.write(batch).unwrap();
+    for (position, table) in Table::ALL.into_iter().enumerate() {
+        let expected: Vec<(Vec<u8>, Vec<u8>)> = model
+            .iter()
+            .filter(|((index, _), _)| *index == position)
+            .map(|((_, key), value)| (key.clone(), value.clone()))
+            .collect();
+        assert_eq!(scan_all(backend, table, b"", None), expected, "{table:?}");
+    }
+}
+
+#[test]
+fn large_batches_apply_in_order_on_both_backends() {
+    large_batches_apply_in_order(&MemoryBackend::new());
+    let dir = tempfile::tempdir().unwrap();
+    large_batches_apply_in_order(&RedbBackend::open(dir.path().join("db")).unwrap());
+}
+
 #[test]
 fn prefix_end_is_the_first_key_after_the_prefix() {
     assert_eq!(prefix_end(b"ab"), Some(b"ac".to_vec()));

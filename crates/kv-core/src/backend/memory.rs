@@ -5,7 +5,7 @@
 //! probe instead of a walk down a tree of millions of keys. Scanning it still works, by sorting
 //! the matching keys, so the backend honours the whole [`Backend`] contract.
 
-use super::{Backend, BackendError, ScanVisitor, Table, WriteBatch};
+use super::{Backend, BackendError, BatchOp, ScanVisitor, Table, WriteBatch};
 use alloy_primitives::map::HashMap;
 use parking_lot::RwLock;
 use smallvec::SmallVec;
@@ -46,6 +46,13 @@ impl Map {
         };
     }
 
+    fn apply(&mut self, op: BatchOp) {
+        match op.value {
+            Some(value) => self.insert(Key::from_vec(op.key), value.into_boxed_slice()),
+            None => self.remove(&op.key),
+        }
+    }
+
     fn remove(&mut self, key: &[u8]) {
         match self {
             Self::Ordered(map) => map.remove(key),
@@ -76,6 +83,10 @@ impl Map {
         }
     }
 }
+
+/// Batches of at least this many ops apply their node-table ops on a second thread: below it,
+/// starting the thread costs more than it saves (a commit of a few thousand changes is above).
+const PARALLEL_OPS: usize = 8_192;
 
 /// A backend that keeps everything in memory. A batch is applied under one write lock, so readers
 /// see all of it or none of it.
@@ -121,14 +132,30 @@ impl Backend for MemoryBackend {
     }
 
     fn write(&self, batch: WriteBatch) -> Result<(), BackendError> {
+        let ops = batch.into_ops();
         let mut tables = self.tables.write();
-        for op in batch.into_ops() {
-            let map = &mut tables[op.table.index()];
-            match op.value {
-                Some(value) => map.insert(Key::from_vec(op.key), value.into_boxed_slice()),
-                None => map.remove(&op.key),
+        if ops.len() < PARALLEL_OPS {
+            for op in ops {
+                tables[op.table.index()].apply(op);
             }
+            return Ok(());
         }
+        // Tables are independent and each keeps its ops in batch order (a later op on a key wins),
+        // so a large batch applies the node table, usually half its ops, on a second core; the
+        // write lock is held throughout, so readers still see all of it or none of it.
+        let mut by_table: [Vec<BatchOp>; Table::ALL.len()] = Default::default();
+        for op in ops {
+            by_table[op.table.index()].push(op);
+        }
+        // Both arrays are in the order of `Table::ALL`, which the tables' indexes follow.
+        let [state, nodes, stale, meta] = &mut *tables;
+        let [state_ops, node_ops, stale_ops, meta_ops] = by_table;
+        std::thread::scope(|scope| {
+            scope.spawn(|| node_ops.into_iter().for_each(|op| nodes.apply(op)));
+            for (map, ops) in [(state, state_ops), (stale, stale_ops), (meta, meta_ops)] {
+                ops.into_iter().for_each(|op| map.apply(op));
+            }
+        });
         Ok(())
     }
 }

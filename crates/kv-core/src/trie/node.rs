@@ -125,11 +125,23 @@ pub(crate) enum Node {
 /// The `nodes` table key of the node at `position` in `tree`, written at `version`:
 /// `tree (21) | version (u64 BE) | path length (u8) | packed path`.
 pub(crate) fn node_key(tree: &TreeId, version: u64, position: &Nibbles) -> Vec<u8> {
-    let mut key = Vec::with_capacity(21 + 8 + 1 + 32);
+    // Exactly the key's length: a backend may keep a key of this capacity inline (the memory
+    // backend's keys are inline up to 56 bytes) instead of keeping this allocation.
+    let mut key = Vec::with_capacity(21 + 8 + path_len(position));
     key.extend_from_slice(tree);
     key.extend_from_slice(&version.to_be_bytes());
     push_path(&mut key, position);
     key
+}
+
+/// The stored length of `path`: its length byte and its packed nibbles.
+fn path_len(path: &Nibbles) -> usize {
+    1 + path.len().div_ceil(2)
+}
+
+/// The stored length of a child reference (see [`read_ref`]).
+fn ref_len(child: &ChildRef) -> usize {
+    1 + usize::from(child.node.len) + 16
 }
 
 fn push_path(out: &mut Vec<u8>, path: &Nibbles) {
@@ -176,7 +188,9 @@ pub(crate) fn push_ref(out: &mut Vec<u8>, child: &ChildRef) {
 impl Node {
     /// The stored byte form. A leaf's value comes last, so it needs no length.
     pub(crate) fn encode(&self) -> Vec<u8> {
-        let mut out = Vec::with_capacity(96);
+        // Exactly the encoded length, so that neither growing the buffer nor a backend's turning
+        // it into a boxed slice copies it again.
+        let mut out = Vec::with_capacity(self.encoded_len());
         match self {
             Self::Leaf { path, value } => {
                 out.push(if value.link.is_some() { TAG_LINK_LEAF } else { TAG_LEAF });
@@ -200,6 +214,15 @@ impl Node {
             }
         }
         out
+    }
+
+    /// The length of [`Node::encode`]'s output.
+    fn encoded_len(&self) -> usize {
+        1 + match self {
+            Self::Leaf { path, value } => path_len(path) + value.link.as_ref().map_or(0, ref_len) + value.value.len(),
+            Self::Extension { path, child } => path_len(path) + ref_len(child),
+            Self::Branch { children } => 2 + children.iter().flatten().map(ref_len).sum::<usize>(),
+        }
     }
 
     /// Parses the stored byte form; `None` for anything malformed.
@@ -374,4 +397,49 @@ pub(crate) fn load_verified(
         )));
     }
     Ok(node)
+}
+
+#[cfg(test)]
+mod tests {
+    #![allow(clippy::unwrap_used)] // Test code: a failed unwrap is a failed test.
+
+    use super::*;
+
+    fn child(rlp: &[u8], version: u64) -> ChildRef {
+        ChildRef { node: NodeRef::of_rlp(rlp), version, checksum: version.wrapping_mul(0x9e37) }
+    }
+
+    /// Every node's stored form is allocated at exactly its length (a backend keeps it without
+    /// copying or shrinking it) and decodes back to the node; so is every node key.
+    #[test]
+    fn stored_forms_are_allocated_at_their_exact_length() {
+        let hashed = child(&[0xab; 40], 7);
+        let embedded = child(&[0xc2, 0x01, 0x02], 9);
+        let mut children = [None; 16];
+        children[1] = Some(hashed);
+        children[9] = Some(embedded);
+        children[15] = Some(hashed);
+        let nodes = [
+            Node::Leaf {
+                path: Nibbles::from_nibbles([1, 2, 3]),
+                value: LeafValue { value: Bytes::from_static(b"value"), link: None },
+            },
+            Node::Leaf {
+                path: Nibbles::from_nibbles([4; 64]),
+                value: LeafValue { value: Bytes::from_static(&[0x80; 70]), link: Some(hashed) },
+            },
+            Node::Extension { path: Nibbles::from_nibbles([5, 6]), child: hashed },
+            Node::Extension { path: Nibbles::from_nibbles([7]), child: embedded },
+            Node::Branch { children },
+        ];
+        for node in nodes {
+            let stored = node.encode();
+            assert_eq!(stored.capacity(), stored.len(), "{node:?}");
+            assert_eq!(Node::decode(&stored), Some(node));
+        }
+        for length in [0, 1, 2, 33, 64] {
+            let key = node_key(&ACCOUNT_TREE, 3, &Nibbles::from_nibbles(vec![0xa; length]));
+            assert_eq!(key.capacity(), key.len(), "a path of {length} nibbles");
+        }
+    }
 }
