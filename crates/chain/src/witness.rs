@@ -2,8 +2,9 @@
 //! `ExecutionWitness` shape plus the headers `BLOCKHASH` reached) and the verifier that
 //! re-executes a block from its witness alone, with no store.
 //!
-//! [`Runtime::witness`] re-executes a committed block over a recording view of its parent state
-//! (kv-core's [`StateView`]); [`verify_block`] runs the same block execution over a view that a
+//! [`Runtime::witness`] reads back the witness a block recorded while it executed (ADR 0016), or
+//! re-executes a block recorded without one over a recording view of its parent state (kv-core's
+//! [`StateView`], [`Runtime::reexecuted_witness`]); [`verify_block`] runs the same block execution over a view that a
 //! witness backs, and checks the resulting state root, receipts root, gas used and every other
 //! header field against the block's header. The file formats are in `docs/spec/witness.md`.
 

@@ -8,8 +8,9 @@
 //! and alloy-trie. The default `store` feature adds a small storage seam with an in-memory and a
 //! redb implementation ([`backend`]), the write overlay a block executes against ([`Overlay`]),
 //! and the [`Store`] that commits overlays into versioned trie nodes and answers proofs, EIP-1186
-//! ones included, and block witnesses ([`witness`]): a [`StateView`] that records what a block
-//! reads at a past root, and one that answers a block's reads from a witness alone. The
+//! ones included, and block witnesses ([`witness`]): a recording overlay whose commit gathers the
+//! block's witness as it goes ([`Store::commit_witnessed`]), a [`StateView`] that records what a
+//! block reads at a past root, and one that answers a block's reads from a witness alone. The
 //! `test-support` feature adds the hooks tests use to inject faults and reach the raw backend.
 //!
 //! It deliberately does not execute anything, know about wasmer or revm, or interpret values
