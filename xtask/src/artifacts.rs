@@ -26,12 +26,16 @@ pub(crate) fn fixtures_available() -> bool {
 
 /// `cargo xtask conformance [PATH...]`.
 pub(crate) fn conformance(args: &[String]) -> Result<(), String> {
-    run_conformance(args, false)
+    run_conformance(args, None)
 }
 
 /// Runs the state-test suite. Absent fixtures fail an explicit run and a CI run (`CI` set); a
 /// local `cargo xtask ci` only warns.
-pub(crate) fn run_conformance(args: &[String], from_ci: bool) -> Result<(), String> {
+///
+/// `runner` is the `state-tests` executable CI's test build made; without it (the `conformance`
+/// and `bench` commands) cargo builds and runs it.
+pub(crate) fn run_conformance(args: &[String], runner: Option<&Path>) -> Result<(), String> {
+    let from_ci = runner.is_some();
     let paths = fixture_paths(args);
     if paths.is_empty() {
         let banner = "!!! Ethereum state-test fixtures not found: set XSTATE_STATE_TESTS or place them at \
@@ -43,8 +47,19 @@ pub(crate) fn run_conformance(args: &[String], from_ci: bool) -> Result<(), Stri
         }
         return Ok(());
     }
-    let mut command = cargo();
-    command.args(["run", "--quiet", "-p", "evm-conformance", "--bin", "state-tests", "--"]).args(&paths);
+    let mut command = match runner {
+        Some(runner) => {
+            let mut command = Command::new(runner);
+            command.current_dir(root());
+            command
+        }
+        None => {
+            let mut command = cargo();
+            command.args(["run", "--quiet", "-p", "evm-conformance", "--bin", "state-tests", "--"]);
+            command
+        }
+    };
+    command.args(&paths);
     run("conformance", &mut command)
 }
 

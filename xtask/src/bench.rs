@@ -108,7 +108,11 @@ const fn wall_bounded(
 }
 
 /// One hot-path ratio, three ways: instructions and estimated cycles under callgrind (the
-/// deterministic figures its target is checked on) and wall-clock pairs (reported beside them).
+/// deterministic figures its target and aim are checked on) and wall-clock pairs (reported beside
+/// them). The wall-clock row is checked against the required target only. An aim is a distinction
+/// of a few percent (the prefix budget's is 2 %), finer than the wall clock resolves on a shared
+/// machine: five runs' medians of the prefix ratio spanned 0.996 to 1.027, so against 1.02 the
+/// same code was `ok` in one run and `inconclusive` in four. The deterministic rows answer it.
 fn hot_path(
     phase: char,
     name: &'static str,
@@ -128,7 +132,7 @@ fn hot_path(
     [
         deterministic(Method::Instructions),
         deterministic(Method::EstCycles),
-        wall_bounded(phase, name, "ratio", (target, aim), false),
+        wall_bounded(phase, name, "ratio", (target, None), false),
     ]
 }
 
@@ -332,7 +336,7 @@ pub(crate) fn run_benches(options: Options) -> Result<(), String> {
                 cargo().args(["build", "-p", "evm-conformance", "--bin", "state-tests"]),
             )?;
             let started = std::time::Instant::now();
-            crate::artifacts::run_conformance(&[], false)?;
+            crate::artifacts::run_conformance(&[], None)?;
             steps.insert("evm/conformance_wall_s", vec![started.elapsed().as_secs_f64()]);
         } else {
             eprintln!("\nnote: no conformance fixtures, so evm/conformance_wall_s is not measured");
@@ -665,26 +669,29 @@ mod tests {
         }
     }
 
-    /// The list: these hot paths are checked on instruction counts and estimated cycles.
+    /// The list: these hot paths are checked on instruction counts and estimated cycles,
+    /// target and aim; their wall-clock rows on the target alone.
     #[test]
     fn the_hot_path_ratios_are_deterministic_and_checked_where_the_rfc_sets_targets() {
         let cases = [
-            ("state_get/prefixed_vs_native", Some(1.10)),
-            ("state_get/uncached_vs_native", None),
-            ("state_get/overlay_vs_native", None),
-            ("wasm/state_get_vs_floor", Some(1.5)),
-            ("cross/wasm_reads_evm_vs_native", None),
-            ("cross/evm_reads_wasm_vs_sload", None),
-            ("evm/erc20_transfer_vs_cachedb", Some(1.25)),
+            ("state_get/prefixed_vs_native", Some(1.10), Some(1.02)),
+            ("state_get/uncached_vs_native", None, None),
+            ("state_get/overlay_vs_native", None, None),
+            ("wasm/state_get_vs_floor", Some(1.5), Some(1.2)),
+            ("cross/wasm_reads_evm_vs_native", None, Some(2.0)),
+            ("cross/evm_reads_wasm_vs_sload", None, Some(2.0)),
+            ("evm/erc20_transfer_vs_cachedb", Some(1.25), Some(1.05)),
         ];
         let all = figures();
-        for (name, target) in cases {
+        for (name, target, aim) in cases {
             for method in [Method::Instructions, Method::EstCycles, Method::WallPairs] {
                 let figure = all
                     .iter()
                     .find(|figure| figure.name == name && figure.method == method)
                     .unwrap_or_else(|| panic!("{name} has no {} figure", method.name()));
                 assert_eq!(figure.target, target, "{name}");
+                let judged_aim = if method == Method::WallPairs { None } else { aim };
+                assert_eq!(figure.aim, judged_aim, "{name} ({})", method.name());
             }
         }
     }

@@ -31,7 +31,7 @@ fn main() -> ExitCode {
         eprintln!("state-tests: {} does not exist", missing.display());
         return ExitCode::FAILURE;
     }
-    let files = match fixture_files(&paths) {
+    let mut files = match fixture_files(&paths) {
         Ok(files) => files,
         Err(error) => {
             eprintln!("state-tests: cannot list fixtures: {error}");
@@ -44,6 +44,10 @@ fn main() -> ExitCode {
         );
         return ExitCode::FAILURE;
     }
+
+    // Workers take the largest files first: a few files hold most of the cases, and one of them
+    // picked up last would leave the other workers idle while it runs alone.
+    files.sort_by_cached_key(|file| std::cmp::Reverse(std::fs::metadata(file).map_or(0, |metadata| metadata.len())));
 
     let started = Instant::now();
     let progress = ProgressBar::new(files.len() as u64);
