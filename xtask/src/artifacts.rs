@@ -26,34 +26,46 @@ pub(crate) fn fixtures_available() -> bool {
 
 /// `cargo xtask conformance [PATH...]`.
 pub(crate) fn conformance(args: &[String]) -> Result<(), String> {
-    run_conformance(args, None)
+    run_conformance(args, Runner::Cargo)
 }
 
-/// Runs the state-test suite. Absent fixtures fail an explicit run and a CI run (`CI` set); a
-/// local `cargo xtask ci` only warns.
-///
-/// `runner` is the `state-tests` executable CI's test build made; without it (the `conformance`
-/// and `bench` commands) cargo builds and runs it.
-pub(crate) fn run_conformance(args: &[String], runner: Option<&Path>) -> Result<(), String> {
-    let from_ci = runner.is_some();
+/// Where the state-test runner comes from, which also says who asked for the suite.
+pub(crate) enum Runner<'a> {
+    /// Built and run by cargo: an explicit `cargo xtask conformance` or `bench`, which fail
+    /// without fixtures.
+    Cargo,
+    /// The `state-tests` executable the test build of `cargo xtask ci` made. Without fixtures a
+    /// local `ci` only warns; a CI machine (`CI` set) fails.
+    FromCiBuild(&'a Path),
+}
+
+impl Runner<'_> {
+    /// Whether a run without fixtures fails, on a CI machine (`on_ci`) or not.
+    fn needs_fixtures(&self, on_ci: bool) -> bool {
+        matches!(self, Self::Cargo) || on_ci
+    }
+}
+
+/// Runs the state-test suite with `runner`; absent fixtures fail it as [`Runner`] says.
+pub(crate) fn run_conformance(args: &[String], runner: Runner<'_>) -> Result<(), String> {
     let paths = fixture_paths(args);
     if paths.is_empty() {
         let banner = "!!! Ethereum state-test fixtures not found: set XSTATE_STATE_TESTS or place them at \
                       ../shared/conformance (cargo xtask fetch-fixtures downloads them). The EVM \
                       conformance suite did NOT run. !!!";
         eprintln!("\n{banner}\n");
-        if !from_ci || std::env::var_os("CI").is_some() {
+        if runner.needs_fixtures(std::env::var_os("CI").is_some()) {
             return Err("conformance fixtures are missing".into());
         }
         return Ok(());
     }
     let mut command = match runner {
-        Some(runner) => {
-            let mut command = Command::new(runner);
+        Runner::FromCiBuild(executable) => {
+            let mut command = Command::new(executable);
             command.current_dir(root());
             command
         }
-        None => {
+        Runner::Cargo => {
             let mut command = cargo();
             command.args(["run", "--quiet", "-p", "evm-conformance", "--bin", "state-tests", "--"]);
             command
@@ -229,4 +241,20 @@ pub(crate) fn fetch_fixtures(dir: Option<&str>) -> Result<(), String> {
     }
     println!("fixtures are in {}; run: XSTATE_STATE_TESTS={} cargo xtask conformance", dir.display(), dir.display());
     Ok(())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// An explicit conformance run and any run on a CI machine fail without fixtures; only a
+    /// local `cargo xtask ci` goes on with a warning.
+    #[test]
+    fn missing_fixtures_fail_every_run_but_a_local_ci() {
+        let built = Path::new("state-tests");
+        assert!(Runner::Cargo.needs_fixtures(false));
+        assert!(Runner::Cargo.needs_fixtures(true));
+        assert!(Runner::FromCiBuild(built).needs_fixtures(true));
+        assert!(!Runner::FromCiBuild(built).needs_fixtures(false));
+    }
 }

@@ -91,9 +91,12 @@ impl Figure {
     }
 }
 
-/// A wall-clock or counted figure without bounds.
+/// A wall-clock or counted figure without bounds. A throughput is better the higher it is, which
+/// the summary says even for a figure without bounds, so that a reader comparing two summaries
+/// knows which way is a regression.
 const fn wall(phase: char, name: &'static str, unit: &'static str, method: Method) -> Figure {
-    Figure { phase, name, unit, method, source: Source::Wall, target: None, aim: None, higher_is_better: false }
+    let higher_is_better = matches!(unit.as_bytes(), b"ops_per_s");
+    Figure { phase, name, unit, method, source: Source::Wall, target: None, aim: None, higher_is_better }
 }
 
 /// A wall-clock figure with bounds.
@@ -336,7 +339,7 @@ pub(crate) fn run_benches(options: Options) -> Result<(), String> {
                 cargo().args(["build", "-p", "evm-conformance", "--bin", "state-tests"]),
             )?;
             let started = std::time::Instant::now();
-            crate::artifacts::run_conformance(&[], None)?;
+            crate::artifacts::run_conformance(&[], crate::artifacts::Runner::Cargo)?;
             steps.insert("evm/conformance_wall_s", vec![started.elapsed().as_secs_f64()]);
         } else {
             eprintln!("\nnote: no conformance fixtures, so evm/conformance_wall_s is not measured");
@@ -660,6 +663,15 @@ mod tests {
             );
             assert!(["a", "b", "c", "d", "e"].contains(&figure.phase.to_string().as_str()), "{}", figure.name);
             assert!(["ratio", "ns", "us", "s", "ops_per_s", "bytes"].contains(&figure.unit), "{}", figure.name);
+            // Times, sizes and shares are better low; throughputs high, and so are the ratios
+            // of two throughputs (ours over the reference's).
+            let throughput = figure.unit == "ops_per_s" || figure.name.ends_with("_per_s_vs_anvil");
+            assert_eq!(
+                figure.higher_is_better,
+                throughput || figure.name == "root/full_build_vs_alloy_trie",
+                "{}",
+                figure.name
+            );
             assert_eq!(
                 matches!(figure.source, Source::Callgrind { .. }),
                 matches!(figure.method, Method::Instructions | Method::EstCycles),

@@ -62,7 +62,7 @@ pub(crate) fn run_ci(phase: Phase) -> Result<(), String> {
     }
     if phase.includes('c') {
         artifacts::check_contracts_if_possible()?;
-        artifacts::run_conformance(&[], Some(&built(&binaries, "state-tests")?))?;
+        artifacts::run_conformance(&[], artifacts::Runner::FromCiBuild(&built(&binaries, "state-tests")?))?;
     }
     println!(
         "

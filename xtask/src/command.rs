@@ -2,7 +2,7 @@
 
 use std::collections::BTreeMap;
 use std::path::PathBuf;
-use std::process::{Command, Stdio};
+use std::process::{Command, ExitStatus, Stdio};
 use std::time::Instant;
 
 /// The workspace root (the parent of the xtask crate).
@@ -36,15 +36,25 @@ pub(crate) fn cargo() -> Command {
 
 /// Runs `command`, printing it and how long it took; a non-zero exit is an error naming `step`.
 pub(crate) fn run(step: &str, command: &mut Command) -> Result<(), String> {
+    timed_step(step, command, |command| command.status().map(|status| (status, ())))
+}
+
+/// Prints a step's start, runs `command` with `execute` and prints how it ended and how long it
+/// took; the step fails unless the command started and exited successfully.
+fn timed_step<T>(
+    step: &str,
+    command: &mut Command,
+    execute: impl FnOnce(&mut Command) -> std::io::Result<(ExitStatus, T)>,
+) -> Result<T, String> {
     println!("\n==> {step}: {}", describe(command));
     let started = Instant::now();
-    let status = command.status().map_err(|error| format!("{step}: cannot start: {error}"))?;
+    let (status, value) = execute(command).map_err(|error| format!("{step}: cannot start: {error}"))?;
     println!(
         "<== {step}: {} in {:.1}s",
         if status.success() { "ok" } else { "FAILED" },
         started.elapsed().as_secs_f64()
     );
-    if status.success() { Ok(()) } else { Err(format!("{step} failed ({status})")) }
+    if status.success() { Ok(value) } else { Err(format!("{step} failed ({status})")) }
 }
 
 /// Runs a cargo build `command` (one that takes `--message-format`) like [`run`] and returns
@@ -56,19 +66,8 @@ pub(crate) fn run(step: &str, command: &mut Command) -> Result<(), String> {
 /// on a machine building from nothing was minutes of the CI run.
 pub(crate) fn build_binaries(step: &str, command: &mut Command) -> Result<BTreeMap<String, PathBuf>, String> {
     command.arg("--message-format=json-render-diagnostics").stdout(Stdio::piped());
-    println!("\n==> {step}: {}", describe(command));
-    let started = Instant::now();
-    let output = command.output().map_err(|error| format!("{step}: cannot start: {error}"))?;
-    let status = output.status;
-    println!(
-        "<== {step}: {} in {:.1}s",
-        if status.success() { "ok" } else { "FAILED" },
-        started.elapsed().as_secs_f64()
-    );
-    if !status.success() {
-        return Err(format!("{step} failed ({status})"));
-    }
-    Ok(binaries(&String::from_utf8_lossy(&output.stdout)))
+    let messages = timed_step(step, command, |command| command.output().map(|output| (output.status, output.stdout)))?;
+    Ok(binaries(&String::from_utf8_lossy(&messages)))
 }
 
 /// The binary targets' executables named in cargo's JSON messages (not their unit-test harnesses).
