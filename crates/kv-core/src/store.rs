@@ -835,9 +835,10 @@ fn new_account(
     storage: Option<ChildRef>,
 ) -> Result<Option<TrieAccount>, StoreError> {
     let storage_root = root_hash(storage);
-    let record_kept = !job.wiped && !writes_record(job, namespace);
+    let written = record_write(job, namespace);
     if storage.is_some()
-        && record_kept
+        && !job.wiped
+        && written.is_none()
         && let Some(old) = &job.old_leaf
     {
         // The leaf exists either way, and the record it was built from is unchanged, so every
@@ -853,7 +854,11 @@ fn new_account(
     if storage.is_none() && namespace.engine() == Engine::Wasm {
         return Ok(None);
     }
-    let record = current_record(backend, job, namespace)?;
+    let record = match written {
+        Some(write) => write.map(<[u8]>::to_vec),
+        None if job.wiped => None,
+        None => backend.get(Table::State, &namespace.record_key())?,
+    };
     if storage.is_none() && record.is_none() {
         return Ok(None);
     }
@@ -862,27 +867,13 @@ fn new_account(
         .map_err(|error| StoreError::Corrupt(format!("record of {namespace:?}: {error}")))
 }
 
-/// Whether the job writes (or deletes) the namespace's record.
-fn writes_record(job: &SubtreeJob<'_>, namespace: &Namespace) -> bool {
+/// The job's write of the namespace's record, if it makes one: the new record, or `None` for a
+/// deletion.
+fn record_write<'a>(job: &SubtreeJob<'a>, namespace: &Namespace) -> Option<Option<&'a [u8]>> {
     let key = namespace.record_key();
-    job.writes.binary_search_by(|(written, _)| (*written).cmp(key.as_slice())).is_ok()
-}
-
-/// The namespace's record (EVM account record or WASM module record) after the job: written
-/// by it, gone with a wipe, or as committed.
-fn current_record(
-    backend: &dyn Backend,
-    job: &SubtreeJob<'_>,
-    namespace: &Namespace,
-) -> Result<Option<Vec<u8>>, StoreError> {
-    let key = namespace.record_key();
-    if let Ok(index) = job.writes.binary_search_by(|(written, _)| (*written).cmp(key.as_slice())) {
-        return Ok(job.writes[index].1.map(<[u8]>::to_vec));
-    }
-    if job.wiped {
-        return Ok(None);
-    }
-    Ok(backend.get(Table::State, &key)?)
+    // The job's writes are in key order, as the overlay keeps them.
+    let index = job.writes.binary_search_by(|(written, _)| (*written).cmp(key.as_slice())).ok()?;
+    Some(job.writes[index].1)
 }
 
 /// Adds to `batch` the deletion of every committed entry of a wiped namespace that the
