@@ -524,3 +524,26 @@ pub fn wall(quick: bool, samples: &mut crate::harness::Samples) {
     let written = repeats(heavy, &mut batch_10k);
     samples.repeated("redb/batch_10k_entries", written.iter().map(|ns| 10_000.0 * 1e9 / ns));
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// A window's blocks keep the state at its size: each deletes the oldest entries and adds as
+    /// many past the newest, so a growth figure compares states of the sizes it names. Every
+    /// entry ever written lies in `0..start + ENTRIES + ROOT_MOVES`; exactly the window's are live.
+    #[test]
+    fn a_window_keeps_the_state_at_its_size() {
+        const ENTRIES: u64 = 1_000;
+        let store = memory_store(ENTRIES);
+        let mut window = Window::new(ENTRIES, 1);
+        for block in 1..=30 {
+            store.commit(&window.changes(&store)).unwrap();
+            let start = block * ROOT_MOVES;
+            for index in 0..start + ENTRIES + ROOT_MOVES {
+                let live = (start..start + ENTRIES).contains(&index);
+                assert_eq!(store.get(&root_key(index)).unwrap().is_some(), live, "block {block}, entry {index}");
+            }
+        }
+    }
+}
